@@ -1,0 +1,168 @@
+"""Branches (units of work) and nodes (their results), with a pickle-free byte encoding.
+
+A branch is everything a worker needs to ride one ridge: the branch point θ, the ridge ``e`` and
+its eigenvalue, the fingerprint of choices that led here and a seed. The root branch (the MIS)
+has no ridge. A branch serialises to bytes as a small JSON header followed by raw little-endian
+tensor data, so any process or machine can replay it and nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Branch",
+    "Choice",
+    "Fingerprint",
+    "Node",
+    "child_seed",
+    "fingerprint_key",
+    "tensor_from_bytes",
+    "tensor_to_bytes",
+]
+
+Choice = tuple[int, int]
+"""One branching choice: (eigen-index, sign ±1)."""
+Fingerprint = tuple[Choice, ...]
+
+_MAGIC = b"RRB1"
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def fingerprint_key(fingerprint: Fingerprint) -> str:
+    """Stable text form of a fingerprint, e.g. ``"0+.3-"`` (``""`` for the root)."""
+    return ".".join(f"{i}{'+' if s > 0 else '-'}" for i, s in fingerprint)
+
+
+def child_seed(seed: int, choice: Choice) -> int:
+    """Seed of a child branch: a pure function of the parent's seed and the choice taken."""
+    digest = hashlib.sha256(f"{seed}:{choice[0]}:{choice[1]}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def tensor_to_bytes(t: Tensor) -> bytes:
+    """Raw little-endian bytes of a CPU copy of a 1-D float tensor."""
+    arr = t.detach().to("cpu").contiguous().numpy()
+    return arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+
+
+def tensor_from_bytes(data: bytes, dtype: str) -> Tensor:
+    """Inverse of :func:`tensor_to_bytes`."""
+    np_dtype = np.dtype(dtype).newbyteorder("<")
+    return torch.from_numpy(np.frombuffer(data, dtype=np_dtype).astype(np.dtype(dtype)).copy())
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A ridge waiting to be ridden (or, with ``direction=None``, the root at the MIS)."""
+
+    theta: Tensor
+    direction: Tensor | None
+    eigenvalue: float | None
+    fingerprint: Fingerprint
+    seed: int
+    loss: float | None = None
+    """Loss at the branch point (orders the priority frontier)."""
+
+    @property
+    def depth(self) -> int:
+        """Number of choices made to get here (0 for the root)."""
+        return len(self.fingerprint)
+
+    @property
+    def key(self) -> str:
+        """Text form of the fingerprint, unique within a job."""
+        return fingerprint_key(self.fingerprint)
+
+    def to_bytes(self) -> bytes:
+        """Encode as ``RRB1 | u32 header length | JSON header | θ bytes | e bytes``."""
+        dtype = str(self.theta.dtype).removeprefix("torch.")
+        theta_b = tensor_to_bytes(self.theta)
+        dir_b = b"" if self.direction is None else tensor_to_bytes(self.direction)
+        header = {
+            "dtype": dtype,
+            "n": self.theta.numel(),
+            "has_direction": self.direction is not None,
+            "eigenvalue": self.eigenvalue,
+            "fingerprint": [list(c) for c in self.fingerprint],
+            "seed": self.seed,
+            "loss": self.loss,
+        }
+        h = json.dumps(header, separators=(",", ":")).encode()
+        return _MAGIC + struct.pack("<I", len(h)) + h + theta_b + dir_b
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Branch:
+        """Decode bytes written by :meth:`to_bytes`; raises ``ValueError`` on malformed input."""
+        if data[:4] != _MAGIC or len(data) < 8:
+            raise ValueError("not a ridgerider branch (bad magic)")
+        (hlen,) = struct.unpack("<I", data[4:8])
+        header: dict[str, Any] = json.loads(data[8 : 8 + hlen])
+        dtype = header["dtype"]
+        if dtype not in _DTYPES:
+            raise ValueError(f"unsupported dtype {dtype!r}")
+        width = np.dtype(dtype).itemsize * int(header["n"])
+        body = data[8 + hlen :]
+        expected = width * (2 if header["has_direction"] else 1)
+        if len(body) != expected:
+            raise ValueError(f"branch body has {len(body)} bytes, expected {expected}")
+        theta = tensor_from_bytes(body[:width], dtype)
+        direction = tensor_from_bytes(body[width:], dtype) if header["has_direction"] else None
+        return cls(
+            theta=theta,
+            direction=direction,
+            eigenvalue=header["eigenvalue"],
+            fingerprint=tuple((int(i), int(s)) for i, s in header["fingerprint"]),
+            seed=int(header["seed"]),
+            loss=header["loss"],
+        )
+
+
+@dataclass
+class Node:
+    """The result of expanding one branch: the ridden point and what the ride did."""
+
+    fingerprint: Fingerprint
+    theta: Tensor
+    eigenvalue: float | None
+    """Eigenvalue of the ridge at the start of the ride (``None`` for the root)."""
+    eigenvalue_end: float | None
+    """Eigenvalue of the followed eigenvector where the ride ended."""
+    loss_start: float
+    loss: float
+    """Loss at the end of the ride (after polishing, for polished leaves)."""
+    steps: int
+    end_reason: str
+    """Why the ride ended: ``root``, ``convex``, ``overlap``, ``no_progress``, ``max_steps``."""
+    losses: list[float]
+    """Loss after every accepted ride step, starting with the branch point's."""
+    metrics: dict[str, Any]
+    spectrum: list[float]
+    """The lowest eigenvalues at the end point (what GetRidges saw)."""
+    n_children: int
+    is_leaf: bool
+    is_solution: bool
+    leaf_reason: str | None = None
+    """For leaves: ``no_ridges`` (locally convex), ``max_depth`` or ``stalled``."""
+    solution_key: str | None = None
+    crossings: int = 0
+    """Steps where the followed eigenvector changed rank in the spectrum."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def depth(self) -> int:
+        """Number of choices on the path from the root."""
+        return len(self.fingerprint)
+
+    @property
+    def key(self) -> str:
+        """Text form of the fingerprint, unique within a job."""
+        return fingerprint_key(self.fingerprint)

@@ -1,0 +1,171 @@
+"""Lanczos with full reorthogonalisation and locking, for the most negative eigenpairs.
+
+Single-vector Lanczos sees one vector per eigenspace, so a repeated eigenvalue appears once per
+Krylov space. To recover multiplicities, converged Ritz pairs are *locked* and Lanczos restarts
+from a fresh random vector in the orthogonal complement of the locked set; the search ends when
+a restart finds nothing below the k-th locked value. This module is the correct reference used
+by the engine; the fast block solver for large networks is ``bottom_eigenpairs`` elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ridgerider.core.curvature import canonical_sign
+
+MatVec = Callable[[Tensor], Tensor]
+
+__all__ = ["LanczosResult", "lanczos_bottom"]
+
+
+@dataclass(frozen=True)
+class LanczosResult:
+    """The ``k`` most negative eigenpairs found by :func:`lanczos_bottom`."""
+
+    values: Tensor
+    """Eigenvalues, ascending, shape ``[k]``."""
+    vectors: Tensor
+    """Orthonormal, canonically signed eigenvectors as columns, shape ``[n, k]``."""
+    matvecs: int
+    """Number of operator applications used."""
+    converged: bool
+    """Whether every returned pair met the residual tolerance."""
+
+
+def _orthogonalise(w: Tensor, basis: Tensor | None) -> Tensor:
+    """Remove the components of ``w`` along the columns of ``basis`` (twice, for stability)."""
+    if basis is None or basis.shape[1] == 0:
+        return w
+    for _ in range(2):
+        w = w - basis @ (basis.T @ w)
+    return w
+
+
+def _krylov_run(
+    matvec: MatVec,
+    start: Tensor,
+    locked: Tensor | None,
+    want: int,
+    max_steps: int,
+    tol: float,
+) -> tuple[Tensor, Tensor, Tensor, int]:
+    """One Lanczos run on the operator restricted to the complement of ``locked``.
+
+    Returns Ritz values, Ritz vectors, residual norms and the number of products used.
+    """
+    q = _orthogonalise(start, locked)
+    q = q / q.norm()
+    basis = [q]
+    alphas: list[Tensor] = []
+    betas: list[Tensor] = []
+    used = 0
+    ritz_vals = ritz_vecs = resid = None
+    for j in range(max_steps):
+        w = matvec(basis[j])
+        used += 1
+        w = _orthogonalise(w, locked)
+        alphas.append(basis[j] @ w)
+        w = w - alphas[j] * basis[j]
+        if j > 0:
+            w = w - betas[j - 1] * basis[j - 1]
+        w = _orthogonalise(w, torch.stack(basis, dim=1))
+        w = _orthogonalise(w, locked)
+        beta = w.norm()
+        t = torch.diag(torch.stack(alphas))
+        if j > 0:
+            off = torch.stack(betas)
+            t = t + torch.diag(off, 1) + torch.diag(off, -1)
+        vals, s = torch.linalg.eigh(t)
+        scale = max(float(vals.abs().max()), 1e-300)
+        resid = beta.abs() * s[-1, :].abs()
+        ritz_vals, ritz_vecs = vals, torch.stack(basis, dim=1) @ s
+        r = min(want, len(alphas))
+        invariant = float(beta) <= 1e-12 * scale
+        if invariant or (len(alphas) >= want and bool((resid[:r] <= tol * scale).all())):
+            break
+        betas.append(beta)
+        basis.append(w / beta)
+    assert ritz_vals is not None and ritz_vecs is not None and resid is not None
+    return ritz_vals, ritz_vecs, resid, used
+
+
+def lanczos_bottom(
+    matvec: MatVec,
+    n: int,
+    k: int,
+    *,
+    tol: float = 1e-8,
+    max_steps: int | None = None,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype = torch.float64,
+    max_restarts: int = 64,
+) -> LanczosResult:
+    """Find the ``k`` smallest (most negative) eigenpairs of a symmetric operator.
+
+    Args:
+        matvec: ``v -> A v`` for a vector ``v`` of shape ``[n]``.
+        n: dimension of the operator.
+        k: number of eigenpairs wanted (``1 <= k <= n``).
+        tol: residual tolerance relative to the largest Ritz value magnitude.
+        max_steps: Krylov dimension cap per run (default ``n``).
+        generator: source of the random start vectors, for reproducibility.
+        dtype: floating dtype of the start vectors.
+        max_restarts: cap on locking restarts.
+    """
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in [1, n={n}], got {k}")
+    steps_cap = n if max_steps is None else min(max_steps, n)
+    locked_vecs = torch.zeros(n, 0, dtype=dtype)
+    locked_vals = torch.zeros(0, dtype=dtype)
+    used = 0
+    converged = True
+    for _ in range(max_restarts):
+        room = n - locked_vecs.shape[1]
+        if room <= 0:
+            break
+        start = torch.randn(n, generator=generator, dtype=dtype)
+        want = max(1, k - locked_vecs.shape[1])
+        vals, vecs, resid, m = _krylov_run(
+            matvec, start, locked_vecs, want, min(steps_cap, room), tol
+        )
+        used += m
+        scale = max(float(vals.abs().max()), 1e-300)
+        ref = max(scale, float(locked_vals.abs().max()) if len(locked_vals) else 0.0)
+        ok = (resid <= tol * ref).to(torch.int64)
+        # Only the converged prefix from the bottom counts: Lanczos converges extremes first,
+        # and skipping an unconverged lower pair would misorder the result.
+        prefix = int(torch.cumprod(ok, 0).sum())
+        new_vals, new_vecs = vals[:prefix], vecs[:, :prefix]
+        if len(locked_vals) >= k:
+            kth = float(locked_vals[k - 1])
+            below = new_vals < kth - tol * scale
+            if not bool(below.any()):
+                break
+            new_vals, new_vecs = new_vals[below], new_vecs[:, below]
+        elif len(new_vals) == 0:
+            converged = False
+            break
+        # Lock only the bottom of what this run found: higher converged values may hide
+        # missing copies of lower repeated values.
+        take = min(len(new_vals), max(1, k - len(locked_vals)))
+        new_vecs = _orthogonalise(new_vecs[:, :take], locked_vecs)
+        new_vecs = new_vecs / new_vecs.norm(dim=0, keepdim=True)
+        locked_vecs = torch.cat([locked_vecs, new_vecs], dim=1)
+        locked_vals = torch.cat([locked_vals, new_vals[:take]])
+        order = torch.argsort(locked_vals)
+        locked_vals, locked_vecs = locked_vals[order], locked_vecs[:, order]
+    else:
+        converged = False
+    if len(locked_vals) < k:
+        converged = False
+    kk = min(k, len(locked_vals))
+    return LanczosResult(
+        values=locked_vals[:kk],
+        vectors=canonical_sign(locked_vecs[:, :kk]),
+        matvecs=used,
+        converged=converged,
+    )

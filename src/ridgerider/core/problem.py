@@ -1,0 +1,75 @@
+"""The problem interface the engine needs: a loss over a flat parameter vector and its metadata.
+
+Problems live in :mod:`ridgerider.problems` (a registry of installed classes); the engine only
+sees this abstract class, so it stays free of validation and I/O libraries.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+__all__ = ["Problem"]
+
+
+class Problem(ABC):
+    """A smooth loss ``L(θ)`` on ``θ ∈ R^n`` plus what Ridge Rider needs around it.
+
+    Subclasses set :attr:`name` and implement :meth:`loss`, :attr:`n_params`, :meth:`metrics`.
+    Everything else has a sensible default. Parameters are float64 by default: exact Ridge Rider
+    compares eigenvectors across steps and benefits from the precision.
+    """
+
+    name: ClassVar[str] = ""
+    """Registry name, e.g. ``"tree-rl"``."""
+    summary: ClassVar[str] = ""
+    """One line shown by ``ridgerider problems``."""
+    dtype: ClassVar[torch.dtype] = torch.float64
+
+    mis_beta: float = 0.0
+    """Weight of :meth:`invariance` (entropy for RL and games) in the MIS objective."""
+
+    @property
+    @abstractmethod
+    def n_params(self) -> int:
+        """Dimension of θ."""
+
+    @abstractmethod
+    def loss(self, theta: Tensor) -> Tensor:
+        """Differentiable scalar loss (minus the expected return for RL and games)."""
+
+    @abstractmethod
+    def metrics(self, theta: Tensor) -> dict[str, Any]:
+        """JSON-serialisable metrics of a parameter vector (shown for nodes and solutions)."""
+
+    def mis_start(self) -> Tensor:
+        """Starting point of the MIS search (default: the origin, invariant for most problems)."""
+        return torch.zeros(self.n_params, dtype=self.dtype)
+
+    def analytic_mis(self) -> Tensor | None:
+        """A known maximally invariant saddle, or ``None`` to search for one."""
+        return None
+
+    def invariance(self, theta: Tensor) -> Tensor | None:
+        """A symmetry-respecting term maximised at the MIS (e.g. policy entropy), or ``None``."""
+        return None
+
+    def random_init(self, generator: torch.Generator) -> Tensor:
+        """A random starting point for the gradient-descent-from-random-init baseline."""
+        return torch.randn(self.n_params, generator=generator, dtype=self.dtype)
+
+    def solution_key(self, theta: Tensor) -> str | None:
+        """A label of the solution class θ belongs to (e.g. the leaf a policy reaches)."""
+        return None
+
+    def targets(self) -> Sequence[str] | None:
+        """The known set of target solution labels (for coverage), or ``None`` if unknown."""
+        return None
+
+    def default_settings(self) -> dict[str, Any]:
+        """Overrides of :class:`~ridgerider.core.settings.RRSettings` defaults for this problem."""
+        return {}

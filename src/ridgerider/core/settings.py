@@ -1,0 +1,121 @@
+"""Hyperparameters of a Ridge Rider search, kept apart from any state (optax style)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal
+
+__all__ = ["METHODS", "ORDERS", "RIDGE_RULES", "UPDATES", "MISSettings", "RRSettings"]
+
+ORDERS = ("bfs", "dfs", "priority", "random")
+METHODS = ("exact",)
+UPDATES = ("exact", "fixed")
+RIDGE_RULES = ("eigen", "random_ascent")
+
+
+@dataclass(frozen=True)
+class MISSettings:
+    """How the maximally invariant saddle is found.
+
+    The objective is ``‖∇L(θ)‖² − β·I(θ)`` with ``I`` the problem's invariance term (entropy for
+    RL and games), minimised by L-BFGS with a strong-Wolfe line search from the problem's
+    invariant start, then polished by Newton steps on ``∇L = 0`` restricted to directions of
+    non-negligible curvature when ``newton_steps > 0``.
+    """
+
+    beta: float | None = None
+    """Weight of the invariance term; ``None`` takes the problem's ``mis_beta``."""
+    max_iter: int = 500
+    tol: float = 1e-12
+    perturbation: float = 0.0
+    """Standard deviation of a seeded Gaussian perturbation added to the MIS (replicates)."""
+    use_analytic: bool = True
+    """Use the problem's closed-form MIS when it has one."""
+
+
+@dataclass(frozen=True)
+class RRSettings:
+    """Settings of one Ridge Rider search. Every field has a documented default.
+
+    The defaults follow the paper's tree experiment where it states them (overlap threshold
+    0.95, the N = 6 most negative eigenpairs); unpublished choices are marked as ours.
+    """
+
+    method: Literal["exact"] = "exact"
+    order: Literal["bfs", "dfs", "priority", "random"] = "bfs"
+    n_ridges: int = 6
+    """GetRidges: how many of the most negative eigenpairs (or groups) to branch on."""
+    one_per_group: bool = False
+    """GetRidges: explore one eigenvector per group of repeated eigenvalues."""
+    repeat_tol: float = 1e-6
+    """Relative gap (to the spectral radius) under which eigenvalues count as repeated."""
+    zero_tol: float = 1e-6
+    """Eigenvalues above ``-zero_tol`` count as non-negative (filters symmetry zeros)."""
+    alpha: float = 1.0
+    """Largest step size tried by the backtracking line search (ours)."""
+    alpha_min: float = 1e-6
+    """Backtracking gives up (the ride ends) below this step size (ours)."""
+    overlap_threshold: float = 0.95
+    """EndRide: ⟨e_new, e_prev⟩ must stay at or above this (paper: 0.95)."""
+    max_ride_steps: int = 2000
+    """EndRide: cap on steps of one ride (ours)."""
+    min_progress: float = 1e-12
+    """EndRide: a step must lower the loss by more than this, relative to ``1 + |L|`` (ours)."""
+    cluster_tol: float = 1e-2
+    """UpdateRidge: eigenvalues this close (relative to the spectral radius) form a cluster
+    inside which the ridge is followed by projection (ours; see ``ridge._update_exact``)."""
+    update: Literal["exact", "fixed"] = "exact"
+    """UpdateRidge: ``exact`` re-identifies the eigenvector; ``fixed`` is the paper's ablation."""
+    ridge_rule: Literal["eigen", "random_ascent"] = "eigen"
+    """GetRidges: Hessian eigenvectors, or random ascent directions (the paper's ablation)."""
+    polish_steps: int = 0
+    """Gradient-descent steps at leaves (the paper's Fig. 1 finishes leaves this way)."""
+    polish_lr: float = 0.1
+    max_depth: int = 32
+    """Nodes at this depth are leaves."""
+    max_nodes: int = 1000
+    """Budget: expanded nodes, the MIS included."""
+    max_steps: int = 100_000
+    """Budget: total ride steps; no new branch starts once it is spent."""
+
+    def __post_init__(self) -> None:
+        checks: list[tuple[str, bool, str]] = [
+            ("method", self.method in METHODS, f"one of {METHODS}"),
+            ("order", self.order in ORDERS, f"one of {ORDERS}"),
+            ("update", self.update in UPDATES, f"one of {UPDATES}"),
+            ("ridge_rule", self.ridge_rule in RIDGE_RULES, f"one of {RIDGE_RULES}"),
+            ("n_ridges", 1 <= self.n_ridges <= 4096, "in [1, 4096]"),
+            ("alpha", self.alpha > 0, "> 0"),
+            ("alpha_min", 0 < self.alpha_min <= self.alpha, "in (0, alpha]"),
+            ("overlap_threshold", 0 < self.overlap_threshold <= 1, "in (0, 1]"),
+            ("max_ride_steps", self.max_ride_steps >= 1, ">= 1"),
+            ("zero_tol", self.zero_tol >= 0, ">= 0"),
+            ("repeat_tol", self.repeat_tol >= 0, ">= 0"),
+            ("cluster_tol", 0 <= self.cluster_tol < 1, "in [0, 1)"),
+            ("min_progress", self.min_progress >= 0, ">= 0"),
+            ("polish_steps", self.polish_steps >= 0, ">= 0"),
+            ("polish_lr", self.polish_lr > 0, "> 0"),
+            ("max_depth", self.max_depth >= 0, ">= 0"),
+            ("max_nodes", self.max_nodes >= 1, ">= 1"),
+            ("max_steps", self.max_steps >= 0, ">= 0"),
+        ]
+        for name, ok, limit in checks:
+            if not ok:
+                raise ValueError(f"{name} must be {limit}, got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data form (for JSON and storage)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RRSettings:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming the key."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown setting {unknown[0]!r}")
+        return cls(**data)
+
+    def with_(self, **changes: Any) -> RRSettings:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)

@@ -1,0 +1,162 @@
+"""``tree-rl``: random binary-tree MDPs with a tabular softmax policy (paper §4, Fig. 2).
+
+The agent starts at the root decision node and picks left or right until it reaches a terminal
+node, which pays +10 (a *positive* leaf) or −1. The loss is minus the exact expected reward:
+``−Σ_leaf r_leaf · Π_{(s, a) on the path} π(a | s)``, with two logits per decision node.
+
+The generator (the paper does not publish its own) draws, for a given ``depth`` and
+``tree_seed``: a spine of decision nodes from the root down to depth ``depth − 1`` along a random
+path (so the tree has the requested depth); every other child of a decision node above the last
+level is a decision node with probability ``branch_prob`` and terminal otherwise; children at
+depth ``depth`` are terminal. Each terminal is positive with probability ``positive_prob``; if
+none is, one random terminal is made positive.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from pydantic import Field
+from torch import Tensor
+
+from ridgerider.problems.base import ParamsModel, RegisteredProblem
+
+__all__ = ["Tree", "TreeRL", "TreeRLParams", "generate_tree"]
+
+POSITIVE_REWARD = 10.0
+NEGATIVE_REWARD = -1.0
+
+
+class TreeRLParams(ParamsModel):
+    """Shape of the random tree."""
+
+    depth: int = Field(6, ge=1, le=16, description="depth of the deepest terminal node")
+    tree_seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the tree generator")
+    positive_prob: float = Field(
+        0.3, gt=0, le=1, description="probability that a terminal node pays +10"
+    )
+    branch_prob: float = Field(
+        0.5, ge=0, le=1, description="probability that an off-spine child is a decision node"
+    )
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A generated tree: decision nodes, terminals and how they connect."""
+
+    children: list[tuple[tuple[str, int], tuple[str, int]]]
+    """Per decision node: (left child, right child), each ``("d", index)`` or ``("t", index)``."""
+    rewards: list[float]
+    """Per terminal node."""
+    paths: list[list[tuple[int, int]]]
+    """Per terminal node: the (decision node, action) pairs from the root."""
+
+
+def generate_tree(depth: int, seed: int, positive_prob: float, branch_prob: float) -> Tree:
+    """Draw a tree (see the module docstring); a pure function of its arguments."""
+    rng = random.Random(seed)
+    spine = [rng.randrange(2) for _ in range(depth - 1)]
+    children: list[tuple[tuple[str, int], tuple[str, int]]] = []
+    rewards: list[float] = []
+    paths: list[list[tuple[int, int]]] = []
+
+    def build(level: int, path: list[tuple[int, int]], on_spine: bool) -> tuple[str, int]:
+        node = len(children)
+        children.append((("t", -1), ("t", -1)))
+        kids: list[tuple[str, int]] = []
+        for action in (0, 1):
+            child_path = [*path, (node, action)]
+            spine_child = on_spine and level < depth - 1 and spine[level] == action
+            decide = level < depth - 1 and (spine_child or rng.random() < branch_prob)
+            if decide:
+                kids.append(build(level + 1, child_path, spine_child))
+            else:
+                kids.append(("t", len(rewards)))
+                rewards.append(POSITIVE_REWARD if rng.random() < positive_prob else NEGATIVE_REWARD)
+                paths.append(child_path)
+        children[node] = (kids[0], kids[1])
+        return ("d", node)
+
+    build(0, [], True)
+    if POSITIVE_REWARD not in rewards:
+        rewards[rng.randrange(len(rewards))] = POSITIVE_REWARD
+    return Tree(children, rewards, paths)
+
+
+class TreeRL(RegisteredProblem):
+    """Tabular softmax policy on a random binary tree; exact expected reward."""
+
+    name = "tree-rl"
+    summary = "random binary-tree MDP, tabular softmax policy, rewards -1/+10 (paper Fig. 2)"
+    Params = TreeRLParams
+    params: TreeRLParams
+    mis_beta = 1e-3
+
+    def __init__(self, params: TreeRLParams) -> None:
+        super().__init__(params)
+        self.tree = generate_tree(
+            params.depth, params.tree_seed, params.positive_prob, params.branch_prob
+        )
+        self.n_decisions = len(self.tree.children)
+        n_leaves = len(self.tree.rewards)
+        incidence = torch.zeros(n_leaves, 2 * self.n_decisions, dtype=self.dtype)
+        for leaf, path in enumerate(self.tree.paths):
+            for node, action in path:
+                incidence[leaf, 2 * node + action] = 1.0
+        self._incidence = incidence
+        self._rewards = torch.tensor(self.tree.rewards, dtype=self.dtype)
+
+    @property
+    def n_params(self) -> int:
+        """Two logits per decision node."""
+        return 2 * self.n_decisions
+
+    def log_policy(self, theta: Tensor) -> Tensor:
+        """``log π(a | s)`` for every (s, a), flattened like θ."""
+        return torch.log_softmax(theta.reshape(-1, 2), dim=1).reshape(-1)
+
+    def leaf_probabilities(self, theta: Tensor) -> Tensor:
+        """Probability of reaching each terminal node."""
+        return torch.exp(self._incidence @ self.log_policy(theta))
+
+    def loss(self, theta: Tensor) -> Tensor:
+        """Minus the expected reward."""
+        return -(self._rewards * self.leaf_probabilities(theta)).sum()
+
+    def invariance(self, theta: Tensor) -> Tensor:
+        """Sum of the policy's entropies over decision nodes."""
+        logp = self.log_policy(theta)
+        return -(logp.exp() * logp).sum()
+
+    def greedy_leaf(self, theta: Tensor) -> int:
+        """The terminal node the greedy policy reaches."""
+        logits = theta.reshape(-1, 2)
+        kind, idx = "d", 0
+        while kind == "d":
+            action = int(logits[idx, 1] > logits[idx, 0])
+            kind, idx = self.tree.children[idx][action]
+        return idx
+
+    def metrics(self, theta: Tensor) -> dict[str, Any]:
+        """The greedy policy's leaf and reward, and the expected reward."""
+        leaf = self.greedy_leaf(theta)
+        return {
+            "leaf": leaf,
+            "reward": self.tree.rewards[leaf],
+            "expected_reward": float(-self.loss(theta)),
+        }
+
+    def solution_key(self, theta: Tensor) -> str:
+        """The greedy leaf, as text."""
+        return str(self.greedy_leaf(theta))
+
+    def targets(self) -> list[str]:
+        """The positive leaves."""
+        return [str(i) for i, r in enumerate(self.tree.rewards) if r > 0]
+
+    def default_settings(self) -> dict[str, Any]:
+        """The paper's tree experiment: top N = 6, overlap threshold 0.95, BFS."""
+        return {"n_ridges": 6, "overlap_threshold": 0.95, "alpha": 4.0, "zero_tol": 1e-4}
