@@ -1,0 +1,328 @@
+"""The database frontier: leases and the sequencer in SQL rows.
+
+PostgreSQL claims with ``UPDATE … WHERE id IN (SELECT … ORDER BY job_id, rank LIMIT k FOR
+UPDATE SKIP LOCKED)``, so concurrent claimers never wait on each other's rows; SQLite does the
+same statement under its single writer. A completion only touches its own row and its children:
+the job row (the sequencer) is locked afterwards, and only by the worker that completed the rank
+the finished prefix waits for; the sequencer re-checks after committing, so no completion is
+ever left unsequenced.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, exists, func, select, update
+from typing_extensions import override
+
+from ridgerider.core.branch import Branch
+from ridgerider.core.expand import Expansion
+from ridgerider.services.frontier import sequencer
+from ridgerider.services.frontier.base import Frontier, Lease, owner_is_dead_here
+from ridgerider.services.frontier.codec import child_rows, node_values
+from ridgerider.services.frontier.sqlseq import SqlSeqStore, load_state, save_state
+from ridgerider.services.storage.models import utcnow
+from ridgerider.services.storage.session import db_now
+from ridgerider.services.storage.sql import SQLStorage, add_event, apply_transition
+from ridgerider.services.storage.tables import (
+    JOBS,
+    NODES,
+    SOLUTIONS,
+    insert_ignore,
+    load_blob,
+    store_blob,
+)
+
+__all__ = ["DatabaseFrontier"]
+
+n, j = NODES.c, JOBS.c
+_REAP_BATCH = 1000
+
+
+class DatabaseFrontier(Frontier):
+    """A :class:`Frontier` on a :class:`SQLStorage` (PostgreSQL or SQLite)."""
+
+    def __init__(self, storage: SQLStorage, *, lease_s: float | None = None) -> None:
+        super().__init__()
+        self.storage: SQLStorage = storage
+        self.db = storage.db
+        self.lease_s = lease_s
+
+    def _ttl(self, lease_s: float | None) -> Any:
+        """Lease length: explicit, the frontier's, or the job's ``lease_s`` column."""
+        ttl = lease_s or self.lease_s
+        if ttl is not None:
+            return ttl
+        return select(j.lease_s).where(j.id == n.job_id).scalar_subquery()
+
+    # -- claims ----------------------------------------------------------------------------
+
+    def _lease_rows(
+        self, conn: Connection, where: Any, worker: str, token: str, lease_s: float | None, k: int
+    ) -> list[Lease]:
+        pick = (
+            select(n.id)
+            .join(JOBS, j.id == n.job_id)
+            .where(where, n.status == "waiting", j.status == "running", n.rank < j.admitted)
+            .order_by(n.job_id, n.rank)
+            .limit(k)
+            .with_for_update(of=NODES, skip_locked=True)
+        )
+        stmt = (
+            update(NODES)
+            .where(n.id.in_(pick.scalar_subquery()))
+            .values(
+                status="leased",
+                lease_owner=worker,
+                lease_token=token,
+                lease_expires=db_now() + self._ttl(lease_s),
+                attempts=n.attempts + 1,
+            )
+            .returning(
+                n.id, n.job_id, n.rank, n.attempts, n.lease_expires, n.branch_data, n.branch_ref
+            )
+        )
+        rows = sorted(conn.execute(stmt), key=lambda r: (r.job_id, r.rank))
+        return [
+            Lease(
+                r.job_id,
+                r.id,
+                token,
+                worker,
+                r.attempts,
+                r.lease_expires,
+                r.rank,
+                Branch.from_bytes(load_blob(conn, r.branch_data, r.branch_ref) or b""),
+            )
+            for r in rows
+        ]
+
+    @override
+    def claim(
+        self, worker: str, k: int = 1, *, job_id: int | None = None, lease_s: float | None = None
+    ) -> list[Lease]:
+        where = n.job_id == job_id if job_id is not None else and_(True)
+        with self.db.session() as s:
+            return self._lease_rows(s.connection(), where, worker, uuid.uuid4().hex, lease_s, k)
+
+    @override
+    def heartbeat(self, leases: Sequence[Lease], lease_s: float | None = None) -> list[bool]:
+        held: set[int] = set()
+        by_token: dict[str, list[int]] = {}
+        for lease in leases:
+            by_token.setdefault(lease.token, []).append(lease.node_id)
+        with self.db.session() as s:
+            conn = s.connection()
+            for token, ids in by_token.items():
+                stmt = (
+                    update(NODES)
+                    .where(
+                        n.id.in_(ids),
+                        n.lease_token == token,
+                        n.status == "leased",
+                        n.lease_expires > db_now(),
+                    )
+                    .values(lease_expires=db_now() + self._ttl(lease_s))
+                    .returning(n.id)
+                )
+                held.update(conn.execute(stmt).scalars())
+        return [lease.node_id in held for lease in leases]
+
+    # -- completion ------------------------------------------------------------------------
+
+    def _fenced(self, lease: Lease) -> Any:
+        """The lease is still ours and live, and the job still runs."""
+        running = exists().where(j.id == n.job_id, j.status == "running")
+        return and_(
+            n.id == lease.node_id,
+            n.status == "leased",
+            n.lease_token == lease.token,
+            n.lease_expires > db_now(),
+            running,
+        )
+
+    @override
+    def complete(self, lease: Lease, expansion: Expansion) -> bool:
+        node = expansion.node
+        values = node_values(node)
+        with self.db.session() as s:
+            conn = s.connection()
+            values["theta_data"], values["theta_ref"] = store_blob(conn, values["theta_data"])
+            done = conn.execute(
+                update(NODES)
+                .where(self._fenced(lease))
+                .values(
+                    status="done",
+                    lease_owner=None,
+                    lease_token=None,
+                    lease_expires=None,
+                    finished_at=utcnow(),
+                    **values,
+                )
+                .returning(n.rank)
+            ).first()
+            if done is None:
+                return False
+            self._insert(conn, lease.job_id, lease.node_id, expansion.children)
+            if node.is_solution:
+                row = {
+                    "job_id": lease.job_id,
+                    "node_id": lease.node_id,
+                    "key": lease.branch.key,
+                    "solution_key": node.solution_key,
+                    "loss": node.loss,
+                    "metrics": node.metrics,
+                    "created_at": utcnow(),
+                }
+                insert_ignore(conn, SOLUTIONS, [row], "job_id", "key")
+        if done.rank is not None and self._prefix(lease.job_id) == done.rank:
+            self.advance(lease.job_id)
+        return True
+
+    def _insert(self, conn: Connection, job_id: int, parent_id: int, kids: Sequence[Branch]) -> int:
+        rows = child_rows(job_id, parent_id, list(kids))
+        now = utcnow()
+        for r in rows:
+            r["branch_data"], r["branch_ref"] = store_blob(conn, r["branch_data"])
+            r |= {"status": "waiting", "attempts": 0, "created_at": now}
+        return insert_ignore(conn, NODES, rows, "job_id", "key")
+
+    @override
+    def push(self, job_id: int, parent_id: int, branches: Sequence[Branch]) -> int:
+        with self.db.session() as s:
+            return self._insert(s.connection(), job_id, parent_id, branches)
+
+    def _prefix(self, job_id: int) -> int:
+        with self.db.session(write=False) as s:
+            stmt = select(j.prefix).where(j.id == job_id)
+            return int(s.connection().execute(stmt).scalar_one())
+
+    # -- failures and expiry ---------------------------------------------------------------
+
+    def _release(self, conn: Connection, where: Any, error: str) -> list[Any]:
+        """Waiting again, or dead after ``max_attempts``; a dead branch fails its job."""
+        cap = select(j.max_attempts).where(j.id == n.job_id).scalar_subquery()
+        stmt = (
+            update(NODES)
+            .where(where)
+            .values(
+                status=case((n.attempts >= cap, "dead"), else_="waiting"),
+                lease_owner=None,
+                lease_token=None,
+                lease_expires=None,
+                last_error=error,
+            )
+            .returning(n.id, n.job_id, n.rank, n.status, n.key, n.attempts)
+        )
+        rows = list(conn.execute(stmt))
+        for r in rows:
+            if r.status == "dead":
+                add_event(conn, r.job_id, "dead_letter", {"node": r.id, "key": r.key})
+                msg = f"branch {r.key or '(root)'} failed {r.attempts} times: {error}"
+                apply_transition(conn, r.job_id, "failed", error=msg)
+        return rows
+
+    @override
+    def fail(self, lease: Lease, error: str) -> bool:
+        with self.db.session() as s:
+            rows = self._release(s.connection(), self._fenced(lease), error)
+        self._requeued(rows)
+        return bool(rows)
+
+    @override
+    def reap(self) -> int:
+        expired = (
+            select(n.id)
+            .where(n.status == "leased", n.lease_expires <= db_now())
+            .limit(_REAP_BATCH)
+            .with_for_update(skip_locked=True)
+        )
+        with self.db.session() as s:
+            conn = s.connection()
+            rows = self._release(conn, n.id.in_(expired.scalar_subquery()), "lease expired")
+            per_job: dict[int, int] = {}
+            for r in rows:
+                per_job[r.job_id] = per_job.get(r.job_id, 0) + 1
+            for job_id, count in per_job.items():
+                add_event(conn, job_id, "leases_expired", {"count": count})
+        self._requeued(rows)
+        return len(rows)
+
+    def _requeued(self, rows: list[Any]) -> None:
+        """Hook: branches back to waiting (the Redis frontier re-indexes them)."""
+
+    @override
+    def release_orphans(self, job_id: int) -> int:
+        with self.db.session() as s:
+            conn = s.connection()
+            leased = conn.execute(
+                select(n.id, n.lease_owner).where(n.job_id == job_id, n.status == "leased")
+            )
+            orphans = [r.id for r in leased if owner_is_dead_here(r.lease_owner)]
+            if orphans:
+                conn.execute(
+                    update(NODES).where(n.id.in_(orphans)).values(lease_expires=db_now() - 1.0)
+                )
+        if orphans:
+            self.reap()
+        return len(orphans)
+
+    # -- the sequencer ---------------------------------------------------------------------
+
+    @override
+    def advance(self, job_id: int) -> None:
+        self._sequence(job_id, None)
+
+    def _sequence(self, job_id: int, wall_stop: bool | None) -> None:
+        """Run the sequencer until the rank the prefix waits for is not done."""
+        while True:
+            with self.db.session() as s:
+                conn = s.connection()
+                loaded = load_state(conn, job_id)
+                if loaded is None:
+                    return
+                _, st = loaded
+                admitted = st.admitted
+                if wall_stop and st.stopped_by is None:
+                    sequencer.stop(st, "wall_time", self._first_waiting(conn, job_id, st))
+                sequencer.advance(st, SqlSeqStore(conn, job_id))
+                save_state(conn, job_id, st)
+            if st.admitted > admitted:
+                self._admitted(job_id, admitted, st.admitted)
+            if st.finished or st.prefix >= st.admitted or not self._done_at(job_id, st.prefix):
+                return
+            wall_stop = None
+
+    @staticmethod
+    def _first_waiting(conn: Connection, job_id: int, st: sequencer.SeqState) -> int | None:
+        stmt = select(func.min(n.rank)).where(
+            n.job_id == job_id,
+            n.status == "waiting",
+            n.rank >= st.prefix,
+            n.rank < st.admitted,
+        )
+        return conn.execute(stmt).scalar()
+
+    def _done_at(self, job_id: int, rank: int) -> bool:
+        with self.db.session(write=False) as s:
+            stmt = select(n.status).where(n.job_id == job_id, n.rank == rank)
+            return s.connection().execute(stmt).scalar() == "done"
+
+    def _admitted(self, job_id: int, start: int, stop: int) -> None:
+        """Hook: ranks ``start .. stop-1`` became claimable (the Redis frontier indexes them)."""
+
+    @override
+    def tick(self) -> None:
+        elapsed = j.active_s + (db_now() - j.segment_start)
+        stmt = select(j.id).where(
+            j.status == "running",
+            j.wall_time_s.is_not(None),
+            j.stopped_by.is_(None),
+            elapsed >= j.wall_time_s,
+        )
+        with self.db.session(write=False) as s:
+            over = list(s.connection().execute(stmt).scalars())
+        for job_id in over:
+            self._sequence(job_id, True)

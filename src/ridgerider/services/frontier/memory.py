@@ -1,0 +1,277 @@
+"""The in-memory frontier: the reference implementation, on :class:`InMemoryStorage` rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from typing_extensions import override
+
+from ridgerider.core.branch import Branch
+from ridgerider.core.expand import Expansion
+from ridgerider.services.frontier import sequencer
+from ridgerider.services.frontier.base import Frontier, Lease, owner_is_dead_here
+from ridgerider.services.frontier.codec import child_rows, node_values
+from ridgerider.services.frontier.sequencer import RankRow, SeqState, SeqStore
+from ridgerider.services.storage.memory import InMemoryStorage, JobRow, NodeRow
+from ridgerider.services.storage.models import utcnow
+
+__all__ = ["MemoryFrontier"]
+
+
+class _Store(SeqStore):
+    """The sequencer's view of one job's rows."""
+
+    def __init__(self, storage: InMemoryStorage, job_id: int) -> None:
+        self.s, self.job_id = storage, job_id
+
+    def _rows(self) -> list[NodeRow]:
+        return [n for n in self.s.nodes.values() if n.job_id == self.job_id]
+
+    @override
+    def root_id(self) -> int:
+        return self.s.keys[(self.job_id, "")]
+
+    @override
+    def by_rank(self, start: int, stop: int) -> list[RankRow]:
+        out = []
+        for r in range(start, min(stop, start + sequencer.BATCH)):
+            node_id = self.s.ranks.get((self.job_id, r))
+            if node_id is not None:
+                n = self.s.nodes[node_id]
+                out.append(RankRow(r, n.id, n.status == "done", n.values.get("steps") or 0))
+        return out
+
+    @override
+    def children(self, parent_ids: Sequence[int]) -> dict[int, list[int]]:
+        return {p: list(self.s.nodes[p].children) for p in parent_ids}
+
+    @override
+    def set_order(self, rows: Sequence[tuple[int, int, int | None, int | None]]) -> None:
+        for node_id, seq, rank, slot in rows:
+            n = self.s.nodes[node_id]
+            n.seq, n.slot = seq, slot
+            if rank is not None:
+                self.set_rank(node_id, rank)
+
+    @override
+    def pick(self, order: str) -> int:
+        pushed = [n for n in self._rows() if n.seq is not None and n.rank is None]
+        if order == "dfs":
+            return max(pushed, key=lambda n: n.seq or 0).id
+        inf = float("inf")
+        return min(
+            pushed, key=lambda n: (inf if n.branch_loss is None else n.branch_loss, n.seq)
+        ).id
+
+    @override
+    def at_slot(self, slot: int) -> int:
+        return next(n.id for n in self._rows() if n.slot == slot)
+
+    @override
+    def set_rank(self, node_id: int, rank: int) -> None:
+        n = self.s.nodes[node_id]
+        n.rank, n.slot = rank, None
+        self.s.ranks[(self.job_id, rank)] = node_id
+
+    @override
+    def move_slot(self, node_id: int, slot: int) -> None:
+        self.s.nodes[node_id].slot = slot
+
+
+def seq_state(job: JobRow) -> SeqState:
+    """The sequencer state of a job row."""
+    return SeqState(
+        order=job.settings["order"],
+        seed=job.spec.seed,
+        pushed=job.pushed,
+        ranked=job.ranked,
+        prefix=job.prefix,
+        prefix_steps=job.prefix_steps,
+        admitted=job.admitted,
+        stopped_by=job.stopped_by,
+        rng_state=job.rng_state,
+        max_nodes=job.settings["max_nodes"],
+        max_steps=job.settings["max_steps"],
+        max_ride_steps=job.settings["max_ride_steps"],
+    )
+
+
+class MemoryFrontier(Frontier):
+    """Claims, leases and the sequencer over an :class:`InMemoryStorage` (one lock)."""
+
+    def __init__(self, storage: InMemoryStorage, *, lease_s: float | None = None) -> None:
+        super().__init__()
+        self.storage: InMemoryStorage = storage
+        self.lease_s = lease_s
+
+    @override
+    def claim(
+        self, worker: str, k: int = 1, *, job_id: int | None = None, lease_s: float | None = None
+    ) -> list[Lease]:
+        s = self.storage
+        with s.lock:
+            now, token, out = s.clock(), uuid.uuid4().hex, []
+            for job in sorted(s.jobs.values(), key=lambda j: j.id):
+                if job.status != "running" or job_id not in (None, job.id):
+                    continue
+                ttl = lease_s or self.lease_s or job.spec.lease_s
+                for r in range(job.prefix, job.admitted):
+                    n = s.nodes[s.ranks[(job.id, r)]]
+                    if len(out) == k:
+                        return out
+                    if n.status != "waiting":
+                        continue
+                    n.status, n.lease_owner, n.lease_token = "leased", worker, token
+                    n.lease_expires, n.attempts = now + ttl, n.attempts + 1
+                    branch = Branch.from_bytes(n.branch_data)
+                    out.append(
+                        Lease(job.id, n.id, token, worker, n.attempts, now + ttl, n.rank, branch)
+                    )
+            return out
+
+    def _held(self, lease: Lease, now: float) -> NodeRow | None:
+        n = self.storage.nodes.get(lease.node_id)
+        if n is None or n.status != "leased" or n.lease_token != lease.token:
+            return None
+        return n if (n.lease_expires or 0) > now else None
+
+    @override
+    def heartbeat(self, leases: Sequence[Lease], lease_s: float | None = None) -> list[bool]:
+        s = self.storage
+        with s.lock:
+            now, held = s.clock(), []
+            for lease in leases:
+                n = self._held(lease, now)
+                if n is not None:
+                    n.lease_expires = now + (
+                        lease_s or self.lease_s or s.jobs[n.job_id].spec.lease_s
+                    )
+                held.append(n is not None)
+            return held
+
+    @override
+    def complete(self, lease: Lease, expansion: Expansion) -> bool:
+        s = self.storage
+        with s.lock:
+            n = self._held(lease, s.clock())
+            if n is None or s.jobs[n.job_id].status != "running":
+                return False
+            n.values = node_values(expansion.node)
+            n.status, n.lease_owner, n.lease_token, n.lease_expires = "done", None, None, None
+            n.finished_at = utcnow()
+            self._insert(n.job_id, n.id, expansion.children)
+            if expansion.node.is_solution:
+                s.solution_ids.setdefault(n.job_id, []).append(n.id)
+            self.advance(n.job_id)
+            return True
+
+    def _insert(self, job_id: int, parent_id: int, children: Sequence[Branch]) -> int:
+        rows = child_rows(job_id, parent_id, list(children))
+        return sum(
+            self.storage.insert_node(
+                job_id,
+                parent_id,
+                r["key"],
+                r["depth"],
+                r["child_index"],
+                r["branch_loss"],
+                r["branch_data"],
+            )
+            for r in rows
+        )
+
+    @override
+    def push(self, job_id: int, parent_id: int, branches: Sequence[Branch]) -> int:
+        with self.storage.lock:
+            return self._insert(job_id, parent_id, branches)
+
+    @override
+    def fail(self, lease: Lease, error: str) -> bool:
+        s = self.storage
+        with s.lock:
+            n = self._held(lease, s.clock())
+            if n is None:
+                return False
+            self._release(n, error)
+            return True
+
+    def _release(self, n: NodeRow, error: str) -> None:
+        s = self.storage
+        job = s.jobs[n.job_id]
+        n.lease_owner, n.lease_token, n.lease_expires, n.last_error = None, None, None, error
+        if n.attempts >= job.spec.max_attempts:
+            n.status = "dead"
+            s._event(job.id, "dead_letter", {"node": n.id, "key": n.key, "error": error})
+            if job.status == "running":
+                msg = f"branch {n.key or '(root)'} failed {n.attempts} times: {error}"
+                s.apply_transition(job, "failed", s.clock(), error=msg)
+        else:
+            n.status = "waiting"
+
+    @override
+    def reap(self) -> int:
+        s = self.storage
+        with s.lock:
+            now = s.clock()
+            expired = [
+                n
+                for n in s.nodes.values()
+                if n.status == "leased" and (n.lease_expires or 0) <= now
+            ]
+            for n in expired:
+                self._release(n, "lease expired")
+            return len(expired)
+
+    @override
+    def advance(self, job_id: int) -> None:
+        s = self.storage
+        with s.lock:
+            job = s.jobs[job_id]
+            if job.status != "running":
+                return
+            st = seq_state(job)
+            sequencer.advance(st, _Store(s, job_id))
+            self._save(job, st)
+
+    def _save(self, job: JobRow, st: SeqState) -> None:
+        job.pushed, job.ranked, job.prefix = st.pushed, st.ranked, st.prefix
+        job.prefix_steps, job.admitted, job.rng_state = st.prefix_steps, st.admitted, st.rng_state
+        job.stopped_by = st.stopped_by
+        if st.finished:
+            self.storage.apply_transition(job, "succeeded", self.storage.clock())
+
+    @override
+    def tick(self) -> None:
+        s = self.storage
+        with s.lock:
+            now = s.clock()
+            for job in list(s.jobs.values()):
+                if job.status != "running" or job.wall_time_s is None or job.stopped_by:
+                    continue
+                if job.active_s + now - (job.segment_start or now) < job.wall_time_s:
+                    continue
+                st = seq_state(job)
+                waiting = [
+                    r
+                    for r in range(job.prefix, job.admitted)
+                    if s.nodes[s.ranks[(job.id, r)]].status == "waiting"
+                ]
+                sequencer.stop(st, "wall_time", waiting[0] if waiting else None)
+                sequencer.advance(st, _Store(s, job.id))
+                self._save(job, st)
+
+    @override
+    def release_orphans(self, job_id: int) -> int:
+        s = self.storage
+        with s.lock:
+            now, count = s.clock(), 0
+            for n in s.nodes.values():
+                if (
+                    n.job_id == job_id
+                    and n.status == "leased"
+                    and owner_is_dead_here(n.lease_owner)
+                ):
+                    n.lease_expires, count = now, count + 1
+        self.reap()
+        return count

@@ -1,0 +1,207 @@
+"""Job lifecycle: submit (validate, find the MIS, store, start), extend, resume, cancel, report.
+
+Every function takes the storage and frontier it works on, so the same code serves the CLI
+(SQLite file, in-process worker), the API and a cluster (PostgreSQL + Redis, many workers).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+import torch
+
+from ridgerider.core.branch import Node
+from ridgerider.core.mis import MISResult, find_mis
+from ridgerider.core.search import coverage, root_branch
+from ridgerider.core.settings import MISSettings, RRSettings
+from ridgerider.problems import RegisteredProblem, create
+from ridgerider.services.frontier.base import Frontier
+from ridgerider.services.storage.base import Storage
+from ridgerider.services.storage.records import JobRecord, JobSpec, SolutionRecord
+
+__all__ = [
+    "JobNotFoundError",
+    "cancel",
+    "extend",
+    "job_result",
+    "job_summary",
+    "mis_summary",
+    "resume",
+    "start",
+    "submit",
+]
+
+
+class JobNotFoundError(LookupError):
+    """No stored job has this id."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"no job {job_id}")
+        self.job_id = job_id
+
+
+def mis_summary(mis: MISResult) -> dict[str, Any]:
+    """What a job keeps of its MIS (θ itself is the root branch)."""
+    return {
+        "loss": mis.loss,
+        "grad_norm": mis.grad_norm,
+        "negative_eigenvalues": mis.negative_eigenvalues,
+        "method": mis.method,
+        "iterations": mis.iterations,
+        "spectrum": mis.spectrum,
+    }
+
+
+def submit(
+    storage: Storage,
+    frontier: Frontier,
+    problem: str,
+    params: dict[str, Any] | None,
+    settings: RRSettings,
+    *,
+    seed: int = 0,
+    mis_settings: MISSettings | None = None,
+    wall_time_s: float | None = None,
+    lease_s: float = 60.0,
+    max_attempts: int = 3,
+    owner_id: int | None = None,
+    start_now: bool = True,
+) -> JobRecord:
+    """Validate the problem, find its MIS, store the job with its root branch and start it.
+
+    Raises ``ParamError`` / ``UnknownProblemError`` for a bad problem before storing anything.
+    """
+    t0 = time.perf_counter()
+    built = create(problem, params)
+    mis = find_mis(built, mis_settings, torch.Generator().manual_seed(seed), settings.zero_tol)
+    spec = JobSpec(
+        problem=problem,
+        params=built.params_dict(),
+        seed=seed,
+        settings=settings.to_dict(),
+        mis=mis_summary(mis),
+        wall_time_s=wall_time_s,
+        lease_s=lease_s,
+        max_attempts=max_attempts,
+        owner_id=owner_id,
+        elapsed_s=time.perf_counter() - t0,
+    )
+    job = storage.create_job(spec, root_branch(mis, seed))
+    if start_now:
+        start(storage, frontier, job.id)
+    return _get(storage, job.id)
+
+
+def _get(storage: Storage, job_id: int) -> JobRecord:
+    job = storage.get_job(job_id)
+    if job is None:
+        raise JobNotFoundError(job_id)
+    return job
+
+
+def start(storage: Storage, frontier: Frontier, job_id: int) -> bool:
+    """``queued → running``, then admit the root; ``False`` if the job was not queued."""
+    if not storage.transition(job_id, "running"):
+        return False
+    frontier.advance(job_id)
+    return True
+
+
+def cancel(storage: Storage, job_id: int) -> bool:
+    """Cancel a queued or running job (in-flight completions are then refused)."""
+    return storage.transition(job_id, "cancelled")
+
+
+def extend(
+    storage: Storage,
+    frontier: Frontier,
+    job_id: int,
+    *,
+    max_nodes: int | None = None,
+    max_steps: int | None = None,
+    wall_time_s: float | None = None,
+) -> bool:
+    """Raise a job's budgets; a job a budget stopped runs again. Whether there is work now."""
+    _get(storage, job_id)
+    running = storage.extend_job(
+        job_id, max_nodes=max_nodes, max_steps=max_steps, wall_time_s=wall_time_s
+    )
+    if running:
+        frontier.advance(job_id)
+    return running
+
+
+def resume(storage: Storage, frontier: Frontier, job_id: int) -> JobRecord:
+    """Make a job whose process died (or that failed or was cancelled) run again.
+
+    Leases of dead local processes are released at once (others expire by themselves),
+    dead-lettered branches get fresh attempts, and the sequencer picks up where it stopped.
+    """
+    job = _get(storage, job_id)
+    if job.status == "failed":
+        storage.requeue_dead(job_id)
+    if job.status in ("queued", "failed", "cancelled"):
+        storage.transition(job_id, "running")
+        storage.add_event(job_id, "resumed", {"from": job.status})
+    frontier.release_orphans(job_id)
+    frontier.advance(job_id)
+    return _get(storage, job_id)
+
+
+def job_summary(job: JobRecord) -> dict[str, Any]:
+    """One line of ``ridgerider jobs --json``."""
+    return {
+        "job_id": job.id,
+        "problem": job.problem,
+        "params": job.params,
+        "seed": job.seed,
+        "order": job.settings["order"],
+        "status": job.status,
+        "stopped_by": job.stopped_by,
+        "nodes": job.nodes,
+        "steps": job.steps,
+        "max_nodes": job.settings["max_nodes"],
+        "max_steps": job.settings["max_steps"],
+        "created_at": job.created_at.isoformat(),
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "elapsed_s": job.elapsed_s,
+        "error": job.error,
+    }
+
+
+class _SolutionView:
+    """What ``core.search.coverage`` reads of a node."""
+
+    is_solution = True
+
+    def __init__(self, solution: SolutionRecord) -> None:
+        self.solution_key = solution.solution_key
+
+
+def job_result(
+    storage: Storage, job_id: int, problem: RegisteredProblem | None = None
+) -> dict[str, Any]:
+    """A job in the JSON shape of ``ridgerider run`` (plus ``job_id``)."""
+    job = _get(storage, job_id)
+    sols = storage.solutions(job_id)
+    problem = problem or create(job.problem, job.params)
+    out: dict[str, Any] = {
+        "job_id": job.id,
+        "problem": job.problem,
+        "params": problem.params_dict(),
+        "seed": job.seed,
+        "method": job.settings["method"],
+        "order": job.settings["order"],
+        "mis": {k: job.mis[k] for k in ("loss", "grad_norm", "negative_eigenvalues")},
+        "nodes": job.nodes,
+        "solutions": [
+            {"fingerprint": [list(c) for c in s.fingerprint], "loss": s.loss, "metrics": s.metrics}
+            for s in sols
+        ],
+        "elapsed_s": job.elapsed_s,
+    }
+    cov = coverage(problem, cast(list[Node], [_SolutionView(s) for s in sols]))
+    if cov is not None:
+        out["coverage"] = cov
+    return out

@@ -1,0 +1,31 @@
+"""The archive: users, tokens, jobs, nodes, solutions and events, in memory or in SQL."""
+
+from ridgerider.services.storage.base import Storage
+from ridgerider.services.storage.memory import InMemoryStorage
+from ridgerider.services.storage.records import (
+    EventRecord,
+    JobRecord,
+    JobSpec,
+    NodeRecord,
+    Page,
+    SolutionRecord,
+    TokenRecord,
+    UserRecord,
+)
+from ridgerider.services.storage.session import Database
+from ridgerider.services.storage.sql import SQLStorage
+
+__all__ = [
+    "Database",
+    "EventRecord",
+    "InMemoryStorage",
+    "JobRecord",
+    "JobSpec",
+    "NodeRecord",
+    "Page",
+    "SQLStorage",
+    "SolutionRecord",
+    "Storage",
+    "TokenRecord",
+    "UserRecord",
+]

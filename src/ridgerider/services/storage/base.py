@@ -1,0 +1,237 @@
+"""The storage interface: users and tokens, jobs and their lifecycle, events, node reads.
+
+Two implementations pass the same contract tests: :class:`~.memory.InMemoryStorage` (the
+reference) and :class:`~.sql.SQLStorage` (SQLite or PostgreSQL). Writes to the search tree
+itself (claims, completions) belong to a frontier, which owns a storage.
+
+Job lifecycle: ``queued → running → succeeded | failed | cancelled``; every change is a
+compare-and-set (:meth:`Storage.transition` returns whether it happened). A succeeded job that a
+budget stopped can be extended (back to ``running``); a failed or cancelled one resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from torch import Tensor
+
+from ridgerider.core.branch import Branch
+from ridgerider.services.storage.records import (
+    EventRecord,
+    JobRecord,
+    JobSpec,
+    NodeRecord,
+    Page,
+    SolutionRecord,
+    TokenRecord,
+    UserRecord,
+)
+
+__all__ = [
+    "FINAL",
+    "TRANSITIONS",
+    "Storage",
+    "budget_event",
+    "extended_budgets",
+    "hash_token",
+    "new_token_secret",
+]
+
+FINAL = ("succeeded", "failed", "cancelled")
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "queued": (),
+    "running": ("queued", "succeeded", "failed", "cancelled"),
+    "succeeded": ("running",),
+    "failed": ("queued", "running"),
+    "cancelled": ("queued", "running"),
+}
+"""Allowed ``to: from`` status changes."""
+
+
+def new_token_secret() -> str:
+    """A fresh API token secret (256 bits)."""
+    return "rr_" + secrets.token_urlsafe(32)
+
+
+def hash_token(secret: str) -> str:
+    """What is stored of a token: SHA-256 (the secret has full entropy, so no salt is needed)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def extended_budgets(
+    settings: dict[str, Any],
+    wall: float | None,
+    max_nodes: int | None,
+    max_steps: int | None,
+    wall_time_s: float | None,
+) -> tuple[dict[str, Any], float | None]:
+    """New settings and wall budget after an extension; budgets may only grow."""
+    new = dict(settings)
+    for name, value in (("max_nodes", max_nodes), ("max_steps", max_steps)):
+        if value is not None:
+            if value < new[name]:
+                raise ValueError(f"{name} can only grow ({new[name]} → {value})")
+            new[name] = value
+    if wall_time_s is not None:
+        if wall is not None and wall_time_s < wall:
+            raise ValueError(f"wall_time_s can only grow ({wall} → {wall_time_s})")
+        wall = wall_time_s
+    return new, wall
+
+
+def budget_event(
+    max_nodes: int | None, max_steps: int | None, wall_time_s: float | None
+) -> dict[str, Any]:
+    """Event data of an extension (the budgets that changed)."""
+    changes = {"max_nodes": max_nodes, "max_steps": max_steps, "wall_time_s": wall_time_s}
+    return {k: v for k, v in changes.items() if v is not None}
+
+
+class Storage(ABC):
+    """Durable (or, for the reference, in-memory) archive of users, jobs and search trees."""
+
+    # -- users and tokens ------------------------------------------------------------------
+
+    @abstractmethod
+    def create_user(self, name: str, *, is_admin: bool = False) -> UserRecord:
+        """Create a user; ``ValueError`` when the name is taken."""
+
+    @abstractmethod
+    def get_user(self, user_id: int) -> UserRecord | None:
+        """The user with this id."""
+
+    @abstractmethod
+    def _insert_token(
+        self, user_id: int, name: str, token_hash: str, prefix: str, expires_at: datetime | None
+    ) -> TokenRecord: ...
+
+    def create_token(
+        self, user_id: int, name: str, *, expires_at: datetime | None = None
+    ) -> tuple[TokenRecord, str]:
+        """Create an API token; returns its record and the secret (shown only this once)."""
+        secret = new_token_secret()
+        return self._insert_token(
+            user_id, name, hash_token(secret), secret[:10], expires_at
+        ), secret
+
+    @abstractmethod
+    def verify_token(self, secret: str) -> UserRecord | None:
+        """The user a live (not revoked, not expired) token belongs to, else ``None``."""
+
+    @abstractmethod
+    def revoke_token(self, token_id: int) -> bool:
+        """Revoke a token; ``False`` when it was unknown or already revoked."""
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_job(self, spec: JobSpec, root: Branch) -> JobRecord:
+        """Store a ``queued`` job and its root branch (the MIS) in one transaction."""
+
+    @abstractmethod
+    def get_job(self, job_id: int) -> JobRecord | None:
+        """The job with this id."""
+
+    @abstractmethod
+    def list_jobs(
+        self,
+        *,
+        owner_id: int | None = None,
+        status: str | None = None,
+        cursor: int | None = None,
+        limit: int = 100,
+    ) -> Page[JobRecord]:
+        """Jobs by id, newest first; ``cursor`` is the ``next_cursor`` of the previous page."""
+
+    @abstractmethod
+    def transition(
+        self, job_id: int, to: str, *, error: str | None = None, stopped_by: str | None = None
+    ) -> bool:
+        """Compare-and-set the status along :data:`TRANSITIONS`; ``False`` if not allowed now.
+
+        Entering ``running`` starts a running segment (wall-time budget); leaving it adds the
+        segment to ``active_s``; entering a final status sets ``finished_at``.
+        """
+
+    @abstractmethod
+    def extend_job(
+        self,
+        job_id: int,
+        *,
+        max_nodes: int | None = None,
+        max_steps: int | None = None,
+        wall_time_s: float | None = None,
+    ) -> bool:
+        """Raise budgets; a job a budget stopped goes back to ``running``.
+
+        Returns whether the job has work to do now (``False`` for an exhausted or unknown job).
+        Budgets can only grow: a smaller value raises ``ValueError``.
+        """
+
+    @abstractmethod
+    def requeue_dead(self, job_id: int) -> int:
+        """Put dead-lettered branches back to waiting with a fresh attempt count."""
+
+    # -- events ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def add_event(self, job_id: int, kind: str, data: dict[str, Any] | None = None) -> None:
+        """Append an event to a job's log."""
+
+    @abstractmethod
+    def list_events(
+        self, job_id: int, *, cursor: int | None = None, limit: int = 100
+    ) -> Page[EventRecord]:
+        """A job's events, oldest first."""
+
+    # -- the tree --------------------------------------------------------------------------
+
+    @abstractmethod
+    def list_nodes(
+        self, job_id: int, *, cursor: int | None = None, limit: int = 1000, tree: bool = True
+    ) -> Page[NodeRecord]:
+        """Nodes of a job, a page at a time.
+
+        ``tree=True``: the finished tree in single-worker expansion order (cursor: the rank);
+        ``tree=False``: every row, branches included, by id (cursor: the id).
+        """
+
+    @abstractmethod
+    def get_node(self, node_id: int) -> NodeRecord | None:
+        """One node or branch."""
+
+    @abstractmethod
+    def node_theta(self, node_id: int) -> Tensor | None:
+        """The parameters where a done node's ride ended."""
+
+    @abstractmethod
+    def node_branch(self, node_id: int) -> Branch | None:
+        """The branch a row was created as (what a worker rides)."""
+
+    @abstractmethod
+    def solutions(self, job_id: int) -> list[SolutionRecord]:
+        """The job tree's solutions, in single-worker expansion order."""
+
+    @abstractmethod
+    def count_nodes(self, job_id: int) -> dict[str, int]:
+        """Rows of a job by status."""
+
+    def iter_nodes(
+        self, job_id: int, *, tree: bool = True, page: int = 1000
+    ) -> Iterable[NodeRecord]:
+        """Every node of a job, fetched a page at a time."""
+        cursor: int | None = None
+        while True:
+            result = self.list_nodes(job_id, cursor=cursor, limit=page, tree=tree)
+            yield from result.items
+            if result.next_cursor is None:
+                return
+            cursor = result.next_cursor
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release connections."""

@@ -1,0 +1,187 @@
+"""Plain records returned by every storage (no ORM objects leave a storage)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from ridgerider.core.branch import Fingerprint
+
+__all__ = [
+    "JOB_STATUSES",
+    "NODE_STATUSES",
+    "EventRecord",
+    "JobRecord",
+    "JobSpec",
+    "NodeRecord",
+    "Page",
+    "SolutionRecord",
+    "TokenRecord",
+    "UserRecord",
+    "parse_fingerprint_key",
+]
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+NODE_STATUSES = ("waiting", "leased", "done", "dead")
+T = TypeVar("T")
+
+
+def parse_fingerprint_key(key: str) -> Fingerprint:
+    """Inverse of ``core.fingerprint_key``: ``"0+.3-"`` → ``((0, 1), (3, -1))``."""
+    if not key:
+        return ()
+    return tuple((int(part[:-1]), 1 if part[-1] == "+" else -1) for part in key.split("."))
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a listing; pass ``next_cursor`` back to get the next (``None``: the end)."""
+
+    items: list[T]
+    next_cursor: int | None
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """A user."""
+
+    id: int
+    name: str
+    is_admin: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    """An API token's metadata (never the secret)."""
+
+    id: int
+    user_id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a new job needs: the problem, how to search it, its MIS and its budgets."""
+
+    problem: str
+    params: dict[str, Any]
+    seed: int
+    settings: dict[str, Any]
+    """``RRSettings.to_dict()``: ``max_nodes`` and ``max_steps`` are budgets."""
+    mis: dict[str, Any]
+    wall_time_s: float | None = None
+    lease_s: float = 60.0
+    max_attempts: int = 3
+    owner_id: int | None = None
+    elapsed_s: float = 0.0
+    """Time already spent on the job before it is stored (finding the MIS)."""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A stored job and how far it got."""
+
+    id: int
+    owner_id: int | None
+    problem: str
+    params: dict[str, Any]
+    seed: int
+    settings: dict[str, Any]
+    mis: dict[str, Any]
+    status: str
+    stopped_by: str | None
+    error: str | None
+    wall_time_s: float | None
+    lease_s: float
+    max_attempts: int
+    nodes: int
+    """Nodes of the tree finished so far (the node budget used)."""
+    steps: int
+    """Ride steps of those nodes (the step budget used)."""
+    admitted: int
+    active_s: float
+    segment_start: float | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def elapsed_s(self) -> float:
+        """Running time so far (the current segment measured on this machine's clock)."""
+        running = time.time() - self.segment_start if self.segment_start is not None else 0.0
+        return self.active_s + max(running, 0.0)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job reached a final status."""
+        return self.status in ("succeeded", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """A stored branch or node (results are ``None`` until it is done)."""
+
+    id: int
+    job_id: int
+    parent_id: int | None
+    key: str
+    depth: int
+    status: str
+    attempts: int
+    rank: int | None
+    eigenvalue: float | None = None
+    eigenvalue_end: float | None = None
+    loss_start: float | None = None
+    loss: float | None = None
+    steps: int | None = None
+    end_reason: str | None = None
+    leaf_reason: str | None = None
+    is_leaf: bool | None = None
+    is_solution: bool | None = None
+    solution_key: str | None = None
+    n_children: int | None = None
+    crossings: int | None = None
+    metrics: dict[str, Any] | None = None
+    trace: dict[str, Any] | None = None
+    last_error: str | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        """The choices that led here."""
+        return parse_fingerprint_key(self.key)
+
+
+@dataclass(frozen=True)
+class SolutionRecord:
+    """A solution leaf, in the order the single-worker search finds it."""
+
+    node_id: int
+    key: str
+    rank: int
+    solution_key: str | None
+    loss: float
+    metrics: dict[str, Any]
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        """The choices that led to this solution."""
+        return parse_fingerprint_key(self.key)
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """A job event."""
+
+    id: int
+    job_id: int
+    at: datetime
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)

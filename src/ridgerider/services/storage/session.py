@@ -1,0 +1,168 @@
+"""Engines and the one session helper: ``Database.session()`` commits or rolls back.
+
+PostgreSQL (``postgresql://``, driven by psycopg 3) is the production backend. A SQLite file is
+the embedded default; it runs in WAL mode (readers never block the writer) with a busy timeout,
+and every write transaction goes through a *single writer*: a lock shared by the threads of the
+process and, through ``flock`` on ``<file>.writer.lock``, by every process using the file. Write
+transactions start with ``BEGIN IMMEDIATE`` under that lock, so SQLite never has to upgrade a
+read lock under contention and the service never sees "database is locked".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, Float, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+
+__all__ = ["Database", "db_now", "normalize_url"]
+
+
+class db_now(FunctionElement[float]):  # noqa: N801 (reads as a SQL function)
+    """The database server's clock in epoch seconds (leases are measured on one clock)."""
+
+    type = Float(precision=53)
+    inherit_cache = True
+
+
+@compiles(db_now, "postgresql")
+def _now_pg(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+
+
+@compiles(db_now, "sqlite")
+def _now_sqlite(element: db_now, compiler: SQLCompiler, **kw: Any) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Pick the psycopg 3 driver for ``postgresql://`` URLs; accept a bare path as SQLite."""
+    if isinstance(url, str) and "://" not in url:
+        url = f"sqlite:///{Path(url).expanduser().resolve()}"
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    if u.get_backend_name() not in ("postgresql", "sqlite"):
+        raise ValueError(f"unsupported database {u.get_backend_name()!r} (postgresql or sqlite)")
+    if u.get_backend_name() == "sqlite" and u.database in (None, "", ":memory:"):
+        raise ValueError("SQLite needs a file (several connections share it)")
+    return u
+
+
+class _WriterLock:
+    """One writer at a time: a thread lock plus an exclusive ``flock`` across processes."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._depth == 0:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0 and self._fd is not None:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                    os.close(self._fd)
+                    self._fd = None
+
+
+class Database:
+    """An engine plus the session helper; the dialect decides how writes are serialised.
+
+    Args:
+        url: ``postgresql://user@host/db`` or ``sqlite:///path`` (or a bare file path).
+        pool_size: connections kept per process (PostgreSQL).
+    """
+
+    def __init__(self, url: str | URL, *, pool_size: int = 5) -> None:
+        self.url = normalize_url(url)
+        self.dialect = self.url.get_backend_name()
+        self._writer: _WriterLock | None = None
+        if self.dialect == "sqlite":
+            path = Path(str(self.url.database))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._writer = _WriterLock(path.with_name(path.name + ".writer.lock"))
+            self.engine = create_engine(
+                self.url, connect_args={"timeout": 60, "check_same_thread": False}
+            )
+            _sqlite_pragmas(self.engine)
+        else:
+            self.engine = create_engine(
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+            )
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether this is the embedded SQLite backend."""
+        return self.dialect == "sqlite"
+
+    @contextlib.contextmanager
+    def session(self, *, write: bool = True) -> Iterator[Session]:
+        """A session in one transaction: committed when the block exits, rolled back on error.
+
+        ``write=False`` promises not to write: SQLite then skips the writer lock, PostgreSQL
+        runs each statement on its own (autocommit, no extra round trip to commit).
+        """
+        lock = self._writer.hold() if (write and self._writer) else contextlib.nullcontext()
+        with lock, self.engine.connect() as conn:
+            if self._writer is not None:
+                conn = conn.execution_options(rr_immediate=write)
+            elif not write:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            with Session(bind=conn, expire_on_commit=False, autoflush=False) as session:
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[None]:
+        """Hold the SQLite writer lock (no-op on PostgreSQL), e.g. around migrations."""
+        with self._writer.hold() if self._writer else contextlib.nullcontext():
+            yield
+
+    def dispose(self) -> None:
+        """Close pooled connections (call in a child process after ``fork``)."""
+        self.engine.dispose(close=False)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("rr_immediate", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
