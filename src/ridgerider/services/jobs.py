@@ -146,6 +146,7 @@ def resume(storage: Storage, frontier: Frontier, job_id: int) -> JobRecord:
         storage.add_event(job_id, "resumed", {"from": job.status})
     frontier.release_orphans(job_id)
     frontier.advance(job_id)
+    frontier.reindex(job_id)
     return _get(storage, job_id)
 
 

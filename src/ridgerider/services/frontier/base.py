@@ -124,6 +124,9 @@ class Frontier(ABC):
     def release_orphans(self, job_id: int) -> int:
         """Expire now the leases of a job held by processes of this host that have died."""
 
+    def reindex(self, job_id: int) -> None:  # noqa: B027 (optional hook)
+        """Make every admitted waiting branch of a job claimable again (after a resume)."""
+
     # -- reaper thread ---------------------------------------------------------------------
 
     def start_reaper(self, interval: float = 1.0) -> None:

@@ -104,7 +104,7 @@ class DatabaseFrontier(Frontier):
         self, worker: str, k: int = 1, *, job_id: int | None = None, lease_s: float | None = None
     ) -> list[Lease]:
         where = n.job_id == job_id if job_id is not None else and_(True)
-        with self.db.session() as s:
+        with self.db.session(durable=False) as s:
             return self._lease_rows(s.connection(), where, worker, uuid.uuid4().hex, lease_s, k)
 
     @override
@@ -113,7 +113,7 @@ class DatabaseFrontier(Frontier):
         by_token: dict[str, list[int]] = {}
         for lease in leases:
             by_token.setdefault(lease.token, []).append(lease.node_id)
-        with self.db.session() as s:
+        with self.db.session(durable=False) as s:
             conn = s.connection()
             for token, ids in by_token.items():
                 stmt = (
@@ -147,6 +147,8 @@ class DatabaseFrontier(Frontier):
     def complete(self, lease: Lease, expansion: Expansion) -> bool:
         node = expansion.node
         values = node_values(node)
+        prefix = select(j.prefix).where(j.id == n.job_id).scalar_subquery()
+        seq: tuple[sequencer.SeqState, int] | None = None
         with self.db.session() as s:
             conn = s.connection()
             values["theta_data"], values["theta_ref"] = store_blob(conn, values["theta_data"])
@@ -161,7 +163,7 @@ class DatabaseFrontier(Frontier):
                     finished_at=utcnow(),
                     **values,
                 )
-                .returning(n.rank)
+                .returning(n.rank, prefix.label("prefix"))
             ).first()
             if done is None:
                 return False
@@ -177,7 +179,12 @@ class DatabaseFrontier(Frontier):
                     "created_at": utcnow(),
                 }
                 insert_ignore(conn, SOLUTIONS, [row], "job_id", "key")
-        if done.rank is not None and self._prefix(lease.job_id) == done.rank:
+            if done.rank is not None and done.rank == done.prefix:
+                # The prefix waits for this rank: sequence in this transaction if free.
+                seq = self._sequence_in(conn, lease.job_id, skip_locked=True)
+        if seq is not None:
+            self._after(lease.job_id, *seq)
+        elif done.rank is not None and self._prefix(lease.job_id) == done.rank:
             self.advance(lease.job_id)
         return True
 
@@ -226,7 +233,7 @@ class DatabaseFrontier(Frontier):
 
     @override
     def fail(self, lease: Lease, error: str) -> bool:
-        with self.db.session() as s:
+        with self.db.session(durable=False) as s:
             rows = self._release(s.connection(), self._fenced(lease), error)
         self._requeued(rows)
         return bool(rows)
@@ -239,7 +246,7 @@ class DatabaseFrontier(Frontier):
             .limit(_REAP_BATCH)
             .with_for_update(skip_locked=True)
         )
-        with self.db.session() as s:
+        with self.db.session(durable=False) as s:
             conn = s.connection()
             rows = self._release(conn, n.id.in_(expired.scalar_subquery()), "lease expired")
             per_job: dict[int, int] = {}
@@ -273,27 +280,45 @@ class DatabaseFrontier(Frontier):
 
     @override
     def advance(self, job_id: int) -> None:
-        self._sequence(job_id, None)
+        self._sequence(job_id)
 
-    def _sequence(self, job_id: int, wall_stop: bool | None) -> None:
-        """Run the sequencer until the rank the prefix waits for is not done."""
-        while True:
-            with self.db.session() as s:
-                conn = s.connection()
-                loaded = load_state(conn, job_id)
-                if loaded is None:
-                    return
-                _, st = loaded
-                admitted = st.admitted
-                if wall_stop and st.stopped_by is None:
-                    sequencer.stop(st, "wall_time", self._first_waiting(conn, job_id, st))
-                sequencer.advance(st, SqlSeqStore(conn, job_id))
-                save_state(conn, job_id, st)
-            if st.admitted > admitted:
-                self._admitted(job_id, admitted, st.admitted)
-            if st.finished or st.prefix >= st.admitted or not self._done_at(job_id, st.prefix):
-                return
-            wall_stop = None
+    def _sequence(self, job_id: int, wall_stop: bool = False) -> None:
+        """Run the sequencer in its own transaction, then follow up (see :meth:`_after`)."""
+        with self.db.session(durable=False) as s:
+            seq = self._sequence_in(s.connection(), job_id, wall_stop=wall_stop)
+        if seq is not None:
+            self._after(job_id, *seq)
+
+    def _sequence_in(
+        self, conn: Connection, job_id: int, *, wall_stop: bool = False, skip_locked: bool = False
+    ) -> tuple[sequencer.SeqState, int] | None:
+        """Lock the job, push, rank and admit; the new state and the old ``admitted``.
+
+        ``None`` when the job is not running (or, with ``skip_locked``, is being sequenced).
+        """
+        loaded = load_state(conn, job_id, skip_locked=skip_locked)
+        if loaded is None:
+            return None
+        st = loaded
+        admitted = st.admitted
+        if wall_stop and st.stopped_by is None:
+            sequencer.stop(st, "wall_time", self._first_waiting(conn, job_id, st))
+        sequencer.advance(st, SqlSeqStore(conn, job_id))
+        save_state(conn, job_id, st)
+        return st, admitted
+
+    def _after(self, job_id: int, st: sequencer.SeqState, admitted: int) -> None:
+        """After a sequencer commit: index newly admitted ranks and go on if needed.
+
+        A completion may have landed while we held the lock, unseen by us and not sequenced
+        by its worker (which saw the lock taken, or an older prefix): if the rank the prefix
+        now waits for is done, run again. This check after every commit is what guarantees
+        that no completion is left unsequenced.
+        """
+        if st.admitted > admitted:
+            self._admitted(job_id, admitted, st.admitted)
+        if not st.finished and st.prefix < st.admitted and self._done_at(job_id, st.prefix):
+            self._sequence(job_id)
 
     @staticmethod
     def _first_waiting(conn: Connection, job_id: int, st: sequencer.SeqState) -> int | None:
@@ -325,4 +350,4 @@ class DatabaseFrontier(Frontier):
         with self.db.session(write=False) as s:
             over = list(s.connection().execute(stmt).scalars())
         for job_id in over:
-            self._sequence(job_id, True)
+            self._sequence(job_id, wall_stop=True)

@@ -39,12 +39,9 @@ class _Store(SeqStore):
             node_id = self.s.ranks.get((self.job_id, r))
             if node_id is not None:
                 n = self.s.nodes[node_id]
-                out.append(RankRow(r, n.id, n.status == "done", n.values.get("steps") or 0))
+                done, steps = n.status == "done", n.values.get("steps") or 0
+                out.append(RankRow(r, n.id, done, steps, list(n.children)))
         return out
-
-    @override
-    def children(self, parent_ids: Sequence[int]) -> dict[int, list[int]]:
-        return {p: list(self.s.nodes[p].children) for p in parent_ids}
 
     @override
     def set_order(self, rows: Sequence[tuple[int, int, int | None, int | None]]) -> None:

@@ -71,6 +71,8 @@ class RankRow:
     node_id: int
     done: bool
     steps: int
+    children: list[int]
+    """Row ids of its children in the parent's child order (known once it is done)."""
 
 
 class SeqStore(Protocol):
@@ -81,11 +83,10 @@ class SeqStore(Protocol):
         ...
 
     def by_rank(self, start: int, stop: int) -> list[RankRow]:
-        """Rows with ``start <= rank < stop``, by rank (at most :data:`BATCH`)."""
-        ...
+        """Rows with ``start <= rank < stop`` and their children, by rank.
 
-    def children(self, parent_ids: Sequence[int]) -> dict[int, list[int]]:
-        """Row ids of the children of each parent, in the parent's child order."""
+        At most :data:`BATCH` rows; a row whose rank is missing ends the scan.
+        """
         ...
 
     def set_order(self, rows: Sequence[tuple[int, int, int | None, int | None]]) -> None:
@@ -154,22 +155,18 @@ def _admit(st: SeqState) -> bool:
 def _advance_prefix(st: SeqState, store: SeqStore) -> bool:
     moved = False
     while st.prefix < st.admitted:
-        rows = store.by_rank(st.prefix, min(st.admitted, st.prefix + BATCH))
-        run: list[RankRow] = []
-        for row in rows:
-            if row.rank != st.prefix + len(run) or not row.done:
-                break
-            run.append(row)
-        if not run:
-            return moved
-        kids = store.children([r.node_id for r in run])
-        for row in run:
-            _push(st, store, kids.get(row.node_id, []))
+        stop = min(st.admitted, st.prefix + BATCH)
+        for row in store.by_rank(st.prefix, stop):
+            if row.rank != st.prefix or not row.done:
+                return moved
+            _push(st, store, row.children)
             st.prefix += 1
             st.prefix_steps += row.steps
+            moved = True
             if st.order != "bfs":
                 return True  # the next pop must come before the next push
-        moved = True
+        if st.prefix < stop:
+            return moved  # a rank of the batch is missing: not pushed yet
     return moved
 
 

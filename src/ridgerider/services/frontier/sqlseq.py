@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from typing_extensions import override
 
 from ridgerider.services.frontier.sequencer import BATCH, RankRow, SeqState, SeqStore
@@ -16,6 +15,17 @@ from ridgerider.services.storage.tables import JOBS, NODES
 __all__ = ["SqlSeqStore", "load_state", "save_state"]
 
 n = NODES.c
+_KID = NODES.alias("kid")
+_BY_RANK = (
+    select(n.rank, n.id, n.status, n.steps, _KID.c.id.label("kid"))
+    .outerjoin(_KID, _KID.c.parent_id == n.id)
+    .where(
+        n.job_id == bindparam("b_job"),
+        n.rank >= bindparam("b_start"),
+        n.rank < bindparam("b_stop"),
+    )
+    .order_by(n.rank, _KID.c.child_index)
+)
 _SET_ORDER = (
     update(NODES)
     .where(n.id == bindparam("b_id"))
@@ -36,27 +46,16 @@ class SqlSeqStore(SeqStore):
 
     @override
     def by_rank(self, start: int, stop: int) -> list[RankRow]:
-        stmt = (
-            select(n.rank, n.id, n.status, n.steps)
-            .where(n.job_id == self.job_id, n.rank >= start, n.rank < stop)
-            .order_by(n.rank)
-            .limit(BATCH)
-        )
-        return [
-            RankRow(r.rank, r.id, r.status == "done", r.steps or 0) for r in self.conn.execute(stmt)
-        ]
-
-    @override
-    def children(self, parent_ids: Sequence[int]) -> dict[int, list[int]]:
-        stmt = (
-            select(n.parent_id, n.id)
-            .where(n.parent_id.in_(list(parent_ids)))
-            .order_by(n.parent_id, n.child_index)
-        )
-        out: dict[int, list[int]] = {}
-        for parent, child in self.conn.execute(stmt):
-            out.setdefault(parent, []).append(child)
-        return out
+        params = {"b_job": self.job_id, "b_start": start, "b_stop": stop}
+        rows: list[RankRow] = []
+        for r in self.conn.execute(_BY_RANK, params):
+            if not rows or rows[-1].rank != r.rank:
+                if len(rows) == BATCH:
+                    break
+                rows.append(RankRow(r.rank, r.id, r.status == "done", r.steps or 0, []))
+            if r.kid is not None:
+                rows[-1].children.append(r.kid)
+        return rows
 
     @override
     def set_order(self, rows: Sequence[tuple[int, int, int | None, int | None]]) -> None:
@@ -86,10 +85,19 @@ class SqlSeqStore(SeqStore):
         self.conn.execute(update(NODES).where(n.id == node_id).values(slot=slot))
 
 
-def load_state(conn: Connection, job_id: int) -> tuple[Row[Any], SeqState] | None:
-    """Lock a running job's row (``FOR NO KEY UPDATE``: child inserts may still reference it)."""
+def load_state(conn: Connection, job_id: int, *, skip_locked: bool = False) -> SeqState | None:
+    """Lock a running job's row and read its sequencer state.
+
+    The lock is ``FOR NO KEY UPDATE``, which concurrent child inserts (their foreign key takes
+    ``KEY SHARE``) do not conflict with. ``None`` if the job is not running, or if it is
+    locked and ``skip_locked``.
+    """
     j = JOBS.c
-    stmt = select(JOBS).where(j.id == job_id, j.status == "running").with_for_update(key_share=True)
+    stmt = (
+        select(JOBS)
+        .where(j.id == job_id, j.status == "running")
+        .with_for_update(key_share=True, skip_locked=skip_locked)
+    )
     row = conn.execute(stmt).first()
     if row is None:
         return None
@@ -108,7 +116,7 @@ def load_state(conn: Connection, job_id: int) -> tuple[Row[Any], SeqState] | Non
         max_steps=settings["max_steps"],
         max_ride_steps=settings["max_ride_steps"],
     )
-    return row, st
+    return st
 
 
 def save_state(conn: Connection, job_id: int, st: SeqState) -> None:

@@ -106,8 +106,9 @@ class Database:
             )
             _sqlite_pragmas(self.engine)
         else:
+            # No pre-ping: it would cost a round trip per transaction on the hot path.
             self.engine = create_engine(
-                self.url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+                self.url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
             )
 
     @property
@@ -116,11 +117,16 @@ class Database:
         return self.dialect == "sqlite"
 
     @contextlib.contextmanager
-    def session(self, *, write: bool = True) -> Iterator[Session]:
+    def session(self, *, write: bool = True, durable: bool = True) -> Iterator[Session]:
         """A session in one transaction: committed when the block exits, rolled back on error.
 
         ``write=False`` promises not to write: SQLite then skips the writer lock, PostgreSQL
         runs each statement on its own (autocommit, no extra round trip to commit).
+        ``durable=False`` is for coordination state that the frontier can re-derive (leases,
+        heartbeats, the sequencer's counters): PostgreSQL then commits without waiting for the
+        WAL flush. A crash of the server can lose only the last such commits, never out of order
+        (a later durable commit flushes them), and every consumer of that state recovers (an
+        unknown lease is refused, a lost requeue expires again, the sequencer re-derives).
         """
         lock = self._writer.hold() if (write and self._writer) else contextlib.nullcontext()
         with lock, self.engine.connect() as conn:
@@ -130,6 +136,8 @@ class Database:
                 conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             with Session(bind=conn, expire_on_commit=False, autoflush=False) as session:
                 try:
+                    if write and not durable and self._writer is None:
+                        session.connection().exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                     yield session
                     session.commit()
                 except BaseException:

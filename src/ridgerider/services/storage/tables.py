@@ -52,7 +52,8 @@ def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]], *k
         return 0
     ins = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = ins(table).values(rows).on_conflict_do_nothing(index_elements=list(keys))
-    return conn.execute(stmt).rowcount
+    first = next(iter(table.primary_key.columns))
+    return len(conn.execute(stmt.returning(first)).all())  # rowcount is unreliable here
 
 
 def store_blob(conn: Connection, data: bytes) -> tuple[bytes | None, str | None]:

@@ -1,0 +1,208 @@
+"""What the CLI calls: run a job to completion in this process, resume it, list and show jobs.
+
+Every function opens the archive at ``database_url`` (default: a SQLite file in the user's data
+folder, see :func:`default_database_url`), applies pending migrations, does its work and closes
+the archive. Results use the JSON shape of ``ridgerider run``, plus ``job_id``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from platformdirs import user_data_dir
+
+from ridgerider.core.settings import MISSettings, RRSettings
+from ridgerider.services import jobs
+from ridgerider.services.frontier.base import Frontier
+from ridgerider.services.frontier.database import DatabaseFrontier
+from ridgerider.services.jobs import JobNotFoundError
+from ridgerider.services.storage.sql import SQLStorage
+from ridgerider.services.worker import OnNode, Worker
+
+__all__ = [
+    "Archive",
+    "JobNotFoundError",
+    "default_database_url",
+    "extend",
+    "list_jobs",
+    "open_archive",
+    "resume",
+    "run",
+    "show",
+]
+
+
+def default_database_url() -> str:
+    """``sqlite:///<user data folder>/ridgerider/archive.db`` (the embedded default)."""
+    return f"sqlite:///{Path(user_data_dir('ridgerider')) / 'archive.db'}"
+
+
+@dataclass
+class Archive:
+    """An opened storage and the frontier over it."""
+
+    storage: SQLStorage
+    frontier: Frontier
+    location: str
+    """Where the archive lives, safe to print (a file path, or the URL without password)."""
+
+    def close(self) -> None:
+        """Stop the reaper and close connections."""
+        self.frontier.close()
+        self.storage.close()
+
+
+def open_archive(
+    database_url: str | None = None, redis_url: str | None = None, *, lease_s: float | None = None
+) -> Archive:
+    """Open (and migrate) the archive; with ``redis_url`` claims go through Redis."""
+    url = database_url or default_database_url()
+    storage = SQLStorage(url)
+    frontier: Frontier
+    if redis_url:
+        from ridgerider.services.frontier.redis import RedisFrontier
+
+        frontier = RedisFrontier.from_url(storage, redis_url, lease_s=lease_s)
+    else:
+        frontier = DatabaseFrontier(storage, lease_s=lease_s)
+    u = storage.db.url
+    location = str(u.database) if storage.db.is_sqlite else u.render_as_string(hide_password=True)
+    return Archive(storage, frontier, location)
+
+
+@contextlib.contextmanager
+def _archive(database_url: str | None, redis_url: str | None = None) -> Iterator[Archive]:
+    archive = open_archive(database_url, redis_url)
+    try:
+        yield archive
+    finally:
+        archive.close()
+
+
+def _work(archive: Archive, job_id: int, on_node: OnNode | None, workers: int) -> None:
+    """Run ``workers`` workers on one job in this process until it finishes."""
+    archive.frontier.start_reaper()
+    lock = threading.Lock()
+
+    def report(node: Any, steps: int) -> None:
+        if on_node is not None:
+            with lock:
+                on_node(node, steps)
+
+    pool = [Worker(archive.frontier, job_id=job_id, on_node=report) for _ in range(workers)]
+    threads = [threading.Thread(target=w.run, daemon=True) for w in pool[1:]]
+    for t in threads:
+        t.start()
+    try:
+        pool[0].run()
+    finally:
+        for w in pool:
+            w.stop()
+        for t in threads:
+            t.join()
+
+
+def run(
+    problem: str,
+    params: dict[str, Any] | None,
+    settings: RRSettings,
+    *,
+    seed: int = 0,
+    mis_settings: MISSettings | None = None,
+    wall_time_s: float | None = None,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    on_created: Callable[[int, str], None] | None = None,
+    on_node: OnNode | None = None,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Create a job, run it to completion in this process and return its result.
+
+    ``on_created(job_id, location)`` is called once the job is stored (print the id and where
+    the archive is); ``on_node(node, steps)`` after every node this process completes.
+    With one worker the tree equals ``core.run_search``'s for the same seed and settings.
+    """
+    with _archive(database_url, redis_url) as archive:
+        job = jobs.submit(
+            archive.storage,
+            archive.frontier,
+            problem,
+            params,
+            settings,
+            seed=seed,
+            mis_settings=mis_settings,
+            wall_time_s=wall_time_s,
+        )
+        if on_created is not None:
+            on_created(job.id, archive.location)
+        _work(archive, job.id, on_node, workers)
+        return jobs.job_result(archive.storage, job.id)
+
+
+def resume(
+    job_id: int,
+    *,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    on_node: OnNode | None = None,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Continue a job whose process died (or that failed or was cancelled) to completion.
+
+    Raises :class:`JobNotFoundError` for an unknown id. A job that already succeeded is just
+    shown.
+    """
+    with _archive(database_url, redis_url) as archive:
+        job = jobs.resume(archive.storage, archive.frontier, job_id)
+        if job.status == "running":
+            _work(archive, job_id, on_node, workers)
+        return jobs.job_result(archive.storage, job_id)
+
+
+def extend(
+    job_id: int,
+    *,
+    max_nodes: int | None = None,
+    max_steps: int | None = None,
+    wall_time_s: float | None = None,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    on_node: OnNode | None = None,
+    workers: int = 1,
+) -> dict[str, Any]:
+    """Raise a finished job's budgets and run it on to the new ones (``ValueError`` if lower)."""
+    with _archive(database_url, redis_url) as archive:
+        more = jobs.extend(
+            archive.storage,
+            archive.frontier,
+            job_id,
+            max_nodes=max_nodes,
+            max_steps=max_steps,
+            wall_time_s=wall_time_s,
+        )
+        if more:
+            _work(archive, job_id, on_node, workers)
+        return jobs.job_result(archive.storage, job_id)
+
+
+def list_jobs(
+    *, database_url: str | None = None, status: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Stored jobs, newest first, as ``ridgerider jobs --json`` prints them."""
+    with _archive(database_url) as archive:
+        page = archive.storage.list_jobs(status=status, limit=limit)
+        return [jobs.job_summary(j) for j in page.items]
+
+
+def show(job_id: int, *, database_url: str | None = None) -> dict[str, Any]:
+    """One job with its solutions, exactly as ``run`` returned it (status: see :func:`list_jobs`).
+
+    Raises :class:`JobNotFoundError` for an unknown id.
+    """
+    with _archive(database_url) as archive:
+        return jobs.job_result(archive.storage, job_id)

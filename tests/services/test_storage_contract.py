@@ -1,0 +1,132 @@
+"""One contract for every storage: in-memory, SQLite, PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from ridgerider.services.storage.base import Storage
+from ridgerider.services.storage.models import utcnow
+from ridgerider.services.storage.records import JobSpec
+from ridgerider.services.storage.sql import SQLStorage
+
+from .synthetic import MIS, THETA, Branch
+
+
+def spec(**kw: object) -> JobSpec:
+    base: dict[str, object] = {
+        "problem": "toy2d",
+        "params": {"a": 2.0},
+        "seed": 7,
+        "settings": {
+            "order": "bfs",
+            "max_nodes": 10,
+            "max_steps": 100,
+            "max_ride_steps": 5,
+            "method": "exact",
+        },
+        "mis": MIS,
+    }
+    return JobSpec(**(base | kw))  # type: ignore[arg-type]
+
+
+def root() -> Branch:
+    return Branch(THETA, None, None, (), 7, 0.0)
+
+
+def test_users_and_tokens(storage: Storage) -> None:
+    alice = storage.create_user("alice", is_admin=True)
+    assert storage.get_user(alice.id) == alice
+    with pytest.raises(ValueError, match="exists"):
+        storage.create_user("alice")
+    token, secret = storage.create_token(alice.id, "laptop")
+    assert secret.startswith("rr_") and token.prefix == secret[:10]
+    assert storage.verify_token(secret) == alice
+    assert storage.verify_token(secret + "x") is None
+    _, old = storage.create_token(alice.id, "old", expires_at=utcnow() - timedelta(1))
+    assert storage.verify_token(old) is None
+    assert storage.revoke_token(token.id)
+    assert not storage.revoke_token(token.id)
+    assert storage.verify_token(secret) is None
+    with pytest.raises(ValueError):
+        storage.create_token(10_000, "nobody")
+
+
+def test_token_secret_is_not_stored(storage: Storage) -> None:
+    if not isinstance(storage, SQLStorage):
+        pytest.skip("only a database has rows to inspect")
+    user = storage.create_user("bob")
+    _, secret = storage.create_token(user.id, "ci")
+    from sqlalchemy import select
+
+    from ridgerider.services.storage.tables import TOKENS
+
+    with storage.db.session(write=False) as s:
+        stored = s.execute(select(TOKENS.c.token_hash)).scalar_one()
+    assert secret not in stored and len(stored) == 64
+
+
+def test_job_lifecycle_is_compare_and_set(storage: Storage) -> None:
+    owner = storage.create_user("carol")
+    job = storage.create_job(spec(owner_id=owner.id), root())
+    assert job.status == "queued" and job.nodes == 0 and job.owner_id == owner.id
+    assert job.params == {"a": 2.0} and job.mis["negative_eigenvalues"] == 2
+    assert not storage.transition(job.id, "succeeded")  # queued → succeeded is not allowed
+    assert storage.transition(job.id, "running")
+    assert not storage.transition(job.id, "running")  # already running: the CAS fails
+    running = storage.get_job(job.id)
+    assert running is not None and running.started_at is not None
+    assert running.segment_start is not None
+    assert storage.transition(job.id, "failed", error="boom")
+    failed = storage.get_job(job.id)
+    assert failed is not None and failed.status == "failed" and failed.error == "boom"
+    assert failed.finished_at is not None and failed.segment_start is None
+    assert failed.active_s >= 0
+    assert storage.transition(job.id, "running")  # resume
+    assert storage.transition(job.id, "cancelled")
+    kinds = [e.kind for e in storage.list_events(job.id).items]
+    assert kinds == ["created", "running", "failed", "running", "cancelled"]
+    assert storage.get_job(99_999) is None
+
+
+def test_extend_only_grows(storage: Storage) -> None:
+    job = storage.create_job(spec(), root())
+    with pytest.raises(ValueError, match="only grow"):
+        storage.extend_job(job.id, max_nodes=1)
+    assert not storage.extend_job(job.id, max_nodes=20)  # queued: nothing runs yet
+    extended = storage.get_job(job.id)
+    assert extended is not None and extended.settings["max_nodes"] == 20
+
+
+def test_list_jobs_paginates_newest_first(storage: Storage) -> None:
+    ids = [storage.create_job(spec(seed=i), root()).id for i in range(5)]
+    storage.transition(ids[1], "running")
+    first = storage.list_jobs(limit=2)
+    assert [j.id for j in first.items] == ids[::-1][:2]
+    second = storage.list_jobs(limit=2, cursor=first.next_cursor)
+    assert [j.id for j in second.items] == ids[::-1][2:4]
+    last = storage.list_jobs(limit=2, cursor=second.next_cursor)
+    assert [j.id for j in last.items] == ids[:1] and last.next_cursor is None
+    assert [j.id for j in storage.list_jobs(status="running").items] == [ids[1]]
+
+
+def test_events_paginate(storage: Storage) -> None:
+    job = storage.create_job(spec(), root())
+    for i in range(5):
+        storage.add_event(job.id, "note", {"i": i})
+    page = storage.list_events(job.id, limit=4)
+    rest = storage.list_events(job.id, cursor=page.next_cursor, limit=4)
+    assert [e.data.get("i") for e in page.items + rest.items] == [None, 0, 1, 2, 3, 4]
+    assert rest.next_cursor is None
+
+
+def test_root_branch_round_trips(storage: Storage) -> None:
+    job = storage.create_job(spec(), root())
+    rows = storage.list_nodes(job.id, tree=False).items
+    assert len(rows) == 1 and rows[0].key == "" and rows[0].status == "waiting"
+    branch = storage.node_branch(rows[0].id)
+    assert branch is not None and branch.seed == 7 and branch.theta.equal(THETA)
+    assert storage.node_theta(rows[0].id) is None  # not ridden yet
+    assert storage.count_nodes(job.id) == {"waiting": 1}
+    assert storage.solutions(job.id) == []
