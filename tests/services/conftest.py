@@ -38,14 +38,14 @@ PG = pytest.mark.postgres
 REDIS = pytest.mark.redis
 
 
-def _pg_admin() -> psycopg.Connection:
+def _pg_admin(database: str | None = None) -> psycopg.Connection:
     u = make_url(PG_URL)
     return psycopg.connect(
         host=u.host,
         port=u.port or 5432,
         user=u.username,
         password=u.password,
-        dbname=u.database or "postgres",
+        dbname=database or u.database or "postgres",
         autocommit=True,
         connect_timeout=3,
     )
@@ -67,16 +67,22 @@ def pg_server() -> Iterator[None]:
 
 
 @pytest.fixture
-def pg_fresh_db(pg_server: None) -> Iterator[str]:
-    """A brand-new empty database (for migration tests), dropped afterwards."""
-    name = f"rr_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with _pg_admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+def pg_empty_url(pg_session_db: str) -> Iterator[str]:
+    """An empty schema of the session database (for migration tests), dropped afterwards.
+
+    A schema, not a database: creating and dropping databases forces checkpoints (slow).
+    """
+    name = f"rr_empty_{uuid.uuid4().hex[:8]}"
+    url = make_url(pg_session_db)
+    with _pg_admin(url.database) as conn:
+        conn.execute(f'CREATE SCHEMA "{name}"')
     try:
-        yield pg_database_url(name)
+        yield url.update_query_dict({"options": f"-csearch_path={name}"}).render_as_string(
+            hide_password=False
+        )
     finally:
-        with _pg_admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        with _pg_admin(url.database) as conn:
+            conn.execute(f'DROP SCHEMA "{name}" CASCADE')
 
 
 @pytest.fixture(scope="session")
@@ -193,9 +199,3 @@ def frontier(request: pytest.FixtureRequest) -> Iterator[Frontier]:
     yield fr
     fr.close()
     fr.storage.close()
-
-
-@pytest.fixture
-def frontier_kind(request: pytest.FixtureRequest) -> str:
-    """The ``frontier`` fixture's parameter."""
-    return str(request.node.callspec.params.get("frontier", ""))

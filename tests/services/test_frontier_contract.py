@@ -9,6 +9,7 @@ import pytest
 from ridgerider.services import jobs
 from ridgerider.services.frontier.base import Frontier
 
+from .conftest import PG, REDIS, make_frontier
 from .synthetic import drain, expansion, reference, submit, tree_keys
 
 ORDERS = ["bfs", "dfs", "priority", "random"]
@@ -26,13 +27,22 @@ def test_claims_follow_the_search_order(frontier: Frontier, order: str) -> None:
     assert record.stopped_by == "exhausted" and record.nodes == 40
 
 
-@pytest.mark.parametrize("order", ORDERS)
-@pytest.mark.parametrize(
-    "budget", [{"max_nodes": 7}, {"max_steps": 9}, {"max_nodes": 30, "max_steps": 12}]
-)
+BUDGETS = [{"max_nodes": 7}, {"max_steps": 9}, {"max_nodes": 30, "max_steps": 12}]
+SERVER_BUDGETS = dict(zip(ORDERS, [*BUDGETS, BUDGETS[0]], strict=True))
+# Every order under every budget on the fast frontiers; one budget per order on the servers
+# (the sequencer is shared code; the servers add only their storage).
+BUDGET_CASES = [
+    *[(k, o, b) for k in ("memory", "sqlite", "fakeredis") for o in ORDERS for b in BUDGETS],
+    *[pytest.param("postgres", o, b, marks=PG) for o, b in SERVER_BUDGETS.items()],
+    *[pytest.param("redis", o, b, marks=[PG, REDIS]) for o, b in SERVER_BUDGETS.items()],
+]
+
+
+@pytest.mark.parametrize(("kind", "order", "budget"), BUDGET_CASES)
 def test_budgets_cut_the_same_prefix(
-    frontier: Frontier, order: str, budget: dict[str, int]
+    kind: str, order: str, budget: dict[str, int], request: pytest.FixtureRequest
 ) -> None:
+    frontier = make_frontier(kind, request)
     job = submit(frontier, order=order, seed=2, max_ride_steps=3, **budget)
     # Two leases in hand at once: the budget must not depend on how claims interleave.
     keys = drain(frontier, job, k=2, steps=2, **SHAPE)
@@ -42,6 +52,7 @@ def test_budgets_cut_the_same_prefix(
     record = frontier.storage.get_job(job)
     assert record is not None and record.status == "succeeded"
     assert record.stopped_by == ("max_nodes" if "max_steps" not in budget else "max_steps")
+    frontier.close()
 
 
 def test_a_finished_job_can_be_extended(frontier: Frontier) -> None:
@@ -76,10 +87,10 @@ def test_completion_is_fenced_by_the_lease(frontier: Frontier) -> None:
 
 
 def test_heartbeat_keeps_a_lease(frontier: Frontier) -> None:
-    job = submit(frontier, lease_s=0.8)
+    job = submit(frontier, lease_s=0.6)
     (lease,) = frontier.claim("w", 1, job_id=job)
-    for _ in range(5):
-        time.sleep(0.2)
+    for _ in range(4):
+        time.sleep(0.15)
         assert frontier.heartbeat([lease]) == [True]
     assert frontier.reap() == 0
     assert frontier.complete(lease, expansion(lease.branch))

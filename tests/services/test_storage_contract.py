@@ -11,6 +11,7 @@ from ridgerider.services.storage.models import utcnow
 from ridgerider.services.storage.records import JobSpec
 from ridgerider.services.storage.sql import SQLStorage
 
+from .conftest import PG
 from .synthetic import MIS, THETA, Branch
 
 
@@ -53,9 +54,9 @@ def test_users_and_tokens(storage: Storage) -> None:
         storage.create_token(10_000, "nobody")
 
 
-def test_token_secret_is_not_stored(storage: Storage) -> None:
-    if not isinstance(storage, SQLStorage):
-        pytest.skip("only a database has rows to inspect")
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=PG)])
+def test_token_secret_is_not_stored(kind: str, request: pytest.FixtureRequest) -> None:
+    storage = SQLStorage(request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url"))
     user = storage.create_user("bob")
     _, secret = storage.create_token(user.id, "ci")
     from sqlalchemy import select
@@ -65,6 +66,7 @@ def test_token_secret_is_not_stored(storage: Storage) -> None:
     with storage.db.session(write=False) as s:
         stored = s.execute(select(TOKENS.c.token_hash)).scalar_one()
     assert secret not in stored and len(stored) == 64
+    storage.close()
 
 
 def test_job_lifecycle_is_compare_and_set(storage: Storage) -> None:
