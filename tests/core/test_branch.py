@@ -125,11 +125,6 @@ def test_malformed_bytes_raise_value_error(data):
         Branch.from_bytes(data)
 
 
-@pytest.mark.xfail(
-    raises=(KeyError, TypeError, AttributeError),
-    reason="Branch.from_bytes lets KeyError/TypeError escape on a structurally wrong header "
-    "(missing key, non-object header, wrong value types); it should raise ValueError",
-)
 @pytest.mark.parametrize(
     "header",
     [

@@ -102,28 +102,32 @@ class Branch:
     @classmethod
     def from_bytes(cls, data: bytes) -> Branch:
         """Decode bytes written by :meth:`to_bytes`; raises ``ValueError`` on malformed input."""
-        if data[:4] != _MAGIC or len(data) < 8:
+        if len(data) < 8 or data[:4] != _MAGIC:
             raise ValueError("not a ridgerider branch (bad magic)")
         (hlen,) = struct.unpack("<I", data[4:8])
-        header: dict[str, Any] = json.loads(data[8 : 8 + hlen])
-        dtype = header["dtype"]
+        try:
+            header = json.loads(data[8 : 8 + hlen])
+            dtype = header["dtype"]
+            n = int(header["n"])
+            has_direction = bool(header["has_direction"])
+            eigenvalue = None if header["eigenvalue"] is None else float(header["eigenvalue"])
+            fingerprint = tuple((int(i), int(s)) for i, s in header["fingerprint"])
+            seed = int(header["seed"])
+            loss = None if header["loss"] is None else float(header["loss"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed branch header: {exc!r}") from None
         if dtype not in _DTYPES:
             raise ValueError(f"unsupported dtype {dtype!r}")
-        width = np.dtype(dtype).itemsize * int(header["n"])
+        if n < 0 or any(s not in (1, -1) for _, s in fingerprint):
+            raise ValueError("malformed branch header: bad size or sign")
+        width = np.dtype(dtype).itemsize * n
         body = data[8 + hlen :]
-        expected = width * (2 if header["has_direction"] else 1)
+        expected = width * (2 if has_direction else 1)
         if len(body) != expected:
             raise ValueError(f"branch body has {len(body)} bytes, expected {expected}")
         theta = tensor_from_bytes(body[:width], dtype)
-        direction = tensor_from_bytes(body[width:], dtype) if header["has_direction"] else None
-        return cls(
-            theta=theta,
-            direction=direction,
-            eigenvalue=header["eigenvalue"],
-            fingerprint=tuple((int(i), int(s)) for i, s in header["fingerprint"]),
-            seed=int(header["seed"]),
-            loss=header["loss"],
-        )
+        direction = tensor_from_bytes(body[width:], dtype) if has_direction else None
+        return cls(theta, direction, eigenvalue, fingerprint, seed, loss)
 
 
 @dataclass

@@ -49,13 +49,24 @@ def expand(
         eig_end, crossings = None, 0
     else:
         assert branch.eigenvalue is not None
-        out = ride(loss_fn, branch.theta, branch.direction, branch.eigenvalue, settings)
+        out = ride(
+            loss_fn,
+            branch.theta,
+            branch.direction,
+            branch.eigenvalue,
+            settings,
+            hessian_fn=problem.hessian,
+        )
         theta, steps, reason, losses = out.theta, out.steps, out.end_reason, out.losses
         eig_end, crossings = out.eigenvalue, out.crossings
 
     stalled = branch.direction is not None and steps == 0
     at_max_depth = branch.depth >= settings.max_depth
-    ridges, spectrum = ([], None) if stalled else get_ridges(loss_fn, theta, settings, generator)
+    ridges, spectrum = (
+        ([], None)
+        if stalled
+        else get_ridges(loss_fn, theta, settings, generator, hessian_fn=problem.hessian)
+    )
     leaf_reason = None
     if stalled:
         leaf_reason = "stalled"

@@ -13,6 +13,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ridgerider.core.curvature import dense_hessian
+
 __all__ = ["Problem"]
 
 
@@ -45,6 +47,10 @@ class Problem(ABC):
     @abstractmethod
     def metrics(self, theta: Tensor) -> dict[str, Any]:
         """JSON-serialisable metrics of a parameter vector (shown for nodes and solutions)."""
+
+    def hessian(self, theta: Tensor) -> Tensor:
+        """Dense Hessian of :meth:`loss` at ``θ``; override with a closed form when cheaper."""
+        return dense_hessian(self.loss, theta)
 
     def mis_start(self) -> Tensor:
         """Starting point of the MIS search (default: the origin, invariant for most problems)."""

@@ -7,6 +7,7 @@ both signs, relative to the canonical sign of :func:`~ridgerider.core.curvature.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -16,7 +17,9 @@ from ridgerider.core.branch import Choice
 from ridgerider.core.curvature import LossFn, dense_hessian, gradient, symmetric_eigh
 from ridgerider.core.settings import RRSettings
 
-__all__ = ["RideOutcome", "Ridge", "get_ridges", "negative_spectrum", "polish", "ride"]
+HessianFn = Callable[[Tensor], Tensor]
+
+__all__ = ["HessianFn", "RideOutcome", "Ridge", "get_ridges", "negative_spectrum", "polish", "ride"]
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,16 @@ def get_ridges(
     theta: Tensor,
     settings: RRSettings,
     generator: torch.Generator | None = None,
+    hessian_fn: HessianFn | None = None,
 ) -> tuple[list[Ridge], Tensor]:
     """GetRidges at ``θ``: the ``N`` most negative eigenpairs, both signs.
 
     Returns the ridges in exploration order (eigen-index ascending, ``+`` before ``−``) and the
     full ascending spectrum. With ``ridge_rule="random_ascent"`` (the paper's ablation) the
     directions are ``N`` random unit vectors oriented so that ``−α·u`` descends.
+    ``hessian_fn`` replaces the autograd Hessian (problems with a closed form pass theirs).
     """
-    h = dense_hessian(loss_fn, theta)
+    h = hessian_fn(theta) if hessian_fn is not None else dense_hessian(loss_fn, theta)
     values, vectors = symmetric_eigh(h)
     idx = negative_spectrum(values, settings.zero_tol)
     if settings.ridge_rule == "random_ascent":
@@ -89,16 +94,22 @@ def get_ridges(
     chosen = (
         _group_starts(values, idx, settings.repeat_tol) if settings.one_per_group else idx.tolist()
     )
+    slopes = None
+    if settings.signs == "descent":
+        slopes = vectors.T @ gradient(loss_fn, theta)
     ridges = []
     for i in chosen[: settings.n_ridges]:
         e = vectors[:, i]
         for sign in (1, -1):
+            # The step is θ − α·sign·e, whose first-order change is −α·sign·⟨∇L, e⟩.
+            if slopes is not None and sign * float(slopes[i]) < -settings.grad_tol:
+                continue
             ridges.append(Ridge((i, sign), sign * e, float(values[i])))
     return ridges, values
 
 
 def _update_exact(
-    loss_fn: LossFn, theta: Tensor, e_prev: Tensor, settings: RRSettings
+    hessian_fn: HessianFn, theta: Tensor, e_prev: Tensor, settings: RRSettings
 ) -> tuple[Tensor, float, float, int]:
     """Exact UpdateRidge: the eigenvector of largest |overlap| with ``e_prev``, sign-aligned.
 
@@ -113,7 +124,7 @@ def _update_exact(
     Returns the new direction, its eigenvalue, the overlap and the spectral rank of the best
     match.
     """
-    values, vectors = symmetric_eigh(dense_hessian(loss_fn, theta))
+    values, vectors = symmetric_eigh(hessian_fn(theta))
     overlaps = vectors.T @ e_prev
     order = torch.argsort(overlaps.abs(), descending=True).tolist()
     i = order[0]
@@ -145,6 +156,7 @@ def ride(
     eigenvalue: float,
     settings: RRSettings,
     max_steps: int | None = None,
+    hessian_fn: HessianFn | None = None,
 ) -> RideOutcome:
     """Follow one ridge until EndRide, with the paper's backtracking step size.
 
@@ -153,8 +165,13 @@ def ride(
     the previous one is at least ``overlap_threshold``. EndRide reasons: ``convex`` (the followed
     eigenvalue is no longer below ``-zero_tol``), ``overlap`` (no step size keeps the ridge),
     ``no_progress`` (no step size lowers the loss, or the decrease is negligible) and
-    ``max_steps``.
+    ``max_steps``. ``hessian_fn`` replaces the autograd Hessian.
     """
+    if hessian_fn is None:
+
+        def hessian_fn(x: Tensor) -> Tensor:
+            return dense_hessian(loss_fn, x)
+
     cap = settings.max_ride_steps if max_steps is None else min(max_steps, settings.max_ride_steps)
     fixed = settings.update == "fixed"
     theta = theta.detach().clone()
@@ -178,7 +195,7 @@ def ride(
                 if fixed:
                     accepted = (cand, cand_loss, e, lam, rank)
                     break
-                e_new, lam_new, overlap, new_rank = _update_exact(loss_fn, cand, e, settings)
+                e_new, lam_new, overlap, new_rank = _update_exact(hessian_fn, cand, e, settings)
                 if overlap >= settings.overlap_threshold:
                     accepted = (cand, cand_loss, e_new, lam_new, new_rank)
                     break
@@ -197,7 +214,7 @@ def ride(
         alpha = a
         steps += 1
         losses.append(loss)
-        if not fixed and lam >= -settings.zero_tol:
+        if settings.end_on_convex and not fixed and lam >= -settings.zero_tol:
             reason = "convex"
             break
         if prev_loss - loss <= settings.min_progress * (1.0 + abs(prev_loss)):
@@ -206,9 +223,15 @@ def ride(
     return RideOutcome(theta, e, lam, losses, steps, reason, crossings)
 
 
-def polish(loss_fn: LossFn, theta: Tensor, steps: int, lr: float) -> Tensor:
-    """Gradient descent at a leaf (the paper's Fig. 1 finishes leaves this way)."""
+def polish(loss_fn: LossFn, theta: Tensor, steps: int, lr: float, tol: float = 1e-10) -> Tensor:
+    """Gradient descent at a leaf (the paper's Fig. 1 finishes leaves this way).
+
+    Stops early once ``‖∇L‖ ≤ tol``.
+    """
     x = theta.detach().clone()
     for _ in range(steps):
-        x = x - lr * gradient(loss_fn, x)
+        g = gradient(loss_fn, x)
+        if float(g.norm()) <= tol:
+            break
+        x = x - lr * g
     return x

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
-__all__ = ["METHODS", "ORDERS", "RIDGE_RULES", "UPDATES", "MISSettings", "RRSettings"]
+__all__ = ["METHODS", "ORDERS", "RIDGE_RULES", "SIGNS", "UPDATES", "MISSettings", "RRSettings"]
 
 ORDERS = ("bfs", "dfs", "priority", "random")
 METHODS = ("exact",)
 UPDATES = ("exact", "fixed")
 RIDGE_RULES = ("eigen", "random_ascent")
+SIGNS = ("both", "descent")
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,18 @@ class RRSettings:
     """Backtracking gives up (the ride ends) below this step size (ours)."""
     overlap_threshold: float = 0.95
     """EndRide: ⟨e_new, e_prev⟩ must stay at or above this (paper: 0.95)."""
+    end_on_convex: bool = True
+    """EndRide: stop once the followed eigenvalue is no longer below ``-zero_tol``. The paper's
+    tree experiment ends rides only on overlap and on lack of progress (set ``False``)."""
     max_ride_steps: int = 2000
     """EndRide: cap on steps of one ride (ours)."""
     min_progress: float = 1e-12
     """EndRide: a step must lower the loss by more than this, relative to ``1 + |L|`` (ours)."""
+    signs: Literal["both", "descent"] = "both"
+    """GetRidges: ``both`` signs of every ridge (the paper), or ``descent``: drop the sign whose
+    first step goes uphill to first order, keeping both only where |⟨∇L, e⟩| ≤ ``grad_tol``
+    (at a saddle both signs descend; elsewhere one of them climbs and usually stalls)."""
+    grad_tol: float = 1e-6
     cluster_tol: float = 1e-2
     """UpdateRidge: eigenvalues this close (relative to the spectral radius) form a cluster
     inside which the ridge is followed by projection (ours; see ``ridge._update_exact``)."""
@@ -92,6 +101,8 @@ class RRSettings:
             ("zero_tol", self.zero_tol >= 0, ">= 0"),
             ("repeat_tol", self.repeat_tol >= 0, ">= 0"),
             ("cluster_tol", 0 <= self.cluster_tol < 1, "in [0, 1)"),
+            ("signs", self.signs in SIGNS, f"one of {SIGNS}"),
+            ("grad_tol", self.grad_tol >= 0, ">= 0"),
             ("min_progress", self.min_progress >= 0, ">= 0"),
             ("polish_steps", self.polish_steps >= 0, ">= 0"),
             ("polish_lr", self.polish_lr > 0, "> 0"),

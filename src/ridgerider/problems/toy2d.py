@@ -104,7 +104,7 @@ class Toy2D(RegisteredProblem):
         return {
             "n_ridges": 2,
             "alpha": 0.1,
-            "polish_steps": 2000,
-            "polish_lr": 0.01,
+            "polish_steps": 1000,
+            "polish_lr": 0.05,
             "zero_tol": 1e-8,
         }

