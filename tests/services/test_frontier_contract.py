@@ -221,3 +221,16 @@ def test_release_orphans_frees_leases_of_dead_local_processes(frontier: Frontier
     assert frontier.release_orphans(job) == 1
     (again,) = frontier.claim("me", 1, job_id=job)
     assert again.node_id == lease.node_id and again.attempt == 2
+
+
+def test_complete_many_fences_each_branch(frontier: Frontier) -> None:
+    job = submit(frontier, lease_s=30)
+    (root,) = frontier.claim("w", 1, job_id=job)
+    assert frontier.complete(root, expansion(root.branch, fanout=3))
+    a, b, c = frontier.claim("w", 3, job_id=job)
+    assert frontier.fail(b, "gave it back")  # b's lease is gone: its completion is refused
+    results = frontier.complete_many([(x, expansion(x.branch, depth=1)) for x in (a, b, c)])
+    assert results == [True, False, True]
+    assert frontier.storage.count_nodes(job) == {"done": 3, "waiting": 1}
+    drain(frontier, job, fanout=3, depth=1)
+    assert tree_keys(frontier, job) == reference("bfs", fanout=3, depth=1)

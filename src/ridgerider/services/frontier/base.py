@@ -97,6 +97,14 @@ class Frontier(ABC):
     def complete(self, lease: Lease, expansion: Expansion) -> bool:
         """Record the node and its children in one fenced transaction; ``False`` if fenced off."""
 
+    def complete_many(self, done: Sequence[tuple[Lease, Expansion]]) -> list[bool]:
+        """Complete several branches, each fenced by its own lease.
+
+        Returns, per branch, whether it was recorded. A database frontier writes them all in
+        one transaction (one commit for the lot).
+        """
+        return [self.complete(lease, expansion) for lease, expansion in done]
+
     @abstractmethod
     def fail(self, lease: Lease, error: str) -> bool:
         """Give a branch back after an error (dead-letter after ``max_attempts``)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ridgerider.core.branch import Branch, Node, tensor_to_bytes
@@ -34,7 +35,7 @@ def node_values(node: Node) -> dict[str, Any]:
     }
 
 
-def child_rows(job_id: int, parent_id: int, children: list[Branch]) -> list[dict[str, Any]]:
+def child_rows(job_id: int, parent_id: int, children: Sequence[Branch]) -> list[dict[str, Any]]:
     """Rows of new child branches (waiting, unranked: the sequencer orders them)."""
     return [
         {

@@ -10,6 +10,7 @@ ever left unsequenced.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -17,20 +18,18 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, exists, func, select, update
 from typing_extensions import override
 
-from ridgerider.core.branch import Branch
+from ridgerider.core.branch import Branch, Node
 from ridgerider.core.expand import Expansion
 from ridgerider.services.frontier import sequencer
 from ridgerider.services.frontier.base import Frontier, Lease, owner_is_dead_here
 from ridgerider.services.frontier.codec import child_rows, node_values
 from ridgerider.services.frontier.sqlseq import SqlSeqStore, load_state, save_state
-from ridgerider.services.storage.models import utcnow
+from ridgerider.services.frontier.statements import CHILD_COLS, JSON_COLS, RESULT_COLS, statements
 from ridgerider.services.storage.session import db_now
 from ridgerider.services.storage.sql import SQLStorage, add_event, apply_transition
 from ridgerider.services.storage.tables import (
     JOBS,
     NODES,
-    SOLUTIONS,
-    insert_ignore,
     load_blob,
     store_blob,
 )
@@ -48,6 +47,7 @@ class DatabaseFrontier(Frontier):
         super().__init__()
         self.storage: SQLStorage = storage
         self.db = storage.db
+        self.sql = statements(self.db.dialect, self.db.engine.dialect)
         self.lease_s = lease_s
 
     def _ttl(self, lease_s: float | None) -> Any:
@@ -59,53 +59,28 @@ class DatabaseFrontier(Frontier):
 
     # -- claims ----------------------------------------------------------------------------
 
-    def _lease_rows(
-        self, conn: Connection, where: Any, worker: str, token: str, lease_s: float | None, k: int
-    ) -> list[Lease]:
-        pick = (
-            select(n.id)
-            .join(JOBS, j.id == n.job_id)
-            .where(where, n.status == "waiting", j.status == "running", n.rank < j.admitted)
-            .order_by(n.job_id, n.rank)
-            .limit(k)
-            .with_for_update(of=NODES, skip_locked=True)
-        )
-        stmt = (
-            update(NODES)
-            .where(n.id.in_(pick.scalar_subquery()))
-            .values(
-                status="leased",
-                lease_owner=worker,
-                lease_token=token,
-                lease_expires=db_now() + self._ttl(lease_s),
-                attempts=n.attempts + 1,
+    def _leases(self, conn: Connection, rows: Any, worker: str, token: str) -> list[Lease]:
+        """Leases of the rows a claim statement returned, in claim order."""
+        out = []
+        for r in sorted(rows, key=lambda r: (r.job_id, r.rank)):
+            data = load_blob(conn, r.branch_data, r.branch_ref) or b""
+            branch = Branch.from_bytes(bytes(data))
+            lease = Lease(
+                r.job_id, r.id, token, worker, r.attempts, r.lease_expires, r.rank, branch
             )
-            .returning(
-                n.id, n.job_id, n.rank, n.attempts, n.lease_expires, n.branch_data, n.branch_ref
-            )
-        )
-        rows = sorted(conn.execute(stmt), key=lambda r: (r.job_id, r.rank))
-        return [
-            Lease(
-                r.job_id,
-                r.id,
-                token,
-                worker,
-                r.attempts,
-                r.lease_expires,
-                r.rank,
-                Branch.from_bytes(load_blob(conn, r.branch_data, r.branch_ref) or b""),
-            )
-            for r in rows
-        ]
+            out.append(lease)
+        return out
 
     @override
     def claim(
         self, worker: str, k: int = 1, *, job_id: int | None = None, lease_s: float | None = None
     ) -> list[Lease]:
-        where = n.job_id == job_id if job_id is not None else and_(True)
+        token = uuid.uuid4().hex
+        stmt = self.sql.claim_any if job_id is None else self.sql.claim_job
+        params = {"worker": worker, "token": token, "ttl": lease_s or self.lease_s, "k": k}
         with self.db.session(durable=False) as s:
-            return self._lease_rows(s.connection(), where, worker, uuid.uuid4().hex, lease_s, k)
+            conn = s.connection()
+            return self._leases(conn, stmt(conn, job=job_id, **params), worker, token)
 
     @override
     def heartbeat(self, leases: Sequence[Lease], lease_s: float | None = None) -> list[bool]:
@@ -145,56 +120,63 @@ class DatabaseFrontier(Frontier):
 
     @override
     def complete(self, lease: Lease, expansion: Expansion) -> bool:
-        node = expansion.node
-        values = node_values(node)
-        prefix = select(j.prefix).where(j.id == n.job_id).scalar_subquery()
-        seq: tuple[sequencer.SeqState, int] | None = None
+        return self.complete_many([(lease, expansion)])[0]
+
+    @override
+    def complete_many(self, done: Sequence[tuple[Lease, Expansion]]) -> list[bool]:
+        ok: list[bool] = []
+        ranks: dict[int, set[int]] = {}  # job → ranks recorded here
         with self.db.session() as s:
             conn = s.connection()
-            values["theta_data"], values["theta_ref"] = store_blob(conn, values["theta_data"])
-            done = conn.execute(
-                update(NODES)
-                .where(self._fenced(lease))
-                .values(
-                    status="done",
-                    lease_owner=None,
-                    lease_token=None,
-                    lease_expires=None,
-                    finished_at=utcnow(),
-                    **values,
-                )
-                .returning(n.rank, prefix.label("prefix"))
-            ).first()
-            if done is None:
-                return False
-            self._insert(conn, lease.job_id, lease.node_id, expansion.children)
-            if node.is_solution:
-                row = {
-                    "job_id": lease.job_id,
-                    "node_id": lease.node_id,
-                    "key": lease.branch.key,
-                    "solution_key": node.solution_key,
-                    "loss": node.loss,
-                    "metrics": node.metrics,
-                    "created_at": utcnow(),
-                }
-                insert_ignore(conn, SOLUTIONS, [row], "job_id", "key")
-            if done.rank is not None and done.rank == done.prefix:
-                # The prefix waits for this rank: sequence in this transaction if free.
-                seq = self._sequence_in(conn, lease.job_id, skip_locked=True)
-        if seq is not None:
-            self._after(lease.job_id, *seq)
-        elif done.rank is not None and self._prefix(lease.job_id) == done.rank:
-            self.advance(lease.job_id)
-        return True
+            kids: list[dict[str, Any]] = []
+            for lease, expansion in done:
+                row = self._record(conn, lease, expansion.node)
+                ok.append(row is not None)
+                if row is not None:
+                    kids += child_rows(lease.job_id, lease.node_id, expansion.children)
+                    if row.rank is not None:
+                        ranks.setdefault(lease.job_id, set()).add(row.rank)
+            self._insert_rows(conn, kids)
+        # The job row is not locked above: a completion never waits for the sequencer. If the
+        # prefix now waits for one of our ranks, sequence; if another worker holds the
+        # sequencer, it sees our commit in its check after committing (see _after).
+        for job_id, mine in ranks.items():
+            if self._prefix(job_id) in mine:
+                self._sequence(job_id, skip_locked=True)
+        return ok
+
+    def _record(self, conn: Connection, lease: Lease, node: Node) -> Any:
+        """Write a ridden node if its lease is still ours; ``(rank, prefix)`` or ``None``."""
+        values = node_values(node)
+        values["theta_data"], values["theta_ref"] = store_blob(conn, values["theta_data"])
+        for col in JSON_COLS:
+            values[col] = json.dumps(values[col])
+        params = {f"v_{c}": values[c] for c in RESULT_COLS}
+        row = self.sql.complete(conn, node=lease.node_id, token=lease.token, **params).first()
+        if row is not None and node.is_solution:
+            self.sql.solution(
+                conn,
+                job_id_0=lease.job_id,
+                node_id_0=lease.node_id,
+                key_0=lease.branch.key,
+                solution_key_0=node.solution_key,
+                loss_0=node.loss,
+                metrics_0=json.dumps(node.metrics),
+            )
+        return row
 
     def _insert(self, conn: Connection, job_id: int, parent_id: int, kids: Sequence[Branch]) -> int:
-        rows = child_rows(job_id, parent_id, list(kids))
-        now = utcnow()
-        for r in rows:
+        """Insert child branches, skipping fingerprints the job already has."""
+        return self._insert_rows(conn, child_rows(job_id, parent_id, list(kids)))
+
+    def _insert_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        params: dict[str, Any] = {}
+        for i, r in enumerate(rows):
             r["branch_data"], r["branch_ref"] = store_blob(conn, r["branch_data"])
-            r |= {"status": "waiting", "attempts": 0, "created_at": now}
-        return insert_ignore(conn, NODES, rows, "job_id", "key")
+            params |= {f"{c}_{i}": r[c] for c in CHILD_COLS}
+        return self.sql.children(len(rows))(conn, **params).rowcount
 
     @override
     def push(self, job_id: int, parent_id: int, branches: Sequence[Branch]) -> int:
@@ -203,8 +185,7 @@ class DatabaseFrontier(Frontier):
 
     def _prefix(self, job_id: int) -> int:
         with self.db.session(write=False) as s:
-            stmt = select(j.prefix).where(j.id == job_id)
-            return int(s.connection().execute(stmt).scalar_one())
+            return int(self.sql.prefix(s.connection(), job=job_id).scalar_one())
 
     # -- failures and expiry ---------------------------------------------------------------
 
@@ -282,43 +263,51 @@ class DatabaseFrontier(Frontier):
     def advance(self, job_id: int) -> None:
         self._sequence(job_id)
 
-    def _sequence(self, job_id: int, wall_stop: bool = False) -> None:
-        """Run the sequencer in its own transaction, then follow up (see :meth:`_after`)."""
-        with self.db.session(durable=False) as s:
-            seq = self._sequence_in(s.connection(), job_id, wall_stop=wall_stop)
-        if seq is not None:
-            self._after(job_id, *seq)
+    def _sequence(self, job_id: int, *, wall_stop: bool = False, skip_locked: bool = False) -> None:
+        """Run the sequencer in a short transaction of its own, then follow up.
+
+        Nothing waits for the sequencer but explicit calls (``advance``): workers pass
+        ``skip_locked`` and leave the work to the holder of the lock, whose check after
+        committing (:meth:`_after`) sees their completions.
+        """
+        while True:
+            with self.db.session(durable=False) as s:
+                got = self._sequence_in(s.connection(), job_id, wall_stop, skip_locked)
+            if got is None:
+                return
+            st, admitted = got
+            if st.admitted > admitted:
+                self._admitted(job_id, admitted, st.admitted)
+            if not self._after(job_id, st):
+                return
+            wall_stop = False
 
     def _sequence_in(
-        self, conn: Connection, job_id: int, *, wall_stop: bool = False, skip_locked: bool = False
+        self, conn: Connection, job_id: int, wall_stop: bool, skip_locked: bool
     ) -> tuple[sequencer.SeqState, int] | None:
         """Lock the job, push, rank and admit; the new state and the old ``admitted``.
 
         ``None`` when the job is not running (or, with ``skip_locked``, is being sequenced).
         """
-        loaded = load_state(conn, job_id, skip_locked=skip_locked)
-        if loaded is None:
+        st = load_state(self.sql, conn, job_id, skip_locked=skip_locked)
+        if st is None:
             return None
-        st = loaded
         admitted = st.admitted
         if wall_stop and st.stopped_by is None:
             sequencer.stop(st, "wall_time", self._first_waiting(conn, job_id, st))
-        sequencer.advance(st, SqlSeqStore(conn, job_id))
-        save_state(conn, job_id, st)
+        sequencer.advance(st, SqlSeqStore(self.sql, conn, job_id))
+        save_state(self.sql, conn, job_id, st)
         return st, admitted
 
-    def _after(self, job_id: int, st: sequencer.SeqState, admitted: int) -> None:
-        """After a sequencer commit: index newly admitted ranks and go on if needed.
+    def _after(self, job_id: int, st: sequencer.SeqState) -> bool:
+        """Whether to run again after a sequencer commit.
 
         A completion may have landed while we held the lock, unseen by us and not sequenced
-        by its worker (which saw the lock taken, or an older prefix): if the rank the prefix
-        now waits for is done, run again. This check after every commit is what guarantees
-        that no completion is left unsequenced.
+        by its worker (it found the lock taken, or read the prefix before we moved it): if the
+        rank the prefix now waits for is done, run again. This check after every commit is
+        what guarantees that no completion is left unsequenced.
         """
-        if st.admitted > admitted:
-            self._admitted(job_id, admitted, st.admitted)
-        if not st.finished and st.prefix < st.admitted and self._done_at(job_id, st.prefix):
-            self._sequence(job_id)
+        return not st.finished and st.prefix < st.admitted and self._done_at(job_id, st.prefix)
 
     @staticmethod
     def _first_waiting(conn: Connection, job_id: int, st: sequencer.SeqState) -> int | None:
@@ -332,8 +321,7 @@ class DatabaseFrontier(Frontier):
 
     def _done_at(self, job_id: int, rank: int) -> bool:
         with self.db.session(write=False) as s:
-            stmt = select(n.status).where(n.job_id == job_id, n.rank == rank)
-            return s.connection().execute(stmt).scalar() == "done"
+            return self.sql.status_at(s.connection(), job=job_id, rank=rank).scalar() == "done"
 
     def _admitted(self, job_id: int, start: int, stop: int) -> None:
         """Hook: ranks ``start .. stop-1`` became claimable (the Redis frontier indexes them)."""
@@ -351,3 +339,9 @@ class DatabaseFrontier(Frontier):
             over = list(s.connection().execute(stmt).scalars())
         for job_id in over:
             self._sequence(job_id, wall_stop=True)
+        # Safety net: a job whose prefix rank is done but was left unsequenced (the lock was
+        # held by something other than the sequencer when its worker tried) moves on here.
+        with self.db.session(write=False) as s:
+            stuck = list(self.sql.stuck(s.connection()).scalars())
+        for job_id in stuck:
+            self._sequence(job_id, skip_locked=True)

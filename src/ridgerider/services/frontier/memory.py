@@ -33,14 +33,13 @@ class _Store(SeqStore):
         return self.s.keys[(self.job_id, "")]
 
     @override
-    def by_rank(self, start: int, stop: int) -> list[RankRow]:
+    def done_from(self, start: int, stop: int) -> list[RankRow]:
         out = []
-        for r in range(start, min(stop, start + sequencer.BATCH)):
+        for r in range(start, stop):
             node_id = self.s.ranks.get((self.job_id, r))
-            if node_id is not None:
-                n = self.s.nodes[node_id]
-                done, steps = n.status == "done", n.values.get("steps") or 0
-                out.append(RankRow(r, n.id, done, steps, list(n.children)))
+            n = None if node_id is None else self.s.nodes[node_id]
+            if n is not None and n.status == "done":
+                out.append(RankRow(r, n.id, n.values.get("steps") or 0, list(n.children)))
         return out
 
     @override

@@ -17,6 +17,7 @@ a single Redis (not Redis Cluster).
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -115,10 +116,14 @@ class RedisFrontier(DatabaseFrontier):
             if not popped:
                 return []
             ids = [int(x) for x in popped[1::2]]
-            with self.db.session() as s:
-                leases = self._lease_rows(
-                    s.connection(), n.id.in_(ids), worker, uuid.uuid4().hex, lease_s, len(ids)
+            token = uuid.uuid4().hex
+            params = {"worker": worker, "token": token, "ttl": lease_s or self.lease_s}
+            with self.db.session(durable=False) as s:
+                conn = s.connection()
+                rows = self.sql.claim_ids(
+                    conn, ids=ids if self.sql.pg else json.dumps(ids), k=len(ids), **params
                 )
+                leases = self._leases(conn, rows, worker, token)
             if leases:
                 return leases
         return []
@@ -146,7 +151,9 @@ class RedisFrontier(DatabaseFrontier):
 
     @override
     def _admitted(self, job_id: int, start: int, stop: int) -> None:
-        self._index(self._waiting(n.job_id == job_id, n.rank >= start, n.rank < stop))
+        with self.db.session(write=False) as s:
+            rows = self.sql.waiting_range(s.connection(), job=job_id, start=start, stop=stop)
+            self._index(list(rows))
 
     @override
     def reindex(self, job_id: int) -> None:

@@ -65,14 +65,13 @@ class SeqState:
 
 @dataclass(frozen=True)
 class RankRow:
-    """What the prefix scan needs of a ranked row."""
+    """What the prefix scan needs of a done, ranked row."""
 
     rank: int
     node_id: int
-    done: bool
     steps: int
     children: list[int]
-    """Row ids of its children in the parent's child order (known once it is done)."""
+    """Row ids of its children, in the parent's child order."""
 
 
 class SeqStore(Protocol):
@@ -82,11 +81,8 @@ class SeqStore(Protocol):
         """The root branch's row id."""
         ...
 
-    def by_rank(self, start: int, stop: int) -> list[RankRow]:
-        """Rows with ``start <= rank < stop`` and their children, by rank.
-
-        At most :data:`BATCH` rows; a row whose rank is missing ends the scan.
-        """
+    def done_from(self, start: int, stop: int) -> list[RankRow]:
+        """Done rows with ``start <= rank < stop`` and their children, by rank."""
         ...
 
     def set_order(self, rows: Sequence[tuple[int, int, int | None, int | None]]) -> None:
@@ -116,9 +112,14 @@ def advance(st: SeqState, store: SeqStore) -> bool:
     if st.pushed == 0:
         _push(st, store, [store.root_id()])
         changed = True
+    blocked = -1  # the prefix rank last found not done (no need to look again)
     while True:
         progress = _admit(st)
-        progress |= _advance_prefix(st, store)
+        if st.prefix != blocked and st.prefix < st.admitted:
+            moved, stuck = _advance_prefix(st, store)
+            progress |= moved
+            if stuck:
+                blocked = st.prefix
         if st.order != "bfs" and st.prefix == st.ranked and st.pushed > st.ranked:
             _pop(st, store)
             progress = True
@@ -152,22 +153,23 @@ def _admit(st: SeqState) -> bool:
     return st.admitted != start or st.stopped_by != stopped
 
 
-def _advance_prefix(st: SeqState, store: SeqStore) -> bool:
+def _advance_prefix(st: SeqState, store: SeqStore) -> tuple[bool, bool]:
+    """Move the prefix over done ranks: (whether it moved, whether it is now known stuck)."""
     moved = False
     while st.prefix < st.admitted:
         stop = min(st.admitted, st.prefix + BATCH)
-        for row in store.by_rank(st.prefix, stop):
-            if row.rank != st.prefix or not row.done:
-                return moved
+        for row in store.done_from(st.prefix, stop):
+            if row.rank != st.prefix:
+                return moved, True  # the rank the prefix waits for is not done
             _push(st, store, row.children)
             st.prefix += 1
             st.prefix_steps += row.steps
             moved = True
             if st.order != "bfs":
-                return True  # the next pop must come before the next push
+                return True, False  # the next pop must come before the next push
         if st.prefix < stop:
-            return moved  # a rank of the batch is missing: not pushed yet
-    return moved
+            return moved, True
+    return moved, False
 
 
 def _push(st: SeqState, store: SeqStore, ids: list[int]) -> None:

@@ -137,7 +137,8 @@ class Database:
             with Session(bind=conn, expire_on_commit=False, autoflush=False) as session:
                 try:
                     if write and not durable and self._writer is None:
-                        session.connection().exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                        raw = session.connection().connection.dbapi_connection
+                        raw.cursor().execute("SET LOCAL synchronous_commit TO OFF")  # type: ignore[union-attr]
                     yield session
                     session.commit()
                 except BaseException:

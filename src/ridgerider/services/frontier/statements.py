@@ -1,0 +1,318 @@
+"""The frontier's hot statements, built once as Core constructs and compiled once per dialect.
+
+A claim or a completion runs a handful of statements thousands of times a second; compiling,
+cache-keying and type-processing each execution would cost more than the database work. Here
+every statement is compiled once per dialect and executed on the driver's cursor inside the
+session's transaction: parameters are passed raw (JSON already encoded, timestamps taken by the
+database), results come back raw (:func:`json_value` decodes JSON columns where a driver returns
+text).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import namedtuple
+from collections.abc import Callable, Iterator
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Executable,
+    Float,
+    any_,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
+
+from ridgerider.services.storage.session import db_now
+from ridgerider.services.storage.tables import JOBS, NODES, SOLUTIONS
+
+__all__ = ["RESULT_COLS", "Compiled", "Result", "json_value", "statements"]
+
+n, j = NODES.c, JOBS.c
+RESULT_COLS = (
+    "eigenvalue", "eigenvalue_end", "loss_start", "loss", "steps", "end_reason", "leaf_reason",
+    "is_leaf", "is_solution", "solution_key", "n_children", "crossings", "metrics", "trace",
+    "theta_data", "theta_ref",
+)  # fmt: skip
+JSON_COLS = ("metrics", "trace")
+CHILD_COLS = ("job_id", "parent_id", "key", "depth", "child_index", "branch_loss", "branch_data",
+              "branch_ref")  # fmt: skip
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column as Python data (SQLite returns the text, psycopg the decoded value)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class Compiled:
+    """One statement compiled for one dialect; call it with keyword parameters."""
+
+    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
+        compiled = stmt.compile(dialect=dialect)
+        self.sql = compiled.string
+        self.names = list(compiled.positiontup or []) if compiled.positional else None
+        # Literals of the construct (``status='done'``) became parameters with a value.
+        self.defaults = {k: b.effective_value for k, b in compiled.binds.items() if not b.required}
+
+    def _params(self, params: dict[str, Any]) -> Any:
+        merged = self.defaults | params
+        return merged if self.names is None else tuple(merged[k] for k in self.names)
+
+    def __call__(self, conn: Connection, **params: Any) -> Result:
+        """Execute on the driver's cursor, inside the connection's transaction."""
+        cur = _cursor(conn)
+        cur.execute(self.sql, self._params(params))
+        return Result(cur)
+
+    def many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Execute once per parameter set (the driver's ``executemany``)."""
+        _cursor(conn).executemany(self.sql, [self._params(r) for r in rows])
+
+
+def _cursor(conn: Connection) -> Any:
+    """A cursor of the DBAPI connection (the caller's transaction has begun)."""
+    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+
+@cache
+def _row_type(names: tuple[str, ...]) -> Any:
+    return namedtuple("Row", names, rename=True)
+
+
+class Result:
+    """The rows of one execution, as named tuples (``row.rank``), fetched lazily."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+        self.rowcount: int = cursor.rowcount
+        desc = cursor.description
+        self._type = _row_type(tuple(d[0] for d in desc)) if desc else None
+
+    def __iter__(self) -> Iterator[Any]:
+        assert self._type is not None
+        return (self._type(*r) for r in self.cursor.fetchall())
+
+    def all(self) -> list[Any]:
+        """Every row."""
+        return list(self)
+
+    def first(self) -> Any:
+        """The first row, or ``None``."""
+        row = self.cursor.fetchone()
+        return None if row is None or self._type is None else self._type(*row)
+
+    def scalars(self) -> list[Any]:
+        """The first column of every row."""
+        return [r[0] for r in self.cursor.fetchall()]
+
+    def scalar(self) -> Any:
+        """The first column of the first row, or ``None``."""
+        row = self.cursor.fetchone()
+        return None if row is None else row[0]
+
+    def scalar_one(self) -> Any:
+        """The first column of the only row."""
+        rows = self.cursor.fetchall()
+        if len(rows) != 1:
+            raise LookupError(f"expected one row, got {len(rows)}")
+        return rows[0][0]
+
+
+def _claim(by: str, pg: bool) -> Executable:
+    """Lease up to ``k`` admitted waiting rows: of one job, of any job, or among given ids."""
+    where = [n.status == "waiting", j.status == "running", n.rank < j.admitted]
+    if by == "job":
+        where.append(n.job_id == bindparam("job"))
+    elif by == "ids" and pg:
+        where.append(n.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
+    elif by == "ids":
+        ids = select(literal_column("value")).select_from(func.json_each(bindparam("ids")))
+        where.append(n.id.in_(ids))
+    pick = (
+        select(n.id)
+        .join(JOBS, j.id == n.job_id)
+        .where(*where)
+        .order_by(n.job_id, n.rank)
+        .limit(bindparam("k"))
+        .with_for_update(of=NODES, skip_locked=True)
+    )
+    return _lease(n.id.in_(pick.scalar_subquery()))
+
+
+def _lease(where: Any) -> Executable:
+    job_ttl = select(j.lease_s).where(j.id == n.job_id).scalar_subquery()
+    ttl = func.coalesce(bindparam("ttl", type_=Float), job_ttl)
+    return (
+        update(NODES)
+        .where(where)
+        .values(
+            status="leased",
+            lease_owner=bindparam("worker"),
+            lease_token=bindparam("token"),
+            lease_expires=db_now() + ttl,
+            attempts=n.attempts + 1,
+        )
+        .returning(n.id, n.job_id, n.rank, n.attempts, n.lease_expires, n.branch_data, n.branch_ref)
+    )
+
+
+def _complete() -> Executable:
+    """Fenced: the lease is ours and live, the job still runs. Returns rank and prefix."""
+    running = exists().where(j.id == n.job_id, j.status == "running")
+    prefix = select(j.prefix).where(j.id == n.job_id).scalar_subquery()
+    return (
+        update(NODES)
+        .where(
+            n.id == bindparam("node"),
+            n.status == "leased",
+            n.lease_token == bindparam("token"),
+            n.lease_expires > db_now(),
+            running,
+        )
+        .values(
+            status="done",
+            lease_owner=None,
+            lease_token=None,
+            lease_expires=None,
+            finished_at=func.now(),
+            **{c: bindparam(f"v_{c}") for c in RESULT_COLS},
+        )
+        .returning(n.rank, prefix.label("prefix"))
+    )
+
+
+def _insert(table: Any, cols: tuple[str, ...], rows: int, keys: tuple[str, ...], pg: bool) -> Any:
+    ins = postgresql.insert if pg else sqlite.insert
+    fixed: dict[str, Any] = {"created_at": func.now()}
+    if table is NODES:  # column defaults, written out (no per-execution default processing)
+        fixed |= {"status": literal_column("'waiting'"), "attempts": literal_column("0")}
+    values = [{**{c: bindparam(f"{c}_{i}") for c in cols}, **fixed} for i in range(rows)]
+    return ins(table).values(values).on_conflict_do_nothing(index_elements=list(keys))
+
+
+def _load(skip_locked: bool) -> Executable:
+    return (
+        select(
+            j.seed,
+            j.settings,
+            j.pushed,
+            j.ranked,
+            j.prefix,
+            j.prefix_steps,
+            j.admitted,
+            j.stopped_by,
+            j.rng_state,
+        )
+        .where(j.id == bindparam("job"), j.status == "running")
+        .with_for_update(key_share=True, skip_locked=skip_locked)
+    )
+
+
+_SAVE_COLS = ("pushed", "ranked", "prefix", "prefix_steps", "admitted", "stopped_by", "rng_state")
+_KID = NODES.alias("kid")
+_BUILDERS: dict[str, Callable[[bool], Any]] = {
+    "claim_job": lambda pg: _claim("job", pg),
+    "claim_any": lambda pg: _claim("any", pg),
+    "claim_ids": lambda pg: _claim("ids", pg),
+    "complete": lambda pg: _complete(),
+    "solution": lambda pg: _insert(
+        SOLUTIONS,
+        ("job_id", "node_id", "key", "solution_key", "loss", "metrics"),
+        1,
+        ("job_id", "key"),
+        pg,
+    ),
+    "prefix": lambda pg: select(j.prefix).where(j.id == bindparam("job")),
+    "status_at": lambda pg: select(n.status).where(
+        n.job_id == bindparam("job"), n.rank == bindparam("rank")
+    ),
+    "load": lambda pg: _load(False),
+    "load_skip": lambda pg: _load(True),
+    "save": lambda pg: (
+        update(JOBS)
+        .where(j.id == bindparam("job"))
+        .values(updated_at=func.now(), **{c: bindparam(f"v_{c}") for c in _SAVE_COLS})
+    ),
+    "done_from": lambda pg: (
+        select(n.rank, n.id, n.steps, _KID.c.id.label("kid"))
+        .outerjoin(_KID, _KID.c.parent_id == n.id)
+        .where(
+            n.job_id == bindparam("job"),
+            n.rank >= bindparam("start"),
+            n.rank < bindparam("stop"),
+            n.status == "done",
+        )
+        .order_by(n.rank, _KID.c.child_index)
+    ),
+    "set_order": lambda pg: (
+        update(NODES)
+        .where(n.id == bindparam("b_id"))
+        .values(seq=bindparam("b_seq"), rank=bindparam("b_rank"), slot=bindparam("b_slot"))
+    ),
+    "stuck": lambda pg: (
+        select(j.id)
+        .join(NODES, (n.job_id == j.id) & (n.rank == j.prefix))
+        .where(j.status == "running", j.prefix < j.admitted, n.status == "done")
+    ),
+    "waiting_range": lambda pg: (
+        select(n.job_id, n.id, n.rank)
+        .join(JOBS, j.id == n.job_id)
+        .where(
+            n.job_id == bindparam("job"),
+            n.rank >= bindparam("start"),
+            n.rank < bindparam("stop"),
+            n.status == "waiting",
+            j.status == "running",
+            n.rank < j.admitted,
+        )
+    ),
+}
+
+
+class Statements:
+    """The compiled hot statements of one dialect (children inserts per number of rows)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.pg = dialect.name == "postgresql"
+        for name, build in _BUILDERS.items():
+            setattr(self, name, Compiled(build(self.pg), dialect))
+        self._children: dict[int, Compiled] = {}
+
+    def children(self, rows: int) -> Compiled:
+        """Insert ``rows`` child branches, skipping keys the job already has."""
+        if rows not in self._children:
+            stmt = _insert(NODES, CHILD_COLS, rows, ("job_id", "key"), self.pg)
+            self._children[rows] = Compiled(stmt, self.dialect)
+        return self._children[rows]
+
+    claim_job: Compiled
+    claim_any: Compiled
+    claim_ids: Compiled
+    complete: Compiled
+    solution: Compiled
+    prefix: Compiled
+    status_at: Compiled
+    load: Compiled
+    load_skip: Compiled
+    save: Compiled
+    done_from: Compiled
+    set_order: Compiled
+    stuck: Compiled
+    waiting_range: Compiled
+
+
+@cache
+def statements(dialect_name: str, dialect: Dialect) -> Statements:
+    """The compiled statements for a dialect (built once per process)."""
+    return Statements(dialect)
