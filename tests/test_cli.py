@@ -1,0 +1,87 @@
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from ridgerider.cli import main
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_run_writes_the_report(runner, tmp_path):
+    out = tmp_path / "toy.json"
+    result = runner.invoke(main, ["run", "toy2d", "--seed", "3", "--json", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert {
+        "problem",
+        "params",
+        "seed",
+        "method",
+        "order",
+        "mis",
+        "nodes",
+        "solutions",
+        "elapsed_s",
+        "coverage",
+    } <= set(report)
+    assert report["problem"] == "toy2d" and report["seed"] == 3
+    assert report["method"] == "exact" and report["order"] == "bfs"
+    assert set(report["mis"]) == {"loss", "grad_norm", "negative_eigenvalues"}
+    assert report["mis"]["negative_eigenvalues"] == 2
+    assert report["coverage"] == {"found": 4, "total": 4}
+    fingerprints = sorted(tuple(map(tuple, s["fingerprint"])) for s in report["solutions"])
+    assert fingerprints == [((0, -1),), ((0, 1),), ((1, -1),), ((1, 1),)]
+    assert all({"fingerprint", "loss", "metrics"} <= set(s) for s in report["solutions"])
+
+
+def test_run_prints_a_table_and_progress(runner):
+    result = runner.invoke(main, ["run", "toy2d"])
+    assert result.exit_code == 0, result.output
+    assert "4 solutions" in result.output
+    assert "targets found 4/4" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["run", "nope"], "unknown problem 'nope'"),
+        (["run", "tree-rl", "--set", "depth=x"], "'depth'"),
+        (["run", "tree-rl", "--set", "depth=99"], "'depth'"),
+        (["run", "tree-rl", "--set", "color=red"], "'color'"),
+        (["run", "tree-rl", "--set", "depth"], "KEY=VALUE"),
+        (["run", "lever-game", "--set", "payoffs=1,x"], "'payoffs'"),
+        (["run", "lever-game", "--setting", "alpha=-1"], "alpha"),
+        (["run", "lever-game", "--setting", "alpha=abc"], "'alpha'"),
+        (["run", "lever-game", "--setting", "bogus=1"], "'bogus'"),
+        (["run", "lever-game", "--setting", "one_per_group=maybe"], "'one_per_group'"),
+        (["run", "lever-game", "--order", "sideways"], "--order"),
+        (["run", "lever-game", "--max-nodes", "0"], "--max-nodes"),
+        (["run", "lever-game", "--seed", "-1"], "--seed"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_field_and_writes_nothing(runner, tmp_path, args, needle):
+    out = tmp_path / "out.json"
+    result = runner.invoke(main, [*args, "--json", str(out)])
+    assert result.exit_code == 2, result.output
+    assert needle in result.output
+    assert not out.exists()
+
+
+def test_json_into_a_missing_folder_is_refused_before_work(runner, tmp_path):
+    result = runner.invoke(main, ["run", "toy2d", "--json", str(tmp_path / "no" / "x.json")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output
+
+
+def test_problems_lists_the_registry(runner):
+    result = runner.invoke(main, ["problems", "--json"])
+    assert result.exit_code == 0
+    data = {p["name"]: p for p in json.loads(result.output)}
+    assert {"toy2d", "tree-rl", "lever-game"} <= set(data)
+    assert "depth" in data["tree-rl"]["params"]["properties"]
+    table = runner.invoke(main, ["problems"])
+    assert "lever-game" in table.output
