@@ -1,0 +1,301 @@
+"""Approximate Ridge Rider: GetRidges and UpdateRidge from Hessian-vector products only.
+
+Pure functions over a loss ``θ ↦ L(θ)``; nothing here forms a Hessian.
+
+GetRidges (:func:`approx_get_ridges`)
+    The ``N`` most negative eigenpairs by :func:`~ridgerider.core.eigensolver.bottom_eigenpairs`
+    on products from :func:`~ridgerider.core.hvp.make_hvp`; warm-startable from a previous
+    spectrum.
+
+UpdateRidge (:func:`approx_update_ridge`), after a step ``θ' → θ``, two methods:
+
+``rayleigh_ritz`` (default)
+    The followed eigenvector is refreshed inside a small *tracked block* (the ridge and its
+    spectral neighbours, 3–5 vectors): Rayleigh–Ritz on the block at θ, then expansion by the
+    followed pair's residual until ``‖He − λe‖ ≤ tol·‖H‖``. The continuation of the ridge is the
+    Ritz vector of largest overlap with the previous direction (matched by overlap, never by
+    rank: after small steps neighbouring eigenvalues swap order), and the rest of the block is
+    re-matched to the old block so the neighbours stay in view. A change of the followed
+    vector's rank inside the block is recorded as a crossing.
+``paper``
+    The paper's UpdateRidge: gradient steps on ``ℓ(e, λ) = ‖(1/λ)·H(θ)e/‖e‖ − e/‖e‖‖²``, started
+    from the previous ``e`` and the first-order estimate ``λ ≈ λ' + e'ᵀ(H(θ) − H(θ'))e'``. Each
+    step needs two products (``Hu`` and ``Hr``). The paper publishes no step sizes for this
+    inner loop; by default they are set from the curvature scale so plain gradient descent is
+    stable (``lr_e = ½·λ²/(‖H‖ + |λ|)²``, ``lr_λ = ¼·λ²``). Convergence is slow inside tight
+    clusters (the rate is ``1 − 2·lr_e·(λ_j/λ − 1)²`` for a neighbour ``λ_j``), which is why
+    ``rayleigh_ritz`` is the default.
+
+Both return the new direction (sign-aligned with the previous one), its eigenvalue, the
+overlap ``|⟨e, e'⟩|`` and the products used; the state to carry to the next step is a
+:class:`RidgeTrack`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from ridgerider.core.curvature import LossFn
+from ridgerider.core.eigensolver import EigenResult, bottom_eigenpairs
+from ridgerider.core.hvp import HVPOperator, make_hvp
+
+__all__ = [
+    "UPDATE_METHODS",
+    "RidgeTrack",
+    "RidgeUpdate",
+    "approx_get_ridges",
+    "approx_update_ridge",
+    "start_track",
+]
+
+UPDATE_METHODS = ("rayleigh_ritz", "paper")
+
+
+def approx_get_ridges(
+    loss_fn: LossFn,
+    theta: Tensor,
+    n_ridges: int,
+    *,
+    tol: float = 1e-4,
+    guard: int = 3,
+    block: int | None = None,
+    init: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    hvp_method: str = "auto",
+    max_hvps: int | None = None,
+) -> EigenResult:
+    """The ``n_ridges`` most negative Hessian eigenpairs at ``θ``, from products only.
+
+    Args:
+        loss_fn: ``θ ↦ L(θ)``.
+        theta: the branch point.
+        n_ridges: how many eigenpairs (``N``); clipped to ``n``.
+        tol: residual tolerance relative to ``‖H‖`` (see :func:`bottom_eigenpairs`).
+        guard: extra Ritz pairs kept active (returned as ``guards``, useful for tracking).
+        block: cold start block size; pass the expected multiplicity at a symmetric saddle.
+        init: warm start (e.g. the spectrum at the end of the parent's ride).
+        generator: random start vectors (seed it per branch for replayable runs).
+        hvp_method: see :func:`~ridgerider.core.hvp.make_hvp`.
+        max_hvps: product budget.
+
+    The caller keeps the eigenvalues below ``-zero_tol`` and takes both signs of each vector.
+    """
+    op = make_hvp(loss_fn, theta, hvp_method)
+    n = theta.numel()
+    return bottom_eigenpairs(
+        op,
+        n,
+        min(n_ridges, n),
+        tol=tol,
+        init=init,
+        generator=generator,
+        guard=guard,
+        block=block,
+        max_matvecs=max_hvps,
+        dtype=theta.dtype,
+    )
+
+
+@dataclass(frozen=True)
+class RidgeTrack:
+    """What UpdateRidge carries from one step to the next."""
+
+    direction: Tensor
+    """The followed unit eigenvector ``e'`` (with the sign being followed), ``[n]``."""
+    eigenvalue: float
+    """Its eigenvalue ``λ'``."""
+    block: Tensor
+    """Orthonormal tracked block ``[n, b]`` containing (approximately) ``e'`` and neighbours."""
+    rank: int
+    """Rank of ``e'`` among the block's Ritz values (ascending): a change is a crossing."""
+    rayleigh: float
+    """``e'ᵀH(θ')e'`` (equals ``λ'`` for an exact eigenvector), for the paper's λ estimate."""
+    norm: float
+    """Estimate of ``‖H‖`` the tolerance is relative to."""
+
+
+def start_track(spectrum: EigenResult, index: int, sign: int = 1, width: int = 5) -> RidgeTrack:
+    """The track of ridge ``(index, sign)`` of a GetRidges spectrum.
+
+    The block holds the ridge and up to ``width − 1`` spectral neighbours (from ``vectors``
+    then ``guards``), centred on ``index`` where possible.
+    """
+    pool = torch.cat([spectrum.vectors, spectrum.guards], dim=1)
+    count = pool.shape[1]
+    if not 0 <= index < spectrum.vectors.shape[1]:
+        raise ValueError(f"index must be in [0, {spectrum.vectors.shape[1]}), got {index}")
+    width = max(1, min(width, count))
+    lo = max(0, min(index - (width - 1) // 2, count - width))
+    block = pool[:, lo : lo + width]
+    lam = float(spectrum.values[index])
+    e = sign * spectrum.vectors[:, index]
+    return RidgeTrack(e, lam, block, index - lo, lam, spectrum.norm_estimate)
+
+
+@dataclass(frozen=True)
+class RidgeUpdate:
+    """The result of one UpdateRidge."""
+
+    direction: Tensor
+    """New unit direction, sign-aligned so that ``⟨e, e'⟩ ≥ 0``."""
+    eigenvalue: float
+    """Its eigenvalue (Rayleigh quotient)."""
+    overlap: float
+    """``|⟨e, e'⟩|`` with the previous direction (EndRide compares it with a threshold)."""
+    hvps: int
+    """Hessian-vector products used."""
+    residual: float
+    """``‖He − λe‖``."""
+    converged: bool
+    """Whether the residual met ``tol·‖H‖`` (``paper``: after its fixed number of steps)."""
+    crossing: bool
+    """Whether the followed vector changed rank inside the tracked block (``rayleigh_ritz``)."""
+    track: RidgeTrack
+    """State for the next step."""
+
+
+def approx_update_ridge(
+    loss_fn: LossFn,
+    theta: Tensor,
+    track: RidgeTrack,
+    *,
+    method: Literal["rayleigh_ritz", "paper"] = "rayleigh_ritz",
+    tol: float = 1e-4,
+    max_hvps: int = 200,
+    hvp: HVPOperator | None = None,
+    hvp_method: str = "auto",
+    steps: int = 20,
+    lr_e: float | None = None,
+    lr_lambda: float | None = None,
+) -> RidgeUpdate:
+    """UpdateRidge at the new point ``θ`` (module docstring).
+
+    Args:
+        loss_fn: ``θ ↦ L(θ)``.
+        theta: the point after the step.
+        track: the state from :func:`start_track` or the previous update's ``track``.
+        method: ``rayleigh_ritz`` or ``paper``.
+        tol: ``rayleigh_ritz``: stop when ``‖He − λe‖ ≤ tol·‖H‖``.
+        max_hvps: ``rayleigh_ritz``: product budget.
+        hvp: an operator already built at ``θ`` (its graph is reused), else one is made.
+        hvp_method: method for the operator made here.
+        steps: ``paper``: gradient steps.
+        lr_e: ``paper``: step size for ``e`` (default: scale-free, see the module docstring).
+        lr_lambda: ``paper``: step size for ``λ`` (default ``¼·λ²``).
+    """
+    op = hvp if hvp is not None else make_hvp(loss_fn, theta, hvp_method)
+    start = op.matvecs
+    if method == "rayleigh_ritz":
+        out = _rayleigh_ritz(op, track, tol, max_hvps)
+    elif method == "paper":
+        out = _paper(op, track, tol, steps, lr_e, lr_lambda)
+    else:
+        raise ValueError(f"method must be one of {UPDATE_METHODS}, got {method!r}")
+    return replace(out, hvps=op.matvecs - start)
+
+
+def _aligned(e: Tensor, prev: Tensor) -> Tensor:
+    """``e`` normalised, with the sign that makes ``⟨e, prev⟩ ≥ 0``."""
+    e = e / e.norm()
+    return -e if float(e @ prev) < 0 else e
+
+
+def _rayleigh_ritz(op: HVPOperator, track: RidgeTrack, tol: float, budget: int) -> RidgeUpdate:
+    prev = track.direction
+    start = op.matvecs
+    u, sv, _ = torch.linalg.svd(torch.cat([prev[:, None], track.block], dim=1), full_matrices=False)
+    v = u[:, sv > 1e-8 * sv[0]]  # an orthonormal basis of the span (the ridge is usually in it)
+    b = track.block.shape[1]
+    av = op(v)
+    norm = max(track.norm, float(av.norm(dim=0).max()))
+    thresh = tol * norm
+    while True:
+        m = v.T @ av
+        mu, y = torch.linalg.eigh(0.5 * (m + m.T))
+        x = v @ y
+        j = int((x.T @ prev).abs().argmax())
+        r = av @ y[:, j] - mu[j] * x[:, j]
+        res = float(r.norm())
+        if res <= thresh or op.matvecs - start >= budget or v.shape[1] >= v.shape[0]:
+            break
+        for _ in range(2):
+            r = r - v @ (v.T @ r)
+        nrm = r.norm()
+        if float(nrm) <= 1e-12 * norm:
+            break
+        w = r / nrm
+        v = torch.cat([v, w[:, None]], dim=1)
+        av = torch.cat([av, op(w)[:, None]], dim=1)
+    e = _aligned(x[:, j], prev)
+    # The new block: the Ritz vectors closest to the old block's span, the ridge included.
+    closeness = (track.block.T @ x).norm(dim=0)
+    closeness[j] = float("inf")
+    chosen = torch.sort(torch.topk(closeness, min(b, closeness.numel())).indices).values
+    block = x[:, chosen]
+    rank = int((chosen < j).sum())
+    lam = float(mu[j])
+    new_track = RidgeTrack(e, lam, block, rank, lam, norm)
+    return RidgeUpdate(
+        direction=e,
+        eigenvalue=lam,
+        overlap=abs(float(e @ prev)),
+        hvps=0,
+        residual=res,
+        converged=res <= thresh,
+        crossing=rank != track.rank,
+        track=new_track,
+    )
+
+
+def _paper(
+    op: HVPOperator,
+    track: RidgeTrack,
+    tol: float,
+    steps: int,
+    lr_e: float | None,
+    lr_lambda: float | None,
+) -> RidgeUpdate:
+    prev = track.direction
+    e = prev.clone()
+    hu = op(e)
+    rq = float(e @ hu)
+    # First-order warm start: λ ≈ λ' + e'ᵀ(H(θ) − H(θ'))e'.
+    lam = track.eigenvalue + rq - track.rayleigh
+    if lam == 0.0:
+        lam = rq if rq != 0.0 else -1e-12
+    norm = max(track.norm, float(hu.norm()))
+    for _ in range(steps):
+        nrm = float(e.norm())
+        u = e / nrm
+        r = hu / lam - u
+        hr = op(r)
+        br = hr / lam - r
+        grad_e = (2.0 / nrm) * (br - (u @ br) * u)
+        grad_lam = float(-(2.0 / lam**2) * (r @ hu))
+        step_e = lr_e if lr_e is not None else 0.5 * lam**2 / (norm + abs(lam)) ** 2
+        step_lam = lr_lambda if lr_lambda is not None else 0.25 * lam**2
+        e = e - step_e * grad_e
+        lam = lam - step_lam * grad_lam
+        hu = op(e / e.norm())
+    u = _aligned(e, prev)
+    hu = hu if float(e @ prev) >= 0 else -hu
+    rq = float(u @ hu)
+    res = float((hu - rq * u).norm())
+    block = torch.cat([u[:, None], track.block], dim=1)
+    block, _ = torch.linalg.qr(block)
+    block = block[:, : track.block.shape[1]]
+    new_track = RidgeTrack(u, rq, block, track.rank, rq, norm)
+    return RidgeUpdate(
+        direction=u,
+        eigenvalue=rq,
+        overlap=abs(float(u @ prev)),
+        hvps=0,
+        residual=res,
+        converged=res <= tol * norm,
+        crossing=False,
+        track=new_track,
+    )

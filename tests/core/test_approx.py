@@ -1,0 +1,147 @@
+"""Approximate GetRidges / UpdateRidge against dense eigendecompositions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ridgerider.core.approx import approx_get_ridges, approx_update_ridge, start_track
+from ridgerider.core.curvature import dense_hessian
+from ridgerider.core.hvp import make_hvp
+
+torch.set_num_threads(1)
+F64 = torch.float64
+
+
+def _mlp(seed: int = 0):
+    """Small tanh MLP, cross-entropy; n = 8·6 + 6 + 6·4 + 4 = 82 parameters."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(60, 8, generator=g, dtype=F64)
+    y = torch.randint(0, 4, (60,), generator=g)
+
+    def loss(theta: torch.Tensor) -> torch.Tensor:
+        w1, b1 = theta[:48].reshape(6, 8), theta[48:54]
+        w2, b2 = theta[54:78].reshape(4, 6), theta[78:82]
+        return torch.nn.functional.cross_entropy(torch.tanh(x @ w1.T + b1) @ w2.T + b2, y)
+
+    return loss, 0.5 * torch.randn(82, generator=g, dtype=F64)
+
+
+def _eig(loss, theta):
+    return torch.linalg.eigh(dense_hessian(loss, theta))
+
+
+def test_get_ridges_matches_dense(gen):
+    loss, theta = _mlp()
+    vals, vecs = _eig(loss, theta)
+    assert int((vals < 0).sum()) >= 4  # the point has ridges to find
+    spec = approx_get_ridges(loss, theta, 4, tol=1e-9, generator=gen)
+    assert spec.converged
+    scale = float(vals.abs().max())
+    assert float((spec.values - vals[:4]).abs().max()) <= 1e-5 * scale
+    cosines = torch.linalg.svdvals(vecs[:, :4].T @ spec.vectors)
+    assert float(cosines.min()) >= 1 - 1e-8
+    assert spec.guards.shape == (82, 3)
+
+
+def test_get_ridges_warm_start_is_cheaper(gen):
+    loss, theta = _mlp()
+    spec = approx_get_ridges(loss, theta, 4, tol=1e-6, generator=gen)
+    moved = theta - 1e-4 * spec.vectors[:, 0]
+    cold = approx_get_ridges(loss, moved, 4, tol=1e-6, generator=gen)
+    warm = approx_get_ridges(
+        loss, moved, 4, tol=1e-6, init=torch.cat([spec.vectors, spec.guards], dim=1)
+    )
+    assert warm.converged and cold.converged
+    torch.testing.assert_close(warm.values, cold.values, rtol=1e-6, atol=1e-8)
+    assert warm.matvecs < 0.7 * cold.matvecs
+
+
+@pytest.mark.parametrize("index", [0, 2])
+def test_rayleigh_ritz_update_follows_the_dense_eigenvector(gen, index):
+    loss, theta = _mlp()
+    spec = approx_get_ridges(loss, theta, 5, tol=1e-10, generator=gen)
+    track = start_track(spec, index, sign=-1, width=3)
+    assert torch.equal(track.direction, -spec.vectors[:, index])
+    new_theta = theta - 0.05 * track.direction
+    op = make_hvp(loss, new_theta, "cached")
+    up = approx_update_ridge(loss, new_theta, track, tol=1e-9, hvp=op)
+    assert up.converged
+    assert up.hvps == op.matvecs
+    vals, vecs = _eig(loss, new_theta)
+    j = int((vecs.T @ track.direction).abs().argmax())
+    assert abs(float(vecs[:, j] @ up.direction)) >= 1 - 1e-9
+    assert up.eigenvalue == pytest.approx(float(vals[j]), abs=1e-8)
+    assert float(up.direction @ track.direction) > 0  # sign follows the previous direction
+    assert up.overlap == pytest.approx(abs(float(up.direction @ track.direction)))
+    assert up.residual <= 1e-9 * float(vals.abs().max()) * 1.01
+    assert up.track.block.shape == (82, 3)
+
+
+def _crossing_problem(m: int = 12):
+    """θ = (t, x): L = ½ xᵀ(H0 + t·D)x. At x = 0 the Hessian is diag(0, H0 + tD), whose two
+    lowest eigenvalues −1 + 0.4t and −0.9 − 0.4t cross at t = 0.125 without rotating."""
+    g = torch.Generator().manual_seed(3)
+    q, _ = torch.linalg.qr(torch.randn(m, m, generator=g, dtype=F64))
+    h0 = torch.cat([torch.tensor([-1.0, -0.9, -0.5], dtype=F64), torch.linspace(0.5, 2, m - 3)])
+    d = torch.zeros(m, dtype=F64)
+    d[0], d[1] = 0.4, -0.4
+    a0, dd = (q * h0) @ q.T, (q * d) @ q.T
+
+    def loss(theta: torch.Tensor) -> torch.Tensor:
+        t, x = theta[0], theta[1:]
+        return 0.5 * x @ ((a0 + t * dd) @ x)
+
+    return loss, q
+
+
+def test_rayleigh_ritz_tracks_through_a_crossing(gen):
+    loss, q = _crossing_problem()
+    theta = torch.zeros(13, dtype=F64)
+    spec = approx_get_ridges(loss, theta, 3, tol=1e-10, generator=gen)
+    track = start_track(spec, 0, width=3)
+    followed = torch.cat([torch.zeros(1, dtype=F64), q[:, 0]])
+    assert abs(float(track.direction @ followed)) == pytest.approx(1.0)
+    crossings = []
+    for t in (0.05, 0.1, 0.15, 0.2):
+        theta = torch.zeros(13, dtype=F64)
+        theta[0] = t
+        up = approx_update_ridge(loss, theta, track, tol=1e-10)
+        crossings.append(up.crossing)
+        assert abs(float(up.direction @ followed)) >= 1 - 1e-9  # the same vector, not rank 0
+        assert up.eigenvalue == pytest.approx(-1.0 + 0.4 * t, abs=1e-9)
+        track = up.track
+    assert crossings == [False, False, True, False]
+    assert track.rank == 1
+
+
+def test_paper_update_descends_its_loss_and_counts_products(gen):
+    loss, theta = _mlp()
+    spec = approx_get_ridges(loss, theta, 3, tol=1e-10, generator=gen)
+    track = start_track(spec, 0, width=3)
+    new_theta = theta - 0.05 * track.direction
+    _, vecs = _eig(loss, new_theta)
+    j = int((vecs.T @ track.direction).abs().argmax())
+    h = dense_hessian(loss, new_theta)
+    e0 = track.direction
+    res0 = float((h @ e0 - float(e0 @ h @ e0) * e0).norm())
+
+    first = approx_update_ridge(loss, new_theta, track, method="paper", steps=0)
+    assert first.hvps == 1
+    # The first-order estimate λ' + e'ᵀ(H(θ) − H(θ'))e' is the Rayleigh quotient at θ.
+    assert first.eigenvalue == pytest.approx(float(e0 @ h @ e0), rel=1e-10)
+
+    up = approx_update_ridge(loss, new_theta, track, method="paper", steps=40)
+    assert up.hvps == 1 + 2 * 40
+    assert up.residual < 0.5 * res0
+    assert abs(float(vecs[:, j] @ up.direction)) > abs(float(vecs[:, j] @ e0))
+    assert float(up.direction @ e0) > 0
+
+
+def test_unknown_method_and_bad_index_raise(gen):
+    loss, theta = _mlp()
+    spec = approx_get_ridges(loss, theta, 2, generator=gen)
+    with pytest.raises(ValueError, match="index"):
+        start_track(spec, 2)
+    with pytest.raises(ValueError, match="method"):
+        approx_update_ridge(loss, theta, start_track(spec, 0), method="exact")  # type: ignore[arg-type]
