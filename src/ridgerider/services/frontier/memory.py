@@ -39,8 +39,22 @@ class _Store(SeqStore):
             node_id = self.s.ranks.get((self.job_id, r))
             n = None if node_id is None else self.s.nodes[node_id]
             if n is not None and n.status == "done":
-                out.append(RankRow(r, n.id, n.values.get("steps") or 0, list(n.children)))
+                out.append(RankRow(r, n.id, n.values.get("steps") or 0))
         return out
+
+    @override
+    def children(self, parent_id: int) -> list[int]:
+        return list(self.s.nodes[parent_id].children)
+
+    @override
+    def push_bfs(self, start: int, stop: int, first: int) -> int:
+        rank = first
+        for r in range(start, stop):
+            for child in self.s.nodes[self.s.ranks[(self.job_id, r)]].children:
+                self.s.nodes[child].seq = rank
+                self.set_rank(child, rank)
+                rank += 1
+        return rank - first
 
     @override
     def set_order(self, rows: Sequence[tuple[int, int, int | None, int | None]]) -> None:

@@ -70,8 +70,6 @@ class RankRow:
     rank: int
     node_id: int
     steps: int
-    children: list[int]
-    """Row ids of its children, in the parent's child order."""
 
 
 class SeqStore(Protocol):
@@ -82,7 +80,19 @@ class SeqStore(Protocol):
         ...
 
     def done_from(self, start: int, stop: int) -> list[RankRow]:
-        """Done rows with ``start <= rank < stop`` and their children, by rank."""
+        """Done rows with ``start <= rank < stop``, by rank."""
+        ...
+
+    def children(self, parent_id: int) -> list[int]:
+        """Row ids of a parent's children, in its child order."""
+        ...
+
+    def push_bfs(self, start: int, stop: int, first: int) -> int:
+        """Rank the children of the parents ranked ``start .. stop-1`` in FIFO order.
+
+        The children get ``seq = rank = first, first + 1, ...`` ordered by (parent rank, child
+        index), in one set-based statement; returns how many there were.
+        """
         ...
 
     def set_order(self, rows: Sequence[tuple[int, int, int | None, int | None]]) -> None:
@@ -157,16 +167,23 @@ def _advance_prefix(st: SeqState, store: SeqStore) -> tuple[bool, bool]:
     """Move the prefix over done ranks: (whether it moved, whether it is now known stuck)."""
     moved = False
     while st.prefix < st.admitted:
-        stop = min(st.admitted, st.prefix + BATCH)
-        for row in store.done_from(st.prefix, stop):
-            if row.rank != st.prefix:
-                return moved, True  # the rank the prefix waits for is not done
-            _push(st, store, row.children)
-            st.prefix += 1
+        start, stop = st.prefix, min(st.admitted, st.prefix + BATCH)
+        run = 0
+        for row in store.done_from(start, stop):
+            if row.rank != start + run:
+                break  # the rank the prefix waits for is not done
+            run += 1
             st.prefix_steps += row.steps
-            moved = True
             if st.order != "bfs":
+                _push(st, store, store.children(row.node_id))
+                st.prefix += 1
                 return True, False  # the next pop must come before the next push
+        if run:
+            # BFS: the whole run's children, in one statement.
+            st.pushed += store.push_bfs(start, start + run, st.pushed)
+            st.ranked = st.pushed
+            st.prefix += run
+            moved = True
         if st.prefix < stop:
             return moved, True
     return moved, False

@@ -31,13 +31,18 @@ class SqlSeqStore(SeqStore):
 
     @override
     def done_from(self, start: int, stop: int) -> list[RankRow]:
-        rows: list[RankRow] = []
-        for r in self.sql.done_from(self.conn, job=self.job_id, start=start, stop=stop):
-            if not rows or rows[-1].rank != r.rank:
-                rows.append(RankRow(r.rank, r.id, r.steps or 0, []))
-            if r.kid is not None:
-                rows[-1].children.append(r.kid)
-        return rows
+        rows = self.sql.done_from(self.conn, job=self.job_id, start=start, stop=stop)
+        return [RankRow(r.rank, r.id, r.steps or 0) for r in rows]
+
+    @override
+    def children(self, parent_id: int) -> list[int]:
+        return self.sql.children_of(self.conn, parent=parent_id).scalars()
+
+    @override
+    def push_bfs(self, start: int, stop: int, first: int) -> int:
+        return self.sql.push_bfs(
+            self.conn, job=self.job_id, start=start, stop=stop, first=first
+        ).rowcount
 
     @override
     def set_order(self, rows: Sequence[tuple[int, int, int | None, int | None]]) -> None:

@@ -200,6 +200,31 @@ def _insert(table: Any, cols: tuple[str, ...], rows: int, keys: tuple[str, ...],
     return ins(table).values(values).on_conflict_do_nothing(index_elements=list(keys))
 
 
+def _push_bfs() -> Executable:
+    """FIFO ranks for the children of a run of parents, numbered server-side."""
+    parent = NODES.alias("parent")
+    numbered = (
+        select(
+            n.id.label("id"),
+            (
+                bindparam("first")
+                - 1
+                + func.row_number().over(order_by=(parent.c.rank, n.child_index))
+            ).label("pos"),
+        )
+        .join(parent, parent.c.id == n.parent_id)
+        .where(
+            parent.c.job_id == bindparam("job"),
+            parent.c.rank >= bindparam("start"),
+            parent.c.rank < bindparam("stop"),
+        )
+        .subquery()
+    )
+    return (
+        update(NODES).where(n.id == numbered.c.id).values(seq=numbered.c.pos, rank=numbered.c.pos)
+    )
+
+
 def _load(skip_locked: bool) -> Executable:
     return (
         select(
@@ -219,7 +244,6 @@ def _load(skip_locked: bool) -> Executable:
 
 
 _SAVE_COLS = ("pushed", "ranked", "prefix", "prefix_steps", "admitted", "stopped_by", "rng_state")
-_KID = NODES.alias("kid")
 _BUILDERS: dict[str, Callable[[bool], Any]] = {
     "claim_job": lambda pg: _claim("job", pg),
     "claim_any": lambda pg: _claim("any", pg),
@@ -244,16 +268,19 @@ _BUILDERS: dict[str, Callable[[bool], Any]] = {
         .values(updated_at=func.now(), **{c: bindparam(f"v_{c}") for c in _SAVE_COLS})
     ),
     "done_from": lambda pg: (
-        select(n.rank, n.id, n.steps, _KID.c.id.label("kid"))
-        .outerjoin(_KID, _KID.c.parent_id == n.id)
+        select(n.rank, n.id, n.steps)
         .where(
             n.job_id == bindparam("job"),
             n.rank >= bindparam("start"),
             n.rank < bindparam("stop"),
             n.status == "done",
         )
-        .order_by(n.rank, _KID.c.child_index)
+        .order_by(n.rank)
     ),
+    "children_of": lambda pg: (
+        select(n.id).where(n.parent_id == bindparam("parent")).order_by(n.child_index)
+    ),
+    "push_bfs": lambda pg: _push_bfs(),
     "set_order": lambda pg: (
         update(NODES)
         .where(n.id == bindparam("b_id"))
@@ -307,6 +334,8 @@ class Statements:
     load_skip: Compiled
     save: Compiled
     done_from: Compiled
+    children_of: Compiled
+    push_bfs: Compiled
     set_order: Compiled
     stuck: Compiled
     waiting_range: Compiled

@@ -1,0 +1,269 @@
+"""Frontier throughput: claim-and-complete cycles per second with no compute.
+
+Each worker process loops ``claim(k) → complete`` on one BFS job whose synthetic tree never
+runs out (every node has two children), so only the frontier is measured: SQLite (single
+writer), PostgreSQL (``FOR UPDATE SKIP LOCKED``) and PostgreSQL + Redis (Lua claims), for 1, 4
+and 16 processes. Beside it, against the same PostgreSQL server, Optuna's enqueue / ask / tell
+cycle with its RDB storage, which is what a durable trial queue costs in Optuna.
+
+    python benchmarks/frontier.py --seconds 5 --json benchmarks/frontier.json
+
+Every process uses one torch thread; the machine's cores are shared, so compare rows of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psycopg
+import torch
+from sqlalchemy.engine import make_url
+
+from ridgerider.core.branch import Branch, Node
+from ridgerider.core.expand import Expansion
+from ridgerider.core.settings import RRSettings
+from ridgerider.services.frontier.base import Frontier
+from ridgerider.services.frontier.database import DatabaseFrontier
+from ridgerider.services.frontier.redis import RedisFrontier
+from ridgerider.services.storage.records import JobSpec
+from ridgerider.services.storage.sql import SQLStorage
+
+torch.set_num_threads(1)
+CTX = mp.get_context("fork")
+THETA = torch.zeros(2, dtype=torch.float64)
+
+
+@dataclass
+class Args:
+    postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    backends: list[str] = field(default_factory=lambda: ["sqlite", "postgres", "postgres+redis"])
+    workers: list[int] = field(default_factory=lambda: [1, 4, 16])
+    seconds: float = 5.0
+    """Measured window per configuration (after a warm-up of a second)."""
+    batch: int = 8
+    """Branches claimed at once."""
+    complete_batch: bool = True
+    """Complete a claim's branches in one transaction (``complete_many``), else one by one."""
+    optuna: bool = True
+    json: str | None = None
+
+
+def expansion(branch: Branch) -> Expansion:
+    """Two children, forever: the tree never runs out during a measurement."""
+    kids = [
+        Branch(THETA, THETA, -1.0, (*branch.fingerprint, (0, s)), branch.seed + s, -1.0)
+        for s in (1, -1)
+    ]
+    node = Node(
+        branch.fingerprint,
+        THETA,
+        branch.eigenvalue,
+        None,
+        0.0,
+        -1.0,
+        1,
+        "convex",
+        [-1.0],
+        {},
+        [],
+        2,
+        False,
+        False,
+    )
+    return Expansion(node, kids)
+
+
+def build(backend: str, url: str, redis_url: str, ns: str) -> Frontier:
+    store = SQLStorage(url, migrate=False)
+    if backend == "postgres+redis":
+        return RedisFrontier.from_url(store, redis_url, namespace=ns)
+    return DatabaseFrontier(store)
+
+
+def worker(
+    backend: str, url: str, args: Args, ns: str, job: int, go: Any, stop: Any, window: Any, out: Any
+) -> None:
+    torch.set_num_threads(1)
+    frontier = build(backend, url, args.redis_url, ns)
+    frontier.start_reaper(1.0)
+    me = f"bench:{os.getpid()}"
+    stamps: list[float] = []
+    go.wait()
+    while not stop.is_set():
+        leases = frontier.claim(me, args.batch, job_id=job)
+        if not leases:
+            time.sleep(0.005)  # as a worker would: do not spin on an empty frontier
+            continue
+        if args.complete_batch:
+            done = frontier.complete_many([(x, expansion(x.branch)) for x in leases])
+            stamps += [time.time()] * sum(done)
+            continue
+        for lease in leases:
+            if frontier.complete(lease, expansion(lease.branch)):
+                stamps.append(time.time())
+    lo, hi = window[0], window[1]
+    out.put(sum(lo <= t < hi for t in stamps))
+
+
+def measure(target: Any, n: int, seconds: float, extra: tuple[Any, ...]) -> float:
+    """Run ``n`` processes of ``target``; completions per second inside the window."""
+    go, stop, window, out = CTX.Event(), CTX.Event(), CTX.Array("d", 2), CTX.Queue()
+    procs = [CTX.Process(target=target, args=(*extra, go, stop, window, out)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    time.sleep(0.5)
+    go.set()
+    time.sleep(1.0)  # warm-up
+    window[0] = time.time()
+    time.sleep(seconds)
+    window[1] = time.time()
+    stop.set()
+    total = sum(out.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(60)
+    return total / (window[1] - window[0])
+
+
+def new_job(frontier: Frontier) -> int:
+    spec = JobSpec(
+        problem="toy2d",
+        params={},
+        seed=0,
+        settings=RRSettings(
+            order="bfs", max_nodes=10**9, max_steps=10**12, max_depth=10**6
+        ).to_dict(),
+        mis={"loss": 0.0, "grad_norm": 0.0, "negative_eigenvalues": 1},
+        lease_s=60.0,
+    )
+    job = frontier.storage.create_job(spec, Branch(THETA, None, None, (), 0, 0.0))
+    frontier.storage.transition(job.id, "running")
+    frontier.advance(job.id)
+    return job.id
+
+
+def optuna_worker(url: str, study_name: str, go: Any, stop: Any, window: Any, out: Any) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.load_study(study_name=study_name, storage=url)
+    stamps: list[float] = []
+    go.wait()
+    i = 0
+    while not stop.is_set():
+        study.enqueue_trial({"x": float(i)}, skip_if_exists=False)
+        trial = study.ask()
+        study.tell(trial, trial.suggest_float("x", -1e9, 1e9))
+        stamps.append(time.time())
+        i += 1
+    out.put(sum(window[0] <= t < window[1] for t in stamps))
+
+
+class PgDatabase:
+    """A scratch database on the server, dropped afterwards."""
+
+    def __init__(self, url: str, name: str) -> None:
+        self.admin = make_url(url)
+        self.name = name
+        self.url = self.admin.set(database=name).render_as_string(hide_password=False)
+
+    def _exec(self, sql: str) -> None:
+        u = self.admin
+        with psycopg.connect(
+            host=u.host,
+            port=u.port or 5432,
+            user=u.username,
+            password=u.password,
+            dbname=u.database,
+            autocommit=True,
+        ) as c:
+            c.execute(sql)
+
+    def __enter__(self) -> str:
+        self._exec(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        self._exec(f'CREATE DATABASE "{self.name}"')
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        self._exec(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def main(args: Args) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "torch_threads": 1,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_avg_before": os.getloadavg(),
+        "batch": args.batch,
+        "seconds": args.seconds,
+        "cycles_per_s": {},
+    }
+    tag = f"rr_bench_{os.getpid()}"
+    optuna_db = PgDatabase(args.postgres_url, f"{tag}_optuna")  # same server, its own schema
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        PgDatabase(args.postgres_url, tag) as pg,
+        optuna_db as optuna_url,
+    ):
+        for backend in args.backends:
+            for n in args.workers:
+                url = f"sqlite:///{tmp}/{backend}-{n}.db" if backend == "sqlite" else pg
+                ns = f"{tag}:{uuid.uuid4().hex[:6]}"
+                frontier = build(backend, url, args.redis_url, ns)
+                SQLStorage(url).close()  # migrate
+                job = new_job(frontier)
+                rate = measure(worker, n, args.seconds, (backend, url, args, ns, job))
+                results["cycles_per_s"][f"{backend}/{n}"] = round(rate, 1)
+                print(f"{backend:>15} x{n:<3} {rate:9.1f} cycles/s", flush=True)
+                if backend == "postgres+redis":
+                    frontier.redis.delete(*frontier.redis.keys(f"{ns}:*") or [f"{ns}:none"])
+                frontier.close()
+        if args.optuna:
+            import optuna
+
+            optuna.logging.set_verbosity(optuna.logging.ERROR)
+            for n in args.workers:
+                name = f"bench-{n}"
+                optuna.create_study(study_name=name, storage=optuna_url)
+                rate = measure(optuna_worker, n, args.seconds, (optuna_url, name))
+                results["cycles_per_s"][f"optuna/{n}"] = round(rate, 1)
+                print(f"{'optuna':>15} x{n:<3} {rate:9.1f} cycles/s", flush=True)
+    rates = results["cycles_per_s"]
+    results["load_avg_after"] = os.getloadavg()
+    for n in args.workers:
+        if f"optuna/{n}" in rates and f"postgres+redis/{n}" in rates:
+            ratio = rates[f"postgres+redis/{n}"] / max(rates[f"optuna/{n}"], 1e-9)
+            results[f"ratio_vs_optuna/{n}"] = round(ratio, 1)
+            print(f"postgres+redis / optuna with {n} workers: {ratio:.1f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+def parse() -> Args:
+    d = Args()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--postgres-url", default=d.postgres_url)
+    p.add_argument("--redis-url", default=d.redis_url)
+    p.add_argument("--backends", nargs="+", default=d.backends)
+    p.add_argument("--workers", nargs="+", type=int, default=d.workers)
+    p.add_argument("--seconds", type=float, default=d.seconds)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--one-by-one", dest="complete_batch", action="store_false")
+    p.add_argument("--no-optuna", dest="optuna", action="store_false")
+    p.add_argument("--json", default=None)
+    return Args(**vars(p.parse_args()))
+
+
+if __name__ == "__main__":
+    print(json.dumps(asdict(parse()) | {"results": main(parse())}, indent=2, default=str))
