@@ -1,0 +1,178 @@
+"""digits-mlp (scikit-learn's bundled digits) and mnist-mlp (IDX files written by the test)."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ridgerider.core.curvature import dense_hessian, gradient
+from ridgerider.problems.base import ParamError
+from ridgerider.problems.digits import DigitsMLP, stratified_split
+from ridgerider.problems.mnist import IDXError, MnistMLP, read_idx
+
+pytest.importorskip("sklearn")
+torch.set_num_threads(1)
+
+
+def test_default_network_is_the_papers_two_layers_of_128():
+    p = DigitsMLP.from_params({})
+    assert p.params.hidden == (128, 128)
+    assert p.n_params == 64 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10
+    assert p.start().shape == (p.n_params,)
+    assert p.x_train.shape[0] + p.x_test.shape[0] == 1797
+    assert float(p.x_train.max()) <= 1.0
+
+
+def test_hidden_sizes_parse_and_validate():
+    assert DigitsMLP.from_params({"hidden": "16, 8"}).params.hidden == (16, 8)
+    assert DigitsMLP.from_params({"hidden": ""}).params.hidden == ()
+    with pytest.raises(ParamError, match="hidden"):
+        DigitsMLP.from_params({"hidden": "16,x"})
+    with pytest.raises(ParamError, match="hidden"):
+        DigitsMLP.from_params({"hidden": [0]})
+    with pytest.raises(ParamError, match="unknown parameter"):
+        DigitsMLP.from_params({"depth": 2})
+
+
+def test_split_is_fixed_by_seed_stratified_and_disjoint():
+    y = torch.arange(200) % 4
+    tr1, te1 = stratified_split(y, 0.25, seed=3)
+    tr2, te2 = stratified_split(y, 0.25, seed=3)
+    tr3, _ = stratified_split(y, 0.25, seed=4)
+    assert torch.equal(tr1, tr2) and torch.equal(te1, te2)
+    assert not torch.equal(tr1, tr3)
+    assert set(tr1.tolist()).isdisjoint(te1.tolist())
+    assert len(tr1) + len(te1) == 200
+    assert torch.bincount(y[te1]).tolist() == [12] * 4  # round(0.25 * 50) per class
+    a = DigitsMLP.from_params({"hidden": "4", "split_seed": 1})
+    b = DigitsMLP.from_params({"hidden": "4", "split_seed": 1})
+    assert torch.equal(a.y_test, b.y_test)
+
+
+def test_loss_is_cross_entropy_of_the_network():
+    p = DigitsMLP.from_params({"hidden": "5,4", "weight_decay": 0.1})
+    theta = p.start()
+    (w1, b1), (w2, b2), (w3, b3) = p.unflatten(theta)
+    h = torch.tanh(torch.tanh(p.x_train @ w1.T + b1) @ w2.T + b2)
+    ce = torch.nn.functional.cross_entropy(h @ w3.T + b3, p.y_train)
+    assert float(p.loss(theta)) == pytest.approx(float(ce) + 0.05 * float(theta @ theta))
+
+
+def test_one_hidden_layer_starts_at_the_symmetric_saddle():
+    p = DigitsMLP.from_params({"hidden": "4", "test_fraction": 0.9})  # small: dense Hessian
+    theta = p.start()
+    assert float(gradient(p.loss, theta).norm()) < 1e-12
+    values = torch.linalg.eigvalsh(dense_hessian(p.loss, theta))
+    # ±σ_k, each repeated once per hidden unit (RESEARCH.md).
+    assert values[0] < 0
+    torch.testing.assert_close(values[:4], values[0].expand(4), atol=1e-10, rtol=0)
+    torch.testing.assert_close(values[-4:], -values[0].expand(4), atol=1e-10, rtol=0)
+
+
+def test_two_layers_start_has_ridges_where_zero_has_none():
+    p = DigitsMLP.from_params({"hidden": "3,3", "test_fraction": 0.9})
+    at_start = torch.linalg.eigvalsh(dense_hessian(p.loss, p.start()))
+    at_saddle = torch.linalg.eigvalsh(dense_hessian(p.loss, p.saddle()))
+    assert int((at_start < -1e-2).sum()) >= 20
+    assert float(at_saddle[0]) > -1e-2 * float(at_saddle.abs().max())
+    assert torch.equal(p.analytic_mis(), p.start())
+    g = torch.Generator().manual_seed(5)
+    assert not torch.equal(p.random_init(g), p.start())
+
+
+def test_metrics_and_learning():
+    p = DigitsMLP.from_params({"hidden": "16"})
+    m0 = p.metrics(p.start())
+    assert set(m0) == {"train_accuracy", "test_accuracy", "per_class_accuracy", "train_loss"}
+    assert len(m0["per_class_accuracy"]) == 10
+    x = p.init_params(torch.Generator().manual_seed(0), 1.0).requires_grad_(True)
+    opt = torch.optim.LBFGS([x], max_iter=60, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        value = p.loss(x)
+        value.backward()
+        return value
+
+    opt.step(closure)
+    m = p.metrics(x.detach())
+    assert m["train_accuracy"] > 0.95 and m["test_accuracy"] > 0.85
+    assert m["train_loss"] < m0["train_loss"]
+    assert all(0.0 <= a <= 1.0 for a in m["per_class_accuracy"])
+
+
+# --------------------------------------------------------------------------- MNIST IDX files
+
+
+def _write_idx(path: Path, array: np.ndarray, code: int = 0x08, gz: bool = False) -> None:
+    header = bytes([0, 0, code, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
+    data = header + array.astype(">u1" if code == 0x08 else ">f4").tobytes()
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        with gzip.open(path, "wb") as fh:
+            fh.write(data)
+    else:
+        path.write_bytes(data)
+
+
+def _mnist_dir(tmp_path: Path, gz: bool = False) -> Path:
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", 50), ("t10k", 20)):
+        labels = (np.arange(count) % 10).astype(np.uint8)
+        images = rng.integers(0, 40, size=(count, 6, 6), dtype=np.uint8)
+        images[np.arange(count), labels // 6, labels % 6] = 255  # a learnable pixel per class
+        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", images, gz=gz)
+        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", labels, gz=gz)
+    return tmp_path
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_read_idx_round_trip(tmp_path, gz):
+    a = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    _write_idx(tmp_path / "x-idx3-ubyte", a, gz=gz)
+    name = "x-idx3-ubyte.gz" if gz else "x-idx3-ubyte"
+    out = read_idx(tmp_path / name)
+    assert out.shape == (2, 3, 4) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, a)
+    f = np.linspace(0, 1, 6, dtype=np.float32)
+    _write_idx(tmp_path / "f-idx1", f, code=0x0D)
+    np.testing.assert_array_equal(read_idx(tmp_path / "f-idx1"), f)
+
+
+def test_read_idx_rejects_malformed_files(tmp_path):
+    (tmp_path / "bad").write_bytes(b"\x01\x02\x08\x01")
+    with pytest.raises(IDXError, match="magic"):
+        read_idx(tmp_path / "bad")
+    (tmp_path / "short").write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", 10) + b"\x00" * 3)
+    with pytest.raises(IDXError, match="expected 10"):
+        read_idx(tmp_path / "short")
+    (tmp_path / "type").write_bytes(bytes([0, 0, 0x42, 0]))
+    with pytest.raises(IDXError, match="type"):
+        read_idx(tmp_path / "type")
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_mnist_problem_from_idx_files(tmp_path, gz):
+    d = _mnist_dir(tmp_path, gz=gz)
+    p = MnistMLP.from_params({"data_dir": str(d), "hidden": "8", "n_train": 40})
+    assert p.x_train.shape == (40, 36) and p.x_test.shape == (20, 36)
+    assert p.n_params == 36 * 8 + 8 + 8 * 10 + 10
+    assert float(p.x_train.max()) == 1.0
+    x = p.init_params(torch.Generator().manual_seed(0), 1.0)
+    for _ in range(300):
+        x = x - 1.0 * gradient(p.loss, x)
+    m = p.metrics(x)
+    assert m["train_accuracy"] == 1.0 and m["test_accuracy"] >= 0.9
+    assert len(m["per_class_accuracy"]) == 10
+
+
+def test_mnist_missing_files_and_params(tmp_path):
+    with pytest.raises(IDXError, match="missing train-images"):
+        MnistMLP.from_params({"data_dir": str(tmp_path)})
+    with pytest.raises(ParamError, match="data_dir"):
+        MnistMLP.from_params({})
