@@ -132,3 +132,34 @@ def test_root_branch_round_trips(storage: Storage) -> None:
     assert storage.node_theta(rows[0].id) is None  # not ridden yet
     assert storage.count_nodes(job.id) == {"waiting": 1}
     assert storage.solutions(job.id) == []
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=PG)])
+def test_large_tensors_go_to_the_artifact_store(kind: str, request: pytest.FixtureRequest) -> None:
+    import torch
+    from sqlalchemy import func, select
+
+    from ridgerider.services.frontier.database import DatabaseFrontier
+    from ridgerider.services.storage.tables import ARTIFACTS, INLINE_LIMIT, NODES
+
+    from .synthetic import expansion
+
+    store = SQLStorage(request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url"))
+    theta = torch.arange(INLINE_LIMIT // 8 + 1, dtype=torch.float64)  # just over the limit
+    job = store.create_job(spec(), Branch(theta, None, None, (), 7, 0.0))
+    frontier = DatabaseFrontier(store)
+    assert store.transition(job.id, "running")
+    frontier.advance(job.id)
+    (lease,) = frontier.claim("w", 1, job_id=job.id)
+    assert torch.equal(lease.branch.theta, theta)
+    exp = expansion(lease.branch, fanout=0)
+    exp.node.theta = theta
+    assert frontier.complete(lease, exp)
+    node = store.list_nodes(job.id).items[0]
+    loaded = store.node_theta(node.id)
+    assert loaded is not None and torch.equal(loaded, theta)
+    with store.db.session(write=False) as s:
+        row = s.execute(select(NODES.c.branch_data, NODES.c.branch_ref, NODES.c.theta_ref)).one()
+        blobs = s.execute(select(func.count()).select_from(ARTIFACTS)).scalar_one()
+    assert row.branch_data is None and row.branch_ref and row.theta_ref and blobs == 2
+    store.close()

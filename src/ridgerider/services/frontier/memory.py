@@ -212,7 +212,7 @@ class MemoryFrontier(Frontier):
         n.lease_owner, n.lease_token, n.lease_expires, n.last_error = None, None, None, error
         if n.attempts >= job.spec.max_attempts:
             n.status = "dead"
-            s._event(job.id, "dead_letter", {"node": n.id, "key": n.key, "error": error})
+            s.add_event(job.id, "dead_letter", {"node": n.id, "key": n.key, "error": error})
             if job.status == "running":
                 msg = f"branch {n.key or '(root)'} failed {n.attempts} times: {error}"
                 s.apply_transition(job, "failed", s.clock(), error=msg)

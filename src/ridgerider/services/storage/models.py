@@ -197,7 +197,14 @@ class Node(Base):
             postgresql_where=text("rank IS NULL AND seq IS NOT NULL"),
             sqlite_where=text("rank IS NULL AND seq IS NOT NULL"),
         ),
-        Index("ix_nodes_job_slot", "job_id", "slot", unique=True),
+        Index(
+            "ix_nodes_job_slot",
+            "job_id",
+            "slot",
+            unique=True,
+            postgresql_where=text("slot IS NOT NULL"),
+            sqlite_where=text("slot IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)

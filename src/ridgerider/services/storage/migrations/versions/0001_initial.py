@@ -173,7 +173,15 @@ def upgrade() -> None:
         postgresql_where=unranked,
         sqlite_where=unranked,
     )
-    op.create_index("ix_nodes_job_slot", "nodes", ["job_id", "slot"], unique=True)
+    slotted = sa.text("slot IS NOT NULL")  # only the random order's list has slots
+    op.create_index(
+        "ix_nodes_job_slot",
+        "nodes",
+        ["job_id", "slot"],
+        unique=True,
+        postgresql_where=slotted,
+        sqlite_where=slotted,
+    )
     op.create_index(op.f("ix_nodes_parent_id"), "nodes", ["parent_id"])
     op.create_table(
         "solutions",
