@@ -91,7 +91,16 @@ def build(backend: str, url: str, redis_url: str, ns: str) -> Frontier:
 
 
 def worker(
-    backend: str, url: str, args: Args, ns: str, job: int, go: Any, stop: Any, window: Any, out: Any
+    backend: str,
+    url: str,
+    args: Args,
+    ns: str,
+    job: int,
+    batch_complete: bool,
+    go: Any,
+    stop: Any,
+    window: Any,
+    out: Any,
 ) -> None:
     torch.set_num_threads(1)
     frontier = build(backend, url, args.redis_url, ns)
@@ -104,7 +113,7 @@ def worker(
         if not leases:
             time.sleep(0.005)  # as a worker would: do not spin on an empty frontier
             continue
-        if args.complete_batch:
+        if batch_complete:
             done = frontier.complete_many([(x, expansion(x.branch)) for x in leases])
             stamps += [time.time()] * sum(done)
             continue
@@ -214,19 +223,22 @@ def main(args: Args) -> dict[str, Any]:
         PgDatabase(args.postgres_url, tag) as pg,
         optuna_db as optuna_url,
     ):
-        for backend in args.backends:
-            for n in args.workers:
-                url = f"sqlite:///{tmp}/{backend}-{n}.db" if backend == "sqlite" else pg
-                ns = f"{tag}:{uuid.uuid4().hex[:6]}"
-                frontier = build(backend, url, args.redis_url, ns)
-                SQLStorage(url).close()  # migrate
-                job = new_job(frontier)
-                rate = measure(worker, n, args.seconds, (backend, url, args, ns, job))
-                results["cycles_per_s"][f"{backend}/{n}"] = round(rate, 1)
-                print(f"{backend:>15} x{n:<3} {rate:9.1f} cycles/s", flush=True)
-                if backend == "postgres+redis":
-                    frontier.redis.delete(*frontier.redis.keys(f"{ns}:*") or [f"{ns}:none"])
-                frontier.close()
+        runs = [(b, n, args.complete_batch) for b in args.backends for n in args.workers]
+        if args.complete_batch and "postgres+redis" in args.backends:
+            runs.append(("postgres+redis", max(args.workers), False))  # one commit per branch
+        for backend, n, batched in runs:
+            url = f"sqlite:///{tmp}/{backend}-{n}.db" if backend == "sqlite" else pg
+            ns = f"{tag}:{uuid.uuid4().hex[:6]}"
+            SQLStorage(url).close()  # migrate
+            frontier = build(backend, url, args.redis_url, ns)
+            job = new_job(frontier)
+            rate = measure(worker, n, args.seconds, (backend, url, args, ns, job, batched))
+            label = f"{backend}/{n}" + ("" if batched else "/one-by-one")
+            results["cycles_per_s"][label] = round(rate, 1)
+            print(f"{label:>32} {rate:9.1f} cycles/s", flush=True)
+            if backend == "postgres+redis":
+                frontier.redis.delete(*frontier.redis.keys(f"{ns}:*") or [f"{ns}:none"])
+            frontier.close()
         if args.optuna:
             import optuna
 
@@ -236,7 +248,7 @@ def main(args: Args) -> dict[str, Any]:
                 optuna.create_study(study_name=name, storage=optuna_url)
                 rate = measure(optuna_worker, n, args.seconds, (optuna_url, name))
                 results["cycles_per_s"][f"optuna/{n}"] = round(rate, 1)
-                print(f"{'optuna':>15} x{n:<3} {rate:9.1f} cycles/s", flush=True)
+                print(f"{f'optuna/{n}':>32} {rate:9.1f} cycles/s", flush=True)
     rates = results["cycles_per_s"]
     results["load_avg_after"] = os.getloadavg()
     for n in args.workers:
