@@ -18,6 +18,7 @@ a single Redis (not Redis Cluster).
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -193,6 +194,9 @@ class RedisFrontier(DatabaseFrontier):
         super().tick()
         if not self.redis.exists(self._key("epoch")):
             self.rebuild()
+            return
+        # One process per second reconciles; the others' reapers skip (same work, same result).
+        if not self.redis.set(self._key("tick"), os.getpid(), nx=True, px=1000):
             return
         stale = self._take_stale(keys=[self._key("claiming")], args=[1000])
         if stale:
