@@ -2,10 +2,12 @@
 
 PostgreSQL claims with ``UPDATE … WHERE id IN (SELECT … ORDER BY job_id, rank LIMIT k FOR
 UPDATE SKIP LOCKED)``, so concurrent claimers never wait on each other's rows; SQLite does the
-same statement under its single writer. A completion only touches its own row and its children:
-the job row (the sequencer) is locked afterwards, and only by the worker that completed the rank
-the finished prefix waits for; the sequencer re-checks after committing, so no completion is
-ever left unsequenced.
+same statement under its single writer. A completion touches only its own rows (the node, its
+children, its solution) and never the job row. The sequencer runs afterwards in a short
+transaction of its own, started by the worker whose rank the finished prefix waits for; a worker
+that finds it taken leaves the work to its holder, which checks after committing whether the
+prefix rank got done meanwhile, and the reaper's tick re-runs any job left with a done prefix
+rank, so no completion is ever left unsequenced and nobody waits for the job row.
 """
 
 from __future__ import annotations
