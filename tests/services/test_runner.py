@@ -116,6 +116,14 @@ def test_run_with_postgres_and_redis(pg_url: str) -> None:
         k: v for k, v in expected(s, 9).items() if k in ("nodes", "solutions")
     }
     assert runner.show(out["job_id"], database_url=pg_url) == out
+    archive = runner.open_archive(pg_url, REDIS_URL)
+    ns = archive.frontier.ns  # type: ignore[attr-defined]
+    assert ns.startswith("rr:") and ns != "rr"  # named after the database
+    client = archive.frontier.redis  # type: ignore[attr-defined]
+    keys = list(client.scan_iter(f"{ns}:*"))
+    assert keys  # the run used this namespace
+    client.delete(*keys)
+    archive.close()
 
 
 def test_default_database_is_a_file_in_the_user_data_folder(

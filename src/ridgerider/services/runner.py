@@ -8,6 +8,7 @@ the archive. Results use the JSON shape of ``ridgerider run``, plus ``job_id``.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -63,15 +64,17 @@ def open_archive(
     """Open (and migrate) the archive; with ``redis_url`` claims go through Redis."""
     url = database_url or default_database_url()
     storage = SQLStorage(url)
+    u = storage.db.url
+    location = str(u.database) if storage.db.is_sqlite else u.render_as_string(hide_password=True)
     frontier: Frontier
     if redis_url:
         from ridgerider.services.frontier.redis import RedisFrontier
 
-        frontier = RedisFrontier.from_url(storage, redis_url, lease_s=lease_s)
+        # Archives sharing one Redis keep apart: the key prefix names the database.
+        namespace = "rr:" + hashlib.sha256(location.encode()).hexdigest()[:12]
+        frontier = RedisFrontier.from_url(storage, redis_url, namespace=namespace, lease_s=lease_s)
     else:
         frontier = DatabaseFrontier(storage, lease_s=lease_s)
-    u = storage.db.url
-    location = str(u.database) if storage.db.is_sqlite else u.render_as_string(hide_password=True)
     return Archive(storage, frontier, location)
 
 
