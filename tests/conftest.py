@@ -12,3 +12,10 @@ torch.set_num_threads(1)
 def gen() -> torch.Generator:
     """A freshly seeded generator per test, so tests do not depend on each other's draws."""
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture(autouse=True)
+def _archive_in_tmp(tmp_path, monkeypatch):
+    """Commands that store jobs write to a per-test SQLite file, never the user's data folder."""
+    monkeypatch.setenv("RIDGERIDER_DATABASE_URL", f"sqlite:///{tmp_path / 'archive.db'}")
+    monkeypatch.delenv("RIDGERIDER_REDIS_URL", raising=False)

@@ -42,6 +42,7 @@ def test_run_prints_a_table_and_progress(runner):
     result = runner.invoke(main, ["run", "toy2d"])
     assert result.exit_code == 0, result.output
     assert "4 solutions" in result.output
+    assert "stored in" in result.output
     assert "targets found 4/4" in result.output
 
 
@@ -85,3 +86,38 @@ def test_problems_lists_the_registry(runner):
     assert "depth" in data["tree-rl"]["params"]["properties"]
     table = runner.invoke(main, ["problems"])
     assert "lever-game" in table.output
+
+
+def test_jobs_show_resume_extend_round_trip(runner, tmp_path):
+    first = tmp_path / "run.json"
+    result = runner.invoke(main, ["run", "lever-game", "--max-nodes", "12", "--json", str(first)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(first.read_text())
+    job = report["job_id"]
+    assert f"job {job} stored in" in result.output
+
+    listed = runner.invoke(main, ["jobs", "--json"])
+    rows = json.loads(listed.output)
+    assert [r["job_id"] for r in rows] == [job]
+    assert rows[0]["problem"] == "lever-game" and rows[0]["nodes"] == 12
+
+    shown = tmp_path / "show.json"
+    assert runner.invoke(main, ["show", str(job), "--json", str(shown), "--quiet"]).exit_code == 0
+    again = json.loads(shown.read_text())
+    assert again["solutions"] == report["solutions"]
+    assert again["nodes"] == report["nodes"]
+
+    # resume of a finished job changes nothing; extend grows it to the new budget
+    resumed = runner.invoke(main, ["resume", str(job), "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    grown = tmp_path / "grown.json"
+    ext = runner.invoke(main, ["extend", str(job), "--max-nodes", "30", "--json", str(grown)])
+    assert ext.exit_code == 0, ext.output
+    assert json.loads(grown.read_text())["nodes"] == 30
+
+
+@pytest.mark.parametrize("command", ["show", "resume"])
+def test_unknown_job_exits_2(runner, command):
+    result = runner.invoke(main, [command, "999"])
+    assert result.exit_code == 2
+    assert "999" in result.output

@@ -1,4 +1,8 @@
-"""The ``ridgerider`` command line: ``run`` a search, list ``problems``.
+"""The ``ridgerider`` command line: ``run`` a search, list ``problems``, manage stored jobs.
+
+Every search is a stored job (``--database-url``, default a SQLite file in the user's data
+folder, or ``$RIDGERIDER_DATABASE_URL``), so ``jobs``, ``show``, ``resume`` and ``extend`` work
+on what ``run`` left behind, even if its process died.
 
 Bad input (unknown problem, unknown or malformed parameter or setting, out-of-range value)
 exits with code 2 and a message naming the field; nothing is written in that case.
@@ -18,10 +22,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ridgerider.core.branch import Node
-from ridgerider.core.search import run_search
 from ridgerider.core.settings import ORDERS, RRSettings
 from ridgerider.problems import ParamError, UnknownProblemError, available, create
-from ridgerider.report import search_report
+from ridgerider.services import runner
 
 __all__ = ["main"]
 
@@ -71,18 +74,99 @@ def _build_settings(problem_defaults: dict[str, Any], overrides: dict[str, Any])
         _usage_error(f"setting {exc}")
 
 
-def _solutions_table(solutions: list[Node], limit: int = 30) -> Table:
+def _solutions_table(solutions: list[dict[str, Any]], limit: int = 30) -> Table:
     table = Table(title=f"{len(solutions)} solutions", show_lines=False)
     table.add_column("fingerprint")
     table.add_column("loss", justify="right")
-    table.add_column("steps", justify="right")
     table.add_column("metrics")
-    for node in solutions[:limit]:
-        shown = {k: v for k, v in node.metrics.items() if not isinstance(v, list) or len(v) <= 4}
-        table.add_row(node.key or "(root)", f"{node.loss:.6g}", str(node.steps), json.dumps(shown))
+    for sol in solutions[:limit]:
+        key = ".".join(f"{i}{'+' if s > 0 else '-'}" for i, s in sol["fingerprint"]) or "(root)"
+        metrics = sol["metrics"]
+        shown = {k: v for k, v in metrics.items() if not isinstance(v, list) or len(v) <= 4}
+        table.add_row(key, f"{sol['loss']:.6g}", json.dumps(shown))
     if len(solutions) > limit:
         table.caption = f"{len(solutions) - limit} more in --json output"
     return table
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    mis = report["mis"]
+    out.print(
+        f"job {report.get('job_id')}: {report['problem']} {json.dumps(report['params'])}, "
+        f"seed {report['seed']}, {report['method']}/{report['order']}"
+    )
+    out.print(
+        f"MIS: loss {mis['loss']:.6g}, |grad| {mis['grad_norm']:.3g}, "
+        f"{mis['negative_eigenvalues']} negative eigenvalues"
+    )
+    out.print(_solutions_table(report["solutions"]))
+    summary = f"{report['nodes']} nodes, {report.get('steps', '?')} steps, {report['elapsed_s']} s"
+    if report.get("status"):
+        summary += f", {report['status']}"
+    if report.get("stopped_by"):
+        summary += f" ({report['stopped_by']})"
+    cov = report.get("coverage")
+    if cov:
+        summary += f", targets found {cov['found']}/{cov['total']}"
+    out.print(summary)
+
+
+def _write_json(report: dict[str, Any], json_path: Path | None, quiet: bool) -> None:
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=2))
+        if not quiet:
+            out.print(f"wrote {json_path}")
+
+
+def _check_json_path(json_path: Path | None) -> None:
+    if json_path is not None and not json_path.parent.exists():
+        _usage_error(f"--json: folder {str(json_path.parent)!r} does not exist")
+
+
+def _progress(quiet: bool, description: str, total: int | None) -> tuple[Progress, Any]:
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("steps {task.fields[steps]}  solutions {task.fields[solutions]}"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+    )
+    task = progress.add_task(description, total=total, steps=0, solutions=0)
+    found = 0
+
+    def on_node(node: Node, steps: int) -> None:
+        nonlocal found
+        found += int(node.is_solution)
+        progress.update(task, advance=1, steps=steps, solutions=found)
+
+    return progress, on_node
+
+
+def _job_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a runner call, turning an unknown job or a bad value into exit code 2."""
+    try:
+        return fn(*args, **kwargs)
+    except runner.JobNotFoundError as exc:
+        _usage_error(f"JOB: {exc}")
+    except ValueError as exc:
+        _usage_error(str(exc))
+
+
+DATABASE_URL = click.option(
+    "--database-url",
+    envvar="RIDGERIDER_DATABASE_URL",
+    default=None,
+    help="archive database (default: a SQLite file in the user's data folder)",
+)
+REDIS_URL = click.option(
+    "--redis-url", envvar="RIDGERIDER_REDIS_URL", default=None, help="Redis frontier (optional)"
+)
+JSON_PATH = click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="write a report"
+)
+QUIET = click.option("--quiet", is_flag=True, help="no progress bar or table")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,10 +185,18 @@ def main() -> None:
 @click.option("--order", type=click.Choice(ORDERS), default=None, help="search order")
 @click.option("--max-nodes", type=click.IntRange(1, 10_000_000), default=None)
 @click.option("--max-steps", type=click.IntRange(0, 10**9), default=None)
+@click.option(
+    "--wall-time",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="budget in seconds",
+)
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--quiet", is_flag=True, help="no progress bar or table")
+@DATABASE_URL
+@REDIS_URL
+@JSON_PATH
+@QUIET
 def run(
     problem: str,
     params: tuple[str, ...],
@@ -113,18 +205,19 @@ def run(
     order: str | None,
     max_nodes: int | None,
     max_steps: int | None,
+    wall_time: float | None,
     seed: int,
     threads: int,
+    database_url: str | None,
+    redis_url: str | None,
     json_path: Path | None,
     quiet: bool,
 ) -> None:
-    """Run a Ridge Rider search on PROBLEM and print its solutions."""
+    """Run a Ridge Rider search on PROBLEM, store it as a job and print its solutions."""
     raw_params = _parse_pairs(params, "--set")
     try:
         prob = create(problem, raw_params)
-    except UnknownProblemError as exc:
-        _usage_error(str(exc))
-    except ParamError as exc:
+    except (UnknownProblemError, ParamError) as exc:
         _usage_error(str(exc))
     overrides = _coerce_settings(_parse_pairs(settings, "--setting"))
     for key, value in (
@@ -136,59 +229,129 @@ def run(
         if value is not None:
             overrides[key] = value
     rr = _build_settings(prob.default_settings(), overrides)
-    if json_path is not None and json_path.parent and not json_path.parent.exists():
-        _usage_error(f"--json: folder {str(json_path.parent)!r} does not exist")
+    _check_json_path(json_path)
     torch.set_num_threads(threads)
 
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("steps {task.fields[steps]}  solutions {task.fields[solutions]}"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-    )
-    found = 0
+    def created(job_id: int, location: str) -> None:
+        console.print(f"job {job_id} stored in {location}")
+
+    progress, on_node = _progress(quiet, f"{prob.name} nodes", rr.max_nodes)
     with progress:
-        task = progress.add_task(f"{prob.name} nodes", total=rr.max_nodes, steps=0, solutions=0)
-
-        def on_node(node: Node, steps: int) -> None:
-            nonlocal found
-            found += int(node.is_solution)
-            progress.update(task, advance=1, steps=steps, solutions=found)
-
-        result = run_search(prob, rr, seed=seed, on_node=on_node)
-        progress.update(task, total=len(result.nodes))
-    report = search_report(
-        problem=prob,
-        params=prob.params_dict(),
-        seed=seed,
-        method=rr.method,
-        order=rr.order,
-        mis=result.mis,
-        nodes=result.nodes,
-        elapsed_s=result.elapsed_s,
-        extra={"stopped_by": result.stopped_by, "steps": result.steps},
-    )
+        report = runner.run(
+            problem,
+            prob.params_dict(),
+            rr,
+            seed=seed,
+            wall_time_s=wall_time,
+            database_url=database_url,
+            redis_url=redis_url,
+            on_created=created,
+            on_node=on_node,
+        )
     if not quiet:
-        out.print(
-            f"MIS: loss {result.mis.loss:.6g}, |grad| {result.mis.grad_norm:.3g}, "
-            f"{result.mis.negative_eigenvalues} negative eigenvalues ({result.mis.method})"
+        _print_report(report)
+    _write_json(report, json_path, quiet)
+
+
+@main.command()
+@click.option(
+    "--status",
+    type=click.Choice(["queued", "running", "succeeded", "failed", "cancelled"]),
+    default=None,
+)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@DATABASE_URL
+def jobs(status: str | None, limit: int, as_json: bool, database_url: str | None) -> None:
+    """List stored jobs, newest first."""
+    rows = runner.list_jobs(database_url=database_url, status=status, limit=limit)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title=f"{len(rows)} jobs")
+    for col in ("id", "problem", "status", "nodes", "solutions", "steps", "created"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            str(r["job_id"]),
+            r["problem"],
+            r["status"] + (f" ({r['stopped_by']})" if r.get("stopped_by") else ""),
+            str(r["nodes"]),
+            str(r.get("solutions", "")),
+            str(r["steps"]),
+            r["created_at"][:19],
         )
-        out.print(_solutions_table(result.solutions))
-        cov = report.get("coverage")
-        summary = (
-            f"{len(result.nodes)} nodes, {result.steps} steps, {report['elapsed_s']} s, "
-            f"stopped: {result.stopped_by}"
+    out.print(table)
+
+
+@main.command()
+@click.argument("job", type=click.IntRange(1))
+@DATABASE_URL
+@JSON_PATH
+@QUIET
+def show(job: int, database_url: str | None, json_path: Path | None, quiet: bool) -> None:
+    """Print one stored job with its solutions (the same JSON as ``run``)."""
+    _check_json_path(json_path)
+    report = _job_call(runner.show, job, database_url=database_url)
+    if not quiet:
+        _print_report(report)
+    _write_json(report, json_path, quiet)
+
+
+@main.command()
+@click.argument("job", type=click.IntRange(1))
+@DATABASE_URL
+@REDIS_URL
+@JSON_PATH
+@QUIET
+def resume(
+    job: int, database_url: str | None, redis_url: str | None, json_path: Path | None, quiet: bool
+) -> None:
+    """Continue a job whose process died, exactly where it stopped."""
+    _check_json_path(json_path)
+    progress, on_node = _progress(quiet, f"job {job} nodes", None)
+    with progress:
+        report = _job_call(
+            runner.resume, job, database_url=database_url, redis_url=redis_url, on_node=on_node
         )
-        if cov:
-            summary += f", targets found {cov['found']}/{cov['total']}"
-        out.print(summary)
-    if json_path is not None:
-        json_path.write_text(json.dumps(report, indent=2))
-        if not quiet:
-            out.print(f"wrote {json_path}")
+    if not quiet:
+        _print_report(report)
+    _write_json(report, json_path, quiet)
+
+
+@main.command()
+@click.argument("job", type=click.IntRange(1))
+@click.option("--max-nodes", type=click.IntRange(1, 10_000_000), default=None)
+@click.option("--max-steps", type=click.IntRange(0, 10**9), default=None)
+@DATABASE_URL
+@REDIS_URL
+@JSON_PATH
+@QUIET
+def extend(
+    job: int,
+    max_nodes: int | None,
+    max_steps: int | None,
+    database_url: str | None,
+    redis_url: str | None,
+    json_path: Path | None,
+    quiet: bool,
+) -> None:
+    """Raise a finished job's budgets and run it on to the new ones."""
+    _check_json_path(json_path)
+    progress, on_node = _progress(quiet, f"job {job} nodes", None)
+    with progress:
+        report = _job_call(
+            runner.extend,
+            job,
+            max_nodes=max_nodes,
+            max_steps=max_steps,
+            database_url=database_url,
+            redis_url=redis_url,
+            on_node=on_node,
+        )
+    if not quiet:
+        _print_report(report)
+    _write_json(report, json_path, quiet)
 
 
 @main.command()
