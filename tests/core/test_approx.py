@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ridgerider.core.approx import approx_get_ridges, approx_update_ridge, start_track
+from ridgerider.core.approx import (
+    approx_get_ridges,
+    approx_update_ridge,
+    start_track,
+    track_from_direction,
+)
 from ridgerider.core.curvature import dense_hessian
 from ridgerider.core.hvp import make_hvp
 
@@ -65,7 +70,7 @@ def test_rayleigh_ritz_update_follows_the_dense_eigenvector(gen, index):
     assert torch.equal(track.direction, -spec.vectors[:, index])
     new_theta = theta - 0.05 * track.direction
     op = make_hvp(loss, new_theta, "cached")
-    up = approx_update_ridge(loss, new_theta, track, tol=1e-9, hvp=op)
+    up = approx_update_ridge(loss, new_theta, track, tol=1e-9, hvp=op, width=3)
     assert up.converged
     assert up.hvps == op.matvecs
     vals, vecs = _eig(loss, new_theta)
@@ -76,6 +81,25 @@ def test_rayleigh_ritz_update_follows_the_dense_eigenvector(gen, index):
     assert up.overlap == pytest.approx(abs(float(up.direction @ track.direction)))
     assert up.residual <= 1e-9 * float(vals.abs().max()) * 1.01
     assert up.track.block.shape == (82, 3)
+
+
+def test_ride_from_a_bare_direction_matches_dense_updates(gen):
+    # What ride() does with a branch read back from storage: only e and λ are known.
+    loss, theta = _mlp()
+    spec = approx_get_ridges(loss, theta, 3, tol=1e-10, generator=gen)
+    e, lam = spec.vectors[:, 1], float(spec.values[1])
+    track = track_from_direction(e, lam)
+    assert track.block.shape == (82, 1)
+    for _ in range(5):
+        theta = theta - 0.05 * e
+        up = approx_update_ridge(loss, theta, track, tol=1e-8, width=4)
+        vals, vecs = _eig(loss, theta)
+        j = int((vecs.T @ e).abs().argmax())  # the exact rule: largest overlap, sign-aligned
+        exact = vecs[:, j] * (1.0 if float(vecs[:, j] @ e) >= 0 else -1.0)
+        assert float(up.direction @ exact) >= 1 - 1e-7
+        assert up.eigenvalue == pytest.approx(float(vals[j]), abs=1e-7)
+        e, track = up.direction, up.track
+    assert track.block.shape == (82, 4)
 
 
 def _crossing_problem(m: int = 12):
@@ -106,7 +130,7 @@ def test_rayleigh_ritz_tracks_through_a_crossing(gen):
     for t in (0.05, 0.1, 0.15, 0.2):
         theta = torch.zeros(13, dtype=F64)
         theta[0] = t
-        up = approx_update_ridge(loss, theta, track, tol=1e-10)
+        up = approx_update_ridge(loss, theta, track, tol=1e-10, width=3)
         crossings.append(up.crossing)
         assert abs(float(up.direction @ followed)) >= 1 - 1e-9  # the same vector, not rank 0
         assert up.eigenvalue == pytest.approx(-1.0 + 0.4 * t, abs=1e-9)

@@ -68,9 +68,9 @@ def test_non_contiguous_block_and_dtype_cast(case, gen):
     torch.testing.assert_close(hv, h @ rows.T.double(), rtol=1e-9, atol=1e-10)
 
 
-def test_auto_picks_batched_on_cpu(case):
+def test_auto_picks_cached_on_cpu(case):
     loss, theta, _ = case
-    assert make_hvp(loss, theta).method == "batched"
+    assert make_hvp(loss, theta).method == "cached"
 
 
 @pytest.mark.parametrize("method", HVP_METHODS)

@@ -50,6 +50,7 @@ __all__ = [
     "approx_get_ridges",
     "approx_update_ridge",
     "start_track",
+    "track_from_direction",
 ]
 
 UPDATE_METHODS = ("rayleigh_ritz", "paper")
@@ -136,6 +137,20 @@ def start_track(spectrum: EigenResult, index: int, sign: int = 1, width: int = 5
     return RidgeTrack(e, lam, block, index - lo, lam, spectrum.norm_estimate)
 
 
+def track_from_direction(
+    direction: Tensor, eigenvalue: float, scale: float | None = None
+) -> RidgeTrack:
+    """A track that knows only the ridge (e.g. a branch read back from storage).
+
+    The block starts as the ridge alone and grows to ``width`` neighbours over the first
+    update. ``scale`` is the ``‖H‖`` the update tolerance is relative to; without it ``|λ|``
+    is used (stricter, since ``|λ| ≤ ‖H‖``) and the estimate grows as products are seen.
+    """
+    e = direction / direction.norm()
+    lam = float(eigenvalue)
+    return RidgeTrack(e, lam, e[:, None], 0, lam, abs(lam) if scale is None else float(scale))
+
+
 @dataclass(frozen=True)
 class RidgeUpdate:
     """The result of one UpdateRidge."""
@@ -168,6 +183,7 @@ def approx_update_ridge(
     max_hvps: int = 200,
     hvp: HVPOperator | None = None,
     hvp_method: str = "auto",
+    width: int = 5,
     steps: int = 20,
     lr_e: float | None = None,
     lr_lambda: float | None = None,
@@ -183,6 +199,7 @@ def approx_update_ridge(
         max_hvps: ``rayleigh_ritz``: product budget.
         hvp: an operator already built at ``θ`` (its graph is reused), else one is made.
         hvp_method: method for the operator made here.
+        width: ``rayleigh_ritz``: size the tracked block grows to (the ridge and neighbours).
         steps: ``paper``: gradient steps.
         lr_e: ``paper``: step size for ``e`` (default: scale-free, see the module docstring).
         lr_lambda: ``paper``: step size for ``λ`` (default ``¼·λ²``).
@@ -190,7 +207,7 @@ def approx_update_ridge(
     op = hvp if hvp is not None else make_hvp(loss_fn, theta, hvp_method)
     start = op.matvecs
     if method == "rayleigh_ritz":
-        out = _rayleigh_ritz(op, track, tol, max_hvps)
+        out = _rayleigh_ritz(op, track, tol, max_hvps, width)
     elif method == "paper":
         out = _paper(op, track, tol, steps, lr_e, lr_lambda)
     else:
@@ -204,7 +221,9 @@ def _aligned(e: Tensor, prev: Tensor) -> Tensor:
     return -e if float(e @ prev) < 0 else e
 
 
-def _rayleigh_ritz(op: HVPOperator, track: RidgeTrack, tol: float, budget: int) -> RidgeUpdate:
+def _rayleigh_ritz(
+    op: HVPOperator, track: RidgeTrack, tol: float, budget: int, width: int
+) -> RidgeUpdate:
     prev = track.direction
     start = op.matvecs
     u, sv, _ = torch.linalg.svd(torch.cat([prev[:, None], track.block], dim=1), full_matrices=False)
@@ -231,14 +250,10 @@ def _rayleigh_ritz(op: HVPOperator, track: RidgeTrack, tol: float, budget: int) 
         v = torch.cat([v, w[:, None]], dim=1)
         av = torch.cat([av, op(w)[:, None]], dim=1)
     e = _aligned(x[:, j], prev)
-    # The new block: the Ritz vectors closest to the old block's span, the ridge included.
-    closeness = (track.block.T @ x).norm(dim=0)
-    closeness[j] = float("inf")
-    chosen = torch.sort(torch.topk(closeness, min(b, closeness.numel())).indices).values
-    block = x[:, chosen]
+    chosen = _new_block(track.block, x, mu, j, max(b, width))
     rank = int((chosen < j).sum())
     lam = float(mu[j])
-    new_track = RidgeTrack(e, lam, block, rank, lam, norm)
+    new_track = RidgeTrack(e, lam, x[:, chosen], rank, lam, norm)
     return RidgeUpdate(
         direction=e,
         eigenvalue=lam,
@@ -246,9 +261,28 @@ def _rayleigh_ritz(op: HVPOperator, track: RidgeTrack, tol: float, budget: int) 
         hvps=0,
         residual=res,
         converged=res <= thresh,
-        crossing=rank != track.rank,
+        crossing=len(chosen) == b and rank != track.rank,
         track=new_track,
     )
+
+
+def _new_block(old: Tensor, x: Tensor, mu: Tensor, j: int, width: int) -> Tensor:
+    """Indices (ascending) of the Ritz vectors forming the next tracked block.
+
+    The ridge ``j`` first, then the Ritz vectors closest to the old block's span (so that the
+    same neighbours stay tracked), then, while the block is narrower than ``width``, the Ritz
+    vectors nearest in eigenvalue to the ridge's.
+    """
+    count = min(width, x.shape[1])
+    closeness = (old.T @ x).norm(dim=0)
+    closeness[j] = float("inf")
+    picked = torch.topk(closeness, min(old.shape[1], count)).indices.tolist()
+    for i in torch.argsort((mu - mu[j]).abs()).tolist():
+        if len(picked) >= count:
+            break
+        if i not in picked:
+            picked.append(i)
+    return torch.sort(torch.tensor(picked)).values
 
 
 def _paper(
