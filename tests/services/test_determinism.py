@@ -23,7 +23,7 @@ from ridgerider.services.worker import Worker
 
 from .conftest import PG, make_frontier
 
-PARAMS = {"depth": 6}
+PARAMS = {"depth": 6, "tree_seed": 2}
 PROBLEM = create("tree-rl", PARAMS)
 CTX = mp.get_context("fork")
 

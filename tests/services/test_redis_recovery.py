@@ -16,7 +16,7 @@ from .conftest import PG, REDIS, make_frontier, wipe
 from .synthetic import drain, expansion, reference, submit, tree_keys
 
 KINDS = ["fakeredis", pytest.param("redis", marks=[PG, REDIS])]
-PARAMS = {"depth": 6}
+PARAMS = {"depth": 6, "tree_seed": 2}
 PROBLEM = create("tree-rl", PARAMS)
 
 

@@ -16,7 +16,7 @@ from ridgerider.services.storage.sql import SQLStorage
 
 from .conftest import PG, REDIS, REDIS_URL
 
-PARAMS = {"depth": 6}
+PARAMS = {"depth": 6, "tree_seed": 2}
 PROBLEM = create("tree-rl", PARAMS)
 SHAPE = {
     "job_id",
