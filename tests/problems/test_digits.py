@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from ridgerider.core.approx import approx_get_ridges
 from ridgerider.core.curvature import dense_hessian, gradient
 from ridgerider.problems.base import ParamError
 from ridgerider.problems.digits import DigitsMLP, stratified_split
@@ -63,15 +64,29 @@ def test_loss_is_cross_entropy_of_the_network():
     assert float(p.loss(theta)) == pytest.approx(float(ce) + 0.05 * float(theta @ theta))
 
 
-def test_one_hidden_layer_starts_at_the_symmetric_saddle():
+@pytest.fixture(scope="module")
+def saddle():
     p = DigitsMLP.from_params({"hidden": "4", "test_fraction": 0.9})  # small: dense Hessian
     theta = p.start()
+    return p, theta, torch.linalg.eigvalsh(dense_hessian(p.loss, theta))
+
+
+def test_one_hidden_layer_starts_at_the_symmetric_saddle(saddle):
+    p, theta, values = saddle
     assert float(gradient(p.loss, theta).norm()) < 1e-12
-    values = torch.linalg.eigvalsh(dense_hessian(p.loss, theta))
     # ±σ_k, each repeated once per hidden unit (RESEARCH.md).
     assert values[0] < 0
     torch.testing.assert_close(values[:4], values[0].expand(4), atol=1e-10, rtol=0)
     torch.testing.assert_close(values[-4:], -values[0].expand(4), atol=1e-10, rtol=0)
+
+
+def test_approx_get_ridges_finds_every_copy_at_the_saddle(saddle):
+    # At the MIS each eigenvalue is repeated once per hidden unit: a block cold start at
+    # least that wide finds all copies (a single Lanczos vector would see one per value).
+    p, theta, values = saddle
+    spec = approx_get_ridges(p.loss, theta, 6, tol=1e-8, block=4, generator=torch.Generator())
+    assert spec.converged
+    torch.testing.assert_close(spec.values, values[:6], atol=1e-7, rtol=0)
 
 
 def test_two_layers_start_has_ridges_where_zero_has_none():

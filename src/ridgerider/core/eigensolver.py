@@ -457,8 +457,8 @@ def bottom_eigenpairs(
             eigenvalues up to that multiplicity); warm start: most residuals added per
             iteration (default: every unconverged wanted pair).
         max_basis: basis size that triggers a thick restart (default ``max(4 (k + guard), 240)``).
-        max_matvecs: product budget (default ``max(1000, 50 n)``); ``converged`` tells if it
-            sufficed.
+        max_matvecs: product budget (default ``max(5000, 200 (k + guard))``); ``converged``
+            tells whether it sufficed.
         norm: a known ``‖A‖`` instead of the running estimate.
         dtype: working dtype (default: ``init``'s, else float64).
     """
@@ -470,7 +470,7 @@ def bottom_eigenpairs(
         raise ValueError(f"init must have shape [n={n}, j], got {tuple(init.shape)}")
     dtype = dtype or (init.dtype if init is not None else torch.float64)
     active = min(n, max(k + max(0, guard), init.shape[1] if init is not None else 0))
-    budget = max_matvecs if max_matvecs is not None else max(1000, 50 * n)
+    budget = max_matvecs if max_matvecs is not None else max(5000, 200 * active)
     est = float(norm) if norm is not None else 0.0
     cold_block = max(1, block or 1)
     basis_cap = min(n, max_basis or max(4 * active, 240))
