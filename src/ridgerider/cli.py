@@ -181,7 +181,12 @@ def main() -> None:
 @click.option(
     "--setting", "settings", multiple=True, metavar="KEY=VALUE", help="any search setting"
 )
-@click.option("--method", type=click.Choice(["exact"]), default=None, help="ridge following")
+@click.option(
+    "--method",
+    type=click.Choice(["exact", "approx"]),
+    default=None,
+    help="exact (dense Hessian) or approx (Hessian-vector products only)",
+)
 @click.option("--order", type=click.Choice(ORDERS), default=None, help="search order")
 @click.option("--max-nodes", type=click.IntRange(1, 10_000_000), default=None)
 @click.option("--max-steps", type=click.IntRange(0, 10**9), default=None)

@@ -13,8 +13,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ridgerider.core.approx import approx_get_ridges, approx_update_ridge, track_from_direction
 from ridgerider.core.branch import Choice
-from ridgerider.core.curvature import LossFn, dense_hessian, gradient, symmetric_eigh
+from ridgerider.core.curvature import (
+    LossFn,
+    canonical_sign,
+    dense_hessian,
+    gradient,
+    hvp,
+    symmetric_eigh,
+)
 from ridgerider.core.settings import RRSettings
 
 HessianFn = Callable[[Tensor], Tensor]
@@ -76,8 +84,15 @@ def get_ridges(
     directions are ``N`` random unit vectors oriented so that ``−α·u`` descends.
     ``hessian_fn`` replaces the autograd Hessian (problems with a closed form pass theirs).
     """
-    h = hessian_fn(theta) if hessian_fn is not None else dense_hessian(loss_fn, theta)
-    values, vectors = symmetric_eigh(h)
+    if settings.method == "approx":
+        spectrum = approx_get_ridges(
+            loss_fn, theta, settings.n_ridges, tol=settings.approx_tol, generator=generator
+        )
+        values, vectors = spectrum.values, canonical_sign(spectrum.vectors)
+        h = None
+    else:
+        h = hessian_fn(theta) if hessian_fn is not None else dense_hessian(loss_fn, theta)
+        values, vectors = symmetric_eigh(h)
     idx = negative_spectrum(values, settings.zero_tol)
     if settings.ridge_rule == "random_ascent":
         if idx.numel() == 0:
@@ -89,7 +104,8 @@ def get_ridges(
             u = u / u.norm()
             if float(u @ g) < 0:
                 u = -u
-            ridges.append(Ridge((i, 1), u, float(u @ h @ u)))
+            curv = float(u @ h @ u) if h is not None else float(u @ hvp(loss_fn, theta, u))
+            ridges.append(Ridge((i, 1), u, curv))
         return ridges, values
     chosen = (
         _group_starts(values, idx, settings.repeat_tol) if settings.one_per_group else idx.tolist()
@@ -174,6 +190,8 @@ def ride(
 
     cap = settings.max_ride_steps if max_steps is None else min(max_steps, settings.max_ride_steps)
     fixed = settings.update == "fixed"
+    approx = settings.method == "approx"
+    track = track_from_direction(direction, eigenvalue) if approx else None
     theta = theta.detach().clone()
     e = direction / direction.norm()
     lam = float(eigenvalue)
@@ -195,9 +213,20 @@ def ride(
                 if fixed:
                     accepted = (cand, cand_loss, e, lam, rank)
                     break
-                e_new, lam_new, overlap, new_rank = _update_exact(hessian_fn, cand, e, settings)
+                if approx:
+                    assert track is not None
+                    upd = approx_update_ridge(
+                        loss_fn, cand, track, method=settings.approx_update, tol=settings.approx_tol
+                    )
+                    e_new, lam_new, overlap = upd.direction, upd.eigenvalue, upd.overlap
+                    new_rank = (rank or 0) + int(upd.crossing)
+                    new_track = upd.track
+                else:
+                    e_new, lam_new, overlap, new_rank = _update_exact(hessian_fn, cand, e, settings)
                 if overlap >= settings.overlap_threshold:
                     accepted = (cand, cand_loss, e_new, lam_new, new_rank)
+                    if approx:
+                        track = new_track
                     break
                 failure = "overlap"
             else:

@@ -5,10 +5,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
-__all__ = ["METHODS", "ORDERS", "RIDGE_RULES", "SIGNS", "UPDATES", "MISSettings", "RRSettings"]
+__all__ = [
+    "APPROX_UPDATES",
+    "METHODS",
+    "ORDERS",
+    "RIDGE_RULES",
+    "SIGNS",
+    "UPDATES",
+    "MISSettings",
+    "RRSettings",
+]
 
 ORDERS = ("bfs", "dfs", "priority", "random")
-METHODS = ("exact",)
+METHODS = ("exact", "approx")
+APPROX_UPDATES = ("rayleigh_ritz", "paper")
 UPDATES = ("exact", "fixed")
 RIDGE_RULES = ("eigen", "random_ascent")
 SIGNS = ("both", "descent")
@@ -42,7 +52,14 @@ class RRSettings:
     0.95, the N = 6 most negative eigenpairs); unpublished choices are marked as ours.
     """
 
-    method: Literal["exact"] = "exact"
+    method: Literal["exact", "approx"] = "exact"
+    """``exact``: dense Hessian and ``eigh`` every step. ``approx``: Hessian-vector products only
+    (``core.approx``): GetRidges by the block eigensolver, UpdateRidge by ``approx_update``."""
+    approx_update: Literal["rayleigh_ritz", "paper"] = "rayleigh_ritz"
+    """Approximate UpdateRidge: warm Rayleigh–Ritz on a tracked block, or the paper's gradient
+    steps on ‖(1/λ)He − e‖² (see ``core.approx``)."""
+    approx_tol: float = 1e-4
+    """Approximate RR: eigen-residual tolerance relative to ‖H‖."""
     order: Literal["bfs", "dfs", "priority", "random"] = "bfs"
     n_ridges: int = 6
     """GetRidges: how many of the most negative eigenpairs (or groups) to branch on."""
@@ -90,6 +107,8 @@ class RRSettings:
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
             ("method", self.method in METHODS, f"one of {METHODS}"),
+            ("approx_update", self.approx_update in APPROX_UPDATES, f"one of {APPROX_UPDATES}"),
+            ("approx_tol", 0 < self.approx_tol < 1, "in (0, 1)"),
             ("order", self.order in ORDERS, f"one of {ORDERS}"),
             ("update", self.update in UPDATES, f"one of {UPDATES}"),
             ("ridge_rule", self.ridge_rule in RIDGE_RULES, f"one of {RIDGE_RULES}"),
