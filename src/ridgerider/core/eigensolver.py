@@ -132,11 +132,14 @@ class _Basis:
         """``‖A Vᵀy − μ Vᵀy‖`` per column of ``y``.
 
         Estimated from the projections (``yᵀGy − μ²``), which loses accuracy below about
-        ``1e-7·‖AV‖`` to cancellation; near or below the threshold the residual is recomputed
-        explicitly, so convergence is never declared on cancellation noise.
+        ``1e-7·‖AV‖`` to cancellation; when the threshold comes within reach of that, residuals
+        near or below it are recomputed explicitly, so convergence is never declared on
+        cancellation noise.
         """
         g = self.g[: self.m, : self.m]
         est = ((y * (g @ y)).sum(dim=0) - mu**2).clamp_min(0.0).sqrt()
+        if threshold >= 1e-5 * self.image_norm:
+            return est  # the estimate's error (~1e-7·‖AV‖) is far below the threshold
         near = est <= max(10 * threshold, 1e-7 * self.image_norm)
         if bool(near.any()):
             x, ax = self.combine(y[:, near])
@@ -157,38 +160,34 @@ class _Basis:
         self.g[:p, :p] = 0.5 * (g + g.T)
         self.m = p
 
-    def significant_directions(self, r: Tensor, threshold: float) -> Tensor:
-        """Orthonormal rows spanning the part of ``r`` outside ``V`` that exceeds ``threshold``.
+    def orthonormalise(self, w: Tensor, threshold: float = 0.0, drop: float = 1e-7) -> Tensor:
+        """Orthonormal rows spanning the part of the rows of ``w`` outside ``V``.
 
-        The residual block's singular directions with singular value at most ``threshold``
-        change no residual by more than the tolerance, so they are not worth a product yet.
+        Block Gram–Schmidt against ``V`` twice, then SVQB (the small Gram matrix's
+        eigenvectors) inside the block twice. Directions with singular value at most
+        ``threshold`` are left out, keeping the largest: for a residual block they change no
+        residual by more than the tolerance, so they are not worth a product yet. Directions
+        below ``drop`` relative to the largest row are numerically inside ``V`` and dropped.
         """
         basis = self.v[: self.m]
-        for _ in range(2):
-            r = r - (r @ basis.T) @ basis
-        _, sv, vh = torch.linalg.svd(r, full_matrices=False)
-        keep = sv > threshold
-        keep[0] = True
-        return vh[keep]
-
-    def orthonormalise(self, w: Tensor, drop: float = 1e-8) -> Tensor:
-        """Rows of ``w`` made orthonormal to ``V`` and to each other; vanishing rows dropped."""
-        basis = self.v[: self.m]
-        w = w / w.norm(dim=1, keepdim=True).clamp_min(_TINY)
+        scale = float(w.norm(dim=1).max()) if w.numel() else 0.0
+        if scale == 0.0:
+            return w[:0]
         for _ in range(2):
             w = w - (w @ basis.T) @ basis
-        kept: list[Tensor] = []
-        for row in w:
-            c = row
-            for _ in range(2):
-                if kept:
-                    q = torch.stack(kept)
-                    c = c - (q @ c) @ q
-                c = c - (basis @ c) @ basis
-            nrm = float(c.norm())
-            if nrm > drop:
-                kept.append(c / nrm)
-        return torch.stack(kept) if kept else w[:0]
+        for rnd in range(2):  # combinations of rows orthogonal to V stay so: no third pass
+            gram = w @ w.T
+            lam, u = torch.linalg.eigh(0.5 * (gram + gram.T))
+            sv = lam.clamp_min(0.0).sqrt()
+            if rnd == 0:
+                keep = (sv > drop * scale) & (sv > threshold)
+                if not bool(keep.any()) and float(sv[-1]) > drop * scale:
+                    keep[-1] = True  # the largest direction, even if below the threshold
+                if not bool(keep.any()):
+                    return w[:0]
+                u, sv = u[:, keep], sv[keep]
+            w = (u / sv.clamp_min(_TINY)).T @ w
+        return w
 
 
 def _apply(matvec: MatVec, rows: Tensor) -> Tensor:
@@ -266,8 +265,7 @@ def _block_phase(
         if basis.m + len(todo) > cfg.max_basis:
             keep = min(max(p, cfg.k), mu.numel())
             basis.collapse(y[:, :keep], mu[:keep])
-        r = basis.significant_directions(r, thresh)
-        w = basis.orthonormalise(r)[:room]
+        w = basis.orthonormalise(r, thresh)[:room]
         if w.shape[0] == 0:  # the basis is invariant: go on from a random direction
             fresh = torch.randn(1, basis.n, generator=generator, dtype=basis.dtype)
             w = basis.orthonormalise(fresh)[:room]
@@ -335,10 +333,17 @@ def _lanczos(
     while m < cap:
         w = matvec(q[m].contiguous()).reshape(n).to(dtype)
         alpha[m] = float(q[m] @ w)
+        # Three-term recurrence, then full reorthogonalisation: one classical Gram–Schmidt
+        # pass, and a second only when the first removed much (the DGKS criterion). Each pass
+        # reads the whole basis, so it costs about as much memory traffic as a product.
+        w = w - alpha[m] * q[m] - (beta[m - 1] * q[m - 1] if m else 0.0)
         basis = q[: m + 1]
-        for _ in range(2):
-            w = w - (basis @ w) @ basis
+        before = float(w.norm())
+        w = w - (basis @ w) @ basis
         b = float(w.norm())
+        if b < 0.7 * before:
+            w = w - (basis @ w) @ basis
+            b = float(w.norm())
         beta[m] = b
         m += 1
         want = min(cfg.active, m)
