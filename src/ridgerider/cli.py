@@ -377,6 +377,8 @@ def problems(as_json: bool) -> None:
     table.add_column("summary")
     for name, cls in sorted(registry.items()):
         fields = cls.Params.model_fields
-        shown = ", ".join(f"{k}={f.default}" for k, f in fields.items())
+        shown = ", ".join(
+            f"{k} (required)" if f.is_required() else f"{k}={f.default}" for k, f in fields.items()
+        )
         table.add_row(name, shown, cls.summary)
     out.print(table)
