@@ -4,6 +4,14 @@ Nothing here does I/O or imports validation or service libraries; every function
 state and randomness explicitly, so a branch replays identically on any worker.
 """
 
+from ridgerider.core.approx import (
+    RidgeTrack,
+    RidgeUpdate,
+    approx_get_ridges,
+    approx_update_ridge,
+    start_track,
+    track_from_direction,
+)
 from ridgerider.core.branch import Branch, Fingerprint, Node, child_seed, fingerprint_key
 from ridgerider.core.curvature import (
     canonical_sign,
@@ -12,8 +20,10 @@ from ridgerider.core.curvature import (
     hvp,
     symmetric_eigh,
 )
+from ridgerider.core.eigensolver import EigenResult, bottom_eigenpairs
 from ridgerider.core.expand import Expansion, expand
 from ridgerider.core.frontier import MemoryFrontier
+from ridgerider.core.hvp import HVPOperator, make_hvp
 from ridgerider.core.lanczos import LanczosResult, lanczos_bottom
 from ridgerider.core.mis import MISResult, find_mis, lowest_spectrum
 from ridgerider.core.problem import Problem
@@ -23,8 +33,10 @@ from ridgerider.core.settings import MISSettings, RRSettings
 
 __all__ = [
     "Branch",
+    "EigenResult",
     "Expansion",
     "Fingerprint",
+    "HVPOperator",
     "LanczosResult",
     "MISResult",
     "MISSettings",
@@ -34,7 +46,12 @@ __all__ = [
     "RRSettings",
     "RideOutcome",
     "Ridge",
+    "RidgeTrack",
+    "RidgeUpdate",
     "SearchResult",
+    "approx_get_ridges",
+    "approx_update_ridge",
+    "bottom_eigenpairs",
     "canonical_sign",
     "child_seed",
     "coverage",
@@ -47,9 +64,12 @@ __all__ = [
     "hvp",
     "lanczos_bottom",
     "lowest_spectrum",
+    "make_hvp",
     "polish",
     "ride",
     "root_branch",
     "run_search",
+    "start_track",
     "symmetric_eigh",
+    "track_from_direction",
 ]
