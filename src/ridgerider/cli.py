@@ -154,6 +154,24 @@ def _job_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         _usage_error(str(exc))
 
 
+def _run_with_progress(
+    description: str,
+    total: int | None,
+    call: Any,
+    *args: Any,
+    json_path: Path | None,
+    quiet: bool,
+    **kwargs: Any,
+) -> None:
+    """Run a runner call under a progress bar, then print and/or write its report."""
+    progress, on_node = _progress(quiet, description, total)
+    with progress:
+        report = call(*args, on_node=on_node, **kwargs)
+    if not quiet:
+        _print_report(report)
+    _write_json(report, json_path, quiet)
+
+
 DATABASE_URL = click.option(
     "--database-url",
     envvar="RIDGERIDER_DATABASE_URL",
@@ -240,22 +258,21 @@ def run(
     def created(job_id: int, location: str) -> None:
         console.print(f"job {job_id} stored in {location}")
 
-    progress, on_node = _progress(quiet, f"{prob.name} nodes", rr.max_nodes)
-    with progress:
-        report = runner.run(
-            problem,
-            prob.params_dict(),
-            rr,
-            seed=seed,
-            wall_time_s=wall_time,
-            database_url=database_url,
-            redis_url=redis_url,
-            on_created=created,
-            on_node=on_node,
-        )
-    if not quiet:
-        _print_report(report)
-    _write_json(report, json_path, quiet)
+    _run_with_progress(
+        f"{prob.name} nodes",
+        rr.max_nodes,
+        runner.run,
+        problem,
+        prob.params_dict(),
+        rr,
+        json_path=json_path,
+        quiet=quiet,
+        seed=seed,
+        wall_time_s=wall_time,
+        database_url=database_url,
+        redis_url=redis_url,
+        on_created=created,
+    )
 
 
 @main.command()
@@ -314,14 +331,17 @@ def resume(
 ) -> None:
     """Continue a job whose process died, exactly where it stopped."""
     _check_json_path(json_path)
-    progress, on_node = _progress(quiet, f"job {job} nodes", None)
-    with progress:
-        report = _job_call(
-            runner.resume, job, database_url=database_url, redis_url=redis_url, on_node=on_node
-        )
-    if not quiet:
-        _print_report(report)
-    _write_json(report, json_path, quiet)
+    _run_with_progress(
+        f"job {job} nodes",
+        None,
+        _job_call,
+        runner.resume,
+        job,
+        json_path=json_path,
+        quiet=quiet,
+        database_url=database_url,
+        redis_url=redis_url,
+    )
 
 
 @main.command()
@@ -343,20 +363,19 @@ def extend(
 ) -> None:
     """Raise a finished job's budgets and run it on to the new ones."""
     _check_json_path(json_path)
-    progress, on_node = _progress(quiet, f"job {job} nodes", None)
-    with progress:
-        report = _job_call(
-            runner.extend,
-            job,
-            max_nodes=max_nodes,
-            max_steps=max_steps,
-            database_url=database_url,
-            redis_url=redis_url,
-            on_node=on_node,
-        )
-    if not quiet:
-        _print_report(report)
-    _write_json(report, json_path, quiet)
+    _run_with_progress(
+        f"job {job} nodes",
+        None,
+        _job_call,
+        runner.extend,
+        job,
+        json_path=json_path,
+        quiet=quiet,
+        max_nodes=max_nodes,
+        max_steps=max_steps,
+        database_url=database_url,
+        redis_url=redis_url,
+    )
 
 
 @main.command()
