@@ -100,7 +100,8 @@ def _print_report(report: dict[str, Any]) -> None:
         f"{mis['negative_eigenvalues']} negative eigenvalues"
     )
     out.print(_solutions_table(report["solutions"]))
-    summary = f"{report['nodes']} nodes, {report.get('steps', '?')} steps, {report['elapsed_s']} s"
+    steps = f", {report['steps']} steps" if "steps" in report else ""
+    summary = f"{report['nodes']} nodes{steps}, {report['elapsed_s']:.3g} s"
     if report.get("status"):
         summary += f", {report['status']}"
     if report.get("stopped_by"):
