@@ -1,0 +1,426 @@
+// The dashboard: sign-in, the jobs list (/) and one job's tree, inspector and charts (/jobs/{id}).
+import { AuthError, HttpError, getAll, getJSON, streamEvents, token } from "./api.js";
+import { renderCrossplay } from "./crossplay.js";
+import { renderInspector } from "./inspector.js";
+import { lineChart, barChart } from "./charts.js";
+import { TreeView } from "./tree.js";
+import { age, el, fmt } from "./util.js";
+
+const $ = (sel) => document.querySelector(sel);
+const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+// Fields read tolerantly: the job record's names for ids, counts and budgets.
+export const jobField = {
+  id: (j) => j.id ?? j.job_id,
+  nodes: (j) => j.nodes ?? j.node_count ?? j.n_nodes ?? null,
+  solutions: (j) => j.solutions ?? j.solution_count ?? state.solutions.get(j.id ?? j.job_id)?.count ?? null,
+  maxNodes: (j) => j.max_nodes ?? j.settings?.max_nodes ?? j.budgets?.max_nodes ?? null,
+};
+
+const treeView = new TreeView($("#tree"));
+const state = { view: null, stop: () => {}, sort: { key: "id", dir: -1 }, jobs: [], solutions: new Map() };
+window.ridgerider = { state, renderCrossplay: (data) => renderCrossplay($("#crossplay"), data) };
+
+function show(id) {
+  for (const s of ["#login", "#jobs-view", "#job-view"]) $(s).hidden = s !== id;
+}
+
+function fail(err) {
+  if (err instanceof AuthError) return signIn(token.get() ? "That token was refused." : "");
+  if (err && err.name === "AbortError") return;
+  const box = $("#error");
+  box.textContent = err instanceof HttpError && err.status === 404 ? "Not found." : String(err.message || err);
+  box.hidden = false;
+  console.error(err);
+}
+
+// ---- auth -------------------------------------------------------------------------------
+
+function signIn(message) {
+  state.stop();
+  token.clear();
+  show("#login");
+  $("#signout").hidden = true;
+  $("#mode").textContent = "";
+  $("#login-error").textContent = message || "";
+  $("#token").focus();
+}
+
+$("#login-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  token.set($("#token").value.trim());
+  $("#token").value = "";
+  route();
+});
+$("#signout").addEventListener("click", () => signIn(""));
+
+// ---- routing ----------------------------------------------------------------------------
+
+document.addEventListener("click", (e) => {
+  const a = e.target.closest("a[data-nav]");
+  if (!a || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
+  e.preventDefault();
+  history.pushState({}, "", a.getAttribute("href"));
+  route();
+});
+window.addEventListener("popstate", () => route());
+
+async function route() {
+  state.stop();
+  state.stop = () => {};
+  $("#error").hidden = true;
+  try {
+    // One authenticated call first: nothing is drawn unless the API accepts us.
+    await getJSON("/jobs?limit=1");
+    $("#signout").hidden = !token.get();
+    $("#mode").textContent = token.get() ? "" : "development mode (no token)";
+    const m = location.pathname.match(/^\/jobs\/(\d+)\/?$/);
+    if (m) await jobView(Number(m[1]));
+    else await jobsView();
+  } catch (err) {
+    fail(err);
+  }
+}
+
+// ---- jobs list --------------------------------------------------------------------------
+
+const progress = (j) => {
+  const n = jobField.nodes(j);
+  const max = jobField.maxNodes(j);
+  if (FINAL.has(j.status)) return 1; // a finished job has done what it will do
+  return n != null && max ? Math.min(1, n / max) : 0;
+};
+
+const SORTS = {
+  id: (j) => jobField.id(j),
+  problem: (j) => j.problem,
+  status: (j) => j.status,
+  progress,
+  nodes: (j) => jobField.nodes(j) ?? -1,
+  solutions: (j) => jobField.solutions(j) ?? -1,
+  created_at: (j) => -Date.parse(j.created_at || 0),
+};
+
+function drawJobs() {
+  const status = $("#filter-status").value;
+  const text = $("#filter-text").value.trim().toLowerCase();
+  const { key, dir } = state.sort;
+  const rows = state.jobs
+    .filter((j) => (!status || j.status === status) && (!text || `${j.problem} ${jobField.id(j)}`.toLowerCase().includes(text)))
+    .sort((a, b) => {
+      const x = SORTS[key](a);
+      const y = SORTS[key](b);
+      return (x < y ? -1 : x > y ? 1 : 0) * dir;
+    });
+  $("#jobs-table tbody").replaceChildren(...rows.map((j) => {
+    const id = jobField.id(j);
+    const p = progress(j);
+    const max = jobField.maxNodes(j);
+    return el("tr", { "data-job-id": id, class: `job ${j.status}` },
+      el("td", {}, el("a", { href: `/jobs/${id}`, "data-nav": true }, `#${id}`)),
+      el("td", {}, j.problem),
+      el("td", {}, el("span", { class: `status ${j.status}` }, j.status)),
+      el("td", { title: `${jobField.nodes(j) ?? "?"} of ${max ?? "?"} nodes` },
+        el("span", { class: "progress" }, el("span", { style: `width:${(p * 100).toFixed(1)}%` })), ` ${Math.round(p * 100)}%`),
+      el("td", { class: "num", "data-field": "nodes" }, fmt(jobField.nodes(j))),
+      el("td", { class: "num", "data-field": "solutions" }, fmt(jobField.solutions(j))),
+      el("td", { title: j.created_at || "" }, age(j.created_at)));
+  }));
+  $("#jobs-empty").hidden = state.jobs.length > 0;
+  $("#jobs-count").textContent = `${rows.length} of ${state.jobs.length}`;
+  for (const th of document.querySelectorAll("#jobs-table th")) {
+    th.classList.toggle("sorted", th.dataset.sort === key);
+    th.dataset.dir = th.dataset.sort === key ? (dir > 0 ? "asc" : "desc") : "";
+  }
+}
+
+document.querySelectorAll("#jobs-table th").forEach((th) => th.addEventListener("click", () => {
+  const key = th.dataset.sort;
+  state.sort = { key, dir: state.sort.key === key ? -state.sort.dir : -1 };
+  drawJobs();
+}));
+$("#filter-status").addEventListener("change", drawJobs);
+$("#filter-text").addEventListener("input", drawJobs);
+
+// The job record has no solution count: read /solutions per job (once for a finished job).
+async function countSolutions(jobs) {
+  const todo = jobs.filter((j) => {
+    if (j.solutions != null) return false;
+    const known = state.solutions.get(jobField.id(j));
+    return !known || !known.final;
+  });
+  for (let i = 0; i < todo.length; i += 8) {
+    await Promise.all(todo.slice(i, i + 8).map(async (j) => {
+      const id = jobField.id(j);
+      const sols = await getJSON(`/jobs/${id}/solutions`);
+      state.solutions.set(id, { count: sols.length, final: FINAL.has(j.status) });
+    }));
+  }
+}
+
+async function jobsView() {
+  $("#crumbs").textContent = "";
+  show("#jobs-view");
+  const load = async () => {
+    state.jobs = await getAll("/jobs?limit=200", "items", 5000);
+    drawJobs();
+    await countSolutions(state.jobs);
+    drawJobs();
+  };
+  await load();
+  const timer = setInterval(() => load().catch(fail), 5000);
+  state.stop = () => clearInterval(timer);
+}
+
+// ---- one job ----------------------------------------------------------------------------
+
+async function jobView(id) {
+  show("#job-view");
+  $("#crumbs").replaceChildren(el("a", { href: "/", "data-nav": true }, "jobs"), ` / #${id}`);
+  const job = await getJSON(`/jobs/${id}`);
+  const v = new JobView(id, job);
+  state.view = v;
+  await v.refresh(job);
+  v.loadCrossplay();
+  if (!FINAL.has(job.status)) v.live();
+  state.stop = () => v.close();
+}
+
+class JobView {
+  constructor(id, job) {
+    this.id = id;
+    this.job = job;
+    this.details = new Map();
+    this.detailRoute = true;
+    this.abort = new AbortController();
+    this.closed = false;
+    this.tree = treeView;
+    treeView.reset({
+      onSelect: (n) => this.select(n),
+      onToggle: (n) => { this.summary(); if (n === this.selected) this.select(n); },
+    });
+    $("#colour-by").onchange = (e) => { this.tree.colourBy = e.target.value; this.tree.render(); this.legend(); };
+    $("#fit").onclick = () => this.tree.fit();
+    $("#expand-all").onclick = () => { this.tree.expandAll(); this.summary(); };
+    $("#collapse-depth").onclick = () => {
+      const n = this.tree.byId.get(this.selected);
+      this.tree.collapseLevel(n ? this.tree.depth(n) : 1);
+      this.summary();
+    };
+    $("#inspector").replaceChildren(el("p", { class: "muted" }, "Click a node to inspect it; double-click to collapse or expand its subtree."));
+    $("#loss-chart").innerHTML = "";
+    $("#loss-note").textContent = "Select a node.";
+    $("#crossplay").hidden = true;
+  }
+
+  close() {
+    this.closed = true;
+    this.abort.abort();
+    clearTimeout(this.pending);
+    clearInterval(this.poll);
+  }
+
+  async refresh(job = null) {
+    this.job = job || (await getJSON(`/jobs/${this.id}`));
+    const tree = await getJSON(`/jobs/${this.id}/tree`);
+    if (this.closed) return;
+    const nodes = Array.isArray(tree) ? tree : tree.nodes;
+    this.tree.setData(nodes);
+    const sel = $("#colour-by");
+    const keys = this.tree.colourKeys();
+    if (sel.options.length !== keys.length) {
+      sel.replaceChildren(...keys.map((k) => el("option", { value: k, selected: k === this.tree.colourBy }, k)));
+    }
+    this.tree.render();
+    this.header();
+    this.summary();
+    this.legend();
+    this.spectrum();
+    if (this.selected != null && this.tree.byId.has(this.selected)) this.tree.select(this.selected);
+    document.body.dataset.treeReady = String(nodes.length);
+  }
+
+  header() {
+    const j = this.job;
+    $("#job-title").textContent = `Job #${this.id} · ${j.problem}`;
+    const st = $("#job-status");
+    st.textContent = j.status + (j.stopped_by ? ` (${j.stopped_by})` : "");
+    st.className = `status ${j.status}`;
+    const sols = this.tree.nodes.filter((n) => n.is_solution).length;
+    const max = jobField.maxNodes(j);
+    $("#job-counts").textContent = `${this.tree.nodes.length} nodes${max ? ` of ${max}` : ""} · ${jobField.solutions(j) ?? sols} solutions · seed ${j.seed ?? "?"} · ${age(j.created_at)} old`;
+  }
+
+  summary() {
+    const t = this.tree;
+    const drawn = $("#tree").querySelectorAll("[data-node-id]").length;
+    $("#tree-summary").textContent = `drawn ${drawn} of ${t.nodes.length} nodes` +
+      (t.collapsed.size ? ` · ${t.collapsed.size} collapsed subtrees` : "") + ` · ${t.renderMs.toFixed(0)} ms`;
+    $("#tree-summary").dataset.drawn = String(drawn);
+  }
+
+  legend() {
+    const s = this.tree.scale;
+    const [left, right] = s.lowerBetter ? [s.hi, s.lo] : [s.lo, s.hi];
+    $("#legend").replaceChildren(
+      el("span", {}, `${s.key}: ${fmt(left, 3)}`), el("span", { class: "ramp" }), el("span", {}, fmt(right, 3)),
+      el("span", { class: "key solution" }, "solution"), el("span", { class: "key leaf" }, "leaf (no solution)"),
+      el("span", { class: "key collapsed" }, "collapsed (+hidden)"),
+    );
+  }
+
+  // Bars of the MIS spectrum; ▲ on the eigen-indices the root's children followed.
+  spectrum() {
+    const root = this.tree.roots[0];
+    const followed = new Map();
+    for (const c of (root && this.tree.children.get(root.id)) || []) {
+      followed.set(Number(c.key.split(".")[0].slice(0, -1)), c.eigenvalue);
+    }
+    let spec = this.job.mis?.spectrum;
+    const note = $("#spectrum-note");
+    if (Array.isArray(spec)) {
+      note.textContent = "Lowest Hessian eigenvalues at the MIS; red: negative, dark red with ▲: followed as a ridge.";
+    } else {
+      // The job record carries no spectrum: the eigenvalues of the ridges ridden from the MIS
+      // (each child of the root records the one it followed) are all that can be drawn.
+      const n = followed.size ? Math.max(...followed.keys()) + 1 : 0;
+      spec = Array.from({ length: n }, (_, i) => followed.get(i) ?? 0);
+      note.textContent = `The API gives no MIS spectrum (job.mis.spectrum): shown are the ${followed.size} eigenvalues followed from the MIS (${this.job.mis?.negative_eigenvalues ?? "?"} negative in all).`;
+    }
+    const zero = this.job.settings?.zero_tol ?? 0;
+    barChart($("#spectrum"), spec.map((v, i) => ({
+      value: v,
+      label: String(i),
+      cls: v < -zero ? (followed.has(i) ? "neg ridge" : "neg") : "pos",
+      mark: followed.has(i),
+      title: `λ${i} = ${fmt(v)}${followed.has(i) ? " (ridden)" : ""}`,
+    })), { yLabel: "eigenvalue" });
+  }
+
+  async detail(id) {
+    if (this.details.has(id)) return this.details.get(id);
+    const base = this.tree.byId.get(id);
+    let d = base;
+    if (this.detailRoute) {
+      try {
+        d = { ...base, ...(await getJSON(`/jobs/${this.id}/nodes/${id}`)) };
+      } catch (err) {
+        if (!(err instanceof HttpError) || ![404, 405].includes(err.status)) throw err;
+        if (!this.tree.byId.has(id)) throw err;
+        this.detailRoute = false; // no per-node route: the /tree entry is all there is
+      }
+    }
+    d.key = base.key;
+    if (d.status === "done" || d.status == null) this.details.set(id, d);
+    return d;
+  }
+
+  async select(id) {
+    this.selected = id;
+    this.tree.select(id);
+    try {
+      const d = await this.detail(id);
+      if (this.selected !== id) return;
+      renderInspector($("#inspector"), d, this.job, {
+        onToggle: (n) => this.tree.toggle(n),
+        collapsed: this.tree.collapsed.has(id),
+        hasChildren: this.tree.children.has(id),
+      });
+      $("#inspector").dataset.nodeId = String(id);
+      await this.lossChart(id);
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  // Loss at every accepted step of every ride from the root to the node, rides separated.
+  async lossChart(id) {
+    const chain = this.tree.lineage(id);
+    const details = await Promise.all(chain.map((n) => this.detail(n.id)));
+    if (this.selected !== id) return;
+    const points = [];
+    const bounds = [];
+    let step = 0;
+    let missing = 0;
+    for (const d of details) {
+      const losses = d.trace?.losses ?? d.losses;
+      if (!Array.isArray(losses)) {
+        missing += 1;
+        if (d.loss != null) points.push([step + (d.steps || 0), d.loss]);
+        step += d.steps || 0;
+      } else {
+        losses.forEach((v, i) => points.push([step + i, v]));
+        step += Math.max(losses.length - 1, 0);
+      }
+      bounds.push(step);
+    }
+    lineChart($("#loss-chart"), [{ points }], { vlines: bounds.slice(0, -1), xLabel: "ride step", yLabel: "loss" });
+    $("#loss-note").textContent = `${chain.length} rides from the MIS to ${chain[chain.length - 1].key || "the root"}; dashed lines: a new ridge.` +
+      (missing ? ` ${missing} ride(s) without per-step losses in the API: end loss only.` : "");
+  }
+
+  // Server-sent events while the job runs; each event schedules a (throttled) refresh.
+  async live() {
+    const badge = $("#live");
+    badge.hidden = false;
+    badge.textContent = "live";
+    const kick = () => {
+      if (this.pending) return;
+      this.pending = setTimeout(async () => {
+        this.pending = null;
+        try {
+          await this.refresh();
+          if (FINAL.has(this.job.status)) this.done();
+        } catch (err) { fail(err); }
+      }, 400);
+    };
+    let last = null;
+    let failures = 0;
+    while (!this.closed && !FINAL.has(this.job.status)) {
+      try {
+        last = await streamEvents(`/jobs/${this.id}/events`, (msg) => {
+          failures = 0;
+          badge.textContent = `live · ${msg.event}`;
+          kick();
+        }, this.abort.signal, last);
+        kick();
+      } catch (err) {
+        if (this.closed || err.name === "AbortError") return;
+        if (err instanceof AuthError) return fail(err);
+        failures += 1;
+        if (failures >= 3) return this.polling();
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  // No event stream: poll every 2 s instead.
+  polling() {
+    $("#live").textContent = "live (polling)";
+    this.poll = setInterval(async () => {
+      try {
+        await this.refresh();
+        if (FINAL.has(this.job.status)) this.done();
+      } catch (err) { fail(err); }
+    }, 2000);
+  }
+
+  done() {
+    clearInterval(this.poll);
+    this.abort.abort();
+    $("#live").textContent = "finished";
+    this.loadCrossplay();
+  }
+
+  // Cross-play results, when the API has them for this job (404: none, the panel stays hidden).
+  async loadCrossplay() {
+    try {
+      const data = await getJSON(`/jobs/${this.id}/crossplay`);
+      renderCrossplay($("#crossplay"), data);
+    } catch (err) {
+      if (!(err instanceof HttpError)) fail(err);
+    }
+  }
+}
+
+route();
