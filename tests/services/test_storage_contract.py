@@ -8,7 +8,7 @@ import pytest
 
 from ridgerider.services.storage.base import Storage
 from ridgerider.services.storage.models import utcnow
-from ridgerider.services.storage.records import JobSpec
+from ridgerider.services.storage.records import DuplicateJobError, JobSpec
 from ridgerider.services.storage.sql import SQLStorage
 
 from .conftest import PG
@@ -52,6 +52,34 @@ def test_users_and_tokens(storage: Storage) -> None:
     assert storage.verify_token(secret) is None
     with pytest.raises(ValueError):
         storage.create_token(10_000, "nobody")
+
+
+def test_users_by_name_and_tokens_by_secret(storage: Storage) -> None:
+    carol = storage.create_user("carol")
+    assert storage.get_user_by_name("carol") == carol
+    assert storage.get_user_by_name("nobody") is None
+    token, secret = storage.create_token(carol.id, "ci")
+    assert storage.find_token(secret) == token
+    assert storage.find_token(secret + "x") is None
+    storage.revoke_token(token.id)
+    found = storage.find_token(secret)
+    assert found is not None and found.id == token.id and found.revoked_at is not None
+
+
+def test_idempotency_key_is_unique_per_owner(storage: Storage) -> None:
+    ann = storage.create_user("ann")
+    ben = storage.create_user("ben")
+    first = storage.create_job(spec(owner_id=ann.id, idempotency_key="k1"), root())
+    assert storage.find_job(ann.id, "k1") == first
+    assert storage.find_job(ben.id, "k1") is None
+    with pytest.raises(DuplicateJobError):
+        storage.create_job(spec(owner_id=ann.id, idempotency_key="k1"), root())
+    assert [j.id for j in storage.list_jobs(owner_id=ann.id).items] == [first.id]
+    other = storage.create_job(spec(owner_id=ben.id, idempotency_key="k1"), root())
+    assert storage.find_job(ben.id, "k1") == other
+    storage.create_job(spec(owner_id=ann.id), root())  # no key: never a duplicate
+    storage.create_job(spec(owner_id=ann.id), root())
+    assert len(storage.list_jobs(owner_id=ann.id).items) == 3
 
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=PG)])

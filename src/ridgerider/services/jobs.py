@@ -66,11 +66,13 @@ def submit(
     lease_s: float = 60.0,
     max_attempts: int = 3,
     owner_id: int | None = None,
+    idempotency_key: str | None = None,
     start_now: bool = True,
 ) -> JobRecord:
     """Validate the problem, find its MIS, store the job with its root branch and start it.
 
-    Raises ``ParamError`` / ``UnknownProblemError`` for a bad problem before storing anything.
+    Raises ``ParamError`` / ``UnknownProblemError`` for a bad problem before storing anything,
+    ``DuplicateJobError`` when the owner already used ``idempotency_key``.
     """
     t0 = time.perf_counter()
     built = create(problem, params)
@@ -86,6 +88,7 @@ def submit(
         max_attempts=max_attempts,
         owner_id=owner_id,
         elapsed_s=time.perf_counter() - t0,
+        idempotency_key=idempotency_key,
     )
     job = storage.create_job(spec, root_branch(mis, seed))
     if start_now:

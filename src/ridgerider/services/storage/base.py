@@ -106,6 +106,14 @@ class Storage(ABC):
         """The user with this id."""
 
     @abstractmethod
+    def get_user_by_name(self, name: str) -> UserRecord | None:
+        """The user with this name."""
+
+    @abstractmethod
+    def find_token(self, secret: str) -> TokenRecord | None:
+        """The token (live or not) whose secret this is."""
+
+    @abstractmethod
     def _insert_token(
         self, user_id: int, name: str, token_hash: str, prefix: str, expires_at: datetime | None
     ) -> TokenRecord: ...
@@ -131,11 +139,19 @@ class Storage(ABC):
 
     @abstractmethod
     def create_job(self, spec: JobSpec, root: Branch) -> JobRecord:
-        """Store a ``queued`` job and its root branch (the MIS) in one transaction."""
+        """Store a ``queued`` job and its root branch (the MIS) in one transaction.
+
+        Raises :class:`DuplicateJobError` (storing nothing) when the owner already has a job
+        with the spec's idempotency key.
+        """
 
     @abstractmethod
     def get_job(self, job_id: int) -> JobRecord | None:
         """The job with this id."""
+
+    @abstractmethod
+    def find_job(self, owner_id: int | None, idempotency_key: str) -> JobRecord | None:
+        """The job this owner submitted with this idempotency key."""
 
     @abstractmethod
     def list_jobs(

@@ -27,6 +27,7 @@ from ridgerider.services.storage.base import (
 )
 from ridgerider.services.storage.models import utcnow
 from ridgerider.services.storage.records import (
+    DuplicateJobError,
     EventRecord,
     JobRecord,
     JobSpec,
@@ -126,6 +127,17 @@ class InMemoryStorage(Storage):
         return self._users.get(user_id)
 
     @override
+    def get_user_by_name(self, name: str) -> UserRecord | None:
+        with self.lock:
+            return next((u for u in self._users.values() if u.name == name), None)
+
+    @override
+    def find_token(self, secret: str) -> TokenRecord | None:
+        digest = hash_token(secret)
+        with self.lock:
+            return next((rec for rec, h in self._tokens.values() if h == digest), None)
+
+    @override
     def _insert_token(
         self, user_id: int, name: str, token_hash: str, prefix: str, expires_at: datetime | None
     ) -> TokenRecord:
@@ -164,6 +176,10 @@ class InMemoryStorage(Storage):
     @override
     def create_job(self, spec: JobSpec, root: Branch) -> JobRecord:
         with self.lock:
+            if spec.idempotency_key is not None and self.find_job(
+                spec.owner_id, spec.idempotency_key
+            ):
+                raise DuplicateJobError(spec.owner_id, spec.idempotency_key)
             job = JobRow(self.next_id(), spec, dict(spec.settings), spec.wall_time_s)
             job.active_s = spec.elapsed_s
             self.jobs[job.id] = job
@@ -223,6 +239,14 @@ class InMemoryStorage(Storage):
         with self.lock:
             job = self.jobs.get(job_id)
             return None if job is None else self.job_record(job)
+
+    @override
+    def find_job(self, owner_id: int | None, idempotency_key: str) -> JobRecord | None:
+        with self.lock:
+            for job in self.jobs.values():
+                if job.spec.owner_id == owner_id and job.spec.idempotency_key == idempotency_key:
+                    return self.job_record(job)
+        return None
 
     @override
     def list_jobs(

@@ -122,6 +122,16 @@ class Job(Base):
     """One search: what to search, how, its budgets, its status and the sequencer state."""
 
     __tablename__ = "jobs"
+    __table_args__ = (
+        Index(
+            "ix_jobs_owner_idempotency",
+            "owner_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(IdType, primary_key=True)
     owner_id: Mapped[int | None] = mapped_column(
@@ -160,6 +170,8 @@ class Job(Base):
     """Ranks below this may be claimed; at the end, exactly the nodes of the tree."""
     rng_state: Mapped[list[Any] | None]
     """State of the ``random`` order's generator (``random.Random.getstate()``)."""
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    """The submission's ``Idempotency-Key`` (unique per owner): a retry returns this job."""
 
 
 class Node(Base):

@@ -12,6 +12,7 @@ from ridgerider.core.branch import Fingerprint
 __all__ = [
     "JOB_STATUSES",
     "NODE_STATUSES",
+    "DuplicateJobError",
     "EventRecord",
     "JobRecord",
     "JobSpec",
@@ -33,6 +34,15 @@ def parse_fingerprint_key(key: str) -> Fingerprint:
     if not key:
         return ()
     return tuple((int(part[:-1]), 1 if part[-1] == "+" else -1) for part in key.split("."))
+
+
+class DuplicateJobError(ValueError):
+    """A job with this owner and idempotency key is already stored."""
+
+    def __init__(self, owner_id: int | None, key: str) -> None:
+        super().__init__(f"owner {owner_id} already submitted a job with key {key!r}")
+        self.owner_id = owner_id
+        self.key = key
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,8 @@ class JobSpec:
     owner_id: int | None = None
     elapsed_s: float = 0.0
     """Time already spent on the job before it is stored (finding the MIS)."""
+    idempotency_key: str | None = None
+    """A retried submission with the same key (and owner) returns this job."""
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from ridgerider.services.storage.base import (
 from ridgerider.services.storage.migrate import upgrade
 from ridgerider.services.storage.models import utcnow
 from ridgerider.services.storage.records import (
+    DuplicateJobError,
     EventRecord,
     JobRecord,
     JobSpec,
@@ -167,6 +168,21 @@ class SQLStorage(Storage):
         return None if row is None else UserRecord(**row._asdict())
 
     @override
+    def get_user_by_name(self, name: str) -> UserRecord | None:
+        with self.db.session(write=False) as s:
+            row = s.connection().execute(select(USERS).where(USERS.c.name == name)).first()
+        return None if row is None else UserRecord(**row._asdict())
+
+    @override
+    def find_token(self, secret: str) -> TokenRecord | None:
+        t = TOKENS.c
+        cols = (t.id, t.user_id, t.name, t.prefix, t.created_at, t.expires_at, t.revoked_at)
+        stmt = select(*cols).where(t.token_hash == hash_token(secret))
+        with self.db.session(write=False) as s:
+            row = s.connection().execute(stmt).first()
+        return None if row is None else TokenRecord(**row._asdict())
+
+    @override
     def _insert_token(
         self, user_id: int, name: str, token_hash: str, prefix: str, expires_at: datetime | None
     ) -> TokenRecord:
@@ -221,6 +237,14 @@ class SQLStorage(Storage):
 
     @override
     def create_job(self, spec: JobSpec, root: Branch) -> JobRecord:
+        try:
+            return self._create_job(spec, root)
+        except IntegrityError:
+            if spec.idempotency_key is None:
+                raise
+            raise DuplicateJobError(spec.owner_id, spec.idempotency_key) from None
+
+    def _create_job(self, spec: JobSpec, root: Branch) -> JobRecord:
         with self.db.session() as s:
             conn = s.connection()
             job = conn.execute(
@@ -238,6 +262,7 @@ class SQLStorage(Storage):
                     max_attempts=spec.max_attempts,
                     active_s=spec.elapsed_s,
                     rng_state=None,
+                    idempotency_key=spec.idempotency_key,
                     created_at=utcnow(),
                     updated_at=utcnow(),
                     pushed=0,
@@ -271,6 +296,15 @@ class SQLStorage(Storage):
     def get_job(self, job_id: int) -> JobRecord | None:
         with self.db.session(write=False) as s:
             row = s.connection().execute(select(JOBS).where(JOBS.c.id == job_id)).first()
+        return None if row is None else job_record(row)
+
+    @override
+    def find_job(self, owner_id: int | None, idempotency_key: str) -> JobRecord | None:
+        j = JOBS.c
+        owner = j.owner_id.is_(None) if owner_id is None else j.owner_id == owner_id
+        stmt = select(JOBS).where(owner, j.idempotency_key == idempotency_key)
+        with self.db.session(write=False) as s:
+            row = s.connection().execute(stmt).first()
         return None if row is None else job_record(row)
 
     @override

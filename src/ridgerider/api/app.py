@@ -1,0 +1,48 @@
+"""The FastAPI application: ``create_app(settings)``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+import ridgerider
+from ridgerider.api.errors import BodyLimitMiddleware, install_handlers
+from ridgerider.api.metrics import Metrics, MetricsMiddleware
+from ridgerider.api.routes import events, jobs, system, tree
+from ridgerider.api.settings import ApiSettings
+from ridgerider.api.state import PoolFactory, lifespan
+
+__all__ = ["API_PREFIX", "create_app"]
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: ApiSettings | None = None, *, pool_factory: PoolFactory | None = None
+) -> FastAPI:
+    """The service app; ``settings`` default to the ``RIDGERIDER_*`` environment.
+
+    ``pool_factory`` starts the workers (default: ``settings.workers`` threads in this process).
+    The archive is opened, running jobs recovered and workers started when the app starts
+    (its lifespan), and all of it is stopped when it shuts down.
+    """
+    settings = settings or ApiSettings()
+    metrics = Metrics()
+    app = FastAPI(
+        title="ridgerider",
+        version=ridgerider.__version__,
+        description="Ridge Rider search as a service: submit jobs, watch them, read their trees.",
+        lifespan=lifespan(settings, pool_factory, metrics),
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+    )
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (jobs, tree, events, system):
+        api.include_router(module.router)
+    api.include_router(system.health_router)
+    app.include_router(api)
+    app.include_router(system.health_router, include_in_schema=False)  # probes at the root too
+    install_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,50 @@
+"""Bearer-token authentication and ownership: a user sees only their own jobs.
+
+In development mode every request acts as the ``dev`` user and no token is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from ridgerider.api.state import Service, get_service
+from ridgerider.services import accounts
+from ridgerider.services.storage.records import JobRecord, UserRecord
+
+__all__ = ["CurrentUser", "ServiceDep", "current_user", "owned_job"]
+
+bearer = HTTPBearer(auto_error=False, description="an API token from `ridgerider token create`")
+ServiceDep = Annotated[Service, Depends(get_service)]
+
+
+def _unauthorized(message: str) -> HTTPException:
+    return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+def current_user(
+    service: ServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> UserRecord:
+    """The user of the request's bearer token (401 without a live one)."""
+    if service.dev_user is not None:
+        return service.dev_user
+    if credentials is None:
+        raise _unauthorized("missing bearer token")
+    user = accounts.authenticate(service.archive.storage, credentials.credentials)
+    if user is None:
+        raise _unauthorized("invalid, expired or revoked token")
+    return user
+
+
+CurrentUser = Annotated[UserRecord, Depends(current_user)]
+
+
+def owned_job(service: Service, user: UserRecord, job_id: int) -> JobRecord:
+    """The job if ``user`` owns it; another user's job is a 404, exactly like a missing one."""
+    job = service.archive.storage.get_job(job_id)
+    if job is None or job.owner_id != user.id:
+        raise HTTPException(404, f"job {job_id} not found")
+    return job

@@ -1,0 +1,126 @@
+"""Stored records → wire models (non-finite floats become ``null``: JSON has no NaN)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from typing import Any
+
+import numpy as np
+from torch import Tensor
+
+from ridgerider.client import models
+from ridgerider.services.storage.records import JobRecord, NodeRecord, SolutionRecord
+
+__all__ = ["finite", "job_out", "node_out", "npy_bytes", "safetensors_bytes", "solution_out"]
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity (also inside lists and dicts) replaced by ``None``."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+def job_out(job: JobRecord) -> models.Job:
+    """A job as the API shows it."""
+    s = job.settings
+    return models.Job(
+        id=job.id,
+        problem=job.problem,
+        params=finite(job.params),
+        seed=job.seed,
+        status=job.status,  # type: ignore[arg-type]
+        stopped_by=job.stopped_by,
+        error=job.error,
+        method=s["method"],
+        order=s["order"],
+        settings=finite(s),
+        mis=models.Mis(
+            loss=finite(job.mis.get("loss")),
+            grad_norm=finite(job.mis.get("grad_norm")),
+            negative_eigenvalues=job.mis.get("negative_eigenvalues", 0),
+        ),
+        nodes=job.nodes,
+        steps=job.steps,
+        max_nodes=s["max_nodes"],
+        max_steps=s["max_steps"],
+        wall_time_s=job.wall_time_s,
+        elapsed_s=job.elapsed_s,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+    )
+
+
+def node_out(node: NodeRecord) -> models.Node:
+    """A node (or a branch not ridden yet) as the API shows it."""
+    return models.Node(
+        id=node.id,
+        parent_id=node.parent_id,
+        fingerprint=list(node.fingerprint),
+        key=node.key,
+        depth=node.depth,
+        rank=node.rank,
+        status=node.status,  # type: ignore[arg-type]
+        eigenvalue=finite(node.eigenvalue),
+        eigenvalue_end=finite(node.eigenvalue_end),
+        loss_start=finite(node.loss_start),
+        loss=finite(node.loss),
+        steps=node.steps,
+        end_reason=node.end_reason,
+        leaf_reason=node.leaf_reason,
+        is_leaf=node.is_leaf,
+        is_solution=node.is_solution,
+        solution_key=node.solution_key,
+        n_children=node.n_children,
+        crossings=node.crossings,
+        metrics=finite(node.metrics),
+        finished_at=node.finished_at,
+    )
+
+
+def solution_out(sol: SolutionRecord) -> models.Solution:
+    """A solution as the API shows it."""
+    return models.Solution(
+        node_id=sol.node_id,
+        fingerprint=list(sol.fingerprint),
+        key=sol.key,
+        rank=sol.rank,
+        solution_key=sol.solution_key,
+        loss=finite(sol.loss),
+        metrics=finite(sol.metrics),
+    )
+
+
+def npy_bytes(theta: Tensor) -> bytes:
+    """A 1-D parameter tensor in NumPy's ``.npy`` format."""
+    buf = io.BytesIO()
+    np.save(buf, theta.detach().cpu().numpy(), allow_pickle=False)
+    return buf.getvalue()
+
+
+_ST_DTYPES = {"float64": "F64", "float32": "F32", "float16": "F16"}
+
+
+def safetensors_bytes(theta: Tensor, metadata: dict[str, str]) -> bytes:
+    """A parameter tensor in the safetensors format (tensor ``"theta"``), written directly.
+
+    Layout: 8-byte little-endian header length, the JSON header (padded with spaces to a
+    multiple of 8), then the tensor's little-endian bytes.
+    """
+    array = theta.detach().cpu().numpy()
+    dtype = _ST_DTYPES[str(array.dtype)]
+    data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+    header: dict[str, Any] = {
+        "__metadata__": metadata,
+        "theta": {"dtype": dtype, "shape": list(array.shape), "data_offsets": [0, len(data)]},
+    }
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data

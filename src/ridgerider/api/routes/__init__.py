@@ -1,0 +1,1 @@
+"""The API's routers (each thin: validate, check ownership, call a service)."""

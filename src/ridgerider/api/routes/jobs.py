@@ -1,0 +1,141 @@
+"""``/jobs``: submit (idempotently), list, read, cancel and extend jobs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Response, status
+from fastapi.concurrency import run_in_threadpool
+
+from ridgerider.api.auth import CurrentUser, ServiceDep, owned_job
+from ridgerider.api.convert import job_out
+from ridgerider.api.errors import field_error
+from ridgerider.client import models
+from ridgerider.services import jobs
+from ridgerider.services.submission import submit_spec
+
+__all__ = ["ERRORS", "JobId", "router"]
+
+router = APIRouter(tags=["jobs"])
+JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="job id")]
+IDEMPOTENCY = Header(
+    alias="Idempotency-Key",
+    min_length=1,
+    max_length=128,
+    pattern=r"^[\x21-\x7e]+$",
+    description="a retried submission with the same key returns the first job",
+)
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"description": "missing, invalid or revoked token"},
+    404: {"description": "no such job (or another user's)"},
+    422: {"description": "invalid input; `detail` names each field"},
+}
+
+
+@router.post(
+    "/jobs",
+    operation_id="submit_job",
+    status_code=status.HTTP_201_CREATED,
+    response_model=models.Job,
+    responses={
+        **ERRORS,
+        200: {"model": models.Job, "description": "a retry: the first job with this key"},
+        409: {"description": "the Idempotency-Key was used for a different request"},
+        413: {"description": "request body too large"},
+    },
+)
+async def submit_job(
+    body: models.JobCreate,
+    service: ServiceDep,
+    user: CurrentUser,
+    response: Response,
+    idempotency_key: Annotated[str | None, IDEMPOTENCY] = None,
+) -> models.Job:
+    """Submit a search; it starts as soon as a worker is free."""
+    archive = service.archive
+    job, created = await run_in_threadpool(
+        submit_spec,
+        archive.storage,
+        archive.frontier,
+        body.problem,
+        body.params,
+        body.settings.given(),
+        seed=body.seed,
+        wall_time_s=body.wall_time_s,
+        owner_id=user.id,
+        idempotency_key=idempotency_key,
+        limits=service.limits,
+    )
+    if created:
+        service.metrics.job_submitted()
+    else:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return job_out(job)
+
+
+@router.get("/jobs", operation_id="list_jobs", response_model=models.JobPage, responses=ERRORS)
+def list_jobs(
+    service: ServiceDep,
+    user: CurrentUser,
+    status: Annotated[
+        models.JobStatus | None, Query(description="only jobs in this status")
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="next_after of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> models.JobPage:
+    """The caller's jobs, newest first, a page at a time."""
+    page = service.archive.storage.list_jobs(
+        owner_id=user.id, status=status, cursor=after, limit=limit
+    )
+    return models.JobPage(items=[job_out(j) for j in page.items], next_after=page.next_cursor)
+
+
+@router.get("/jobs/{job_id}", operation_id="get_job", response_model=models.Job, responses=ERRORS)
+def get_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> models.Job:
+    """One job."""
+    return job_out(owned_job(service, user, job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/cancel",
+    operation_id="cancel_job",
+    response_model=models.Job,
+    responses={**ERRORS, 409: {"description": "the job already finished"}},
+)
+def cancel_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> models.Job:
+    """Cancel a queued or running job (its finished nodes stay readable)."""
+    job = owned_job(service, user, job_id)
+    storage = service.archive.storage
+    if not jobs.cancel(storage, job_id):
+        raise HTTPException(409, f"job {job_id} is {job.status}: nothing to cancel")
+    return job_out(owned_job(service, user, job_id))
+
+
+@router.post(
+    "/jobs/{job_id}/extend",
+    operation_id="extend_job",
+    response_model=models.Job,
+    responses={**ERRORS, 413: {"description": "request body too large"}},
+)
+def extend_job(
+    job_id: JobId, body: models.JobExtend, service: ServiceDep, user: CurrentUser
+) -> models.Job | Response:
+    """Raise a job's budgets (they can only grow); a job a budget stopped runs on."""
+    owned_job(service, user, job_id)
+    archive = service.archive
+    try:
+        jobs.extend(
+            archive.storage,
+            archive.frontier,
+            job_id,
+            max_nodes=body.max_nodes,
+            max_steps=body.max_steps,
+            wall_time_s=body.wall_time_s,
+        )
+    except ValueError as exc:
+        field = str(exc).split(" ", 1)[0]
+        return field_error(("body", field), str(exc))
+    return job_out(owned_job(service, user, job_id))

@@ -1,0 +1,99 @@
+"""Problems, health, readiness and metrics."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, cast
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from ridgerider.api.auth import CurrentUser, ServiceDep
+from ridgerider.client import models
+from ridgerider.problems import available
+
+__all__ = ["health_router", "router"]
+
+router = APIRouter(tags=["problems"])
+health_router = APIRouter(tags=["health"])
+
+
+@cache
+def _problems() -> list[models.Problem]:
+    out = []
+    for name, cls in sorted(available().items()):
+        try:  # problem defaults are constants of the class (they never read the instance)
+            defaults = cls.default_settings(cast(Any, None))
+        except Exception:
+            defaults = {}
+        out.append(
+            models.Problem(
+                name=name,
+                summary=cls.summary,
+                params_schema=cls.params_schema(),
+                default_settings=defaults,
+            )
+        )
+    return out
+
+
+@router.get(
+    "/problems",
+    operation_id="list_problems",
+    response_model=list[models.Problem],
+    responses={401: {"description": "missing, invalid or revoked token"}},
+)
+def list_problems(user: CurrentUser) -> list[models.Problem]:
+    """The installed problems (the only ones a job may name) with their parameter schemas."""
+    del user
+    return _problems()
+
+
+@health_router.get("/healthz", operation_id="healthz")
+def healthz() -> dict[str, str]:
+    """The process answers."""
+    return {"status": "ok"}
+
+
+def _check(fn: Any) -> str:
+    try:
+        fn()
+    except Exception as exc:
+        return f"error: {type(exc).__name__}: {exc}"[:300]
+    return "ok"
+
+
+@health_router.get(
+    "/readyz",
+    operation_id="readyz",
+    responses={503: {"description": "a dependency is unreachable"}},
+)
+def readyz(service: ServiceDep) -> JSONResponse:
+    """Database, frontier and workers reachable (503 otherwise)."""
+    archive = service.archive
+    checks = {"database": _check(lambda: archive.storage.list_jobs(limit=1))}
+    client = getattr(archive.frontier, "redis", None)
+    checks["frontier"] = _check(client.ping) if client is not None else checks["database"]
+    pool = service.pool
+    if pool is None:
+        checks["workers"] = "ok (none in this process)"
+    else:
+        alive = pool.alive()
+        checks["workers"] = "ok" if alive == pool.size else f"error: {alive}/{pool.size} alive"
+    ready = all(v.startswith("ok") for v in checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, 200 if ready else 503)
+
+
+@health_router.get("/metrics", operation_id="metrics", response_class=PlainTextResponse)
+def metrics(service: ServiceDep) -> PlainTextResponse:
+    """Prometheus text format: requests, latencies, jobs submitted, workers."""
+    pool = service.pool
+    gauges = {
+        "ridgerider_workers": ("Workers started by this process.", pool.size if pool else 0),
+        "ridgerider_workers_alive": ("Workers running now.", pool.alive() if pool else 0),
+        "ridgerider_nodes_completed_total": (
+            "Nodes completed by this process's workers.",
+            pool.completed if pool else 0,
+        ),
+    }
+    return PlainTextResponse(service.metrics.render(gauges), media_type="text/plain; version=0.0.4")

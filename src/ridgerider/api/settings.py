@@ -1,0 +1,31 @@
+"""Service settings, read from ``RIDGERIDER_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ApiSettings"]
+
+
+class ApiSettings(BaseSettings):
+    """How the service runs: where the archive is, workers, auth and limits.
+
+    Every field can be set by an environment variable ``RIDGERIDER_<FIELD>`` (e.g.
+    ``RIDGERIDER_DATABASE_URL``); ``ridgerider serve`` options override them.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="RIDGERIDER_", extra="ignore")
+
+    database_url: str | None = Field(None, description="default: the user's SQLite archive")
+    redis_url: str | None = Field(None, description="Redis frontier (default: the database)")
+    dev: bool = Field(False, description="development mode: no authentication")
+    workers: int = Field(1, ge=0, le=256, description="in-process worker threads (0: API only)")
+    worker_poll_s: float = Field(0.1, gt=0, le=10)
+    lease_s: float | None = Field(None, gt=0, le=3600)
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30)
+    max_params: int = Field(1_000_000, ge=1)
+    max_exact_params: int = Field(8192, ge=1)
+    max_page: int = Field(1000, ge=1, le=100_000)
+    events_poll_s: float = Field(0.5, gt=0, le=60)
+    shutdown_timeout_s: float = Field(60.0, ge=0)

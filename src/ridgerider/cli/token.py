@@ -1,0 +1,51 @@
+"""``ridgerider token create|revoke``: API tokens for the service (only their hash is stored)."""
+
+from __future__ import annotations
+
+import click
+
+from ridgerider.cli import DATABASE_URL, _usage_error, console, main
+from ridgerider.services import accounts
+from ridgerider.services.runner import open_archive
+
+__all__ = ["token"]
+
+
+@main.group()
+def token() -> None:
+    """Create and revoke API tokens."""
+
+
+@token.command("create")
+@click.option("--user", required=True, help="the user the token acts as (created if new)")
+@click.option("--name", default="cli", show_default=True, help="a label for the token")
+@DATABASE_URL
+def create(user: str, name: str, database_url: str | None) -> None:
+    """Print a new token for USER; it is shown only this once."""
+    if not 1 <= len(user) <= 64:
+        _usage_error("--user: a name of 1 to 64 characters")
+    archive = open_archive(database_url)
+    try:
+        record, secret = accounts.create_token(archive.storage, user, name)
+    finally:
+        archive.close()
+    console.print(f"token {record.id} for user {user!r} (shown once; store it safely):")
+    click.echo(secret)
+
+
+@token.command("revoke")
+@click.argument("secret", required=False)
+@click.option("--id", "token_id", type=click.IntRange(1), default=None, help="the token's id")
+@DATABASE_URL
+def revoke(secret: str | None, token_id: int | None, database_url: str | None) -> None:
+    """Revoke a token given its SECRET or its --id."""
+    if (secret is None) == (token_id is None):
+        _usage_error("give either the token (SECRET) or --id")
+    archive = open_archive(database_url)
+    try:
+        done = accounts.revoke_token(archive.storage, secret=secret, token_id=token_id)
+    finally:
+        archive.close()
+    if not done:
+        _usage_error("no such live token")
+    console.print("token revoked")

@@ -1,0 +1,1 @@
+"""Python SDK (placeholder, filled below)."""

@@ -1,0 +1,113 @@
+"""What a long-running service needs: recover running jobs on start, run local worker threads.
+
+``ridgerider serve`` opens the archive (:func:`ridgerider.services.runner.open_archive`), calls
+:func:`recover` (leases of a previous process of this host that died are released at once, the
+sequencers resume), then :func:`start_local_workers`. Shutting down stops the workers after the
+branch each holds, so every lease is either completed or released; nothing accepted is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from ridgerider.services.frontier.base import Frontier
+from ridgerider.services.worker import Worker
+
+__all__ = ["LocalWorkers", "WorkerPool", "recover", "start_local_workers"]
+
+log = logging.getLogger(__name__)
+
+
+def recover(frontier: Frontier) -> list[int]:
+    """Make every running job claimable again after a restart; returns their ids."""
+    storage = frontier.storage
+    ids: list[int] = []
+    cursor: int | None = None
+    while True:
+        page = storage.list_jobs(status="running", cursor=cursor, limit=500)
+        ids += [job.id for job in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    for job_id in ids:
+        frontier.release_orphans(job_id)
+        frontier.advance(job_id)
+        frontier.reindex(job_id)
+    return ids
+
+
+class WorkerPool(ABC):
+    """What the service needs of a set of workers, local threads or remote (e.g. Ray)."""
+
+    @abstractmethod
+    def alive(self) -> int:
+        """Workers running now."""
+
+    @property
+    @abstractmethod
+    def size(self) -> int:
+        """Workers started."""
+
+    @property
+    @abstractmethod
+    def completed(self) -> int:
+        """Nodes completed by these workers so far."""
+
+    @abstractmethod
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop after the branches in hand (waits up to ``timeout`` seconds)."""
+
+
+@dataclass
+class LocalWorkers(WorkerPool):
+    """Worker threads in this process serving every running job."""
+
+    workers: list[Worker]
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def alive(self) -> int:
+        """Threads still running."""
+        return sum(t.is_alive() for t in self.threads)
+
+    @property
+    def size(self) -> int:
+        """Threads started."""
+        return len(self.threads)
+
+    @property
+    def completed(self) -> int:
+        """Nodes completed by these threads."""
+        return sum(w.completed for w in self.workers)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Ask every worker to stop after its branch, and wait for them."""
+        for w in self.workers:
+            w.stop()
+        for t in self.threads:
+            t.join(timeout)
+            if t.is_alive():  # its lease expires by itself (or on restart: a dead owner)
+                log.warning("worker %s still busy after %.0f s", t.name, timeout)
+
+
+def _guarded(worker: Worker) -> None:
+    """Run a worker; an unexpected error is logged (the lease expires and another retries)."""
+    try:
+        worker.run()
+    except Exception:
+        log.exception("worker %s stopped", worker.worker_id)
+
+
+def start_local_workers(frontier: Frontier, n: int, *, poll_s: float = 0.1) -> LocalWorkers:
+    """Start ``n`` worker threads on every running job (they idle, polling, when none has work)."""
+    frontier.start_reaper()
+    workers = [Worker(frontier, job_id=None, stop_when_idle=False, poll_s=poll_s) for _ in range(n)]
+    threads = [
+        threading.Thread(target=_guarded, args=(w,), name=f"ridgerider-worker-{i}", daemon=True)
+        for i, w in enumerate(workers)
+    ]
+    for t in threads:
+        t.start()
+    return LocalWorkers(workers, threads)

@@ -1,0 +1,129 @@
+"""Submitting a job from a request: validate everything first, then store once.
+
+The API (and anything else that takes job specs from outside) calls :func:`submit_spec`. Every
+check happens before anything is stored: the problem comes from the registry only, its
+parameters are validated by the problem's model, the settings by :class:`RRSettings`, and the
+problem's size against the service's limits. Errors are :class:`FieldError` naming the field.
+A submission with an idempotency key that the owner already used returns the first job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ridgerider.core.settings import RRSettings
+from ridgerider.problems import ParamError, UnknownProblemError, create
+from ridgerider.services import jobs
+from ridgerider.services.frontier.base import Frontier
+from ridgerider.services.storage.base import Storage
+from ridgerider.services.storage.records import DuplicateJobError, JobRecord
+
+__all__ = ["FieldError", "IdempotencyConflictError", "Limits", "submit_spec"]
+
+
+class FieldError(ValueError):
+    """Invalid input; ``loc`` is the path of the offending field (e.g. ``("params", "depth")``)."""
+
+    def __init__(self, loc: tuple[str, ...], message: str) -> None:
+        super().__init__(f"{'.'.join(loc)}: {message}")
+        self.loc = loc
+        self.message = message
+
+
+class IdempotencyConflictError(ValueError):
+    """The idempotency key was used before for a different submission."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"this Idempotency-Key was used for job {job_id} with another request")
+        self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Service limits on what one job may ask for."""
+
+    max_params: int = 1_000_000
+    """Largest problem (number of parameters θ)."""
+    max_exact_params: int = 8192
+    """Largest problem for ``method="exact"`` (a dense Hessian has n² entries)."""
+
+
+def _settings(problem_defaults: dict[str, Any], overrides: dict[str, Any]) -> RRSettings:
+    try:
+        return RRSettings(**{**problem_defaults, **overrides})
+    except ValueError as exc:
+        message = str(exc)
+        field = message.split(" ", 1)[0]
+        known = set(RRSettings().to_dict())
+        raise FieldError(("settings", field if field in known else "settings"), message) from None
+
+
+def submit_spec(
+    storage: Storage,
+    frontier: Frontier,
+    problem: str,
+    params: dict[str, Any] | None,
+    overrides: dict[str, Any],
+    *,
+    seed: int = 0,
+    wall_time_s: float | None = None,
+    owner_id: int | None = None,
+    idempotency_key: str | None = None,
+    limits: Limits = Limits(),
+) -> tuple[JobRecord, bool]:
+    """Validate and submit a job; returns it and whether it is new (``False``: a retry).
+
+    Raises :class:`FieldError` for invalid input and :class:`IdempotencyConflictError` when the
+    key was used for a different request; nothing is stored in either case.
+    """
+    try:
+        built = create(problem, params)
+    except UnknownProblemError as exc:
+        raise FieldError(("problem",), str(exc)) from None
+    except ParamError as exc:
+        raise FieldError(("params", *exc.field.split(".")), exc.message) from None
+    settings = _settings(built.default_settings(), overrides)
+    if built.n_params > limits.max_params:
+        raise FieldError(
+            ("params",), f"{built.n_params} parameters exceed the limit {limits.max_params}"
+        )
+    if settings.method == "exact" and built.n_params > limits.max_exact_params:
+        raise FieldError(
+            ("settings", "method"),
+            f"exact needs a dense Hessian: {built.n_params} parameters exceed "
+            f"{limits.max_exact_params}; use method 'approx'",
+        )
+    if idempotency_key is not None:
+        first = storage.find_job(owner_id, idempotency_key)
+        if first is not None:
+            return _replay(first, built.params_dict(), seed, settings), False
+    try:
+        job = jobs.submit(
+            storage,
+            frontier,
+            problem,
+            built.params_dict(),
+            settings,
+            seed=seed,
+            wall_time_s=wall_time_s,
+            owner_id=owner_id,
+            idempotency_key=idempotency_key,
+        )
+    except DuplicateJobError:  # a concurrent retry stored it first
+        assert idempotency_key is not None
+        first = storage.find_job(owner_id, idempotency_key)
+        assert first is not None
+        return _replay(first, built.params_dict(), seed, settings), False
+    return job, True
+
+
+def _replay(first: JobRecord, params: dict[str, Any], seed: int, settings: RRSettings) -> JobRecord:
+    """The first job of a retried submission, if the retry asks for the same search."""
+    same = first.params == params and first.seed == seed
+    budgets = ("max_nodes", "max_steps")  # an extension may have raised these since
+    stored = {k: v for k, v in first.settings.items() if k not in budgets}
+    wanted = {k: v for k, v in settings.to_dict().items() if k not in budgets}
+    if not (same and stored == wanted):
+        raise IdempotencyConflictError(first.id)
+    return first
