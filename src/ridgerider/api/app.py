@@ -10,6 +10,7 @@ from ridgerider.api.metrics import Metrics, MetricsMiddleware
 from ridgerider.api.routes import events, jobs, system, tree
 from ridgerider.api.settings import ApiSettings
 from ridgerider.api.state import PoolFactory, lifespan
+from ridgerider.dashboard import mount_dashboard
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -45,4 +46,5 @@ def create_app(
     install_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    mount_dashboard(app)  # the web page at / and /jobs/{id}
     return app

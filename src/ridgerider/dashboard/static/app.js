@@ -175,9 +175,10 @@ async function jobsView() {
 // ---- one job ----------------------------------------------------------------------------
 
 async function jobView(id) {
-  show("#job-view");
   $("#crumbs").replaceChildren(el("a", { href: "/", "data-nav": true }, "jobs"), ` / #${id}`);
+  show(null);
   const job = await getJSON(`/jobs/${id}`);
+  show("#job-view");
   const v = new JobView(id, job);
   state.view = v;
   await v.refresh(job);
@@ -345,9 +346,11 @@ class JobView {
     for (const d of details) {
       const losses = d.trace?.losses ?? d.losses;
       if (!Array.isArray(losses)) {
+        // No per-step losses from the API: the ride's first and last loss only.
         missing += 1;
-        if (d.loss != null) points.push([step + (d.steps || 0), d.loss]);
+        if (d.loss_start != null) points.push([step, d.loss_start]);
         step += d.steps || 0;
+        if (d.loss != null) points.push([step, d.loss]);
       } else {
         losses.forEach((v, i) => points.push([step + i, v]));
         step += Math.max(losses.length - 1, 0);

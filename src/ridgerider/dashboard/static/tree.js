@@ -271,7 +271,7 @@ export class TreeView {
     }
     const w = this.svg.clientWidth || 800;
     const h = this.svg.clientHeight || 500;
-    const k = Math.min(2, (w - 80) / Math.max(x1 - x0, 1), (h - 40) / Math.max(y1 - y0, 1));
+    const k = Math.min(1.5, (w - 80) / Math.max(x1 - x0, 1), (h - 40) / Math.max(y1 - y0, 1));
     this.view = { k, x: 30 - x0 * k, y: (h - (y1 - y0) * k) / 2 - y0 * k };
     this.fitted = true;
     this._apply();

@@ -1,0 +1,339 @@
+"""The dashboard in headless Chromium (Debian's ``chromium``), driven by Playwright.
+
+The real app (``create_app``) runs under uvicorn on a SQLite archive; jobs are submitted over
+HTTP and ridden by a worker in this process, so a test controls how fast a job grows. Every
+check compares what the page draws with what the API answers. Screenshots go to the test's
+temporary folder (``docs/img`` holds copies).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason=f"{CHROMIUM} is absent (apt-get install -y chromium chromium-driver)",
+    ),
+]
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+uvicorn = pytest.importorskip("uvicorn")
+
+from ridgerider.api import ApiSettings, create_app  # noqa: E402
+from ridgerider.services import accounts  # noqa: E402
+from ridgerider.services.runner import open_archive  # noqa: E402
+from ridgerider.services.storage.sql import SQLStorage  # noqa: E402
+from ridgerider.services.worker import Worker  # noqa: E402
+
+API = "/api/v1"
+JOB = {"problem": "tree-rl", "params": {"depth": 5, "tree_seed": 4}, "seed": 2}
+"""A search that exhausts its tree: 35 nodes, 12 solutions."""
+SHOTS_ENV = os.environ.get("RIDGERIDER_SCREENSHOTS")
+SHOTS = Path(SHOTS_ENV) if SHOTS_ENV else None
+"""Where screenshots are also copied (e.g. ``docs/img``), when set."""
+
+
+class Server:
+    """The app under uvicorn in a thread, on a free loopback port."""
+
+    def __init__(self, app: Any) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
+        )
+
+    def __enter__(self) -> Server:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the app did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'archive.db'}"
+
+
+@pytest.fixture(scope="module")
+def dev_server(db_url: str) -> Iterator[Server]:
+    """Development mode (no token), API only: this test module's worker rides the jobs."""
+    app = create_app(ApiSettings(database_url=db_url, dev=True, workers=0, events_poll_s=0.1))
+    with Server(app) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def api(dev_server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=dev_server.url + API, timeout=60) as client:
+        yield client
+
+
+def ride(db_url: str, job_id: int, delay_s: float = 0.0) -> None:
+    """Work on one job in this process until it finishes, pausing ``delay_s`` after each node."""
+    archive = open_archive(db_url)
+    try:
+        pause: Callable[[Any, int], None] = lambda node, steps: time.sleep(delay_s)  # noqa: E731
+        Worker(archive.frontier, job_id=job_id, on_node=pause if delay_s else None).run()
+    finally:
+        archive.close()
+
+
+def submit(api: httpx.Client) -> dict[str, Any]:
+    r = api.post("/jobs", json=JOB)
+    assert r.status_code in (200, 201), r.text
+    return r.json()
+
+
+@pytest.fixture(scope="module")
+def finished_job(api: httpx.Client, db_url: str) -> dict[str, Any]:
+    """A finished tree-rl job."""
+    job = submit(api)
+    ride(db_url, job["id"])
+    job = api.get(f"/jobs/{job['id']}").json()
+    assert job["status"] == "succeeded"
+    return job
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any, tmp_path: Path) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    assert not errors, errors
+
+
+def shot(page: Any, tmp_path: Path, name: str, selector: str | None = None) -> Path:
+    """Save a screenshot in the test's folder (and in $RIDGERIDER_SCREENSHOTS when set)."""
+    path = tmp_path / f"{name}.png"
+    if selector:
+        page.locator(selector).screenshot(path=str(path))
+    else:
+        page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 10_000
+    if SHOTS is not None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, SHOTS / path.name)
+    return path
+
+
+def drawn(page: Any) -> list[tuple[int, str]]:
+    """(node id, fingerprint) of every node element drawn in the tree."""
+    return [
+        (int(i), f)
+        for i, f in page.eval_on_selector_all(
+            "#tree [data-node-id]", "els => els.map(e => [e.dataset.nodeId, e.dataset.fingerprint])"
+        )
+    ]
+
+
+def open_job(page: Any, base: str, job_id: int) -> None:
+    page.goto(f"{base}/jobs/{job_id}")
+    page.wait_for_selector("body[data-tree-ready]")
+
+
+def test_jobs_list(page: Any, dev_server: Server, api: httpx.Client, finished_job: dict) -> None:
+    page.goto(dev_server.url + "/")
+    row = page.locator(f'tr[data-job-id="{finished_job["id"]}"]')
+    row.wait_for()
+    solutions = api.get(f"/jobs/{finished_job['id']}/solutions").json()
+    assert solutions, "the test job should have solutions"
+    page.wait_for_function(
+        "n => document.querySelector(`tr[data-job-id='${n}'] [data-field=solutions]`)"
+        ".textContent !== '–'",
+        arg=finished_job["id"],
+    )
+    assert row.locator("td").nth(1).inner_text() == "tree-rl"
+    assert row.locator(".status").inner_text() == "succeeded"
+    assert row.locator("[data-field=nodes]").inner_text() == str(finished_job["nodes"])
+    assert row.locator("[data-field=solutions]").inner_text() == str(len(solutions))
+    assert "100%" in row.inner_text()
+    # Filter by status: a succeeded job leaves the list of running ones, and comes back.
+    page.select_option("#filter-status", "running")
+    assert row.count() == 0
+    page.select_option("#filter-status", "")
+    assert row.count() == 1
+    assert "development mode" in page.inner_text("#mode")
+
+
+def test_tree_matches_the_api(
+    page: Any, dev_server: Server, api: httpx.Client, finished_job: dict, tmp_path: Path
+) -> None:
+    open_job(page, dev_server.url, finished_job["id"])
+    nodes = api.get(f"/jobs/{finished_job['id']}/tree").json()["nodes"]
+    got = drawn(page)
+    assert len(got) == len(nodes) == finished_job["nodes"]
+    assert sorted(got) == sorted((n["id"], n["key"]) for n in nodes)
+    # Solutions are marked, and the edge labels name each node's ridge (index and sign).
+    solution_ids = {n["id"] for n in nodes if n["is_solution"]}
+    marked = page.eval_on_selector_all(
+        "#tree .node.solution", "els => els.map(e => Number(e.dataset.nodeId))"
+    )
+    assert set(marked) == solution_ids
+    labels = page.eval_on_selector_all("#tree .elabel", "els => els.map(e => e.textContent)")
+    expected = [n["key"].split(".")[-1].replace("-", "−") for n in nodes if n["parent_id"]]
+    assert sorted(labels) == sorted(expected)
+    # Collapse the first child of the root: its subtree disappears behind one node.
+    root = next(n for n in nodes if n["parent_id"] is None)
+    parent = next(n for n in nodes if n["parent_id"] == root["id"] and n["n_children"])
+    hidden = _descendants(nodes, parent["id"])
+    page.dblclick(f'#tree [data-node-id="{parent["id"]}"]')
+    assert len(drawn(page)) == len(nodes) - len(hidden)
+    page.click("#expand-all")
+    assert len(drawn(page)) == len(nodes)
+    shot(page, tmp_path, "dashboard-tree")
+
+
+def _descendants(nodes: list[dict], node_id: int) -> set[int]:
+    out: set[int] = set()
+    frontier = [node_id]
+    while frontier:
+        parent = frontier.pop()
+        for n in nodes:
+            if n["parent_id"] == parent:
+                out.add(n["id"])
+                frontier.append(n["id"])
+    return out
+
+
+def test_inspector(
+    page: Any, dev_server: Server, api: httpx.Client, finished_job: dict, tmp_path: Path
+) -> None:
+    job_id = finished_job["id"]
+    open_job(page, dev_server.url, job_id)
+    solution = api.get(f"/jobs/{job_id}/solutions").json()[0]
+    node = api.get(f"/jobs/{job_id}/nodes/{solution['node_id']}").json()
+    page.click(f'#tree [data-node-id="{node["id"]}"]')
+    page.wait_for_selector(f'#inspector[data-node-id="{node["id"]}"]')
+    box = page.locator("#inspector")
+    assert box.locator("[data-field=fingerprint]").inner_text() == node["key"]
+    assert float(box.locator("[data-field=loss]").inner_text()) == pytest.approx(
+        node["loss"], rel=1e-3
+    )
+    assert float(box.locator("[data-field=loss_start]").inner_text()) == pytest.approx(
+        node["loss_start"], rel=1e-3
+    )
+    assert float(box.locator("[data-field=eigenvalue]").inner_text()) == pytest.approx(
+        node["eigenvalue"], rel=1e-3
+    )
+    assert box.locator("[data-field=steps]").inner_text() == str(node["steps"])
+    assert box.locator("[data-field=end_reason]").inner_text() == node["end_reason"]
+    assert (
+        box.locator("[data-field=leaf]")
+        .inner_text()
+        .startswith(f"Leaf reached: {node['metrics']['leaf']}")
+    )
+    assert "solution" in box.locator("h3").inner_text()
+    # The loss chart covers the rides from the root to this node.
+    page.wait_for_function("document.querySelector('#loss-chart path.line')")
+    depth = node["depth"]
+    assert page.inner_text("#loss-note").startswith(f"{depth + 1} rides from the MIS")
+    # The parameters download (fetched with the page's credentials) is θ of that node.
+    with page.expect_download() as info:
+        page.click("#params-link")
+    theta = np.load(io.BytesIO(Path(info.value.path()).read_bytes()))
+    served = api.get(f"/jobs/{job_id}/nodes/{node['id']}/params").content
+    np.testing.assert_array_equal(theta, np.load(io.BytesIO(served)))
+    shot(page, tmp_path, "dashboard-inspector", "#inspector")
+    shot(page, tmp_path, "dashboard-job")
+
+
+def test_live_updates(
+    page: Any, dev_server: Server, api: httpx.Client, db_url: str, tmp_path: Path
+) -> None:
+    job = submit(api)
+    open_job(page, dev_server.url, job["id"])
+    page.evaluate("window.__sameDocument = true")
+    assert page.inner_text("#job-status").startswith("running")
+    seen = {len(drawn(page))}
+    worker = threading.Thread(target=ride, args=(db_url, job["id"], 0.25), daemon=True)
+    worker.start()
+    deadline = time.monotonic() + 120
+    while worker.is_alive() and time.monotonic() < deadline:
+        seen.add(len(drawn(page)))
+        time.sleep(0.1)
+    worker.join(1)
+    final = api.get(f"/jobs/{job['id']}").json()
+    assert final["status"] == "succeeded"
+    page.wait_for_function(
+        "n => document.querySelectorAll('#tree [data-node-id]').length === n", arg=final["nodes"]
+    )
+    page.wait_for_function("document.querySelector('#live').textContent === 'finished'")
+    assert page.evaluate("window.__sameDocument") is True  # no reload
+    growing = sorted(n for n in seen if 0 < n < final["nodes"])
+    assert len(growing) >= 3, f"the page showed only these counts while running: {sorted(seen)}"
+    assert page.inner_text("#job-status").startswith("succeeded")
+    shot(page, tmp_path, "dashboard-live")
+
+
+def test_token_required_outside_dev_mode(browser: Any, db_url: str, finished_job: dict) -> None:
+    """With auth on, nothing is shown until a valid token is given; it lives in the session."""
+    storage = SQLStorage(db_url)
+    try:
+        _, secret = accounts.create_token(storage, "browser-user")
+    finally:
+        storage.close()
+    app = create_app(ApiSettings(database_url=db_url, dev=False, workers=0))
+    context = browser.new_context()
+    try:
+        with Server(app) as server:
+            page = context.new_page()
+            page.goto(server.url + f"/jobs/{finished_job['id']}")
+            page.wait_for_selector("#login:not([hidden])")
+            assert page.locator("#job-view").is_hidden()
+            assert page.locator("#tree [data-node-id]").count() == 0
+            page.fill("#token", "rr_not-a-token")
+            page.click("#login-form button")
+            page.wait_for_function(
+                "document.querySelector('#login-error').textContent.includes('refused')"
+            )
+            assert page.locator("#jobs-view").is_hidden()
+            assert page.evaluate("sessionStorage.getItem('ridgerider.token')") is None
+            page.fill("#token", secret)
+            page.click("#login-form button")
+            # This user owns no job: the deep link to someone else's job is "not found".
+            page.wait_for_selector("#error:not([hidden])")
+            assert page.evaluate("sessionStorage.getItem('ridgerider.token')") == secret
+            page.goto(server.url + "/")
+            page.wait_for_selector("#jobs-view:not([hidden])")
+            assert page.locator("tr[data-job-id]").count() == 0
+            assert page.locator("#signout").is_visible()
+    finally:
+        context.close()
