@@ -8,6 +8,7 @@ import { age, el, fmt } from "./util.js";
 
 const $ = (sel) => document.querySelector(sel);
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+const PAGE = 1000; // nodes per request (the API's largest page)
 
 // Fields read tolerantly: the job record's names for ids, counts and budgets.
 export const jobField = {
@@ -69,17 +70,21 @@ async function route() {
   state.stop();
   state.stop = () => {};
   $("#error").hidden = true;
+  show(null);
   try {
-    // One authenticated call first: nothing is drawn unless the API accepts us.
-    await getJSON("/jobs?limit=1");
-    $("#signout").hidden = !token.get();
-    $("#mode").textContent = token.get() ? "" : "development mode (no token)";
+    // Each view shows itself only after its first API call succeeded (see signedIn).
     const m = location.pathname.match(/^\/jobs\/(\d+)\/?$/);
     if (m) await jobView(Number(m[1]));
     else await jobsView();
   } catch (err) {
     fail(err);
   }
+}
+
+// Called once an authenticated call succeeded: the API accepts this token (or needs none).
+function signedIn() {
+  $("#signout").hidden = !token.get();
+  $("#mode").textContent = token.get() ? "" : "development mode (no token)";
 }
 
 // ---- jobs list --------------------------------------------------------------------------
@@ -160,9 +165,10 @@ async function countSolutions(jobs) {
 
 async function jobsView() {
   $("#crumbs").textContent = "";
-  show("#jobs-view");
   const load = async () => {
     state.jobs = await getAll("/jobs?limit=200", "items", 5000);
+    signedIn();
+    show("#jobs-view");
     drawJobs();
     await countSolutions(state.jobs);
     drawJobs();
@@ -176,21 +182,26 @@ async function jobsView() {
 
 async function jobView(id) {
   $("#crumbs").replaceChildren(el("a", { href: "/", "data-nav": true }, "jobs"), ` / #${id}`);
-  show(null);
-  const job = await getJSON(`/jobs/${id}`);
-  show("#job-view");
-  const v = new JobView(id, job);
+  const v = new JobView(id);
   state.view = v;
-  await v.refresh(job);
+  state.stop = () => v.close();
+  const job = await v.refresh();
+  signedIn();
   v.loadCrossplay();
   if (!FINAL.has(job.status)) v.live();
-  state.stop = () => v.close();
+}
+
+// A performance mark once the frame drawn now is on screen (read by the render benchmark).
+function paintedMark(name) {
+  requestAnimationFrame(() => requestAnimationFrame(() => performance.mark(name)));
 }
 
 class JobView {
-  constructor(id, job) {
+  constructor(id) {
     this.id = id;
-    this.job = job;
+    this.job = null;
+    this.nodes = [];
+    this.nextRank = 0; // the finished tree only grows: its nodes come by rank, a page at a time
     this.details = new Map();
     this.detailRoute = true;
     this.abort = new AbortController();
@@ -221,11 +232,50 @@ class JobView {
     clearInterval(this.poll);
   }
 
-  async refresh(job = null) {
-    this.job = job || (await getJSON(`/jobs/${this.id}`));
-    const tree = await getJSON(`/jobs/${this.id}/tree`);
-    if (this.closed) return;
-    const nodes = Array.isArray(tree) ? tree : tree.nodes;
+  // Fetch the job and the tree's new nodes; draw after the first page and when all are in.
+  // Done nodes never change and every node's parent has a lower rank, so the nodes loaded so
+  // far always form a connected tree from the root, and later calls fetch only new ones.
+  refresh() {
+    if (this.loading) {
+      this.again = true;
+      return this.loading;
+    }
+    this.loading = this._load().finally(() => {
+      this.loading = null;
+      if (this.again && !this.closed) {
+        this.again = false;
+        this.refresh().catch(fail);
+      }
+    });
+    return this.loading;
+  }
+
+  async _load() {
+    const jobP = getJSON(`/jobs/${this.id}`);
+    let first = true;
+    for (;;) {
+      const page = await getJSON(`/jobs/${this.id}/nodes?limit=${PAGE}&after=${this.nextRank}`);
+      if (this.closed) return this.job;
+      const items = page.items;
+      this.nodes.push(...items);
+      if (items.length) this.nextRank = items[items.length - 1].rank + 1;
+      const more = page.next_after != null && items.length > 0;
+      if (first || !more) {
+        this.job = await jobP;
+        if (first) show("#job-view");
+        if (this.closed) return this.job;
+        this.draw(!more);
+        if (first) document.body.dataset.treeFirst = String(this.nodes.length);
+        paintedMark(first ? "tree-first" : "tree-ready");
+        if (first && !more) paintedMark("tree-ready");
+        first = false;
+      }
+      if (!more) return this.job;
+    }
+  }
+
+  draw(complete) {
+    const nodes = this.nodes;
     this.tree.setData(nodes);
     const sel = $("#colour-by");
     const keys = this.tree.colourKeys();
@@ -238,7 +288,10 @@ class JobView {
     this.legend();
     this.spectrum();
     if (this.selected != null && this.tree.byId.has(this.selected)) this.tree.select(this.selected);
-    document.body.dataset.treeReady = String(nodes.length);
+    if (complete) {
+      if (!this.tree.moved) this.tree.fit(); // the whole tree in view, unless the user moved it
+      document.body.dataset.treeReady = String(nodes.length);
+    }
   }
 
   header() {

@@ -46,6 +46,7 @@ export class TreeView {
     this.userCollapsed = false;
     this.selected = null;
     this.fitted = false;
+    this.moved = false;
     this.svg.replaceChildren();
     this.g = null;
   }
@@ -296,6 +297,7 @@ export class TreeView {
       const k = Math.min(20, Math.max(0.01, this.view.k * f));
       const ratio = k / this.view.k;
       this.view = { k, x: mx - (mx - this.view.x) * ratio, y: my - (my - this.view.y) * ratio };
+      this.moved = true;
       this._apply();
     }, { passive: false });
     svg.addEventListener("pointerdown", (e) => {
@@ -308,6 +310,7 @@ export class TreeView {
       if (!drag.moved && Math.hypot(dx, dy) < 4) return;
       if (!drag.moved) svg.setPointerCapture(e.pointerId);
       drag.moved = true;
+      this.moved = true;
       this.view = { ...this.view, x: drag.vx + dx, y: drag.vy + dy };
       this._apply();
     });
