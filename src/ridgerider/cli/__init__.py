@@ -404,4 +404,5 @@ def problems(as_json: bool) -> None:
     out.print(table)
 
 
+from ridgerider.cli import serve as _serve  # noqa: E402,F401
 from ridgerider.cli import token as _token  # noqa: E402,F401

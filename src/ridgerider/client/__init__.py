@@ -1,1 +1,46 @@
-"""Python SDK (placeholder, filled below)."""
+"""Python SDK of the ridgerider service: ``Client`` (blocking) and ``AsyncClient`` (asyncio).
+
+Install: the base package (``pip install ridgerider``) has everything the SDK needs; the SDK
+itself imports only ``httpx`` and ``pydantic`` (plus ``rich`` for ``wait(progress=True)``, and
+``numpy``/``torch`` only inside ``params()``), so ``import ridgerider.client`` never loads torch
+or the server's libraries, and the subpackage can be vendored alone.
+
+Example::
+
+    from ridgerider.client import Client
+
+    with Client("http://127.0.0.1:8000", token="rr_...") as rr:
+        job = rr.submit("tree-rl", {"depth": 6}, seed=1, order="dfs", max_nodes=200)
+        job = rr.wait(job.id, progress=True)
+        for sol in rr.solutions(job.id):
+            print(sol.fingerprint, sol.loss)
+        theta = rr.params(job.id, sol.node_id)  # a torch tensor
+
+Errors raise :class:`AuthError` (401), :class:`NotFound` (404), :class:`ValidationError` (422,
+with ``fields``: the server's message per field), :class:`ConflictError` (409) or
+:class:`ServerError` (5xx); all are :class:`ApiError`.
+"""
+
+from ridgerider.client import models
+from ridgerider.client.aio import AsyncClient
+from ridgerider.client.errors import (
+    ApiError,
+    AuthError,
+    ConflictError,
+    NotFound,
+    ServerError,
+    ValidationError,
+)
+from ridgerider.client.sync import Client
+
+__all__ = [
+    "ApiError",
+    "AsyncClient",
+    "AuthError",
+    "Client",
+    "ConflictError",
+    "NotFound",
+    "ServerError",
+    "ValidationError",
+    "models",
+]

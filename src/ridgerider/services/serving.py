@@ -12,11 +12,19 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from typing import Any
 
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.worker import Worker
 
-__all__ = ["LocalWorkers", "WorkerPool", "recover", "start_local_workers"]
+__all__ = [
+    "LocalWorkers",
+    "RemoteWorkers",
+    "WorkerPool",
+    "recover",
+    "start_local_workers",
+    "start_ray_workers",
+]
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +119,49 @@ def start_local_workers(frontier: Frontier, n: int, *, poll_s: float = 0.1) -> L
     for t in threads:
         t.start()
     return LocalWorkers(workers, threads)
+
+
+@dataclass
+class RemoteWorkers(WorkerPool):
+    """Adapter for a pool of workers in other processes (e.g. Ray actors).
+
+    ``pool`` needs ``alive() -> int`` and ``stop(timeout)``; completions are counted by those
+    processes, not here.
+    """
+
+    pool: Any
+    n: int
+
+    def alive(self) -> int:
+        """Workers the remote pool reports running."""
+        return int(self.pool.alive())
+
+    @property
+    def size(self) -> int:
+        """Workers asked for."""
+        return self.n
+
+    @property
+    def completed(self) -> int:
+        """Not known in this process (each remote worker counts its own)."""
+        return 0
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the remote workers after their branches in hand."""
+        self.pool.stop(timeout)
+
+
+def start_ray_workers(
+    database_url: str, redis_url: str | None, n: int, address: str
+) -> RemoteWorkers:
+    """``n`` workers as Ray actors on the cluster at ``address`` serving every running job.
+
+    Raises ``RuntimeError`` when Ray workers (``ridgerider.services.distributed``) are not
+    available in this installation.
+    """
+    try:
+        from ridgerider.services import distributed  # type: ignore[attr-defined,unused-ignore]
+    except ImportError as exc:
+        raise RuntimeError(f"Ray workers are not available: {exc}") from None
+    pool = distributed.start_workers(database_url, redis_url, n, ray_address=address)
+    return RemoteWorkers(pool, n)

@@ -1,0 +1,5 @@
+"""``python -m ridgerider.cli``: the same as the ``ridgerider`` command."""
+
+from ridgerider.cli import main
+
+main()

@@ -1,0 +1,101 @@
+"""``ridgerider serve``: the HTTP API plus workers, in one process.
+
+Embedded default: a SQLite file in the user's data folder, the database frontier and local
+worker threads, on http://127.0.0.1:8000, with no other service. Production: PostgreSQL
+(``--database-url``), a Redis frontier (``--redis-url``) and workers elsewhere (``--workers 0``
+makes an API-only node). SIGINT/SIGTERM shut down gracefully: the workers finish the branch
+in hand (so every lease is completed or released) before the process exits.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import ipaddress
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import click
+import torch
+
+from ridgerider.cli import DATABASE_URL, REDIS_URL, _usage_error, console, main
+from ridgerider.services.runner import Archive, default_database_url
+from ridgerider.services.serving import WorkerPool, start_ray_workers
+
+__all__ = ["serve"]
+
+LOOPBACK = ("localhost",)
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--dev", is_flag=True, help="development mode: no tokens needed, loopback only")
+@DATABASE_URL
+@REDIS_URL
+@click.option(
+    "--ray-address",
+    envvar="RIDGERIDER_RAY_ADDRESS",
+    default=None,
+    help="run the workers on this Ray cluster instead of in this process",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(0, 256),
+    default=2,
+    show_default=True,
+    help="workers to start (0: API only)",
+)
+@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
+@click.option("--log-level", default="info", show_default=True)
+def serve(
+    host: str,
+    port: int,
+    dev: bool,
+    database_url: str | None,
+    redis_url: str | None,
+    ray_address: str | None,
+    workers: int,
+    threads: int,
+    log_level: str,
+) -> None:
+    """Serve the API (and run workers) until interrupted."""
+    import uvicorn
+
+    from ridgerider.api import ApiSettings, create_app
+
+    if dev and not _is_loopback(host):
+        _usage_error(f"--host: --dev serves without authentication, so only loopback ({host!r})")
+    pool_factory: Callable[[Archive, Any], WorkerPool | None] | None = None
+    if ray_address is not None:
+        if importlib.util.find_spec("ridgerider.services.distributed") is None:
+            _usage_error("--ray-address: Ray workers are not part of this installation")
+        pool_factory = _ray_pool(ray_address)
+    torch.set_num_threads(threads)
+    settings = ApiSettings(database_url=database_url, redis_url=redis_url, dev=dev, workers=workers)
+    app = create_app(settings, pool_factory=pool_factory)
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    mode = "development mode, no authentication" if dev else "bearer tokens required"
+    console.print(f"ridgerider serving on http://{host}:{port} ({mode}, {workers} workers)")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+
+
+def _ray_pool(address: str) -> Callable[[Archive, Any], WorkerPool | None]:
+    """Start the service's workers as Ray actors on the cluster at ``address``."""
+
+    def start(archive: Archive, settings: Any) -> WorkerPool | None:
+        if settings.workers == 0:
+            return None
+        url = settings.database_url or default_database_url()
+        return start_ray_workers(url, settings.redis_url, settings.workers, address)
+
+    return start

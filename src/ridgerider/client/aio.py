@@ -1,0 +1,145 @@
+"""The asyncio client: the same calls as :class:`~ridgerider.client.Client`, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ridgerider.client import models
+from ridgerider.client._base import Call, retry_delay, to_tensor, unwrap
+from ridgerider.client._calls import Calls
+from ridgerider.client.progress import JobProgress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor
+
+__all__ = ["AsyncClient"]
+
+
+class AsyncClient:
+    """An asyncio client of a ridgerider service (arguments as for ``Client``)."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
+        self.retries = retries
+
+    async def _do(self, call: Call) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return unwrap(await self.http.send(call.request(self.http)), call.model)
+            except httpx.TransportError:
+                attempt += 1
+                await asyncio.sleep(retry_delay(call, attempt, self.retries))
+
+    async def submit(
+        self,
+        problem: str,
+        params: dict[str, Any] | None = None,
+        *,
+        seed: int = 0,
+        wall_time_s: float | None = None,
+        settings: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        **named: Any,
+    ) -> models.Job:
+        """Submit a search; ``named``: search settings as for ``Client.submit``.
+
+        For example ``method``, ``order``, ``alpha``, ``n_ridges``, ``max_nodes``.
+        """
+        call = Calls.submit(problem, params, seed, wall_time_s, settings, named, idempotency_key)
+        return await self._do(call)
+
+    async def get(self, job_id: int) -> models.Job:
+        """One job."""
+        return await self._do(Calls.get(job_id))
+
+    async def list(
+        self, *, status: str | None = None, limit: int = 50, after: int | None = None
+    ) -> models.JobPage:
+        """A page of your jobs, newest first."""
+        return await self._do(Calls.list(status, limit, after))
+
+    async def wait(
+        self,
+        job_id: int,
+        *,
+        timeout: float | None = None,
+        poll_s: float = 0.5,
+        progress: bool = False,
+    ) -> models.Job:
+        """Poll until the job finishes (``TimeoutError`` after ``timeout`` seconds)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with JobProgress(job_id, progress) as bar:
+            while True:
+                job = await self.get(job_id)
+                bar.update(job)
+                if job.finished:
+                    return job
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
+                await asyncio.sleep(poll_s)
+
+    async def cancel(self, job_id: int) -> models.Job:
+        """Cancel a queued or running job."""
+        return await self._do(Calls.cancel(job_id))
+
+    async def extend(self, job_id: int, **budgets: Any) -> models.Job:
+        """Raise budgets: ``max_nodes``, ``max_steps``, ``wall_time_s``."""
+        return await self._do(Calls.extend(job_id, budgets))
+
+    async def tree(self, job_id: int, *, pending: bool = False) -> models.Tree:
+        """The job's tree."""
+        return await self._do(Calls.tree(job_id, pending))
+
+    async def nodes(self, job_id: int, *, page_size: int = 500) -> AsyncIterator[models.Node]:
+        """Every node of the finished tree, a page at a time."""
+        after: int | None = None
+        while True:
+            page: models.NodePage = await self._do(Calls.nodes(job_id, after, page_size))
+            for node in page.items:
+                yield node
+            if page.next_after is None:
+                return
+            after = page.next_after
+
+    async def node(self, job_id: int, node_id: int) -> models.Node:
+        """One node."""
+        return await self._do(Calls.node(job_id, node_id))
+
+    async def solutions(self, job_id: int) -> builtins.list[models.Solution]:
+        """The solutions in expansion order."""
+        return await self._do(Calls.solutions(job_id))
+
+    async def params(self, job_id: int, node_id: int) -> Tensor:
+        """θ of a done node as a torch tensor."""
+        return to_tensor(await self._do(Calls.params(job_id, node_id)))
+
+    async def problems(self) -> builtins.list[models.Problem]:
+        """The installed problems."""
+        return await self._do(Calls.problems())
+
+    async def aclose(self) -> None:
+        """Close the connections."""
+        await self.http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,182 @@
+"""The blocking client."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ridgerider.client import models
+from ridgerider.client._base import Call, retry_delay, to_tensor, unwrap
+from ridgerider.client._calls import Calls
+from ridgerider.client.progress import JobProgress
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor
+
+__all__ = ["Client"]
+
+
+class Client:
+    """A client of a ridgerider service.
+
+    Args:
+        base_url: where the service runs (``ridgerider serve`` defaults to
+            ``http://127.0.0.1:8000``).
+        token: an API token (``ridgerider token create``); not needed in development mode.
+        timeout: seconds per request.
+        retries: how often a read (or a submission, made idempotent by its key) is sent again
+            after a connection error, e.g. while the service restarts.
+        http: an ``httpx.Client`` to use instead of a new one (tests pass an in-process app's).
+    """
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        http: httpx.Client | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = http or httpx.Client(base_url=base_url, timeout=timeout)
+        self.http.headers.update(headers)
+        self.retries = retries
+
+    def _do(self, call: Call) -> Any:
+        attempt = 0
+        while True:
+            try:
+                return unwrap(self.http.send(call.request(self.http)), call.model)
+            except httpx.TransportError:
+                attempt += 1
+                time.sleep(retry_delay(call, attempt, self.retries))
+
+    def submit(
+        self,
+        problem: str,
+        params: dict[str, Any] | None = None,
+        *,
+        seed: int = 0,
+        method: str | None = None,
+        order: str | None = None,
+        alpha: float | None = None,
+        n_ridges: int | None = None,
+        overlap_threshold: float | None = None,
+        max_depth: int | None = None,
+        max_nodes: int | None = None,
+        max_steps: int | None = None,
+        wall_time_s: float | None = None,
+        settings: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> models.Job:
+        """Submit a search of ``problem``; settings not given take the problem's defaults.
+
+        ``settings`` sets any other search setting by name. Without ``idempotency_key`` a
+        fresh one is made, so the retries after a connection error never make two jobs.
+        """
+        named = {
+            "method": method,
+            "order": order,
+            "alpha": alpha,
+            "n_ridges": n_ridges,
+            "overlap_threshold": overlap_threshold,
+            "max_depth": max_depth,
+            "max_nodes": max_nodes,
+            "max_steps": max_steps,
+        }
+        call = Calls.submit(problem, params, seed, wall_time_s, settings, named, idempotency_key)
+        return self._do(call)
+
+    def get(self, job_id: int) -> models.Job:
+        """One job."""
+        return self._do(Calls.get(job_id))
+
+    def list(
+        self, *, status: str | None = None, limit: int = 50, after: int | None = None
+    ) -> models.JobPage:
+        """A page of your jobs, newest first (pass ``page.next_after`` as ``after``)."""
+        return self._do(Calls.list(status, limit, after))
+
+    def wait(
+        self,
+        job_id: int,
+        *,
+        timeout: float | None = None,
+        poll_s: float = 0.5,
+        progress: bool = False,
+    ) -> models.Job:
+        """Poll until the job finishes (``TimeoutError`` after ``timeout`` seconds).
+
+        ``progress=True`` shows a progress bar of its nodes (rich) on stderr.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with JobProgress(job_id, progress) as bar:
+            while True:
+                job = self.get(job_id)
+                bar.update(job)
+                if job.finished:
+                    return job
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
+                time.sleep(poll_s)
+
+    def cancel(self, job_id: int) -> models.Job:
+        """Cancel a queued or running job."""
+        return self._do(Calls.cancel(job_id))
+
+    def extend(
+        self,
+        job_id: int,
+        *,
+        max_nodes: int | None = None,
+        max_steps: int | None = None,
+        wall_time_s: float | None = None,
+    ) -> models.Job:
+        """Raise a job's budgets; a job a budget stopped runs on."""
+        budgets = {"max_nodes": max_nodes, "max_steps": max_steps, "wall_time_s": wall_time_s}
+        return self._do(Calls.extend(job_id, budgets))
+
+    def tree(self, job_id: int, *, pending: bool = False) -> models.Tree:
+        """The job's tree (with ``pending``: also the branches in flight)."""
+        return self._do(Calls.tree(job_id, pending))
+
+    def nodes(self, job_id: int, *, page_size: int = 500) -> Iterator[models.Node]:
+        """Every node of the finished tree in expansion order, fetched a page at a time."""
+        after: int | None = None
+        while True:
+            page: models.NodePage = self._do(Calls.nodes(job_id, after, page_size))
+            yield from page.items
+            if page.next_after is None:
+                return
+            after = page.next_after
+
+    def node(self, job_id: int, node_id: int) -> models.Node:
+        """One node."""
+        return self._do(Calls.node(job_id, node_id))
+
+    def solutions(self, job_id: int) -> builtins.list[models.Solution]:
+        """The solutions, in the order the single-worker search finds them."""
+        return self._do(Calls.solutions(job_id))
+
+    def params(self, job_id: int, node_id: int) -> Tensor:
+        """θ where a done node's ride ended, as a torch tensor (needs torch installed)."""
+        return to_tensor(self._do(Calls.params(job_id, node_id)))
+
+    def problems(self) -> builtins.list[models.Problem]:
+        """The installed problems with their parameter schemas."""
+        return self._do(Calls.problems())
+
+    def close(self) -> None:
+        """Close the connections."""
+        self.http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
