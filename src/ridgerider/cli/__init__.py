@@ -406,3 +406,4 @@ def problems(as_json: bool) -> None:
 
 from ridgerider.cli import serve as _serve  # noqa: E402,F401
 from ridgerider.cli import token as _token  # noqa: E402,F401
+from ridgerider.cli import crossplay as _crossplay  # noqa: E402,F401
