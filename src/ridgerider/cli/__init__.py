@@ -454,7 +454,7 @@ def problems(as_json: bool) -> None:
     out.print(table)
 
 
+from ridgerider.cli import crossplay as _crossplay  # noqa: E402,F401
 from ridgerider.cli import serve as _serve  # noqa: E402,F401
 from ridgerider.cli import token as _token  # noqa: E402,F401
-from ridgerider.cli import crossplay as _crossplay  # noqa: E402,F401
 from ridgerider.cli import worker as _worker  # noqa: E402,F401
