@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,7 +37,7 @@ from ridgerider.services.distributed import (  # noqa: E402
     start_workers,
 )
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TREE = {"depth": 6, "tree_seed": 2}
 
@@ -181,6 +183,28 @@ def test_a_worker_killed_mid_ride_loses_nothing(tmp_path: Path) -> None:
     node = store.get_node(node_id)
     assert node is not None and node.status == "done" and node.attempts >= 2  # ridden again
     store.close()
+
+
+def test_worker_command_serves_every_running_job(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    address = ray.get_runtime_context().gcs_address
+    log = (tmp_path / "worker.log").open("w")
+    cmd = [sys.executable, "-c", "from ridgerider.cli import main; main()", "worker"]
+    args = ["--ray-address", address, "--database-url", url, "--num-workers", "1"]
+    proc = subprocess.Popen([*cmd, *args], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        submitted = [submit(url, "tree-rl", TREE, seed, max_nodes=6) for seed in (1, 2)]
+        for store, job_id, _ in submitted:
+            wait_until(lambda s=store, j=job_id: s.get_job(j).status != "running", 120, "jobs")
+        assert proc.poll() is None  # still serving
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+        log.close()
+    assert code == 0, (tmp_path / "worker.log").read_text()
+    for store, job_id, ref in submitted:
+        assert_same_tree(store, job_id, ref)
+        store.close()
 
 
 def test_stopping_the_whole_ray_mid_job_then_resuming_finishes_the_tree(tmp_path: Path) -> None:
