@@ -114,11 +114,6 @@ def test_two_ray_workers_find_the_same_solutions_as_in_process(
     assert ray_report["solutions"]  # the budget reaches solutions
 
 
-def test_ray_address_without_workers_is_a_usage_error() -> None:
-    res = CliRunner().invoke(main, ["run", "toy2d", "--ray-address", "auto"])
-    assert res.exit_code == 2 and "--ray-address needs --workers" in res.output
-
-
 def leased_to(store: SQLStorage, node_id: int) -> str | None:
     """The owner of a node's lease, if the node is still leased."""
     n = NODES.c
@@ -177,6 +172,7 @@ def test_a_worker_killed_mid_ride_loses_nothing(tmp_path: Path) -> None:
         assert pool.wait(180), "the job did not finish"
         assert pool.error is None and pool.replaced >= 1
         assert pid not in [i["pid"] for i in pool.info()]
+        assert pool.problems_built() == 1  # one build shared by every worker, replacement too
     finally:
         pool.stop()
     assert_same_tree(store, job_id, ref)
@@ -221,4 +217,19 @@ def test_stopping_the_whole_ray_mid_job_then_resuming_finishes_the_tree(tmp_path
     assert not ray.is_initialized()  # the on-demand Ray was shut down again
     assert_same_tree(store, job_id, ref)
     assert out["nodes"] == len(ref.nodes)
+    store.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_gpu_worker_grows_the_same_tree(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    store, job_id, ref = submit(url, "tree-rl", TREE, 6, max_nodes=8)
+    options = WorkerOptions(num_cpus=0, num_gpus=1, device="cuda")
+    pool = start_workers(url, None, 1, job_id=job_id, options=options)
+    try:
+        assert pool.wait(180) and pool.error is None
+    finally:
+        pool.stop()
+    assert_same_tree(store, job_id, ref)
     store.close()

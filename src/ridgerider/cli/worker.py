@@ -64,7 +64,9 @@ def worker(
             poll_s=0.2,
         )
     except ValueError as exc:
-        raise click.UsageError(f"--{str(exc).split(':')[0].replace('_', '-')}: {exc}") from None
+        field, _, why = str(exc).partition(": ")
+        option = {"torch_threads": "threads"}.get(field, field).replace("_", "-")
+        raise click.UsageError(f"--{option}: {why}") from None
     url = database_url or default_database_url()
     pool = start_workers(url, redis_url, num_workers, ray_address=ray_address, options=options)
     stop = threading.Event()

@@ -197,6 +197,10 @@ class WorkerPool:
                 out.append(ray.get(ref))
         return out
 
+    def problems_built(self, timeout: float = 10.0) -> int:
+        """How many problem objects the pool's store built (once per job, not per worker)."""
+        return int(ray.get(self._store.stats.remote(), timeout=timeout)["built"])
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every worker finished (its job ended) or the pool failed; whether so."""
         return self._done.wait(timeout)
