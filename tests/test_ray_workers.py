@@ -213,10 +213,15 @@ def test_stopping_the_whole_ray_mid_job_then_resuming_finishes_the_tree(tmp_path
     pool.stop()
     job = store.get_job(job_id)
     assert job is not None and job.status == "running" and job.nodes < len(ref.nodes)
-    out = runner.resume(job_id, database_url=url, ray=runner.RayPlan(2))  # Ray on demand
+    seen: list[str] = []
+    out = runner.resume(  # on a Ray started on demand
+        job_id, database_url=url, ray=runner.RayPlan(2), on_node=lambda n, _: seen.append(n.key)
+    )
     assert not ray.is_initialized()  # the on-demand Ray was shut down again
     assert_same_tree(store, job_id, ref)
     assert out["nodes"] == len(ref.nodes)
+    keys = [n.key for n in ref.nodes]
+    assert seen and seen == keys[len(keys) - len(seen) :]  # progress: each new node, in order
     store.close()
 
 

@@ -154,7 +154,8 @@ def _work_ray(
         options=plan.options,
         reaper=False,
     )
-    cursor = 0
+    job = archive.storage.get_job(job_id)
+    cursor = job.nodes if job else 0  # report the nodes sequenced from now on
     try:
         while not pool.wait(0.2):
             cursor = _report(archive, job_id, cursor, on_node)

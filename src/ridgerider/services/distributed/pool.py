@@ -148,8 +148,10 @@ class WorkerPool:
             return
         except RayActorError as exc:
             why = f"worker died: {exc}"
-        except Exception as exc:  # the worker loop raised
+        except Exception as exc:  # the worker loop raised: its actor lives on, idle
             why = f"worker failed: {type(exc).__name__}: {exc}"
+            with contextlib.suppress(Exception):
+                ray.kill(slot.actor, no_restart=True)  # free its resources for the replacement
         slot.finished = True
         if self._stopping.is_set():
             return
