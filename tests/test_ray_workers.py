@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -35,7 +37,7 @@ from ridgerider.services.distributed import (  # noqa: E402
     start_workers,
 )
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 TREE = {"depth": 6, "tree_seed": 2}
 
@@ -112,11 +114,6 @@ def test_two_ray_workers_find_the_same_solutions_as_in_process(
     assert ray_report["solutions"]  # the budget reaches solutions
 
 
-def test_ray_address_without_workers_is_a_usage_error() -> None:
-    res = CliRunner().invoke(main, ["run", "toy2d", "--ray-address", "auto"])
-    assert res.exit_code == 2 and "--ray-address needs --workers" in res.output
-
-
 def leased_to(store: SQLStorage, node_id: int) -> str | None:
     """The owner of a node's lease, if the node is still leased."""
     n = NODES.c
@@ -175,12 +172,35 @@ def test_a_worker_killed_mid_ride_loses_nothing(tmp_path: Path) -> None:
         assert pool.wait(180), "the job did not finish"
         assert pool.error is None and pool.replaced >= 1
         assert pid not in [i["pid"] for i in pool.info()]
+        assert pool.problems_built() == 1  # one build shared by every worker, replacement too
     finally:
         pool.stop()
     assert_same_tree(store, job_id, ref)
     node = store.get_node(node_id)
     assert node is not None and node.status == "done" and node.attempts >= 2  # ridden again
     store.close()
+
+
+def test_worker_command_serves_every_running_job(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    address = ray.get_runtime_context().gcs_address
+    log = (tmp_path / "worker.log").open("w")
+    cmd = [sys.executable, "-c", "from ridgerider.cli import main; main()", "worker"]
+    args = ["--ray-address", address, "--database-url", url, "--num-workers", "1"]
+    proc = subprocess.Popen([*cmd, *args], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        submitted = [submit(url, "tree-rl", TREE, seed, max_nodes=6) for seed in (1, 2)]
+        for store, job_id, _ in submitted:
+            wait_until(lambda s=store, j=job_id: s.get_job(j).status != "running", 120, "jobs")
+        assert proc.poll() is None  # still serving
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(60)
+        log.close()
+    assert code == 0, (tmp_path / "worker.log").read_text()
+    for store, job_id, ref in submitted:
+        assert_same_tree(store, job_id, ref)
+        store.close()
 
 
 def test_stopping_the_whole_ray_mid_job_then_resuming_finishes_the_tree(tmp_path: Path) -> None:
@@ -193,8 +213,28 @@ def test_stopping_the_whole_ray_mid_job_then_resuming_finishes_the_tree(tmp_path
     pool.stop()
     job = store.get_job(job_id)
     assert job is not None and job.status == "running" and job.nodes < len(ref.nodes)
-    out = runner.resume(job_id, database_url=url, ray=runner.RayPlan(2))  # Ray on demand
+    seen: list[str] = []
+    out = runner.resume(  # on a Ray started on demand
+        job_id, database_url=url, ray=runner.RayPlan(2), on_node=lambda n, _: seen.append(n.key)
+    )
     assert not ray.is_initialized()  # the on-demand Ray was shut down again
     assert_same_tree(store, job_id, ref)
     assert out["nodes"] == len(ref.nodes)
+    keys = [n.key for n in ref.nodes]
+    assert seen and seen == keys[len(keys) - len(seen) :]  # progress: each new node, in order
+    store.close()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_gpu_worker_grows_the_same_tree(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    store, job_id, ref = submit(url, "tree-rl", TREE, 6, max_nodes=8)
+    options = WorkerOptions(num_cpus=0, num_gpus=1, device="cuda")
+    pool = start_workers(url, None, 1, job_id=job_id, options=options)
+    try:
+        assert pool.wait(180) and pool.error is None
+    finally:
+        pool.stop()
+    assert_same_tree(store, job_id, ref)
     store.close()

@@ -21,7 +21,10 @@ from ridgerider.services.runner import default_database_url
 )
 @DATABASE_URL
 @REDIS_URL
-@click.option("--num-workers", type=click.IntRange(1, 4096), default=1, show_default=True)
+@click.option(
+    "--num-workers", type=click.IntRange(1, 4096), default=1, show_default=True,
+    help="worker actors (each a process)",
+)  # fmt: skip
 @click.option(
     "--num-cpus", type=click.FloatRange(0, 1024), default=1.0, show_default=True,
     help="CPUs Ray reserves per worker",
@@ -30,7 +33,10 @@ from ridgerider.services.runner import default_database_url
     "--num-gpus", type=click.FloatRange(0, 64), default=0.0, show_default=True,
     help="GPUs Ray reserves per worker",
 )  # fmt: skip
-@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
+@click.option(
+    "--threads", type=click.IntRange(1, 256), default=1, show_default=True,
+    help="torch threads per worker",
+)  # fmt: skip
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:i] per worker")
 @click.option(
     "--lease", "lease_s", type=click.FloatRange(0.1, 86400), default=None,
@@ -64,7 +70,9 @@ def worker(
             poll_s=0.2,
         )
     except ValueError as exc:
-        raise click.UsageError(f"--{str(exc).split(':')[0].replace('_', '-')}: {exc}") from None
+        field, _, why = str(exc).partition(": ")
+        option = {"torch_threads": "threads"}.get(field, field).replace("_", "-")
+        raise click.UsageError(f"--{option}: {why}") from None
     url = database_url or default_database_url()
     pool = start_workers(url, redis_url, num_workers, ray_address=ray_address, options=options)
     stop = threading.Event()

@@ -4,9 +4,9 @@ Every function opens the archive at ``database_url`` (default: a SQLite file in 
 folder, see :func:`default_database_url`), applies pending migrations, does its work and closes
 the archive. Results use the JSON shape of ``ridgerider run``, plus ``job_id``.
 
-Two ways to run a job's branches: ``workers`` threads in this process (the default), or
-``ray_workers`` Ray actors (:mod:`ridgerider.services.distributed`) on a local Ray started on
-demand (shut down afterwards) or on the cluster at ``ray_address``. Ray workers are separate
+Two ways to run a job's branches: ``workers`` threads in this process (the default), or Ray
+actors (``ray=RayPlan(n, address)``, :mod:`ridgerider.services.distributed`) on a local Ray
+started on demand (shut down afterwards) or on the cluster at ``address``. Ray workers are separate
 processes, so they share the archive, not memory: the embedded default is the database frontier
 on the SQLite file (every process opens the same file; SQLite's writer lock is a file lock), or
 PostgreSQL (+ Redis) in a deployment. On a cluster, use PostgreSQL (a SQLite file is only
@@ -154,7 +154,8 @@ def _work_ray(
         options=plan.options,
         reaper=False,
     )
-    cursor = 0
+    job = archive.storage.get_job(job_id)
+    cursor = job.nodes if job else 0  # report the nodes sequenced from now on
     try:
         while not pool.wait(0.2):
             cursor = _report(archive, job_id, cursor, on_node)

@@ -148,8 +148,10 @@ class WorkerPool:
             return
         except RayActorError as exc:
             why = f"worker died: {exc}"
-        except Exception as exc:  # the worker loop raised
+        except Exception as exc:  # the worker loop raised: its actor lives on, idle
             why = f"worker failed: {type(exc).__name__}: {exc}"
+            with contextlib.suppress(Exception):
+                ray.kill(slot.actor, no_restart=True)  # free its resources for the replacement
         slot.finished = True
         if self._stopping.is_set():
             return
@@ -196,6 +198,10 @@ class WorkerPool:
             with contextlib.suppress(RayActorError):
                 out.append(ray.get(ref))
         return out
+
+    def problems_built(self, timeout: float = 10.0) -> int:
+        """How many problem objects the pool's store built (once per job, not per worker)."""
+        return int(ray.get(self._store.stats.remote(), timeout=timeout)["built"])
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every worker finished (its job ended) or the pool failed; whether so."""
