@@ -7,6 +7,7 @@ last test shuts it down mid-job and resumes the job on a Ray started on demand.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -203,8 +204,10 @@ def test_worker_command_serves_every_running_job(tmp_path: Path) -> None:
         store.close()
 
 
-def test_stopping_the_whole_ray_mid_job_then_resuming_finishes_the_tree(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'archive.db'}"
+def _stop_ray_then_resume(tmp: str) -> None:
+    """The scenario of the test below, in a process of its own (see there)."""
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 2**20)
+    url = f"sqlite:///{Path(tmp) / 'archive.db'}"
     store, job_id, ref = submit(url, "tree-rl", TREE, 5, max_nodes=30)
     pool = start_workers(url, None, 2, job_id=job_id)
     wait_until(lambda: (store.get_job(job_id).nodes or 0) >= 3, 120, "a few nodes")
@@ -223,6 +226,25 @@ def test_stopping_the_whole_ray_mid_job_then_resuming_finishes_the_tree(tmp_path
     keys = [n.key for n in ref.nodes]
     assert seen and seen == keys[len(keys) - len(seen) :]  # progress: each new node, in order
     store.close()
+
+
+def test_stopping_the_whole_ray_mid_job_then_resuming_finishes_the_tree(tmp_path: Path) -> None:
+    """Ray shut down under running workers, then the job resumed on a Ray started on demand.
+
+    The scenario runs in a spawned process with its own Ray, so that the driver state Ray
+    leaves behind when it is torn down under live actors cannot touch this test process or
+    the module's Ray; the child's exit code carries its assertions.
+    """
+    if ray.is_initialized():
+        ray.shutdown()  # the module's Ray is done with; the child starts its own
+    ctx = multiprocessing.get_context("spawn")
+    child = ctx.Process(target=_stop_ray_then_resume, args=(str(tmp_path),))
+    child.start()
+    child.join(600)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the stop-Ray-and-resume scenario did not finish in 600 s")
+    assert child.exitcode == 0, f"scenario failed in the child (exit code {child.exitcode})"
 
 
 @pytest.mark.gpu
