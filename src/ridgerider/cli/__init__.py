@@ -402,4 +402,6 @@ def problems(as_json: bool) -> None:
         )
         table.add_row(name, shown, cls.summary)
     out.print(table)
+
+
 from ridgerider.cli import crossplay as _crossplay  # noqa: E402,F401
