@@ -76,3 +76,24 @@ def test_crossplay_writes_json_and_figure(runner, tmp_path):
     )
     assert {"xp", "sp"} <= set(report["baselines"]["self_play"])
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_matplotlib_fails_before_running(runner, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # `import matplotlib` now fails
+    out = tmp_path / "xp.json"
+    args = [
+        "crossplay",
+        "lever-game",
+        "--replicates",
+        "3",
+        "--json",
+        str(out),
+        "--plot",
+        str(tmp_path / "fig.png"),
+    ]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 1
+    assert "--plot needs matplotlib" in result.output
+    assert not out.exists()  # nothing was run or written
