@@ -74,9 +74,9 @@ def plot_crossplay(report: dict[str, Any], path: Path) -> None:
     left.set_xticks(list(xs), labels, rotation=60, fontsize=8)
     left.set_xlabel("fingerprint (eigen-index, sign)")
     left.set_ylabel("average payoff")
-    left.set_ylim(0, max(1.05, max(r["sp"] for r in rows) * 1.1))
+    left.set_ylim(0, 1.4 * max(1.0, max(r["sp"] for r in rows)))  # room for the legend
     left.set_title(f"{report['problem']}: {report['replicates']} replicates, chosen {chosen}")
-    left.legend(fontsize=8, loc="upper right")
+    left.legend(fontsize=8, loc="upper right", ncols=2)
     values = report["matrix"]["values"]
     im = right.imshow(values, cmap="viridis", vmin=0)
     right.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)

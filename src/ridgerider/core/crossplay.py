@@ -40,6 +40,7 @@ __all__ = [
     "Replicate",
     "ReplicateSettings",
     "choose",
+    "common_choices",
     "finish",
     "finish_replicates",
     "mis_ridges",
