@@ -100,3 +100,24 @@ def test_ride_batched_refuses_approx():
     theta = torch.zeros(1, problem.n_params, dtype=torch.float64)
     with pytest.raises(ValueError, match="method"):
         ride_batched(problem.loss, theta, theta + 1, [-1.0], settings)
+
+
+@pytest.mark.parametrize("spread", [0.0, 1e-4, 0.3])
+def test_continuation_is_ridge_update_exact(spread):
+    """The batched rule and ridge._update_exact agree, clusters included (spread 0: repeated)."""
+    from ridgerider.core.batched import continuation
+    from ridgerider.core.ridge import _update_exact
+
+    g = torch.Generator().manual_seed(3)
+    q, _ = torch.linalg.qr(torch.randn(12, 12, generator=g, dtype=torch.float64))
+    values = torch.tensor([-2.0, -1.0, -1.0 + spread, -1.0 + 2 * spread, *range(8)]).double()
+    h = q @ torch.diag(values) @ q.T
+    settings = RRSettings(cluster_tol=0.05)
+    for trial in range(4):
+        e_prev = q[:, 1 + trial % 3] + 0.2 * torch.randn(12, generator=g, dtype=torch.float64)
+        e_prev = e_prev / e_prev.norm()
+        ref = _update_exact(lambda _x: h, torch.zeros(12), e_prev, settings)
+        val, vec = symmetric_eigh(h)
+        out = continuation(val, vec, e_prev, settings)
+        assert torch.allclose(out[0], ref[0], atol=1e-10)
+        assert out[1:] == pytest.approx(ref[1:], abs=1e-10)

@@ -231,6 +231,7 @@ def main() -> None:
     help="exact (dense Hessian) or approx (Hessian-vector products only)",
 )
 @click.option("--order", type=click.Choice(ORDERS), default=None, help="search order")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default cpu)")
 @click.option("--max-nodes", type=click.IntRange(1, 10_000_000), default=None)
 @click.option("--max-steps", type=click.IntRange(0, 10**9), default=None)
 @click.option(
@@ -253,6 +254,7 @@ def run(
     settings: tuple[str, ...],
     method: str | None,
     order: str | None,
+    device: str | None,
     max_nodes: int | None,
     max_steps: int | None,
     wall_time: float | None,
@@ -279,6 +281,7 @@ def run(
     for key, value in (
         ("method", method),
         ("order", order),
+        ("device", device),
         ("max_nodes", max_nodes),
         ("max_steps", max_steps),
     ):

@@ -100,7 +100,8 @@ def get_ridges(
         g = gradient(loss_fn, theta)
         ridges = []
         for i in range(settings.n_ridges):
-            u = torch.randn(theta.numel(), generator=generator, dtype=theta.dtype)
+            u = torch.randn(theta.numel(), generator=generator, dtype=theta.dtype, device="cpu")
+            u = u.to(theta.device)
             u = u / u.norm()
             if float(u @ g) < 0:
                 u = -u
