@@ -44,7 +44,11 @@ from ridgerider.services.storage.sql import SQLStorage
 from ridgerider.services.storage.tables import JOBS, NODES, SOLUTIONS
 
 CHROMIUM = "/usr/bin/chromium"
-PAINTED = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(performance.now()))))"
+PAINTED = (
+    "new Promise(r => requestAnimationFrame("
+    "() => requestAnimationFrame(() => r(performance.now()))))"
+)
+"""Resolves once the frame drawn now is on screen, with the time since the navigation start."""
 
 
 @dataclass

@@ -218,6 +218,15 @@ def test_tree_matches_the_api(
     assert len(drawn(page)) == len(nodes) - len(hidden)
     page.click("#expand-all")
     assert len(drawn(page)) == len(nodes)
+    # The MIS spectrum: one bar per eigenvalue; the ridges ridden from the root are marked.
+    spectrum = finished_job["mis"]["spectrum"]
+    assert page.locator("#spectrum rect.bar").count() == len(spectrum) > 0
+    ridden = page.eval_on_selector_all(
+        "#spectrum rect.bar.ridge", "els => els.map(e => e.textContent.match(/λ(\\d+)/)[1])"
+    )
+    roots_children = {n["fingerprint"][0][0] for n in nodes if n["parent_id"] == root["id"]}
+    assert {int(i) for i in ridden} == roots_children
+    assert all(spectrum[i] < 0 for i in roots_children)
     shot(page, tmp_path, "dashboard-tree")
 
 
@@ -264,7 +273,17 @@ def test_inspector(
     # The loss chart covers the rides from the root to this node.
     page.wait_for_function("document.querySelector('#loss-chart path.line')")
     depth = node["depth"]
-    assert page.inner_text("#loss-note").startswith(f"{depth + 1} rides from the MIS")
+    note = page.inner_text("#loss-note")
+    assert note.startswith(f"{depth + 1} rides from the MIS"), note
+    assert "without per-step losses" not in note
+    chain, parent = [], node["id"]
+    by_id = {n["id"]: n for n in api.get(f"/jobs/{job_id}/tree").json()["nodes"]}
+    while parent is not None:
+        chain.append(parent)
+        parent = by_id[parent]["parent_id"]
+    steps = sum(len(api.get(f"/jobs/{job_id}/nodes/{i}/trace").json()["losses"]) for i in chain)
+    path = page.get_attribute("#loss-chart path.line", "d")
+    assert path.count("M") + path.count("L") == steps
     # The parameters download (fetched with the page's credentials) is θ of that node.
     with page.expect_download() as info:
         page.click("#params-link")
@@ -301,6 +320,37 @@ def test_live_updates(
     assert len(growing) >= 3, f"the page showed only these counts while running: {sorted(seen)}"
     assert page.inner_text("#job-status").startswith("succeeded")
     shot(page, tmp_path, "dashboard-live")
+
+
+def test_crossplay_view(page: Any, dev_server: Server, finished_job: dict, tmp_path: Path) -> None:
+    """The hook renders both shapes: the documented one and ``ridgerider crossplay --json``'s."""
+    open_job(page, dev_server.url, finished_job["id"])
+    assert page.locator("#crossplay").is_hidden()  # the API has no cross-play for this job
+    keys = ["0+", "0-", "1+"]
+    matrix = [[1.0, 0.2, 0.0], [0.2, 0.9, 0.1], [0.0, 0.1, 0.6]]
+    rows = [
+        {"fingerprint": k, "xp": sum(r) / 3, "xp_std": 0.05 * i, "sp": r[i]}
+        for i, (k, r) in enumerate(zip(keys, matrix, strict=True))
+    ]
+    report = {"fingerprints": rows, "matrix": {"labels": keys, "values": matrix}}
+    for data in ({"fingerprints": rows, "matrix": matrix}, report):
+        assert page.evaluate("d => window.ridgerider.renderCrossplay(d)", data) is True
+        assert page.locator("#crossplay").is_visible()
+        cells = page.eval_on_selector_all(
+            "#xp-heatmap rect.cell",
+            "els => els.map(e => [+e.dataset.row, +e.dataset.col, e.textContent])",
+        )
+        assert len(cells) == 9
+        for i, j, title in cells:
+            assert title.startswith(f"{keys[i]} × {keys[j]}: ")
+            assert float(title.split(": ")[1]) == pytest.approx(matrix[i][j])
+        bars = page.eval_on_selector_all("#xp-bars rect.bar", "els => els.map(e => e.textContent)")
+        assert [b.split(":")[0] for b in bars] == keys
+        assert page.locator("#xp-bars line.err").count() == 2  # the first has no spread
+    shot(page, tmp_path, "dashboard-crossplay", "#crossplay")
+    bad = {"fingerprints": rows, "matrix": [[1.0]]}
+    assert page.evaluate("d => window.ridgerider.renderCrossplay(d)", bad) is False
+    assert page.locator("#crossplay").is_hidden()
 
 
 def test_token_required_outside_dev_mode(browser: Any, db_url: str, finished_job: dict) -> None:

@@ -332,7 +332,7 @@ class JobView {
     }
     let spec = this.job.mis?.spectrum;
     const note = $("#spectrum-note");
-    if (Array.isArray(spec)) {
+    if (Array.isArray(spec) && spec.length) {
       note.textContent = "Lowest Hessian eigenvalues at the MIS; red: negative, dark red with ▲: followed as a ridge.";
     } else {
       // The job record carries no spectrum: the eigenvalues of the ridges ridden from the MIS
@@ -369,6 +369,22 @@ class JobView {
     return d;
   }
 
+  // A done node with its per-step losses (GET .../trace), or the node alone without that route.
+  async trace(id) {
+    const node = await this.detail(id);
+    if (node.status && node.status !== "done") return node;
+    this.traces ??= new Map();
+    if (!this.traces.has(id)) {
+      try {
+        this.traces.set(id, await getJSON(`/jobs/${this.id}/nodes/${id}/trace`));
+      } catch (err) {
+        if (!(err instanceof HttpError) || err.status !== 404) throw err;
+        return node;
+      }
+    }
+    return { ...node, ...this.traces.get(id) };
+  }
+
   async select(id) {
     this.selected = id;
     this.tree.select(id);
@@ -390,14 +406,14 @@ class JobView {
   // Loss at every accepted step of every ride from the root to the node, rides separated.
   async lossChart(id) {
     const chain = this.tree.lineage(id);
-    const details = await Promise.all(chain.map((n) => this.detail(n.id)));
+    const details = await Promise.all(chain.map((n) => this.trace(n.id)));
     if (this.selected !== id) return;
     const points = [];
     const bounds = [];
     let step = 0;
     let missing = 0;
     for (const d of details) {
-      const losses = d.trace?.losses ?? d.losses;
+      const losses = d.losses;
       if (!Array.isArray(losses)) {
         // No per-step losses from the API: the ride's first and last loss only.
         missing += 1;
@@ -412,7 +428,7 @@ class JobView {
     }
     lineChart($("#loss-chart"), [{ points }], { vlines: bounds.slice(0, -1), xLabel: "ride step", yLabel: "loss" });
     $("#loss-note").textContent = `${chain.length} rides from the MIS to ${chain[chain.length - 1].key || "the root"}; dashed lines: a new ridge.` +
-      (missing ? ` ${missing} ride(s) without per-step losses in the API: end loss only.` : "");
+      (missing ? ` ${missing} ride(s) without per-step losses from the API: first and last loss only.` : "");
   }
 
   // Server-sent events while the job runs; each event schedules a (throttled) refresh.
