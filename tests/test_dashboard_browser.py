@@ -8,10 +8,12 @@ temporary folder (``docs/img`` holds copies).
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import shutil
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -351,6 +353,39 @@ def test_crossplay_view(page: Any, dev_server: Server, finished_job: dict, tmp_p
     bad = {"fingerprints": rows, "matrix": [[1.0]]}
     assert page.evaluate("d => window.ridgerider.renderCrossplay(d)", bad) is False
     assert page.locator("#crossplay").is_hidden()
+
+
+def test_large_tree_opens_with_deep_levels_collapsed(
+    page: Any, dev_server: Server, api: httpx.Client, db_url: str
+) -> None:
+    """Past 3,000 nodes the deepest levels start collapsed; every node is accounted for."""
+    spec = importlib.util.spec_from_file_location(
+        "dashboard_render", Path(__file__).parents[1] / "benchmarks" / "dashboard_render.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, bench)  # its dataclass looks itself up there
+    spec.loader.exec_module(bench)
+    job_id = bench.build_job(db_url, 4000, seed=3)
+    nodes = api.get(f"/jobs/{job_id}/tree").json()["nodes"]
+    assert len(nodes) == 4000
+    open_job(page, dev_server.url, job_id)
+    assert page.evaluate("document.body.dataset.treeFirst") == "500"  # drawn before the rest
+    got = drawn(page)
+    assert 0 < len(got) <= 3000
+    collapsed = page.eval_on_selector_all(
+        "#tree .node.collapsed", "els => els.map(e => Number(e.dataset.nodeId))"
+    )
+    badges = page.eval_on_selector_all("#tree .badge", "els => els.map(e => e.textContent)")
+    assert len(badges) == len(collapsed) > 0
+    assert sorted(int(b.lstrip("+")) for b in badges) == sorted(
+        len(_descendants(nodes, i)) for i in collapsed
+    )
+    assert len(got) + sum(int(b.lstrip("+")) for b in badges) == len(nodes)
+    by_key = {n["key"]: n["id"] for n in nodes}
+    assert all(by_key[f] == i for i, f in got)
+    page.click("#expand-all")
+    assert len(drawn(page)) == len(nodes)
 
 
 def test_token_required_outside_dev_mode(browser: Any, db_url: str, finished_job: dict) -> None:

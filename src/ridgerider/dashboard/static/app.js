@@ -9,6 +9,7 @@ import { age, el, fmt } from "./util.js";
 const $ = (sel) => document.querySelector(sel);
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 const PAGE = 1000; // nodes per request (the API's largest page)
+const FIRST_PAGE = 500; // the first request of a job: drawn as soon as it arrives
 
 // Fields read tolerantly: the job record's names for ids, counts and budgets.
 export const jobField = {
@@ -223,6 +224,8 @@ class JobView {
     $("#loss-chart").innerHTML = "";
     $("#loss-note").textContent = "Select a node.";
     $("#crossplay").hidden = true;
+    delete document.body.dataset.treeFirst;
+    delete document.body.dataset.treeReady;
   }
 
   close() {
@@ -254,7 +257,8 @@ class JobView {
     const jobP = getJSON(`/jobs/${this.id}`);
     let first = true;
     for (;;) {
-      const page = await getJSON(`/jobs/${this.id}/nodes?limit=${PAGE}&after=${this.nextRank}`);
+      const limit = first && this.nextRank === 0 ? FIRST_PAGE : PAGE;
+      const page = await getJSON(`/jobs/${this.id}/nodes?limit=${limit}&after=${this.nextRank}`);
       if (this.closed) return this.job;
       const items = page.items;
       this.nodes.push(...items);
@@ -279,7 +283,7 @@ class JobView {
     this.tree.setData(nodes);
     const sel = $("#colour-by");
     const keys = this.tree.colourKeys();
-    if (sel.options.length !== keys.length) {
+    if ([...sel.options].map((o) => o.value).join() !== keys.join()) {
       sel.replaceChildren(...keys.map((k) => el("option", { value: k, selected: k === this.tree.colourBy }, k)));
     }
     this.tree.render();
