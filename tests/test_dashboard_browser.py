@@ -296,6 +296,33 @@ def test_inspector(
     shot(page, tmp_path, "dashboard-job")
 
 
+def test_inspector_shows_both_lever_game_policies(
+    page: Any, dev_server: Server, api: httpx.Client, db_url: str
+) -> None:
+    r = api.post(
+        "/jobs", json={"problem": "lever-game", "settings": {"max_nodes": 4, "order": "dfs"}}
+    )
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    ride(db_url, job_id)
+    solution = api.get(f"/jobs/{job_id}/solutions").json()[0]
+    open_job(page, dev_server.url, job_id)
+    page.click(f'#tree [data-node-id="{solution["node_id"]}"]')
+    page.wait_for_selector(f'#inspector[data-node-id="{solution["node_id"]}"]')
+    for player in ("policy_1", "policy_2"):
+        policy = solution["metrics"][player]
+        bars = page.eval_on_selector_all(
+            f'#inspector svg[data-metric="{player}"] rect.bar',
+            "els => els.map(e => [e.textContent, Number(e.getAttribute('height'))])",
+        )
+        assert len(bars) == len(policy) == 10
+        for (title, height), p in zip(bars, policy, strict=True):
+            assert title.startswith(f"{player}[")
+            assert float(title.split("= ")[1]) == pytest.approx(p, rel=1e-3)
+            # Probabilities are drawn on a 0..1 axis: heights are proportional to them.
+            assert height / bars[0][1] == pytest.approx(p / policy[0], rel=1e-2)
+
+
 def test_live_updates(
     page: Any, dev_server: Server, api: httpx.Client, db_url: str, tmp_path: Path
 ) -> None:
