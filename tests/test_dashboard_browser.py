@@ -193,6 +193,14 @@ def test_jobs_list(page: Any, dev_server: Server, api: httpx.Client, finished_jo
     page.select_option("#filter-status", "")
     assert row.count() == 1
     assert "development mode" in page.inner_text("#mode")
+    # The job's link opens its page in place (an address of its own), and back returns.
+    row.locator("a").click()
+    page.wait_for_selector("body[data-tree-ready]")
+    assert page.url == f"{dev_server.url}/jobs/{finished_job['id']}"
+    assert len(drawn(page)) == finished_job["nodes"]
+    page.go_back()
+    page.wait_for_selector("#jobs-view:not([hidden])")
+    assert page.locator("#job-view").is_hidden()
 
 
 def test_tree_matches_the_api(
@@ -220,6 +228,22 @@ def test_tree_matches_the_api(
     assert len(drawn(page)) == len(nodes) - len(hidden)
     page.click("#expand-all")
     assert len(drawn(page)) == len(nodes)
+    # Wheel zooms about the pointer, dragging pans; neither selects a node.
+    view = "() => window.ridgerider.state.view.tree.view"
+    before = page.evaluate(view)
+    box = page.locator("#tree").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -400)
+    zoomed = page.evaluate(view)
+    assert zoomed["k"] > before["k"]
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 120, box["y"] + box["height"] / 2 + 60, steps=5)
+    page.mouse.up()
+    panned = page.evaluate(view)
+    assert (panned["x"] - zoomed["x"], panned["y"] - zoomed["y"]) == pytest.approx((120, 60))
+    assert page.get_attribute("#tree .viewport", "transform") == (
+        f"translate({panned['x']},{panned['y']}) scale({panned['k']})"
+    )
     # The MIS spectrum: one bar per eigenvalue; the ridges ridden from the root are marked.
     spectrum = finished_job["mis"]["spectrum"]
     assert page.locator("#spectrum rect.bar").count() == len(spectrum) > 0
