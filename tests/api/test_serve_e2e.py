@@ -97,7 +97,7 @@ def check_same_as_run(rr: Client, job_id: int, report: dict[str, Any], **setting
     ref = reference(seed=SEED, **settings)
     tree = rr.tree(job_id)
     assert tree.complete
-    assert [(tuple(n.fingerprint), n.loss, n.steps) for n in tree.nodes] == [
+    assert [(tuple(map(tuple, n.fingerprint)), n.loss, n.steps) for n in tree.nodes] == [
         (n.fingerprint, n.loss, n.steps) for n in ref.nodes
     ]
     sols = [
@@ -201,11 +201,11 @@ def test_sigkill_mid_job_loses_nothing(tmp_path: Path) -> None:
         p = create(PROBLEM, big)  # the uninterrupted single-process search
         ref = run_search(p, RRSettings(**{**p.default_settings(), "max_nodes": budget}), seed=SEED)
         tree = rr.tree(first.id)
-        assert [(tuple(n.fingerprint), n.loss) for n in tree.nodes] == [
+        assert [(tuple(map(tuple, n.fingerprint)), n.loss) for n in tree.nodes] == [
             (n.fingerprint, n.loss) for n in ref.nodes
         ]
         for q in queued:
             assert rr.wait(q.id, timeout=300, poll_s=0.1).status == "succeeded"
-            got = [tuple(n.fingerprint) for n in rr.tree(q.id).nodes]
+            got = [tuple(map(tuple, n.fingerprint)) for n in rr.tree(q.id).nodes]
             want = [n.fingerprint for n in reference(seed=q.seed, max_nodes=15).nodes]
             assert got == want

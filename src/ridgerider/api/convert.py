@@ -64,7 +64,7 @@ def node_out(node: NodeRecord) -> models.Node:
     return models.Node(
         id=node.id,
         parent_id=node.parent_id,
-        fingerprint=list(node.fingerprint),
+        fingerprint=[list(c) for c in node.fingerprint],
         key=node.key,
         depth=node.depth,
         rank=node.rank,
@@ -90,7 +90,7 @@ def solution_out(sol: SolutionRecord) -> models.Solution:
     """A solution as the API shows it."""
     return models.Solution(
         node_id=sol.node_id,
-        fingerprint=list(sol.fingerprint),
+        fingerprint=[list(c) for c in sol.fingerprint],
         key=sol.key,
         rank=sol.rank,
         solution_key=sol.solution_key,

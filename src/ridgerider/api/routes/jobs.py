@@ -30,6 +30,10 @@ ERRORS: dict[int | str, dict[str, object]] = {
     404: {"description": "no such job (or another user's)"},
     422: {"description": "invalid input; `detail` names each field"},
 }
+BODY_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"description": "the body is not JSON"},
+    413: {"description": "request body too large"},
+}
 
 
 @router.post(
@@ -41,7 +45,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
         **ERRORS,
         200: {"model": models.Job, "description": "a retry: the first job with this key"},
         409: {"description": "the Idempotency-Key was used for a different request"},
-        413: {"description": "request body too large"},
+        **BODY_ERRORS,
     },
 )
 async def submit_job(
@@ -118,7 +122,7 @@ def cancel_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> models.
     "/jobs/{job_id}/extend",
     operation_id="extend_job",
     response_model=models.Job,
-    responses={**ERRORS, 413: {"description": "request body too large"}},
+    responses={**ERRORS, **BODY_ERRORS},
 )
 def extend_job(
     job_id: JobId, body: models.JobExtend, service: ServiceDep, user: CurrentUser
