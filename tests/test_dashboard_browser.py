@@ -347,6 +347,55 @@ def test_inspector_shows_both_lever_game_policies(
             assert height / bars[0][1] == pytest.approx(p / policy[0], rel=1e-2)
 
 
+# The metrics of a digits-mlp node (root of `ridgerider run digits-mlp --method approx`), the last
+# class set to None (what the problem reports for a class without test examples): a digits
+# search takes minutes here, so the inspector gets this record directly.
+DIGITS_METRICS = {
+    "train_accuracy": 0.17593880389429764,
+    "test_accuracy": 0.17827298050139276,
+    "per_class_accuracy": [
+        0.0,
+        0.1388888888888889,
+        0.0,
+        0.918918918918919,
+        0.6666666666666666,
+        0.027777777777777776,
+        0.0,
+        0.0,
+        0.0,
+        None,
+    ],
+    "train_loss": 2.3829906120593423,
+}
+
+
+def test_inspector_shows_per_class_accuracy(
+    page: Any, dev_server: Server, finished_job: dict
+) -> None:
+    open_job(page, dev_server.url, finished_job["id"])
+    node = {"id": 7, "parent_id": 1, "key": "0+", "status": "done", "metrics": DIGITS_METRICS}
+    page.evaluate(
+        """async node => {
+            const { renderInspector } = await import("/ui/inspector.js");
+            renderInspector(document.querySelector("#inspector"), node, { id: 1 });
+        }""",
+        node,
+    )
+    bars = page.eval_on_selector_all(
+        '#inspector svg[data-metric="per_class_accuracy"] rect.bar',
+        "els => els.map(e => [e.textContent, Number(e.getAttribute('height'))])",
+    )
+    acc = DIGITS_METRICS["per_class_accuracy"]
+    assert len(bars) == len(acc) == 10
+    assert "Per-class test accuracy" in page.inner_text("#inspector")
+    tallest = max(range(10), key=lambda i: acc[i] or 0)
+    for (title, height), a in zip(bars, acc, strict=True):
+        assert title.startswith("per_class_accuracy[")
+        # On the 0..1 axis heights follow accuracy; a class with no test example shows 0.
+        assert height / bars[tallest][1] == pytest.approx(max(a or 0, 0.0) / acc[tallest], abs=0.01)
+    assert "test_accuracy" in page.inner_text("#inspector-metrics table.kv")
+
+
 def test_live_updates(
     page: Any, dev_server: Server, api: httpx.Client, db_url: str, tmp_path: Path
 ) -> None:
