@@ -55,6 +55,11 @@ def _is_loopback(host: str) -> bool:
     show_default=True,
     help="workers to start (0: API only)",
 )
+@click.option(
+    "--worker-threads",
+    is_flag=True,
+    help="run the workers as threads of this process (default: one process each)",
+)
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
@@ -65,6 +70,7 @@ def serve(
     redis_url: str | None,
     ray_address: str | None,
     workers: int,
+    worker_threads: bool,
     threads: int,
     log_level: str,
 ) -> None:
