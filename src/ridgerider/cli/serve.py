@@ -87,7 +87,13 @@ def serve(
             _usage_error("--ray-address: Ray workers are not part of this installation")
         pool_factory = _ray_pool(ray_address)
     torch.set_num_threads(threads)
-    settings = ApiSettings(database_url=database_url, redis_url=redis_url, dev=dev, workers=workers)
+    settings = ApiSettings(
+        database_url=database_url,
+        redis_url=redis_url,
+        dev=dev,
+        workers=workers,
+        worker_processes=not worker_threads,
+    )
     app = create_app(settings, pool_factory=pool_factory)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     mode = "development mode, no authentication" if dev else "bearer tokens required"
