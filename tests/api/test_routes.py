@@ -220,3 +220,17 @@ def test_problems_health_ready_metrics(make_client) -> None:
         assert "ridgerider_jobs_submitted_total 1" in text
         assert 'ridgerider_http_requests_total{method="POST",route="/jobs",status="201"} 1' in text
         assert "ridgerider_workers 1" in text
+
+
+@pytest.mark.slow
+def test_worker_processes_build_the_same_tree(make_client) -> None:
+    ref = reference(max_nodes=8)
+    with make_client(dev=True, workers=2, worker_processes=True) as c:
+        job_id = c.post(f"{API}/jobs", json=BODY | {"settings": {"max_nodes": 8}}).json()["id"]
+        assert wait_done(c, job_id)["status"] == "succeeded"
+        tree = c.get(f"{API}/jobs/{job_id}/tree").json()["nodes"]
+        assert tree_shape(tree) == [(n.fingerprint, n.loss, n.steps) for n in ref.nodes]
+        assert c.get(f"{API}/readyz").json()["checks"]["workers"] == "ok"
+        pool = c.app.state.service.pool
+        assert pool.completed == 8
+    assert pool.alive() == 0  # stopped with the app

@@ -39,6 +39,19 @@ SEED = 3
 CLI = [sys.executable, "-m", "ridgerider.cli"]
 
 
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, timeout=30)
+    return [int(p) for p in out.stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie has exited
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -183,10 +196,16 @@ def test_sigkill_mid_job_loses_nothing(tmp_path: Path) -> None:
         while rr.get(first.id).nodes < 10:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        children = children_of(service.proc.pid)
+        assert children  # the worker process (and multiprocessing's helper)
     finally:
         assert service.stop(signal.SIGKILL) == -signal.SIGKILL
     with pytest.raises(httpx.ConnectError):  # nothing answers now
         httpx.get(f"{service.url}/healthz")
+    deadline = time.monotonic() + 120
+    while any(alive(pid) for pid in children):  # orphaned workers stop by themselves
+        assert time.monotonic() < deadline, [pid for pid in children if alive(pid)]
+        time.sleep(0.2)
     storage = SQLStorage(f"sqlite:///{tmp_path / 'ridgerider' / 'archive.db'}")
     killed = storage.get_job(first.id)
     storage.close()

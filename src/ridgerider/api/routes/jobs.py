@@ -57,19 +57,20 @@ async def submit_job(
 ) -> models.Job:
     """Submit a search; it starts as soon as a worker is free."""
     archive = service.archive
-    job, created = await run_in_threadpool(
-        submit_spec,
-        archive.storage,
-        archive.frontier,
-        body.problem,
-        body.params,
-        body.settings.given(),
-        seed=body.seed,
-        wall_time_s=body.wall_time_s,
-        owner_id=user.id,
-        idempotency_key=idempotency_key,
-        limits=service.limits,
-    )
+    async with service.submit_slots:
+        job, created = await run_in_threadpool(
+            submit_spec,
+            archive.storage,
+            archive.frontier,
+            body.problem,
+            body.params,
+            body.settings.given(),
+            seed=body.seed,
+            wall_time_s=body.wall_time_s,
+            owner_id=user.id,
+            idempotency_key=idempotency_key,
+            limits=service.limits,
+        )
     if created:
         service.metrics.job_submitted()
     else:
