@@ -48,6 +48,7 @@ PAINTED = (
     "new Promise(r => requestAnimationFrame("
     "() => requestAnimationFrame(() => r(performance.now()))))"
 )
+"""Resolves once the frame drawn now is on screen, with the time since the navigation start."""
 
 
 @dataclass
@@ -265,6 +266,7 @@ def main(args: Args) -> dict[str, Any]:
     build_s = time.perf_counter() - t0
     proc, url = serve(db_url)
     out: dict[str, Any] = {"args": asdict(args), "build_s": build_s, "runs": []}
+    out["loadavg_before"] = os.getloadavg()  # the machine may be shared: say how busy it was
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -284,6 +286,7 @@ def main(args: Args) -> dict[str, Any]:
     finally:
         proc.terminate()
         proc.wait(30)
+    out["loadavg_after"] = os.getloadavg()
     med = {k: statistics.median(r[k] for r in out["runs"]) for k in out["runs"][0]}
     out["median"] = med
     print(

@@ -8,13 +8,11 @@ temporary folder (``docs/img`` holds copies).
 
 from __future__ import annotations
 
+import importlib.util
 import io
-import os
-import shutil
-import socket
+import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,138 +33,26 @@ pytestmark = [
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 uvicorn = pytest.importorskip("uvicorn")
 
+from dashboard.browser import (  # noqa: E402
+    Server,
+    api,
+    browser,
+    db_url,
+    descendants,
+    dev_server,
+    drawn,
+    finished_job,
+    open_job,
+    page,
+    ride,
+    shot,
+    submit,
+)
 from ridgerider.api import ApiSettings, create_app  # noqa: E402
 from ridgerider.services import accounts  # noqa: E402
-from ridgerider.services.runner import open_archive  # noqa: E402
 from ridgerider.services.storage.sql import SQLStorage  # noqa: E402
-from ridgerider.services.worker import Worker  # noqa: E402
 
-API = "/api/v1"
-JOB = {"problem": "tree-rl", "params": {"depth": 5, "tree_seed": 4}, "seed": 2}
-"""A search that exhausts its tree: 35 nodes, 12 solutions."""
-SHOTS_ENV = os.environ.get("RIDGERIDER_SCREENSHOTS")
-SHOTS = Path(SHOTS_ENV) if SHOTS_ENV else None
-"""Where screenshots are also copied (e.g. ``docs/img``), when set."""
-
-
-class Server:
-    """The app under uvicorn in a thread, on a free loopback port."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the app did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(30)
-        self.sock.close()
-
-
-@pytest.fixture(scope="module")
-def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('dashboard') / 'archive.db'}"
-
-
-@pytest.fixture(scope="module")
-def dev_server(db_url: str) -> Iterator[Server]:
-    """Development mode (no token), API only: this test module's worker rides the jobs."""
-    app = create_app(ApiSettings(database_url=db_url, dev=True, workers=0, events_poll_s=0.1))
-    with Server(app) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def api(dev_server: Server) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=dev_server.url + API, timeout=60) as client:
-        yield client
-
-
-def ride(db_url: str, job_id: int, delay_s: float = 0.0) -> None:
-    """Work on one job in this process until it finishes, pausing ``delay_s`` after each node."""
-    archive = open_archive(db_url)
-    try:
-        pause: Callable[[Any, int], None] = lambda node, steps: time.sleep(delay_s)  # noqa: E731
-        Worker(archive.frontier, job_id=job_id, on_node=pause if delay_s else None).run()
-    finally:
-        archive.close()
-
-
-def submit(api: httpx.Client) -> dict[str, Any]:
-    r = api.post("/jobs", json=JOB)
-    assert r.status_code in (200, 201), r.text
-    return r.json()
-
-
-@pytest.fixture(scope="module")
-def finished_job(api: httpx.Client, db_url: str) -> dict[str, Any]:
-    """A finished tree-rl job."""
-    job = submit(api)
-    ride(db_url, job["id"])
-    job = api.get(f"/jobs/{job['id']}").json()
-    assert job["status"] == "succeeded"
-    return job
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Any, tmp_path: Path) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    context.close()
-    assert not errors, errors
-
-
-def shot(page: Any, tmp_path: Path, name: str, selector: str | None = None) -> Path:
-    """Save a screenshot in the test's folder (and in $RIDGERIDER_SCREENSHOTS when set)."""
-    path = tmp_path / f"{name}.png"
-    if selector:
-        page.locator(selector).screenshot(path=str(path))
-    else:
-        page.screenshot(path=str(path), full_page=True)
-    assert path.stat().st_size > 10_000
-    if SHOTS is not None:
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, SHOTS / path.name)
-    return path
-
-
-def drawn(page: Any) -> list[tuple[int, str]]:
-    """(node id, fingerprint) of every node element drawn in the tree."""
-    return [
-        (int(i), f)
-        for i, f in page.eval_on_selector_all(
-            "#tree [data-node-id]", "els => els.map(e => [e.dataset.nodeId, e.dataset.fingerprint])"
-        )
-    ]
-
-
-def open_job(page: Any, base: str, job_id: int) -> None:
-    page.goto(f"{base}/jobs/{job_id}")
-    page.wait_for_selector("body[data-tree-ready]")
+__all__ = ["api", "browser", "db_url", "dev_server", "finished_job", "page"]  # fixtures
 
 
 def test_jobs_list(page: Any, dev_server: Server, api: httpx.Client, finished_job: dict) -> None:
@@ -191,6 +77,14 @@ def test_jobs_list(page: Any, dev_server: Server, api: httpx.Client, finished_jo
     page.select_option("#filter-status", "")
     assert row.count() == 1
     assert "development mode" in page.inner_text("#mode")
+    # The job's link opens its page in place (an address of its own), and back returns.
+    row.locator("a").click()
+    page.wait_for_selector("body[data-tree-ready]")
+    assert page.url == f"{dev_server.url}/jobs/{finished_job['id']}"
+    assert len(drawn(page)) == finished_job["nodes"]
+    page.go_back()
+    page.wait_for_selector("#jobs-view:not([hidden])")
+    assert page.locator("#job-view").is_hidden()
 
 
 def test_tree_matches_the_api(
@@ -213,24 +107,37 @@ def test_tree_matches_the_api(
     # Collapse the first child of the root: its subtree disappears behind one node.
     root = next(n for n in nodes if n["parent_id"] is None)
     parent = next(n for n in nodes if n["parent_id"] == root["id"] and n["n_children"])
-    hidden = _descendants(nodes, parent["id"])
+    hidden = descendants(nodes, parent["id"])
     page.dblclick(f'#tree [data-node-id="{parent["id"]}"]')
     assert len(drawn(page)) == len(nodes) - len(hidden)
     page.click("#expand-all")
     assert len(drawn(page)) == len(nodes)
+    # Wheel zooms about the pointer, dragging pans; neither selects a node.
+    view = "() => window.ridgerider.state.view.tree.view"
+    before = page.evaluate(view)
+    box = page.locator("#tree").bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -400)
+    zoomed = page.evaluate(view)
+    assert zoomed["k"] > before["k"]
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 120, box["y"] + box["height"] / 2 + 60, steps=5)
+    page.mouse.up()
+    panned = page.evaluate(view)
+    assert (panned["x"] - zoomed["x"], panned["y"] - zoomed["y"]) == pytest.approx((120, 60))
+    assert page.get_attribute("#tree .viewport", "transform") == (
+        f"translate({panned['x']},{panned['y']}) scale({panned['k']})"
+    )
+    # The MIS spectrum: one bar per eigenvalue; the ridges ridden from the root are marked.
+    spectrum = finished_job["mis"]["spectrum"]
+    assert page.locator("#spectrum rect.bar").count() == len(spectrum) > 0
+    ridden = page.eval_on_selector_all(
+        "#spectrum rect.bar.ridge", "els => els.map(e => e.textContent.match(/λ(\\d+)/)[1])"
+    )
+    roots_children = {n["fingerprint"][0][0] for n in nodes if n["parent_id"] == root["id"]}
+    assert {int(i) for i in ridden} == roots_children
+    assert all(spectrum[i] < 0 for i in roots_children)
     shot(page, tmp_path, "dashboard-tree")
-
-
-def _descendants(nodes: list[dict], node_id: int) -> set[int]:
-    out: set[int] = set()
-    frontier = [node_id]
-    while frontier:
-        parent = frontier.pop()
-        for n in nodes:
-            if n["parent_id"] == parent:
-                out.add(n["id"])
-                frontier.append(n["id"])
-    return out
 
 
 def test_inspector(
@@ -264,7 +171,17 @@ def test_inspector(
     # The loss chart covers the rides from the root to this node.
     page.wait_for_function("document.querySelector('#loss-chart path.line')")
     depth = node["depth"]
-    assert page.inner_text("#loss-note").startswith(f"{depth + 1} rides from the MIS")
+    note = page.inner_text("#loss-note")
+    assert note.startswith(f"{depth + 1} rides from the MIS"), note
+    assert "without per-step losses" not in note
+    chain, parent = [], node["id"]
+    by_id = {n["id"]: n for n in api.get(f"/jobs/{job_id}/tree").json()["nodes"]}
+    while parent is not None:
+        chain.append(parent)
+        parent = by_id[parent]["parent_id"]
+    steps = sum(len(api.get(f"/jobs/{job_id}/nodes/{i}/trace").json()["losses"]) for i in chain)
+    path = page.get_attribute("#loss-chart path.line", "d")
+    assert path.count("M") + path.count("L") == steps
     # The parameters download (fetched with the page's credentials) is θ of that node.
     with page.expect_download() as info:
         page.click("#params-link")
@@ -273,6 +190,82 @@ def test_inspector(
     np.testing.assert_array_equal(theta, np.load(io.BytesIO(served)))
     shot(page, tmp_path, "dashboard-inspector", "#inspector")
     shot(page, tmp_path, "dashboard-job")
+
+
+def test_inspector_shows_both_lever_game_policies(
+    page: Any, dev_server: Server, api: httpx.Client, db_url: str
+) -> None:
+    r = api.post(
+        "/jobs", json={"problem": "lever-game", "settings": {"max_nodes": 4, "order": "dfs"}}
+    )
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    ride(db_url, job_id)
+    solution = api.get(f"/jobs/{job_id}/solutions").json()[0]
+    open_job(page, dev_server.url, job_id)
+    page.click(f'#tree [data-node-id="{solution["node_id"]}"]')
+    page.wait_for_selector(f'#inspector[data-node-id="{solution["node_id"]}"]')
+    for player in ("policy_1", "policy_2"):
+        policy = solution["metrics"][player]
+        bars = page.eval_on_selector_all(
+            f'#inspector svg[data-metric="{player}"] rect.bar',
+            "els => els.map(e => [e.textContent, Number(e.getAttribute('height'))])",
+        )
+        assert len(bars) == len(policy) == 10
+        for (title, height), p in zip(bars, policy, strict=True):
+            assert title.startswith(f"{player}[")
+            assert float(title.split("= ")[1]) == pytest.approx(p, rel=1e-3)
+            # Probabilities are drawn on a 0..1 axis: heights are proportional to them.
+            assert height / bars[0][1] == pytest.approx(p / policy[0], rel=1e-2)
+
+
+# The metrics of a digits-mlp node (root of `ridgerider run digits-mlp --method approx`), the last
+# class set to None (what the problem reports for a class without test examples): a digits
+# search takes minutes here, so the inspector gets this record directly.
+DIGITS_METRICS = {
+    "train_accuracy": 0.17593880389429764,
+    "test_accuracy": 0.17827298050139276,
+    "per_class_accuracy": [
+        0.0,
+        0.1388888888888889,
+        0.0,
+        0.918918918918919,
+        0.6666666666666666,
+        0.027777777777777776,
+        0.0,
+        0.0,
+        0.0,
+        None,
+    ],
+    "train_loss": 2.3829906120593423,
+}
+
+
+def test_inspector_shows_per_class_accuracy(
+    page: Any, dev_server: Server, finished_job: dict
+) -> None:
+    open_job(page, dev_server.url, finished_job["id"])
+    node = {"id": 7, "parent_id": 1, "key": "0+", "status": "done", "metrics": DIGITS_METRICS}
+    page.evaluate(
+        """async node => {
+            const { renderInspector } = await import("/ui/inspector.js");
+            renderInspector(document.querySelector("#inspector"), node, { id: 1 });
+        }""",
+        node,
+    )
+    bars = page.eval_on_selector_all(
+        '#inspector svg[data-metric="per_class_accuracy"] rect.bar',
+        "els => els.map(e => [e.textContent, Number(e.getAttribute('height'))])",
+    )
+    acc = DIGITS_METRICS["per_class_accuracy"]
+    assert len(bars) == len(acc) == 10
+    assert "Per-class test accuracy" in page.inner_text("#inspector")
+    tallest = max(range(10), key=lambda i: acc[i] or 0)
+    for (title, height), a in zip(bars, acc, strict=True):
+        assert title.startswith("per_class_accuracy[")
+        # On the 0..1 axis heights follow accuracy; a class with no test example shows 0.
+        assert height / bars[tallest][1] == pytest.approx(max(a or 0, 0.0) / acc[tallest], abs=0.01)
+    assert "test_accuracy" in page.inner_text("#inspector-metrics table.kv")
 
 
 def test_live_updates(
@@ -301,6 +294,70 @@ def test_live_updates(
     assert len(growing) >= 3, f"the page showed only these counts while running: {sorted(seen)}"
     assert page.inner_text("#job-status").startswith("succeeded")
     shot(page, tmp_path, "dashboard-live")
+
+
+def test_crossplay_view(page: Any, dev_server: Server, finished_job: dict, tmp_path: Path) -> None:
+    """The hook renders both shapes: the documented one and ``ridgerider crossplay --json``'s."""
+    open_job(page, dev_server.url, finished_job["id"])
+    assert page.locator("#crossplay").is_hidden()  # the API has no cross-play for this job
+    keys = ["0+", "0-", "1+"]
+    matrix = [[1.0, 0.2, 0.0], [0.2, 0.9, 0.1], [0.0, 0.1, 0.6]]
+    rows = [
+        {"fingerprint": k, "xp": sum(r) / 3, "xp_std": 0.05 * i, "sp": r[i]}
+        for i, (k, r) in enumerate(zip(keys, matrix, strict=True))
+    ]
+    report = {"fingerprints": rows, "matrix": {"labels": keys, "values": matrix}}
+    for data in ({"fingerprints": rows, "matrix": matrix}, report):
+        assert page.evaluate("d => window.ridgerider.renderCrossplay(d)", data) is True
+        assert page.locator("#crossplay").is_visible()
+        cells = page.eval_on_selector_all(
+            "#xp-heatmap rect.cell",
+            "els => els.map(e => [+e.dataset.row, +e.dataset.col, e.textContent])",
+        )
+        assert len(cells) == 9
+        for i, j, title in cells:
+            assert title.startswith(f"{keys[i]} × {keys[j]}: ")
+            assert float(title.split(": ")[1]) == pytest.approx(matrix[i][j])
+        bars = page.eval_on_selector_all("#xp-bars rect.bar", "els => els.map(e => e.textContent)")
+        assert [b.split(":")[0] for b in bars] == keys
+        assert page.locator("#xp-bars line.err").count() == 2  # the first has no spread
+    shot(page, tmp_path, "dashboard-crossplay", "#crossplay")
+    bad = {"fingerprints": rows, "matrix": [[1.0]]}
+    assert page.evaluate("d => window.ridgerider.renderCrossplay(d)", bad) is False
+    assert page.locator("#crossplay").is_hidden()
+
+
+def test_large_tree_opens_with_deep_levels_collapsed(
+    page: Any, dev_server: Server, api: httpx.Client, db_url: str
+) -> None:
+    """Past 3,000 nodes the deepest levels start collapsed; every node is accounted for."""
+    spec = importlib.util.spec_from_file_location(
+        "dashboard_render", Path(__file__).parents[1] / "benchmarks" / "dashboard_render.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, bench)  # its dataclass looks itself up there
+    spec.loader.exec_module(bench)
+    job_id = bench.build_job(db_url, 4000, seed=3)
+    nodes = api.get(f"/jobs/{job_id}/tree").json()["nodes"]
+    assert len(nodes) == 4000
+    open_job(page, dev_server.url, job_id)
+    assert page.evaluate("document.body.dataset.treeFirst") == "500"  # drawn before the rest
+    got = drawn(page)
+    assert 0 < len(got) <= 3000
+    collapsed = page.eval_on_selector_all(
+        "#tree .node.collapsed", "els => els.map(e => Number(e.dataset.nodeId))"
+    )
+    badges = page.eval_on_selector_all("#tree .badge", "els => els.map(e => e.textContent)")
+    assert len(badges) == len(collapsed) > 0
+    assert sorted(int(b.lstrip("+")) for b in badges) == sorted(
+        len(descendants(nodes, i)) for i in collapsed
+    )
+    assert len(got) + sum(int(b.lstrip("+")) for b in badges) == len(nodes)
+    by_key = {n["key"]: n["id"] for n in nodes}
+    assert all(by_key[f] == i for i, f in got)
+    page.click("#expand-all")
+    assert len(drawn(page)) == len(nodes)
 
 
 def test_token_required_outside_dev_mode(browser: Any, db_url: str, finished_job: dict) -> None:

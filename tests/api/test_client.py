@@ -47,7 +47,9 @@ def test_sync_client_end_to_end(make_client, db_url: str) -> None:
         done = rr.wait(job.id, timeout=120, poll_s=0.05, progress=True)
         assert done.status == "succeeded" and done.finished
         tree = rr.tree(job.id)
-        assert [tuple(n.fingerprint) for n in tree.nodes] == [n.fingerprint for n in ref.nodes]
+        assert [tuple(map(tuple, n.fingerprint)) for n in tree.nodes] == [
+            n.fingerprint for n in ref.nodes
+        ]
         assert list(rr.nodes(job.id, page_size=3)) == tree.nodes
         sols = rr.solutions(job.id)
         assert [s.loss for s in sols] == [n.loss for n in ref.solutions]

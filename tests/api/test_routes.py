@@ -137,6 +137,8 @@ def test_extend_runs_a_budget_stopped_job_on(make_client) -> None:
         (BODY | {"settings": {"order": "sideways"}}, ["body", "settings", "order"]),
         (BODY | {"settings": {"alpha": 0.1, "alpha_min": 1.0}}, ["body", "settings", "alpha_min"]),
         (BODY | {"settings": {"unknown": 1}}, ["body", "settings", "unknown"]),
+        (BODY | {"settings": {"max_steps": False}}, ["body", "settings", "max_steps"]),
+        (BODY | {"seed": "3"}, ["body", "seed"]),
         (BODY | {"wall_time_s": 0}, ["body", "wall_time_s"]),
         (BODY | {"device": "tpu"}, ["body", "device"]),
         (BODY | {"extra": 1}, ["body", "extra"]),
@@ -168,6 +170,13 @@ def test_body_size_limit(make_client) -> None:
         r = c.post(f"{API}/jobs", content=chunks(), headers={"Content-Type": "application/json"})
         assert r.status_code == 413
         assert c.get(f"{API}/jobs").json()["items"] == []
+
+
+def test_405_lists_every_method_of_the_path(make_client) -> None:
+    with make_client(dev=True, workers=0) as c:
+        r = c.request("DELETE", f"{API}/jobs")
+        assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+        assert c.request("PUT", f"{API}/jobs/1/tree").headers["allow"] == "GET"
 
 
 def test_missing_things_are_404(make_client) -> None:
@@ -211,3 +220,17 @@ def test_problems_health_ready_metrics(make_client) -> None:
         assert "ridgerider_jobs_submitted_total 1" in text
         assert 'ridgerider_http_requests_total{method="POST",route="/jobs",status="201"} 1' in text
         assert "ridgerider_workers 1" in text
+
+
+@pytest.mark.slow
+def test_worker_processes_build_the_same_tree(make_client) -> None:
+    ref = reference(max_nodes=8)
+    with make_client(dev=True, workers=2, worker_processes=True) as c:
+        job_id = c.post(f"{API}/jobs", json=BODY | {"settings": {"max_nodes": 8}}).json()["id"]
+        assert wait_done(c, job_id)["status"] == "succeeded"
+        tree = c.get(f"{API}/jobs/{job_id}/tree").json()["nodes"]
+        assert tree_shape(tree) == [(n.fingerprint, n.loss, n.steps) for n in ref.nodes]
+        assert c.get(f"{API}/readyz").json()["checks"]["workers"] == "ok"
+        pool = c.app.state.service.pool
+        assert pool.completed == 8
+    assert pool.alive() == 0  # stopped with the app

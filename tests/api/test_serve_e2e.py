@@ -39,6 +39,19 @@ SEED = 3
 CLI = [sys.executable, "-m", "ridgerider.cli"]
 
 
+def children_of(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, timeout=30)
+    return [int(p) for p in out.stdout.split()]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"  # a zombie has exited
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -97,7 +110,7 @@ def check_same_as_run(rr: Client, job_id: int, report: dict[str, Any], **setting
     ref = reference(seed=SEED, **settings)
     tree = rr.tree(job_id)
     assert tree.complete
-    assert [(tuple(n.fingerprint), n.loss, n.steps) for n in tree.nodes] == [
+    assert [(tuple(map(tuple, n.fingerprint)), n.loss, n.steps) for n in tree.nodes] == [
         (n.fingerprint, n.loss, n.steps) for n in ref.nodes
     ]
     sols = [
@@ -183,10 +196,16 @@ def test_sigkill_mid_job_loses_nothing(tmp_path: Path) -> None:
         while rr.get(first.id).nodes < 10:
             assert time.monotonic() < deadline
             time.sleep(0.05)
+        children = children_of(service.proc.pid)
+        assert children  # the worker process (and multiprocessing's helper)
     finally:
         assert service.stop(signal.SIGKILL) == -signal.SIGKILL
     with pytest.raises(httpx.ConnectError):  # nothing answers now
         httpx.get(f"{service.url}/healthz")
+    deadline = time.monotonic() + 120
+    while any(alive(pid) for pid in children):  # orphaned workers stop by themselves
+        assert time.monotonic() < deadline, [pid for pid in children if alive(pid)]
+        time.sleep(0.2)
     storage = SQLStorage(f"sqlite:///{tmp_path / 'ridgerider' / 'archive.db'}")
     killed = storage.get_job(first.id)
     storage.close()
@@ -201,11 +220,11 @@ def test_sigkill_mid_job_loses_nothing(tmp_path: Path) -> None:
         p = create(PROBLEM, big)  # the uninterrupted single-process search
         ref = run_search(p, RRSettings(**{**p.default_settings(), "max_nodes": budget}), seed=SEED)
         tree = rr.tree(first.id)
-        assert [(tuple(n.fingerprint), n.loss) for n in tree.nodes] == [
+        assert [(tuple(map(tuple, n.fingerprint)), n.loss) for n in tree.nodes] == [
             (n.fingerprint, n.loss) for n in ref.nodes
         ]
         for q in queued:
             assert rr.wait(q.id, timeout=300, poll_s=0.1).status == "succeeded"
-            got = [tuple(n.fingerprint) for n in rr.tree(q.id).nodes]
+            got = [tuple(map(tuple, n.fingerprint)) for n in rr.tree(q.id).nodes]
             want = [n.fingerprint for n in reference(seed=q.seed, max_nodes=15).nodes]
             assert got == want

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI
 
 import ridgerider
-from ridgerider.api.errors import BodyLimitMiddleware, install_handlers
+from ridgerider.api.errors import AllowHeaderMiddleware, BodyLimitMiddleware, install_handlers
 from ridgerider.api.metrics import Metrics, MetricsMiddleware
 from ridgerider.api.routes import events, jobs, system, tree
 from ridgerider.api.settings import ApiSettings
 from ridgerider.api.state import PoolFactory, lifespan
 from ridgerider.dashboard import mount_dashboard
+from ridgerider.problems import available
 
 __all__ = ["API_PREFIX", "create_app"]
 
@@ -46,5 +49,22 @@ def create_app(
     install_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(AllowHeaderMiddleware, paths=lambda: app.openapi()["paths"])
+    _document_problems(app)
     mount_dashboard(app)  # the web page at / and /jobs/{id}
     return app
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Make the schema list the installed problems: ``JobCreate.problem`` is their enum."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            field = spec["components"]["schemas"]["JobCreate"]["properties"]["problem"]
+            field["enum"] = sorted(available())
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -45,6 +45,7 @@ def job_out(job: JobRecord) -> models.Job:
             loss=finite(job.mis.get("loss")),
             grad_norm=finite(job.mis.get("grad_norm")),
             negative_eigenvalues=job.mis.get("negative_eigenvalues", 0),
+            spectrum=finite(job.mis.get("spectrum", [])),
         ),
         nodes=job.nodes,
         steps=job.steps,
@@ -63,7 +64,7 @@ def node_out(node: NodeRecord) -> models.Node:
     return models.Node(
         id=node.id,
         parent_id=node.parent_id,
-        fingerprint=list(node.fingerprint),
+        fingerprint=[list(c) for c in node.fingerprint],
         key=node.key,
         depth=node.depth,
         rank=node.rank,
@@ -89,7 +90,7 @@ def solution_out(sol: SolutionRecord) -> models.Solution:
     """A solution as the API shows it."""
     return models.Solution(
         node_id=sol.node_id,
-        fingerprint=list(sol.fingerprint),
+        fingerprint=[list(c) for c in sol.fingerprint],
         key=sol.key,
         rank=sol.rank,
         solution_key=sol.solution_key,

@@ -7,17 +7,21 @@ All errors are JSON ``{"detail": ...}``: a list of ``{"loc", "msg", "type"}`` fo
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ridgerider.services.jobs import JobNotFoundError
 from ridgerider.services.submission import FieldError, IdempotencyConflictError
 
-__all__ = ["BodyLimitMiddleware", "field_error", "install_handlers"]
+__all__ = ["AllowHeaderMiddleware", "BodyLimitMiddleware", "field_error", "install_handlers"]
 
 
 def field_error(loc: tuple[str | int, ...], msg: str, kind: str = "value_error") -> JSONResponse:
@@ -105,3 +109,41 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class AllowHeaderMiddleware:
+    """On 405, list in ``Allow`` every method of the path, not only the first route's.
+
+    Starlette answers 405 from the first route whose path matches, so ``GET /jobs`` and
+    ``POST /jobs`` (two routes) would advertise one method each. The methods come from the
+    OpenAPI paths (``paths`` returns them); other paths keep Starlette's header.
+    """
+
+    def __init__(self, app: ASGIApp, paths: Callable[[], dict[str, Any]]) -> None:
+        self.app = app
+        self.paths = paths
+        self._table: list[tuple[re.Pattern[str], str]] | None = None
+
+    def _allow(self, path: str) -> str | None:
+        if self._table is None:
+            self._table = [
+                (compile_path(template)[0], ", ".join(sorted(m.upper() for m in ops)))
+                for template, ops in self.paths().items()
+            ]
+        return next((allow for regex, allow in self._table if regex.match(path)), None)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Rewrite the ``Allow`` header of a 405 response."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                allow = self._allow(scope["path"])
+                if allow is not None:
+                    kept = [(k, v) for k, v in message["headers"] if k.lower() != b"allow"]
+                    message = {**message, "headers": [*kept, (b"allow", allow.encode())]}
+            await send(message)
+
+        await self.app(scope, receive, sending)

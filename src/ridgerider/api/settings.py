@@ -21,11 +21,23 @@ class ApiSettings(BaseSettings):
     redis_url: str | None = Field(None, description="Redis frontier (default: the database)")
     dev: bool = Field(False, description="development mode: no authentication")
     workers: int = Field(1, ge=0, le=256, description="in-process worker threads (0: API only)")
+    worker_processes: bool = Field(
+        False, description="run the workers as processes (else threads of this process)"
+    )
     worker_poll_s: float = Field(0.1, gt=0, le=10)
     lease_s: float | None = Field(None, gt=0, le=3600)
     max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30)
     max_params: int = Field(1_000_000, ge=1)
     max_exact_params: int = Field(8192, ge=1)
     max_page: int = Field(1000, ge=1, le=100_000)
+    api_threads: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="threads serving blocking route code (fewer: less lock and GIL contention)",
+    )
+    submit_concurrency: int = Field(
+        2, ge=1, le=256, description="submissions validated (MIS found) at once; others wait"
+    )
     events_poll_s: float = Field(0.5, gt=0, le=60)
     shutdown_timeout_s: float = Field(60.0, ge=0)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import cast
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 
 from ridgerider.api.metrics import Metrics
 from ridgerider.api.settings import ApiSettings
 from ridgerider.services import accounts
-from ridgerider.services.runner import Archive, open_archive
+from ridgerider.services.processes import start_process_workers
+from ridgerider.services.runner import Archive, default_database_url, open_archive
 from ridgerider.services.serving import WorkerPool, recover, start_local_workers
 from ridgerider.services.storage.records import UserRecord
 from ridgerider.services.submission import Limits
@@ -25,9 +28,18 @@ PoolFactory = Callable[[Archive, ApiSettings], WorkerPool | None]
 
 
 def local_pool(archive: Archive, settings: ApiSettings) -> WorkerPool | None:
-    """``settings.workers`` threads in this process (none for 0)."""
+    """``settings.workers`` processes, or threads of this process (none for 0)."""
     if settings.workers == 0:
         return None
+    if settings.worker_processes:
+        url = settings.database_url or default_database_url()
+        return start_process_workers(
+            url,
+            settings.redis_url,
+            settings.workers,
+            lease_s=settings.lease_s,
+            poll_s=settings.worker_poll_s,
+        )
     return start_local_workers(archive.frontier, settings.workers, poll_s=settings.worker_poll_s)
 
 
@@ -41,6 +53,12 @@ class Service:
     dev_user: UserRecord | None
     metrics: Metrics
     started: float = field(default_factory=time.time)
+    submit_slots: asyncio.Semaphore = field(init=False)
+    """Bounds the submissions computing at once: each finds an MIS (CPU), and a burst of them
+    must not take every thread of the pool that serves the cheap reads."""
+
+    def __post_init__(self) -> None:
+        self.submit_slots = asyncio.Semaphore(self.settings.submit_concurrency)
 
     @property
     def limits(self) -> Limits:
@@ -60,6 +78,7 @@ def lifespan(
 
     @contextlib.asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
         archive = open_archive(settings.database_url, settings.redis_url, lease_s=settings.lease_s)
         try:
             dev = accounts.dev_user(archive.storage) if settings.dev else None

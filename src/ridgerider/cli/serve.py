@@ -55,6 +55,11 @@ def _is_loopback(host: str) -> bool:
     show_default=True,
     help="workers to start (0: API only)",
 )
+@click.option(
+    "--worker-threads",
+    is_flag=True,
+    help="run the workers as threads of this process (default: one process each)",
+)
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
@@ -65,6 +70,7 @@ def serve(
     redis_url: str | None,
     ray_address: str | None,
     workers: int,
+    worker_threads: bool,
     threads: int,
     log_level: str,
 ) -> None:
@@ -81,7 +87,13 @@ def serve(
             _usage_error("--ray-address: Ray workers are not part of this installation")
         pool_factory = _ray_pool(ray_address)
     torch.set_num_threads(threads)
-    settings = ApiSettings(database_url=database_url, redis_url=redis_url, dev=dev, workers=workers)
+    settings = ApiSettings(
+        database_url=database_url,
+        redis_url=redis_url,
+        dev=dev,
+        workers=workers,
+        worker_processes=not worker_threads,
+    )
     app = create_app(settings, pool_factory=pool_factory)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     mode = "development mode, no authentication" if dev else "bearer tokens required"

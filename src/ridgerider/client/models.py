@@ -7,7 +7,7 @@ models carry every range the server enforces; response models are what the SDK r
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
@@ -20,12 +20,15 @@ __all__ = [
     "JobPage",
     "Node",
     "NodePage",
+    "NodeTrace",
     "Problem",
     "SearchSettings",
     "Solution",
     "Tree",
 ]
 
+Choice = Annotated[list[int], Field(min_length=2, max_length=2)]
+"""One step of a fingerprint: ``[ridge index, sign]`` (sign ±1)."""
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 JOB_STATUSES: tuple[str, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 MAX_NODES = 1_000_000
@@ -35,7 +38,7 @@ SEED_MAX = 2**63 - 1
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class SearchSettings(_Request):
@@ -105,6 +108,9 @@ class Mis(BaseModel):
     loss: float | None
     grad_norm: float | None
     negative_eigenvalues: int
+    spectrum: list[float | None] = Field(
+        default_factory=list, description="lowest Hessian eigenvalues at the MIS, ascending"
+    )
 
 
 class Job(BaseModel):
@@ -149,7 +155,7 @@ class Node(BaseModel):
 
     id: int
     parent_id: int | None
-    fingerprint: list[tuple[int, int]] = Field(description="(ridge index, sign) choices")
+    fingerprint: list[Choice] = Field(description="[ridge index, sign] choices from the root")
     key: str
     depth: int
     rank: int | None = Field(description="position in the single-worker expansion order")
@@ -190,7 +196,7 @@ class Solution(BaseModel):
     """A solution leaf, in the order the single-worker search finds it."""
 
     node_id: int
-    fingerprint: list[tuple[int, int]]
+    fingerprint: list[Choice]
     key: str
     rank: int
     solution_key: str | None
@@ -213,3 +219,13 @@ class ErrorItem(BaseModel):
     loc: list[str | int]
     msg: str
     type: str
+
+
+class NodeTrace(BaseModel):
+    """How a node's ride went, step by step (``GET /jobs/{id}/nodes/{node}/trace``)."""
+
+    node_id: int
+    losses: list[float | None] = Field(description="the loss at every accepted ride step")
+    spectrum: list[float | None] = Field(
+        description="lowest Hessian eigenvalues where the ride ended, ascending"
+    )

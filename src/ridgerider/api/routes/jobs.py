@@ -30,6 +30,10 @@ ERRORS: dict[int | str, dict[str, object]] = {
     404: {"description": "no such job (or another user's)"},
     422: {"description": "invalid input; `detail` names each field"},
 }
+BODY_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"description": "the body is not JSON"},
+    413: {"description": "request body too large"},
+}
 
 
 @router.post(
@@ -41,7 +45,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
         **ERRORS,
         200: {"model": models.Job, "description": "a retry: the first job with this key"},
         409: {"description": "the Idempotency-Key was used for a different request"},
-        413: {"description": "request body too large"},
+        **BODY_ERRORS,
     },
 )
 async def submit_job(
@@ -53,19 +57,20 @@ async def submit_job(
 ) -> models.Job:
     """Submit a search; it starts as soon as a worker is free."""
     archive = service.archive
-    job, created = await run_in_threadpool(
-        submit_spec,
-        archive.storage,
-        archive.frontier,
-        body.problem,
-        body.params,
-        body.settings.given(),
-        seed=body.seed,
-        wall_time_s=body.wall_time_s,
-        owner_id=user.id,
-        idempotency_key=idempotency_key,
-        limits=service.limits,
-    )
+    async with service.submit_slots:
+        job, created = await run_in_threadpool(
+            submit_spec,
+            archive.storage,
+            archive.frontier,
+            body.problem,
+            body.params,
+            body.settings.given(),
+            seed=body.seed,
+            wall_time_s=body.wall_time_s,
+            owner_id=user.id,
+            idempotency_key=idempotency_key,
+            limits=service.limits,
+        )
     if created:
         service.metrics.job_submitted()
     else:
@@ -118,7 +123,7 @@ def cancel_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> models.
     "/jobs/{job_id}/extend",
     operation_id="extend_job",
     response_model=models.Job,
-    responses={**ERRORS, 413: {"description": "request body too large"}},
+    responses={**ERRORS, **BODY_ERRORS},
 )
 def extend_job(
     job_id: JobId, body: models.JobExtend, service: ServiceDep, user: CurrentUser

@@ -47,6 +47,7 @@ export class TreeView {
     this.selected = null;
     this.fitted = false;
     this.moved = false;
+    this.colourBy = "loss";
     this.svg.replaceChildren();
     this.g = null;
   }
