@@ -87,7 +87,8 @@ def _expand(problem: Problem, settings: RRSettings, branch: Branch) -> Expansion
     is_leaf = leaf_reason is not None
     is_solution = is_leaf and not stalled
     if is_solution and settings.polish_steps:
-        theta = polish(loss_fn, theta, settings.polish_steps, settings.polish_lr)
+        theta, polished = polish(loss_fn, theta, settings.polish_steps, settings.polish_lr)
+        steps += polished
     loss_end = float(loss_fn(theta))
     children = [
         Branch(

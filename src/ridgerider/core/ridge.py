@@ -253,15 +253,18 @@ def ride(
     return RideOutcome(theta, e, lam, losses, steps, reason, crossings)
 
 
-def polish(loss_fn: LossFn, theta: Tensor, steps: int, lr: float, tol: float = 1e-10) -> Tensor:
+def polish(
+    loss_fn: LossFn, theta: Tensor, steps: int, lr: float, tol: float = 1e-10
+) -> tuple[Tensor, int]:
     """Gradient descent at a leaf (the paper's Fig. 1 finishes leaves this way).
 
-    Stops early once ``‖∇L‖ ≤ tol``.
+    Stops early once ``‖∇L‖ ≤ tol``. Returns the point and the gradient steps taken (they count
+    against the step budget like ride steps).
     """
     x = theta.detach().clone()
-    for _ in range(steps):
+    for taken in range(steps):
         g = gradient(loss_fn, x)
         if float(g.norm()) <= tol:
-            break
+            return x, taken
         x = x - lr * g
-    return x
+    return x, steps
