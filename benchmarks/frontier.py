@@ -1,10 +1,17 @@
 """Frontier throughput: claim-and-complete cycles per second with no compute.
 
-Each worker process loops ``claim(k) → complete`` on one BFS job whose synthetic tree never
-runs out (every node has two children), so only the frontier is measured: SQLite (single
-writer), PostgreSQL (``FOR UPDATE SKIP LOCKED``) and PostgreSQL + Redis (Lua claims), for 1, 4
-and 16 processes. Beside it, against the same PostgreSQL server, Optuna's enqueue / ask / tell
-cycle with its RDB storage, which is what a durable trial queue costs in Optuna.
+A cycle is one branch claimed with a lease, its node written, its children inserted and the
+branch completed (fenced by its lease), as :class:`~ridgerider.services.worker.Worker` does:
+each worker process loops ``claim(k) → complete_many`` (a worker with ``batch = k``) on one BFS
+job whose synthetic tree never runs out (every node has two children), so only the frontier is
+measured: SQLite (single writer), PostgreSQL (``FOR UPDATE SKIP LOCKED``) and PostgreSQL +
+Redis (Lua claims), for 1, 4 and 16 processes. Beside it, against the same PostgreSQL server,
+Optuna's enqueue / ask / tell cycle with its RDB storage (one trial queued, handed out and
+finished), which is what a durable trial queue costs in Optuna.
+
+Each row also reports the CPU one cycle cost: in the worker processes, in the PostgreSQL
+backends serving them, and in the Redis server (the whole server: a bound where it is shared).
+On a shared machine the rate depends on the share of the cores the run gets; these do not.
 
     python benchmarks/frontier.py --seconds 5 --json benchmarks/frontier.json
 
@@ -293,6 +300,8 @@ def main(args: Args) -> dict[str, Any]:
             got = measure(worker, n, args.seconds, (backend, url, args, ns, job, batched), server)
             label = f"{backend}/{n}" + ("" if batched else "/one-by-one")
             record(results, label, got)
+            # Later rows share the database: a job left running would keep their reapers busy.
+            frontier.storage.transition(job, "cancelled")
             if backend == "postgres+redis":
                 frontier.redis.delete(*frontier.redis.keys(f"{ns}:*") or [f"{ns}:none"])
             frontier.close()
