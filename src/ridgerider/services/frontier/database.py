@@ -13,6 +13,7 @@ rank, so no completion is ever left unsequenced and nobody waits for the job row
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -56,6 +57,8 @@ __all__ = ["DatabaseFrontier"]
 
 n, j = NODES.c, JOBS.c
 _REAP_BATCH = 1000
+_STATS_EVERY_S = 5.0
+"""How often one process checks whether the frontier's tables need new planner statistics."""
 
 
 def _first_of_each(done: Sequence[tuple[Lease, Expansion]]) -> list[tuple[Lease, Expansion]]:
@@ -79,6 +82,7 @@ class DatabaseFrontier(Frontier):
         self.sql = statements(self.db.dialect, self.db.engine.dialect)
         self.lease_s = lease_s
         self._general: set[int] = set()  # jobs whose sequencer rounds take the general path
+        self._stats_due = 0.0  # when this process next checks the planner statistics
 
     def _ttl(self, lease_s: float | None) -> Any:
         """Lease length: explicit, the frontier's, or the job's ``lease_s`` column."""
@@ -431,8 +435,9 @@ class DatabaseFrontier(Frontier):
 
     @override
     def tick(self) -> None:
-        if self.sql.pg:
+        if self.sql.pg and time.monotonic() >= self._stats_due:
             refresh_statistics(self.db)
+            self._stats_due = time.monotonic() + _STATS_EVERY_S
         elapsed = j.active_s + (db_now() - j.segment_start)
         stmt = select(j.id).where(
             j.status == "running",

@@ -142,10 +142,8 @@ SELECT relname FROM pg_stat_user_tables
 WHERE schemaname = current_schema() AND relname IN ('nodes', 'jobs')
     AND n_mod_since_analyze > 50 + 0.1 * greatest(n_live_tup, 0)
 """
-_ANALYZE = {
-    "nodes": "ANALYZE nodes (job_id, parent_id, status, rank, seq, slot, lease_expires)",
-    "jobs": "ANALYZE jobs (status, prefix, admitted)",
-}
+_ANALYZE = {"nodes": "ANALYZE nodes", "jobs": "ANALYZE jobs"}
+"""Whole tables: only an ANALYZE of every column resets the count of changes since."""
 
 
 def refresh_statistics(db: Database) -> list[str]:
@@ -155,8 +153,7 @@ def refresh_statistics(db: Database) -> list[str]:
     one whose autovacuum has not caught up with a young, fast-growing job) plans from none:
     it takes a 100k-node job for a handful of rows and scans the job where it should look up
     one row. Autovacuum's own rule (50 rows plus 10 % of the table) decides, one process at
-    a time (an advisory lock); only the columns that statements filter on are sampled.
-    Returns the tables analyzed.
+    a time (an advisory lock). Returns the tables analyzed.
     """
     with db.session(durable=False) as s:
         if not s.execute(text("SELECT pg_try_advisory_xact_lock(hashtext('rr:analyze'))")).scalar():
