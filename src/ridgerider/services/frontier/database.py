@@ -206,9 +206,9 @@ class DatabaseFrontier(Frontier):
     ) -> list[bool]:
         """``complete_many`` on PostgreSQL: one statement, committed, then the prefixes read.
 
-        All in one round trip; the prefixes are read after the commit, as the per-statement
-        path does, so a rank the prefix waits for is sequenced by its worker or by the
-        sequencer's check after its own commit (see :meth:`_after`).
+        Two round trips; the prefixes are read after the commit, as the per-statement path
+        does, so a rank the prefix waits for is sequenced by its worker or by the sequencer's
+        check after its own commit (see :meth:`_after`).
         """
         jobs = sorted({lease.job_id for lease, _ in done})
         with self.db.pipeline() as pipe:

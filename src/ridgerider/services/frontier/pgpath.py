@@ -1,14 +1,15 @@
-"""PostgreSQL's hot path: a claim or a batch of completions in one round trip.
+"""PostgreSQL's hot path: a claim or a batch of completions in one or two round trips.
 
-The frontier's cycle (claim a batch, complete it, sometimes run the sequencer) is dominated by
-waiting for the server, not by the server's work. On PostgreSQL each of these runs as one
-explicit transaction sent in psycopg's pipeline mode (``BEGIN; …; COMMIT`` go out together and
-the results come back together), and a batch of completions is one statement: the fenced
-``UPDATE`` of every ridden node, the idempotent insert of the children of the nodes it updated,
-and the solutions among them, as data-modifying CTEs over arrays (``unnest``), so one prepared
-statement serves every batch size. Semantics are those of the per-statement path that SQLite
-uses: each node is fenced by its own lease token, a refused node writes nothing (nor do its
-children), children skip keys the job already has.
+The frontier's cycle (claim a batch, complete it, sometimes run the sequencer) cost one wait
+for the server per statement, and psycopg about as much client CPU per statement again. On
+PostgreSQL a claim is one explicit transaction sent in psycopg's pipeline mode (``BEGIN; …;
+COMMIT`` go out together, the results come back together), and a batch of completions is one
+statement committed on its own: the fenced ``UPDATE`` of every ridden node, the idempotent
+insert of the children of the nodes it updated, and the solutions among them, as
+data-modifying CTEs over one JSON document, so one statement serves every batch size.
+Semantics are those of the per-statement path that SQLite uses: each node is fenced by its own
+lease token, a refused node writes nothing (nor do its children), children skip keys the job
+already has.
 """
 
 from __future__ import annotations
