@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ridgerider.core.branch import Branch
+from ridgerider.core.branch import Node
 from ridgerider.core.expand import Expansion, expand
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem, create
@@ -46,7 +47,7 @@ class Worker:
     Args:
         frontier: where branches come from.
         job_id: serve only this job (and stop when it finishes); ``None`` serves every job.
-        batch: branches claimed at once.
+        batch: branches claimed at once (ridden in turn, then completed in one transaction).
         on_node: progress callback (see :data:`OnNode`).
         stop_when_idle: with ``job_id=None``, stop when no job has work.
         make_problem: builds a job's problem once per worker (default: the registry's
@@ -93,8 +94,11 @@ class Worker:
                     continue
                 with self._lock:
                     self._held = list(leases)
-                for lease in leases:
-                    self._ride(lease)
+                rides = [(x, e) for x in leases if (e := self._expand(x)) is not None]
+                recorded = self.frontier.complete_many(rides)  # one transaction per claim
+                for (lease, expansion), ok in zip(rides, recorded, strict=True):
+                    if ok:
+                        self._completed(lease, expansion)
                 with self._lock:
                     self._held = []
         finally:
@@ -118,18 +122,20 @@ class Worker:
             self._lease_s[job_id] = self.frontier.lease_s or job.lease_s
         return self._problems[job_id]
 
-    def _ride(self, lease: Lease) -> None:
+    def _expand(self, lease: Lease) -> Expansion | None:
         problem, settings = self._setup(lease.job_id)
         try:
             expansion = self.expand_fn(problem, settings, lease.branch)
+            return expand(problem, settings, lease.branch)
         except Exception as exc:
             self.frontier.fail(lease, f"{type(exc).__name__}: {exc}")
-            return
-        if self.frontier.complete(lease, expansion):
-            self.completed += 1
-            if self.on_node is not None:
-                job = self.frontier.storage.get_job(lease.job_id)
-                self.on_node(expansion.node, job.steps if job else 0)
+            return None
+
+    def _completed(self, lease: Lease, expansion: Expansion) -> None:
+        self.completed += 1
+        if self.on_node is not None:
+            job = self.frontier.storage.get_job(lease.job_id)
+            self.on_node(expansion.node, job.steps if job else 0)
 
     def _heartbeat(self) -> None:
         """Extend the leases in hand three times per lease length."""
