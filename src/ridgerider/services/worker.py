@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ridgerider.core.branch import Branch
-from ridgerider.core.branch import Node
 from ridgerider.core.expand import Expansion, expand
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem, create
@@ -125,8 +124,7 @@ class Worker:
     def _expand(self, lease: Lease) -> Expansion | None:
         problem, settings = self._setup(lease.job_id)
         try:
-            expansion = self.expand_fn(problem, settings, lease.branch)
-            return expand(problem, settings, lease.branch)
+            return self.expand_fn(problem, settings, lease.branch)
         except Exception as exc:
             self.frontier.fail(lease, f"{type(exc).__name__}: {exc}")
             return None
