@@ -123,7 +123,7 @@ def leased_to(store: SQLStorage, node_id: int) -> str | None:
     return row.lease_owner if row.status == "leased" else None
 
 
-def riding(pool: WorkerPool, timeout: float = 60) -> dict[str, Any]:
+def riding(pool: WorkerPool, timeout: float = 180) -> dict[str, Any]:
     """A worker that has completed a node and is riding another now."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -212,7 +212,7 @@ def _stop_ray_then_resume(tmp: str) -> None:
     pool = start_workers(url, None, 2, job_id=job_id)
     wait_until(lambda: (store.get_job(job_id).nodes or 0) >= 3, 120, "a few nodes")
     ray.shutdown()  # the whole local Ray goes away mid-job
-    assert pool.wait(30) and pool.error is not None
+    assert pool.wait(180) and pool.error is not None
     pool.stop()
     job = store.get_job(job_id)
     assert job is not None and job.status == "running" and job.nodes < len(ref.nodes)
