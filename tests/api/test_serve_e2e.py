@@ -219,7 +219,11 @@ def test_sigkill_mid_job_loses_nothing(tmp_path: Path) -> None:
         done = rr.wait(first.id, timeout=600, poll_s=0.2)
         assert done.status == "succeeded" and done.nodes == budget
         p = create(PROBLEM, big)  # the uninterrupted single-process search
-        ref = run_search(p, RRSettings(**{**p.default_settings(), "max_nodes": budget, "max_depth": deep}), seed=SEED)
+        ref = run_search(
+            p,
+            RRSettings(**{**p.default_settings(), "max_nodes": budget, "max_depth": deep}),
+            seed=SEED,
+        )
         tree = rr.tree(first.id)
         assert [(tuple(map(tuple, n.fingerprint)), n.loss) for n in tree.nodes] == [
             (n.fingerprint, n.loss) for n in ref.nodes
