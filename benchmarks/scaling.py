@@ -206,7 +206,10 @@ def thread_rate(
 
 def compute_bound(archive: Archive, url: str, args: Args) -> dict[str, Any]:
     problem = create("tree-rl", args.compute_params)
-    settings = RRSettings(**{**problem.default_settings(), "max_nodes": 100_000})
+    # no depth limit: the tree must outlast both windows (tree-rl defaults stop at three levels)
+    settings = RRSettings(
+        **{**problem.default_settings(), "max_nodes": 100_000, "max_depth": 10**6}
+    )
     rates = {}
     for n in (1, 2):
         job = jobs.submit(
