@@ -1,10 +1,17 @@
 """Frontier throughput: claim-and-complete cycles per second with no compute.
 
-Each worker process loops ``claim(k) → complete`` on one BFS job whose synthetic tree never
-runs out (every node has two children), so only the frontier is measured: SQLite (single
-writer), PostgreSQL (``FOR UPDATE SKIP LOCKED``) and PostgreSQL + Redis (Lua claims), for 1, 4
-and 16 processes. Beside it, against the same PostgreSQL server, Optuna's enqueue / ask / tell
-cycle with its RDB storage, which is what a durable trial queue costs in Optuna.
+A cycle is one branch claimed with a lease, its node written, its children inserted and the
+branch completed (fenced by its lease), as :class:`~ridgerider.services.worker.Worker` does:
+each worker process loops ``claim(k) → complete_many`` (a worker with ``batch = k``) on one BFS
+job whose synthetic tree never runs out (every node has two children), so only the frontier is
+measured: SQLite (single writer), PostgreSQL (``FOR UPDATE SKIP LOCKED``) and PostgreSQL +
+Redis (Lua claims), for 1, 4 and 16 processes. Beside it, against the same PostgreSQL server,
+Optuna's enqueue / ask / tell cycle with its RDB storage (one trial queued, handed out and
+finished), which is what a durable trial queue costs in Optuna.
+
+Each row also reports the CPU one cycle cost: in the worker processes, in the PostgreSQL
+backends serving them, and in the Redis server (the whole server: a bound where it is shared).
+On a shared machine the rate depends on the share of the cores the run gets; these do not.
 
     python benchmarks/frontier.py --seconds 5 --json benchmarks/frontier.json
 
@@ -25,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
+import redis
 import torch
 from sqlalchemy.engine import make_url
 
@@ -107,8 +115,10 @@ def worker(
     frontier.start_reaper(1.0)
     me = f"bench:{os.getpid()}"
     stamps: list[float] = []
+    cpu = 0.0  # this process's CPU time spent on cycles that started inside the window
     go.wait()
     while not stop.is_set():
+        t, c = time.time(), time.process_time()
         leases = frontier.claim(me, args.batch, job_id=job)
         if not leases:
             time.sleep(0.005)  # as a worker would: do not spin on an empty frontier
@@ -116,16 +126,43 @@ def worker(
         if batch_complete:
             done = frontier.complete_many([(x, expansion(x.branch)) for x in leases])
             stamps += [time.time()] * sum(done)
-            continue
-        for lease in leases:
-            if frontier.complete(lease, expansion(lease.branch)):
-                stamps.append(time.time())
+        else:
+            for lease in leases:
+                if frontier.complete(lease, expansion(lease.branch)):
+                    stamps.append(time.time())
+        if window[0] <= t and (not window[1] or t < window[1]):
+            cpu += time.process_time() - c
     lo, hi = window[0], window[1]
-    out.put(sum(lo <= t < hi for t in stamps))
+    out.put((sum(lo <= t < hi for t in stamps), cpu))
 
 
-def measure(target: Any, n: int, seconds: float, extra: tuple[Any, ...]) -> float:
-    """Run ``n`` processes of ``target``; completions per second inside the window."""
+def backend_cpu(admin_url: str, database: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends serving ``database`` (same host)."""
+    u = make_url(admin_url)
+    with psycopg.connect(
+        host=u.host, port=u.port or 5432, user=u.username, dbname=u.database, autocommit=True
+    ) as c:
+        pids = [r[0] for r in c.execute(SESSIONS, [database])]
+    total, tick = 0.0, os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile, or the server is not on this host
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+SESSIONS = "SELECT pid FROM pg_stat_activity WHERE datname = %s"
+
+
+def measure(
+    target: Any, n: int, seconds: float, extra: tuple[Any, ...], server: Any
+) -> dict[str, float]:
+    """Run ``n`` processes of ``target``: completions per second inside the window, and the
+    CPU each one cost (microseconds): in the worker processes, in the PostgreSQL backends
+    serving them (``server()`` reads their CPU seconds) and in the whole Redis server."""
     go, stop, window, out = CTX.Event(), CTX.Event(), CTX.Array("d", 2), CTX.Queue()
     procs = [CTX.Process(target=target, args=(*extra, go, stop, window, out)) for _ in range(n)]
     for p in procs:
@@ -133,14 +170,34 @@ def measure(target: Any, n: int, seconds: float, extra: tuple[Any, ...]) -> floa
     time.sleep(0.5)
     go.set()
     time.sleep(1.0)  # warm-up
+    pg0, redis0 = server(), redis_cpu()
     window[0] = time.time()
     time.sleep(seconds)
     window[1] = time.time()
+    pg1, redis1 = server(), redis_cpu()
     stop.set()
-    total = sum(out.get(timeout=120) for _ in procs)
+    results = [out.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(60)
-    return total / (window[1] - window[0])
+    done = max(sum(r[0] for r in results), 1)
+    return {
+        "cycles_per_s": sum(r[0] for r in results) / (window[1] - window[0]),
+        "client_cpu_us": 1e6 * sum(r[1] for r in results) / done,
+        "postgres_cpu_us": 1e6 * (pg1 - pg0) / done,
+        "redis_cpu_us": 1e6 * (redis1 - redis0) / done,
+    }
+
+
+REDIS_URL = Args.redis_url
+
+
+def redis_cpu() -> float:
+    """CPU seconds of the Redis server so far (all its clients: on a shared server, a bound)."""
+    try:
+        info = redis.Redis.from_url(REDIS_URL).info("cpu")
+    except redis.RedisError:
+        return 0.0
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
 def new_job(frontier: Frontier) -> int:
@@ -166,15 +223,19 @@ def optuna_worker(url: str, study_name: str, go: Any, stop: Any, window: Any, ou
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(study_name=study_name, storage=url)
     stamps: list[float] = []
+    cpu = 0.0
     go.wait()
     i = 0
     while not stop.is_set():
+        t, c = time.time(), time.process_time()
         study.enqueue_trial({"x": float(i)}, skip_if_exists=False)
         trial = study.ask()
         study.tell(trial, trial.suggest_float("x", -1e9, 1e9))
         stamps.append(time.time())
+        if window[0] <= t and (not window[1] or t < window[1]):
+            cpu += time.process_time() - c
         i += 1
-    out.put(sum(window[0] <= t < window[1] for t in stamps))
+    out.put((sum(window[0] <= t < window[1] for t in stamps), cpu))
 
 
 class PgDatabase:
@@ -217,6 +278,9 @@ def main(args: Args) -> dict[str, Any]:
         "cycles_per_s": {},
     }
     tag = f"rr_bench_{os.getpid()}"
+    admin = args.postgres_url
+    global REDIS_URL
+    REDIS_URL = args.redis_url
     optuna_db = PgDatabase(args.postgres_url, f"{tag}_optuna")  # same server, its own schema
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -232,10 +296,12 @@ def main(args: Args) -> dict[str, Any]:
             SQLStorage(url).close()  # migrate
             frontier = build(backend, url, args.redis_url, ns)
             job = new_job(frontier)
-            rate = measure(worker, n, args.seconds, (backend, url, args, ns, job, batched))
+            server = (lambda: 0.0) if backend == "sqlite" else (lambda: backend_cpu(admin, tag))
+            got = measure(worker, n, args.seconds, (backend, url, args, ns, job, batched), server)
             label = f"{backend}/{n}" + ("" if batched else "/one-by-one")
-            results["cycles_per_s"][label] = round(rate, 1)
-            print(f"{label:>32} {rate:9.1f} cycles/s", flush=True)
+            record(results, label, got)
+            # Later rows share the database: a job left running would keep their reapers busy.
+            frontier.storage.transition(job, "cancelled")
             if backend == "postgres+redis":
                 frontier.redis.delete(*frontier.redis.keys(f"{ns}:*") or [f"{ns}:none"])
             frontier.close()
@@ -246,9 +312,9 @@ def main(args: Args) -> dict[str, Any]:
             for n in args.workers:
                 name = f"bench-{n}"
                 optuna.create_study(study_name=name, storage=optuna_url)
-                rate = measure(optuna_worker, n, args.seconds, (optuna_url, name))
-                results["cycles_per_s"][f"optuna/{n}"] = round(rate, 1)
-                print(f"{f'optuna/{n}':>32} {rate:9.1f} cycles/s", flush=True)
+                server = lambda: backend_cpu(admin, f"{tag}_optuna")  # noqa: E731
+                got = measure(optuna_worker, n, args.seconds, (optuna_url, name), server)
+                record(results, f"optuna/{n}", got)
     rates = results["cycles_per_s"]
     results["load_avg_after"] = os.getloadavg()
     for n in args.workers:
@@ -260,6 +326,16 @@ def main(args: Args) -> dict[str, Any]:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
     return results
+
+
+def record(results: dict[str, Any], label: str, got: dict[str, float]) -> None:
+    """Keep and print one row."""
+    results["cycles_per_s"][label] = round(got["cycles_per_s"], 1)
+    results.setdefault("cpu_us_per_cycle", {})[label] = {
+        k.removesuffix("_cpu_us"): round(v) for k, v in got.items() if k.endswith("_cpu_us")
+    }
+    cpu = " ".join(f"{k[:-7]} {v:6.0f}" for k, v in got.items() if k.endswith("_cpu_us"))
+    print(f"{label:>32} {got['cycles_per_s']:9.1f} cycles/s   CPU µs/cycle: {cpu}", flush=True)
 
 
 def parse() -> Args:

@@ -1,11 +1,13 @@
 """Reproduce the paper's Fig. 2: percentage of positive leaves found on random tree MDPs.
 
 For each depth (4, 6, 8, 10) and each of 20 random trees, run Ridge Rider with the problem's
-default settings (the paper's: exact RR, BFS, top N = 6, overlap threshold 0.95) under a step
-budget, then give every baseline the number of steps Ridge Rider actually used on that tree:
+default settings (the paper's exact RR, BFS, top N = 6, overlap threshold 0.95 and step budget
+T = 10^5; ours: descent signs, three levels of branching, a 50-step polish at leaves), then give
+every baseline the number of steps Ridge Rider actually used on that tree, polish included:
 gradient descent from random initialisations (GD R), gradient descent from the MIS (GD S),
 random unit vectors from the MIS (RandVec S), fixed eigenvectors (Fixed-EV) and random ascent
-directions (Rand-Ridge+). Prints a Markdown table and writes a bar chart.
+directions (Rand-Ridge+). Prints a Markdown table and writes a bar chart. Several runs over
+disjoint tree seeds (``--tree-start``) can be joined with ``--merge``.
 
     python benchmarks/paper_tree_rl.py --trees 20 --out benchmarks/results
 """
@@ -40,8 +42,10 @@ LABELS = {
 class Args:
     depths: list[int] = field(default_factory=lambda: [4, 6, 8, 10])
     trees: int = 20
+    tree_start: int = 0
     max_steps: int = 100_000
     max_nodes: int = 3000
+    merge: list[Path] = field(default_factory=list)
     seed: int = 0
     threads: int = 1
     out: Path = Path("benchmarks/results")
@@ -53,12 +57,16 @@ def parse() -> Args:
     d = Args()
     p.add_argument("--depths", type=int, nargs="+", default=d.depths)
     p.add_argument("--trees", type=int, default=d.trees)
+    p.add_argument("--tree-start", type=int, default=d.tree_start, help="first tree seed")
     p.add_argument("--max-steps", type=int, default=d.max_steps)
     p.add_argument("--max-nodes", type=int, default=d.max_nodes)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--out", type=Path, default=d.out)
     p.add_argument("--baselines", nargs="*", default=d.baselines, choices=BASELINES)
+    p.add_argument(
+        "--merge", type=Path, nargs="*", default=d.merge, help="JSON files of earlier runs to join"
+    )
     return Args(**vars(p.parse_args()))
 
 
@@ -103,6 +111,23 @@ def chart(table: dict[int, dict[str, list[float]]], names: list[str], path: Path
     fig.savefig(path, dpi=120)
 
 
+def report(table: dict[int, dict[str, list[float]]], names: list[str]) -> str:
+    """The Markdown table: mean ± standard deviation per depth and method."""
+    header = "| depth | trees | " + " | ".join(LABELS[n] for n in names) + " | RR steps (mean) |"
+    lines = [header, "|" + "---|" * (len(names) + 3)]
+    for depth in sorted(table):
+        cells = [
+            f"{statistics.mean(table[depth][n]):.1f} ± {statistics.pstdev(table[depth][n]):.1f}"
+            for n in names
+        ]
+        lines.append(
+            f"| {depth} | {len(table[depth]['rr'])} | "
+            + " | ".join(cells)
+            + f" | {statistics.mean(table[depth]['steps']):.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     args = parse()
     torch.set_num_threads(args.threads)
@@ -110,34 +135,36 @@ def main() -> None:
     names = ["rr", *args.baselines]
     table: dict[int, dict[str, list[float]]] = {}
     start = time.perf_counter()
-    for depth in args.depths:
-        table[depth] = {name: [] for name in [*names, "steps"]}
-        for tree_seed in range(args.trees):
-            row = one_tree(depth, tree_seed, args)
-            for key, value in row.items():
-                table[depth][key].append(value)
-            print(
-                f"depth {depth} tree {tree_seed}: "
-                + ", ".join(f"{k} {v:.0f}" for k, v in row.items()),
-                flush=True,
-            )
-    elapsed = time.perf_counter() - start
-    header = "| depth | " + " | ".join(LABELS[n] for n in names) + " | RR steps (mean) |"
-    lines = [header, "|" + "---|" * (len(names) + 2)]
-    for depth in sorted(table):
-        cells = [
-            f"{statistics.mean(table[depth][n]):.1f} ± {statistics.pstdev(table[depth][n]):.1f}"
-            for n in names
-        ]
-        lines.append(
-            f"| {depth} | "
-            + " | ".join(cells)
-            + f" | {statistics.mean(table[depth]['steps']):.0f} |"
-        )
-    md = "\n".join(lines)
-    print(md)
-    print(f"{args.trees} trees per depth, {elapsed:.0f} s, torch threads {args.threads}")
+    if args.merge:
+        elapsed = 0.0
+        for path in args.merge:
+            run = json.loads(path.read_text())
+            elapsed += run["elapsed_s"]
+            for depth, cols in run["table"].items():
+                for key, values in cols.items():
+                    table.setdefault(int(depth), {}).setdefault(key, []).extend(values)
+    else:
+        for depth in args.depths:
+            table[depth] = {name: [] for name in [*names, "steps"]}
+            for tree_seed in range(args.tree_start, args.tree_start + args.trees):
+                row = one_tree(depth, tree_seed, args)
+                for key, value in row.items():
+                    table[depth][key].append(value)
+                print(
+                    f"depth {depth} tree {tree_seed}: "
+                    + ", ".join(f"{k} {v:.0f}" for k, v in row.items()),
+                    flush=True,
+                )
+                save(args, table, time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+    print(report(table, names))
+    print(f"{elapsed:.0f} s in all, torch threads {args.threads}")
     chart(table, names, args.out / "paper_tree_rl.png")
+    save(args, table, elapsed)
+
+
+def save(args: Args, table: dict[int, dict[str, list[float]]], elapsed: float) -> None:
+    """Write the rows so far (after every tree, so an interrupted run can still be merged)."""
     (args.out / "paper_tree_rl.json").write_text(
         json.dumps({"table": table, "elapsed_s": elapsed, "args": str(args)}, indent=1)
     )

@@ -115,12 +115,13 @@ def test_list_filter_paginate_cancel_extend(make_client) -> None:
 
 
 def test_extend_runs_a_budget_stopped_job_on(make_client) -> None:
-    ref = reference(max_nodes=9)
+    ref = reference(max_nodes=7)
+    assert len(ref.nodes) == 7  # the budget, not the tree, ends the reference
     with make_client(dev=True, workers=1) as c:
         job_id = c.post(f"{API}/jobs", json=BODY | {"settings": {"max_nodes": 4}}).json()["id"]
         assert wait_done(c, job_id)["stopped_by"] == "max_nodes"
-        c.post(f"{API}/jobs/{job_id}/extend", json={"max_nodes": 9})
-        assert wait_done(c, job_id)["nodes"] == 9
+        c.post(f"{API}/jobs/{job_id}/extend", json={"max_nodes": 7})
+        assert wait_done(c, job_id)["nodes"] == 7
         tree = c.get(f"{API}/jobs/{job_id}/tree").json()["nodes"]
         assert tree_shape(tree) == [(n.fingerprint, n.loss, n.steps) for n in ref.nodes]
 

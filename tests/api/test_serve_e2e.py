@@ -197,11 +197,12 @@ def test_ray_workers_on_postgres_and_redis_match_ridgerider_run(
 def test_sigkill_mid_job_loses_nothing(tmp_path: Path) -> None:
     big = {"depth": 8, "tree_seed": 2}
     budget = 120
+    deep = 64  # past tree-rl's default of three levels, so the tree outlasts the budget
     port = free_port()
     service = Service(tmp_path, "--dev", "--workers", "1", port=port)
     rr = Client(service.url, retries=8)
     try:
-        first = rr.submit(PROBLEM, big, seed=SEED, max_nodes=budget)
+        first = rr.submit(PROBLEM, big, seed=SEED, max_nodes=budget, max_depth=deep)
         queued = [rr.submit(PROBLEM, PARAMS, seed=s, max_nodes=15) for s in range(3)]
         deadline = time.monotonic() + 300
         while rr.get(first.id).nodes < 10:
@@ -229,7 +230,11 @@ def test_sigkill_mid_job_loses_nothing(tmp_path: Path) -> None:
         done = rr.wait(first.id, timeout=600, poll_s=0.2)
         assert done.status == "succeeded" and done.nodes == budget
         p = create(PROBLEM, big)  # the uninterrupted single-process search
-        ref = run_search(p, RRSettings(**{**p.default_settings(), "max_nodes": budget}), seed=SEED)
+        ref = run_search(
+            p,
+            RRSettings(**{**p.default_settings(), "max_nodes": budget, "max_depth": deep}),
+            seed=SEED,
+        )
         tree = rr.tree(first.id)
         assert [(tuple(map(tuple, n.fingerprint)), n.loss) for n in tree.nodes] == [
             (n.fingerprint, n.loss) for n in ref.nodes

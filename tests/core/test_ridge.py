@@ -227,7 +227,7 @@ def test_ride_toy2d_ends_convex_at_the_four_minima(toy, toy_settings):
         assert all(b < a for a, b in zip(out.losses, out.losses[1:], strict=False))
         assert float(out.direction @ r.direction) > 0  # sign aligned with the start
         assert float(out.direction.norm()) == pytest.approx(1.0)
-        leaf = polish(toy.loss, out.theta, toy_settings.polish_steps, toy_settings.polish_lr)
+        leaf, _ = polish(toy.loss, out.theta, toy_settings.polish_steps, toy_settings.polish_lr)
         labels.append(toy.solution_key(leaf))
     # High-curvature ridges reach the local minima, low-curvature ones the global minima.
     assert labels == ["x-", "x+", "y-", "y+"]

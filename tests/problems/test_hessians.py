@@ -12,6 +12,7 @@ from ridgerider.problems import create
     [
         ("lever-game", {}),
         ("lever-game", {"payoffs": "1,1,1,1,1,1,1,1,1,0.9"}),
+        ("coord-game", {"classes": "1x3,0.7x2,0.6x1", "seed": 4}),
         ("tree-rl", {"depth": 4, "tree_seed": 1}),
         ("tree-rl", {"depth": 8, "tree_seed": 3}),
         ("tree-rl", {"depth": 10, "tree_seed": 2, "deep_rewards": False}),

@@ -234,3 +234,26 @@ def test_complete_many_fences_each_branch(frontier: Frontier) -> None:
     assert frontier.storage.count_nodes(job) == {"done": 3, "waiting": 1}
     drain(frontier, job, fanout=3, depth=1)
     assert tree_keys(frontier, job) == reference("bfs", fanout=3, depth=1)
+
+
+def test_a_lease_listed_twice_is_recorded_once(frontier: Frontier) -> None:
+    job = submit(frontier)
+    (lease,) = frontier.claim("w", 1, job_id=job)
+    exp = expansion(lease.branch, fanout=2)
+    assert frontier.complete_many([(lease, exp), (lease, exp)]) == [True, False]
+    assert frontier.storage.count_nodes(job) == {"done": 1, "waiting": 2}
+    assert frontier.complete_many([]) == []
+
+
+def test_infinite_results_are_stored_as_such(frontier: Frontier) -> None:
+    job = submit(frontier)
+    (lease,) = frontier.claim("w", 1, job_id=job)
+    exp = expansion(lease.branch, fanout=2, loss=float("-inf"))  # children's loss too
+    exp.node.eigenvalue_end = float("inf")
+    exp.node.losses = [0.0]  # JSON (the trace) has no infinities: only columns are tested
+    assert frontier.complete(lease, exp)
+    node = frontier.storage.get_node(lease.node_id)
+    assert node is not None and node.loss == float("-inf") and node.eigenvalue_end == float("inf")
+    kids = [n for n in frontier.storage.iter_nodes(job, tree=False) if n.parent_id == node.id]
+    branches = [frontier.storage.node_branch(n.id) for n in kids]
+    assert [b.loss for b in branches if b is not None] == [float("-inf")] * 2

@@ -12,6 +12,7 @@ from ridgerider.api.metrics import Metrics, MetricsMiddleware
 from ridgerider.api.routes import events, jobs, system, tree
 from ridgerider.api.settings import ApiSettings
 from ridgerider.api.state import PoolFactory, lifespan
+from ridgerider.dashboard import mount_dashboard
 from ridgerider.problems import available
 
 __all__ = ["API_PREFIX", "create_app"]
@@ -50,6 +51,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(AllowHeaderMiddleware, paths=lambda: app.openapi()["paths"])
     _document_problems(app)
+    mount_dashboard(app)  # the web page at / and /jobs/{id}
     return app
 
 

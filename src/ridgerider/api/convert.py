@@ -45,6 +45,7 @@ def job_out(job: JobRecord) -> models.Job:
             loss=finite(job.mis.get("loss")),
             grad_norm=finite(job.mis.get("grad_norm")),
             negative_eigenvalues=job.mis.get("negative_eigenvalues", 0),
+            spectrum=finite(job.mis.get("spectrum", [])),
         ),
         nodes=job.nodes,
         steps=job.steps,

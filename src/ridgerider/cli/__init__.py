@@ -21,10 +21,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ridgerider.core.branch import Node
 from ridgerider.core.settings import ORDERS, RRSettings
 from ridgerider.problems import ParamError, UnknownProblemError, available, create
 from ridgerider.services import runner
+from ridgerider.services.worker import NodeView
 
 __all__ = ["main"]
 
@@ -137,7 +137,7 @@ def _progress(quiet: bool, description: str, total: int | None) -> tuple[Progres
     task = progress.add_task(description, total=total, steps=0, solutions=0)
     found = 0
 
-    def on_node(node: Node, steps: int) -> None:
+    def on_node(node: NodeView, steps: int) -> None:
         nonlocal found
         found += int(node.is_solution)
         progress.update(task, advance=1, steps=steps, solutions=found)
@@ -186,6 +186,30 @@ JSON_PATH = click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="write a report"
 )
 QUIET = click.option("--quiet", is_flag=True, help="no progress bar or table")
+WORKERS = click.option(
+    "--workers",
+    type=click.IntRange(0, 4096),
+    default=0,
+    show_default=True,
+    help="Ray workers (a local Ray is started on demand); 0 rides in this process",
+)
+RAY_ADDRESS = click.option(
+    "--ray-address",
+    envvar="RIDGERIDER_RAY_ADDRESS",
+    default=None,
+    help="with --workers: join this Ray cluster (e.g. auto, host:6379) instead of a local Ray",
+)
+
+
+def _ray_plan(workers: int, ray_address: str | None, threads: int = 1) -> runner.RayPlan | None:
+    """``--workers N`` (N >= 1) as a Ray plan; ``None`` (in-process) for 0."""
+    if workers == 0:
+        if ray_address:
+            _usage_error("--ray-address needs --workers >= 1")
+        return None
+    from ridgerider.services.distributed import WorkerOptions
+
+    return runner.RayPlan(workers, ray_address, WorkerOptions(torch_threads=threads))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -207,6 +231,7 @@ def main() -> None:
     help="exact (dense Hessian) or approx (Hessian-vector products only)",
 )
 @click.option("--order", type=click.Choice(ORDERS), default=None, help="search order")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default cpu)")
 @click.option("--max-nodes", type=click.IntRange(1, 10_000_000), default=None)
 @click.option("--max-steps", type=click.IntRange(0, 10**9), default=None)
 @click.option(
@@ -217,6 +242,8 @@ def main() -> None:
 )
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
 @click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
+@WORKERS
+@RAY_ADDRESS
 @DATABASE_URL
 @REDIS_URL
 @JSON_PATH
@@ -227,17 +254,24 @@ def run(
     settings: tuple[str, ...],
     method: str | None,
     order: str | None,
+    device: str | None,
     max_nodes: int | None,
     max_steps: int | None,
     wall_time: float | None,
     seed: int,
     threads: int,
+    workers: int,
+    ray_address: str | None,
     database_url: str | None,
     redis_url: str | None,
     json_path: Path | None,
     quiet: bool,
 ) -> None:
-    """Run a Ridge Rider search on PROBLEM, store it as a job and print its solutions."""
+    """Run a Ridge Rider search on PROBLEM, store it as a job and print its solutions.
+
+    ``--workers N`` rides branches on N Ray workers (same tree and solutions as ``--workers 0``,
+    which rides them in this process).
+    """
     raw_params = _parse_pairs(params, "--set")
     try:
         prob = create(problem, raw_params)
@@ -247,6 +281,7 @@ def run(
     for key, value in (
         ("method", method),
         ("order", order),
+        ("device", device),
         ("max_nodes", max_nodes),
         ("max_steps", max_steps),
     ):
@@ -254,6 +289,7 @@ def run(
             overrides[key] = value
     rr = _build_settings(prob.default_settings(), overrides)
     _check_json_path(json_path)
+    plan = _ray_plan(workers, ray_address, threads)
     torch.set_num_threads(threads)
 
     def created(job_id: int, location: str) -> None:
@@ -273,6 +309,7 @@ def run(
         database_url=database_url,
         redis_url=redis_url,
         on_created=created,
+        ray=plan,
     )
 
 
@@ -323,15 +360,24 @@ def show(job: int, database_url: str | None, json_path: Path | None, quiet: bool
 
 @main.command()
 @click.argument("job", type=click.IntRange(1))
+@WORKERS
+@RAY_ADDRESS
 @DATABASE_URL
 @REDIS_URL
 @JSON_PATH
 @QUIET
 def resume(
-    job: int, database_url: str | None, redis_url: str | None, json_path: Path | None, quiet: bool
+    job: int,
+    workers: int,
+    ray_address: str | None,
+    database_url: str | None,
+    redis_url: str | None,
+    json_path: Path | None,
+    quiet: bool,
 ) -> None:
     """Continue a job whose process died, exactly where it stopped."""
     _check_json_path(json_path)
+    plan = _ray_plan(workers, ray_address)
     _run_with_progress(
         f"job {job} nodes",
         None,
@@ -342,6 +388,7 @@ def resume(
         quiet=quiet,
         database_url=database_url,
         redis_url=redis_url,
+        ray=plan,
     )
 
 
@@ -349,6 +396,8 @@ def resume(
 @click.argument("job", type=click.IntRange(1))
 @click.option("--max-nodes", type=click.IntRange(1, 10_000_000), default=None)
 @click.option("--max-steps", type=click.IntRange(0, 10**9), default=None)
+@WORKERS
+@RAY_ADDRESS
 @DATABASE_URL
 @REDIS_URL
 @JSON_PATH
@@ -357,6 +406,8 @@ def extend(
     job: int,
     max_nodes: int | None,
     max_steps: int | None,
+    workers: int,
+    ray_address: str | None,
     database_url: str | None,
     redis_url: str | None,
     json_path: Path | None,
@@ -364,6 +415,7 @@ def extend(
 ) -> None:
     """Raise a finished job's budgets and run it on to the new ones."""
     _check_json_path(json_path)
+    plan = _ray_plan(workers, ray_address)
     _run_with_progress(
         f"job {job} nodes",
         None,
@@ -376,6 +428,7 @@ def extend(
         max_steps=max_steps,
         database_url=database_url,
         redis_url=redis_url,
+        ray=plan,
     )
 
 
@@ -404,5 +457,7 @@ def problems(as_json: bool) -> None:
     out.print(table)
 
 
+from ridgerider.cli import crossplay as _crossplay  # noqa: E402,F401
 from ridgerider.cli import serve as _serve  # noqa: E402,F401
 from ridgerider.cli import token as _token  # noqa: E402,F401
+from ridgerider.cli import worker as _worker  # noqa: E402,F401

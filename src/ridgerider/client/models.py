@@ -20,6 +20,7 @@ __all__ = [
     "JobPage",
     "Node",
     "NodePage",
+    "NodeTrace",
     "Problem",
     "SearchSettings",
     "Solution",
@@ -107,6 +108,9 @@ class Mis(BaseModel):
     loss: float | None
     grad_norm: float | None
     negative_eigenvalues: int
+    spectrum: list[float | None] = Field(
+        default_factory=list, description="lowest Hessian eigenvalues at the MIS, ascending"
+    )
 
 
 class Job(BaseModel):
@@ -215,3 +219,13 @@ class ErrorItem(BaseModel):
     loc: list[str | int]
     msg: str
     type: str
+
+
+class NodeTrace(BaseModel):
+    """How a node's ride went, step by step (``GET /jobs/{id}/nodes/{node}/trace``)."""
+
+    node_id: int
+    losses: list[float | None] = Field(description="the loss at every accepted ride step")
+    spectrum: list[float | None] = Field(
+        description="lowest Hessian eigenvalues where the ride ended, ascending"
+    )

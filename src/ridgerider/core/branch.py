@@ -144,6 +144,7 @@ class Node:
     loss: float
     """Loss at the end of the ride (after polishing, for polished leaves)."""
     steps: int
+    """Ride steps, plus the gradient steps of the polish for polished leaves."""
     end_reason: str
     """Why the ride ended: ``root``, ``convex``, ``overlap``, ``no_progress``, ``max_steps``."""
     losses: list[float]

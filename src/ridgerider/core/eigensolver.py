@@ -267,7 +267,7 @@ def _block_phase(
             basis.collapse(y[:, :keep], mu[:keep])
         w = basis.orthonormalise(r, thresh)[:room]
         if w.shape[0] == 0:  # the basis is invariant: go on from a random direction
-            fresh = torch.randn(1, basis.n, generator=generator, dtype=basis.dtype)
+            fresh = _random(basis.n, 1, generator, basis.dtype)[None]
             w = basis.orthonormalise(fresh)[:room]
             if w.shape[0] == 0:
                 break
@@ -365,17 +365,17 @@ def _lanczos(
         invariant = b <= 1e-10 * max(norm, _TINY)
         if not done and invariant and m < min(cap, n):
             # An invariant subspace: go on from a fresh random direction (β = 0 decouples it).
-            w = torch.randn(n, generator=generator, dtype=dtype)
+            w = _random(n, 1, generator, dtype)
             for _ in range(2):
                 w = w - (q[:m] @ w) @ q[:m]
             b, beta[m - 1], segment = float(w.norm()), 0.0, m
         elif done or invariant:
-            y = torch.from_numpy(s).to(dtype)
+            y = _np(s, q)
             x = y.T @ q[:m]
             out = _Outcome(
-                torch.from_numpy(mu[:kk]).to(dtype),
+                _np(mu[:kk], q),
                 x[:kk],
-                torch.from_numpy(res[:kk]).to(dtype),
+                _np(res[:kk], q),
                 x[kk:],
                 m,
                 norm,
@@ -384,8 +384,8 @@ def _lanczos(
             return out, None, m, norm
         q[m] = w / b
     mu, s = _tridiagonal_bottom(alpha[:m], beta[: m - 1], min(cfg.active, m))
-    y = torch.from_numpy(s).to(dtype)
-    mu_t = torch.from_numpy(mu).to(dtype)
+    y = _np(s, q)
+    mu_t = _np(mu, q)
     x = y.T @ q[:m]
     # A Vᵀs = Vᵀ T s + b q_{m+1} s_last = μ Vᵀs + b s_last q_{m+1}, exactly.
     ax = mu_t[:, None] * x + b * y[m - 1][:, None] * q[m][None, :]
@@ -516,6 +516,16 @@ def bottom_eigenpairs(
 
 
 def _random(n: int, b: int, generator: torch.Generator | None, dtype: torch.dtype) -> Tensor:
-    """``b`` random rows of length ``n`` (one row is returned as a vector when ``b == 1``)."""
-    out = torch.randn(b, n, generator=generator, dtype=dtype)
+    """``b`` random rows of length ``n`` (one row is returned as a vector when ``b == 1``).
+
+    Drawn on the CPU (where seeded generators live) and moved to the default device, so that a
+    run under ``torch.device("cuda")`` draws the same numbers as on the CPU.
+    """
+    out = torch.randn(b, n, generator=generator, dtype=dtype, device="cpu")
+    out = out.to(torch.get_default_device())
     return out[0] if b == 1 else out
+
+
+def _np(a: np.ndarray, like: Tensor) -> Tensor:
+    """A NumPy array as a tensor with ``like``'s dtype and device."""
+    return torch.from_numpy(a).to(dtype=like.dtype, device=like.device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from ridgerider.core.branch import Branch, Node, child_seed
+from ridgerider.core.device import on_device, to_device
 from ridgerider.core.problem import Problem
 from ridgerider.core.ridge import get_ridges, polish, ride
 from ridgerider.core.settings import RRSettings
@@ -38,9 +39,18 @@ def expand(
 
     Args:
         problem: the loss and its metadata.
-        settings: search hyperparameters.
+        settings: search hyperparameters (``settings.device``: where to compute; the node and
+            children come back on the CPU).
         branch: what to ride; the root (``direction is None``) is only branched from.
     """
+    if settings.device == "cpu":
+        return _expand(problem, settings, branch)
+    with on_device(problem, settings.device) as device:
+        out = _expand(problem, settings, to_device(branch, device))
+    return Expansion(to_device(out.node, "cpu"), [to_device(c, "cpu") for c in out.children])
+
+
+def _expand(problem: Problem, settings: RRSettings, branch: Branch) -> Expansion:
     loss_fn = problem.loss
     generator = torch.Generator().manual_seed(branch.seed)
     if branch.direction is None:
@@ -77,7 +87,8 @@ def expand(
     is_leaf = leaf_reason is not None
     is_solution = is_leaf and not stalled
     if is_solution and settings.polish_steps:
-        theta = polish(loss_fn, theta, settings.polish_steps, settings.polish_lr)
+        theta, polished = polish(loss_fn, theta, settings.polish_steps, settings.polish_lr)
+        steps += polished
     loss_end = float(loss_fn(theta))
     children = [
         Branch(

@@ -100,7 +100,8 @@ def get_ridges(
         g = gradient(loss_fn, theta)
         ridges = []
         for i in range(settings.n_ridges):
-            u = torch.randn(theta.numel(), generator=generator, dtype=theta.dtype)
+            u = torch.randn(theta.numel(), generator=generator, dtype=theta.dtype, device="cpu")
+            u = u.to(theta.device)
             u = u / u.norm()
             if float(u @ g) < 0:
                 u = -u
@@ -252,15 +253,18 @@ def ride(
     return RideOutcome(theta, e, lam, losses, steps, reason, crossings)
 
 
-def polish(loss_fn: LossFn, theta: Tensor, steps: int, lr: float, tol: float = 1e-10) -> Tensor:
+def polish(
+    loss_fn: LossFn, theta: Tensor, steps: int, lr: float, tol: float = 1e-10
+) -> tuple[Tensor, int]:
     """Gradient descent at a leaf (the paper's Fig. 1 finishes leaves this way).
 
-    Stops early once ``‖∇L‖ ≤ tol``.
+    Stops early once ``‖∇L‖ ≤ tol``. Returns the point and the gradient steps taken (they count
+    against the step budget like ride steps).
     """
     x = theta.detach().clone()
-    for _ in range(steps):
+    for taken in range(steps):
         g = gradient(loss_fn, x)
         if float(g.norm()) <= tol:
-            break
+            return x, taken
         x = x - lr * g
-    return x
+    return x, steps

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
+from ridgerider.core.device import check_device
+
 __all__ = [
     "APPROX_UPDATES",
     "METHODS",
@@ -103,6 +105,9 @@ class RRSettings:
     """Budget: expanded nodes, the MIS included."""
     max_steps: int = 100_000
     """Budget: total ride steps; no new branch starts once it is spent."""
+    device: str = "cpu"
+    """Where branches are computed: ``cpu``, ``cuda`` or ``cuda:N`` (``core.device``). Tensors
+    move to it once per branch; results come back to the CPU. CUDA must be available."""
 
     def __post_init__(self) -> None:
         checks: list[tuple[str, bool, str]] = [
@@ -132,6 +137,7 @@ class RRSettings:
         for name, ok, limit in checks:
             if not ok:
                 raise ValueError(f"{name} must be {limit}, got {getattr(self, name)!r}")
+        check_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form (for JSON and storage)."""

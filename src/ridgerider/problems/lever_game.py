@@ -18,6 +18,7 @@ import torch
 from pydantic import Field, field_validator
 from torch import Tensor
 
+from ridgerider.core.games import TwoPlayerGame
 from ridgerider.problems.base import ParamsModel, RegisteredProblem
 
 __all__ = ["LeverGame", "LeverGameParams", "parse_payoffs"]
@@ -60,8 +61,12 @@ class LeverGameParams(ParamsModel):
         return value
 
 
-class LeverGame(RegisteredProblem):
-    """Two softmax players coordinating on levers with symmetric payoff classes."""
+class LeverGame(RegisteredProblem, TwoPlayerGame):
+    """Two softmax players coordinating on levers with symmetric payoff classes.
+
+    Its symmetries are the relabellings of levers within a payoff class, applied to both
+    players at once (:meth:`sample_symmetry`).
+    """
 
     name = "lever-game"
     summary = "two-player lever coordination game (zero-shot coordination, paper Fig. 6)"
@@ -70,8 +75,13 @@ class LeverGame(RegisteredProblem):
 
     def __init__(self, params: LeverGameParams) -> None:
         super().__init__(params)
-        self.payoffs = torch.tensor(params.payoffs, dtype=self.dtype)
-        self.m = len(params.payoffs)
+        values = self.payoff_values()
+        self.payoffs = torch.tensor(values, dtype=self.dtype)
+        self.m = len(values)
+
+    def payoff_values(self) -> tuple[float, ...]:
+        """The payoff of each lever, in lever order (subclasses derive it from their params)."""
+        return self.params.payoffs
 
     @property
     def n_params(self) -> int:
@@ -87,6 +97,21 @@ class LeverGame(RegisteredProblem):
         p = torch.softmax(theta_a[: self.m], 0)
         q = torch.softmax(theta_b[self.m :], 0)
         return (self.payoffs * p * q).sum()
+
+    def classes(self) -> dict[float, list[int]]:
+        """The levers of each payoff class, by payoff (levers ascending)."""
+        out: dict[float, list[int]] = {}
+        for lever, r in enumerate(self.payoff_values()):
+            out.setdefault(r, []).append(lever)
+        return out
+
+    def sample_symmetry(self, generator: torch.Generator) -> Tensor:
+        """A random relabelling of levers within each payoff class, the same for both players."""
+        sigma = torch.arange(self.m)
+        for levers in self.classes().values():
+            idx = torch.tensor(levers)
+            sigma[idx] = idx[torch.randperm(len(levers), generator=generator)]
+        return torch.cat([sigma, sigma + self.m])
 
     def loss(self, theta: Tensor) -> Tensor:
         """Minus the expected self-play payoff."""

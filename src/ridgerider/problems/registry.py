@@ -14,6 +14,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ridgerider.problems.base import ParamError, RegisteredProblem
+from ridgerider.problems.coord_game import CoordGame
 from ridgerider.problems.digits import DigitsMLP
 from ridgerider.problems.lever_game import LeverGame
 from ridgerider.problems.mnist import MnistMLP
@@ -23,7 +24,14 @@ from ridgerider.problems.tree_rl import TreeRL
 __all__ = ["ENTRY_POINT_GROUP", "UnknownProblemError", "available", "create", "get"]
 
 ENTRY_POINT_GROUP = "ridgerider.problems"
-_BUILTIN: tuple[type[RegisteredProblem], ...] = (Toy2D, TreeRL, LeverGame, DigitsMLP, MnistMLP)
+_BUILTIN: tuple[type[RegisteredProblem], ...] = (
+    Toy2D,
+    TreeRL,
+    LeverGame,
+    CoordGame,
+    DigitsMLP,
+    MnistMLP,
+)
 
 
 class UnknownProblemError(KeyError):

@@ -3,6 +3,14 @@
 Every function opens the archive at ``database_url`` (default: a SQLite file in the user's data
 folder, see :func:`default_database_url`), applies pending migrations, does its work and closes
 the archive. Results use the JSON shape of ``ridgerider run``, plus ``job_id``.
+
+Two ways to run a job's branches: ``workers`` threads in this process (the default), or Ray
+actors (``ray=RayPlan(n, address)``, :mod:`ridgerider.services.distributed`) on a local Ray
+started on demand (shut down afterwards) or on the cluster at ``address``. Ray workers are separate
+processes, so they share the archive, not memory: the embedded default is the database frontier
+on the SQLite file (every process opens the same file; SQLite's writer lock is a file lock), or
+PostgreSQL (+ Redis) in a deployment. On a cluster, use PostgreSQL (a SQLite file is only
+reachable on its own machine).
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from platformdirs import user_data_dir
 
@@ -25,9 +33,13 @@ from ridgerider.services.jobs import JobNotFoundError
 from ridgerider.services.storage.sql import SQLStorage
 from ridgerider.services.worker import OnNode, Worker
 
+if TYPE_CHECKING:
+    from ridgerider.services.distributed import WorkerOptions
+
 __all__ = [
     "Archive",
     "JobNotFoundError",
+    "RayPlan",
     "default_database_url",
     "extend",
     "list_jobs",
@@ -110,6 +122,79 @@ def _work(archive: Archive, job_id: int, on_node: OnNode | None, workers: int) -
             t.join()
 
 
+@dataclass(frozen=True)
+class RayPlan:
+    """Run a job's branches on ``workers`` Ray actors (see the module docstring).
+
+    Args:
+        workers: number of Ray worker actors (>= 1).
+        address: an existing cluster (``None``: this process's Ray, or a local one on demand).
+        options: resources per worker (default: one CPU, one torch thread).
+    """
+
+    workers: int
+    address: str | None = None
+    options: WorkerOptions | None = None
+
+
+def _work_ray(
+    archive: Archive, job_id: int, on_node: OnNode | None, plan: RayPlan, redis_url: str | None
+) -> None:
+    """Run ``plan.workers`` Ray workers on one job until it finishes, reporting progress."""
+    from ridgerider.services.distributed import WorkerPoolError, start_workers
+
+    archive.frontier.start_reaper()
+    url = archive.storage.db.url.render_as_string(hide_password=False)
+    pool = start_workers(
+        url,
+        redis_url,
+        plan.workers,
+        job_id=job_id,
+        ray_address=plan.address,
+        options=plan.options,
+        reaper=False,
+    )
+    job = archive.storage.get_job(job_id)
+    cursor = job.nodes if job else 0  # report the nodes sequenced from now on
+    try:
+        while not pool.wait(0.2):
+            cursor = _report(archive, job_id, cursor, on_node)
+        if pool.error is not None:
+            raise WorkerPoolError(pool.error)
+        _report(archive, job_id, cursor, on_node)
+    finally:
+        pool.stop()
+
+
+def _report(archive: Archive, job_id: int, cursor: int, on_node: OnNode | None) -> int:
+    """Call ``on_node`` for each node sequenced since rank ``cursor``; the next cursor."""
+    if on_node is None:
+        return cursor
+    job = archive.storage.get_job(job_id)
+    steps = job.steps if job else 0
+    while True:
+        page = archive.storage.list_nodes(job_id, cursor=cursor, tree=True)
+        for record in page.items:
+            on_node(record, steps)
+            cursor = (record.rank or 0) + 1
+        if page.next_cursor is None:
+            return cursor
+
+
+def _dispatch(
+    archive: Archive,
+    job_id: int,
+    on_node: OnNode | None,
+    workers: int,
+    ray: RayPlan | None,
+    redis_url: str | None,
+) -> None:
+    if ray is not None:
+        _work_ray(archive, job_id, on_node, ray, redis_url)
+    else:
+        _work(archive, job_id, on_node, workers)
+
+
 def run(
     problem: str,
     params: dict[str, Any] | None,
@@ -123,12 +208,14 @@ def run(
     on_created: Callable[[int, str], None] | None = None,
     on_node: OnNode | None = None,
     workers: int = 1,
+    ray: RayPlan | None = None,
 ) -> dict[str, Any]:
     """Create a job, run it to completion in this process and return its result.
 
     ``on_created(job_id, location)`` is called once the job is stored (print the id and where
     the archive is); ``on_node(node, steps)`` after every node this process completes.
-    With one worker the tree equals ``core.run_search``'s for the same seed and settings.
+    The tree equals ``core.run_search``'s for the same seed and settings, with ``workers``
+    threads here or with Ray workers (``ray``, see :class:`RayPlan`).
     """
     with _archive(database_url, redis_url) as archive:
         job = jobs.submit(
@@ -143,7 +230,7 @@ def run(
         )
         if on_created is not None:
             on_created(job.id, archive.location)
-        _work(archive, job.id, on_node, workers)
+        _dispatch(archive, job.id, on_node, workers, ray, redis_url)
         return jobs.job_result(archive.storage, job.id)
 
 
@@ -154,6 +241,7 @@ def resume(
     redis_url: str | None = None,
     on_node: OnNode | None = None,
     workers: int = 1,
+    ray: RayPlan | None = None,
 ) -> dict[str, Any]:
     """Continue a job whose process died (or that failed or was cancelled) to completion.
 
@@ -163,7 +251,7 @@ def resume(
     with _archive(database_url, redis_url) as archive:
         job = jobs.resume(archive.storage, archive.frontier, job_id)
         if job.status == "running":
-            _work(archive, job_id, on_node, workers)
+            _dispatch(archive, job_id, on_node, workers, ray, redis_url)
         return jobs.job_result(archive.storage, job_id)
 
 
@@ -177,6 +265,7 @@ def extend(
     redis_url: str | None = None,
     on_node: OnNode | None = None,
     workers: int = 1,
+    ray: RayPlan | None = None,
 ) -> dict[str, Any]:
     """Raise a finished job's budgets and run it on to the new ones (``ValueError`` if lower)."""
     with _archive(database_url, redis_url) as archive:
@@ -189,7 +278,7 @@ def extend(
             wall_time_s=wall_time_s,
         )
         if more:
-            _work(archive, job_id, on_node, workers)
+            _dispatch(archive, job_id, on_node, workers, ray, redis_url)
         return jobs.job_result(archive.storage, job_id)
 
 

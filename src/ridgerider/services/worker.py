@@ -6,17 +6,37 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from ridgerider.core.branch import Node
-from ridgerider.core.expand import expand
+from ridgerider.core.branch import Branch
+from ridgerider.core.expand import Expansion, expand
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem, create
 from ridgerider.services.frontier.base import Frontier, Lease, default_worker_id
 
-__all__ = ["OnNode", "Worker"]
+__all__ = ["ExpandFn", "MakeProblem", "NodeView", "OnNode", "Worker"]
 
-OnNode = Callable[[Node, int], None]
+
+class NodeView(Protocol):
+    """What a progress callback may read of a finished node (a ``Node`` or a ``NodeRecord``)."""
+
+    @property
+    def key(self) -> str:
+        """The node's fingerprint key."""
+
+    @property
+    def is_solution(self) -> bool | None:
+        """Whether the node is a solution leaf."""
+
+
+OnNode = Callable[[NodeView, int], None]
 """Progress callback: the node just completed and the job's ride steps so far."""
+
+MakeProblem = Callable[[str, dict[str, Any]], RegisteredProblem]
+"""Builds a job's problem from its registry name and stored parameters."""
+
+ExpandFn = Callable[[RegisteredProblem, RRSettings, Branch], Expansion]
+"""The expand step (``core.expand.expand``; benchmarks may swap in a simulated one)."""
 
 
 @dataclass
@@ -26,9 +46,12 @@ class Worker:
     Args:
         frontier: where branches come from.
         job_id: serve only this job (and stop when it finishes); ``None`` serves every job.
-        batch: branches claimed at once.
+        batch: branches claimed at once (ridden in turn, then completed in one transaction).
         on_node: progress callback (see :data:`OnNode`).
         stop_when_idle: with ``job_id=None``, stop when no job has work.
+        make_problem: builds a job's problem once per worker (default: the registry's
+            ``create``; Ray workers fetch it from the object store instead).
+        expand_fn: the expand step (default ``core.expand.expand``).
     """
 
     frontier: Frontier
@@ -38,6 +61,8 @@ class Worker:
     stop_when_idle: bool = True
     poll_s: float = 0.02
     worker_id: str = field(default_factory=default_worker_id)
+    make_problem: MakeProblem = create
+    expand_fn: ExpandFn = expand
     completed: int = 0
     _held: list[Lease] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -48,6 +73,11 @@ class Worker:
     def stop(self) -> None:
         """Ask the loop to stop after the branch in hand."""
         self._stop.set()
+
+    def holding(self) -> list[Lease]:
+        """The leases of the branches in hand (being ridden) right now."""
+        with self._lock:
+            return list(self._held)
 
     def run(self) -> int:
         """Work until the job finishes (or :meth:`stop`); returns how many nodes it completed."""
@@ -63,8 +93,11 @@ class Worker:
                     continue
                 with self._lock:
                     self._held = list(leases)
-                for lease in leases:
-                    self._ride(lease)
+                rides = [(x, e) for x in leases if (e := self._expand(x)) is not None]
+                recorded = self.frontier.complete_many(rides)  # one transaction per claim
+                for (lease, expansion), ok in zip(rides, recorded, strict=True):
+                    if ok:
+                        self._completed(lease, expansion)
                 with self._lock:
                     self._held = []
         finally:
@@ -83,23 +116,24 @@ class Worker:
         if job_id not in self._problems:
             job = self.frontier.storage.get_job(job_id)
             assert job is not None
-            problem = create(job.problem, job.params)
+            problem = self.make_problem(job.problem, job.params)
             self._problems[job_id] = (problem, RRSettings.from_dict(job.settings))
             self._lease_s[job_id] = self.frontier.lease_s or job.lease_s
         return self._problems[job_id]
 
-    def _ride(self, lease: Lease) -> None:
+    def _expand(self, lease: Lease) -> Expansion | None:
         problem, settings = self._setup(lease.job_id)
         try:
-            expansion = expand(problem, settings, lease.branch)
+            return self.expand_fn(problem, settings, lease.branch)
         except Exception as exc:
             self.frontier.fail(lease, f"{type(exc).__name__}: {exc}")
-            return
-        if self.frontier.complete(lease, expansion):
-            self.completed += 1
-            if self.on_node is not None:
-                job = self.frontier.storage.get_job(lease.job_id)
-                self.on_node(expansion.node, job.steps if job else 0)
+            return None
+
+    def _completed(self, lease: Lease, expansion: Expansion) -> None:
+        self.completed += 1
+        if self.on_node is not None:
+            job = self.frontier.storage.get_job(lease.job_id)
+            self.on_node(expansion.node, job.steps if job else 0)
 
     def _heartbeat(self) -> None:
         """Extend the leases in hand three times per lease length."""

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Response
 
 from ridgerider.api.auth import CurrentUser, ServiceDep, owned_job
-from ridgerider.api.convert import node_out, npy_bytes, safetensors_bytes, solution_out
+from ridgerider.api.convert import finite, node_out, npy_bytes, safetensors_bytes, solution_out
 from ridgerider.api.routes.jobs import ERRORS, JobId
 from ridgerider.client import models
 
@@ -134,3 +134,24 @@ def get_node_params(
         body, media, ext = npy_bytes(theta), NPY, "npy"
     disposition = f'attachment; filename="{name}.{ext}"'
     return Response(body, media_type=media, headers={"Content-Disposition": disposition})
+
+
+@router.get(
+    "/jobs/{job_id}/nodes/{node_id}/trace",
+    operation_id="get_node_trace",
+    response_model=models.NodeTrace,
+    responses=ERRORS,
+)
+def get_node_trace(
+    job_id: JobId, node_id: NodeId, service: ServiceDep, user: CurrentUser
+) -> models.NodeTrace:
+    """The loss at every step of a done node's ride and the spectrum where it ended."""
+    owned_job(service, user, job_id)
+    node = service.archive.storage.get_node(node_id)
+    if node is None or node.job_id != job_id or node.trace is None:
+        raise HTTPException(404, f"job {job_id} has no done node {node_id}")
+    return models.NodeTrace(
+        node_id=node.id,
+        losses=finite(node.trace.get("losses", [])),
+        spectrum=finite(node.trace.get("spectrum", [])),
+    )

@@ -13,6 +13,7 @@ rank, so no completion is ever left unsequenced and nobody waits for the job row
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -25,8 +26,24 @@ from ridgerider.core.expand import Expansion
 from ridgerider.services.frontier import sequencer
 from ridgerider.services.frontier.base import Frontier, Lease, owner_is_dead_here
 from ridgerider.services.frontier.codec import child_rows, node_values
+from ridgerider.services.frontier.pgpath import (
+    ASYNC,
+    COMPLETE,
+    PREFIXES,
+    complete_params,
+    refresh_statistics,
+    run,
+)
+from ridgerider.services.frontier.pgseq import Fallback, bfs_round
 from ridgerider.services.frontier.sqlseq import SqlSeqStore, load_state, save_state
-from ridgerider.services.frontier.statements import CHILD_COLS, JSON_COLS, RESULT_COLS, statements
+from ridgerider.services.frontier.statements import (
+    CHILD_COLS,
+    JSON_COLS,
+    RESULT_COLS,
+    Compiled,
+    Result,
+    statements,
+)
 from ridgerider.services.storage.session import db_now
 from ridgerider.services.storage.sql import SQLStorage, add_event, apply_transition
 from ridgerider.services.storage.tables import (
@@ -40,6 +57,19 @@ __all__ = ["DatabaseFrontier"]
 
 n, j = NODES.c, JOBS.c
 _REAP_BATCH = 1000
+_STATS_EVERY_S = 5.0
+"""How often one process checks whether the frontier's tables need new planner statistics."""
+
+
+def _first_of_each(done: Sequence[tuple[Lease, Expansion]]) -> list[tuple[Lease, Expansion]]:
+    """A batch without repeated leases (a lease listed twice is recorded once, the first time)."""
+    seen: set[tuple[int, str]] = set()
+    out = []
+    for lease, expansion in done:
+        if (lease.node_id, lease.token) not in seen:
+            seen.add((lease.node_id, lease.token))
+            out.append((lease, expansion))
+    return out
 
 
 class DatabaseFrontier(Frontier):
@@ -51,6 +81,8 @@ class DatabaseFrontier(Frontier):
         self.db = storage.db
         self.sql = statements(self.db.dialect, self.db.engine.dialect)
         self.lease_s = lease_s
+        self._general: set[int] = set()  # jobs whose sequencer rounds take the general path
+        self._stats_due = 0.0  # when this process next checks the planner statistics
 
     def _ttl(self, lease_s: float | None) -> Any:
         """Lease length: explicit, the frontier's, or the job's ``lease_s`` column."""
@@ -61,17 +93,37 @@ class DatabaseFrontier(Frontier):
 
     # -- claims ----------------------------------------------------------------------------
 
-    def _leases(self, conn: Connection, rows: Any, worker: str, token: str) -> list[Lease]:
+    def _leases(self, conn: Connection | None, rows: Any, worker: str, token: str) -> list[Lease]:
         """Leases of the rows a claim statement returned, in claim order."""
         out = []
         for r in sorted(rows, key=lambda r: (r.job_id, r.rank)):
-            data = load_blob(conn, r.branch_data, r.branch_ref) or b""
-            branch = Branch.from_bytes(bytes(data))
+            data = r.branch_data
+            if data is None and r.branch_ref is not None:  # an artifact (large branch)
+                if conn is None:
+                    with self.db.session(write=False) as s:
+                        data = load_blob(s.connection(), None, r.branch_ref)
+                else:
+                    data = load_blob(conn, None, r.branch_ref)
+            branch = Branch.from_bytes(bytes(data or b""))
             lease = Lease(
                 r.job_id, r.id, token, worker, r.attempts, r.lease_expires, r.rank, branch
             )
             out.append(lease)
         return out
+
+    def _lease_rows(self, stmt: Compiled, params: dict[str, Any]) -> list[Lease]:
+        """Run a claim statement in a transaction of its own (one round trip on PostgreSQL)."""
+        worker, token = params["worker"], params["token"]
+        if self.sql.pg:
+            with self.db.pipeline() as pipe:
+                run(pipe, "BEGIN")
+                run(pipe, ASYNC)
+                cur = run(pipe, stmt, params)
+                run(pipe, "COMMIT")
+            return self._leases(None, Result(cur), worker, token)
+        with self.db.session(durable=False) as s:
+            conn = s.connection()
+            return self._leases(conn, stmt(conn, **params), worker, token)
 
     @override
     def claim(
@@ -80,9 +132,7 @@ class DatabaseFrontier(Frontier):
         token = uuid.uuid4().hex
         stmt = self.sql.claim_any if job_id is None else self.sql.claim_job
         params = {"worker": worker, "token": token, "ttl": lease_s or self.lease_s, "k": k}
-        with self.db.session(durable=False) as s:
-            conn = s.connection()
-            return self._leases(conn, stmt(conn, job=job_id, **params), worker, token)
+        return self._lease_rows(stmt, {**params, "job": job_id})
 
     @override
     def heartbeat(self, leases: Sequence[Lease], lease_s: float | None = None) -> list[bool]:
@@ -126,6 +176,10 @@ class DatabaseFrontier(Frontier):
 
     @override
     def complete_many(self, done: Sequence[tuple[Lease, Expansion]]) -> list[bool]:
+        if not done:
+            return []
+        if self.sql.pg and (params := complete_params(_first_of_each(done))) is not None:
+            return self._complete_pg(done, params)
         ok: list[bool] = []
         ranks: dict[int, set[int]] = {}  # job → ranks recorded here
         with self.db.session() as s:
@@ -144,6 +198,34 @@ class DatabaseFrontier(Frontier):
         # sequencer, it sees our commit in its check after committing (see _after).
         for job_id, mine in ranks.items():
             if self._prefix(job_id) in mine:
+                self._sequence(job_id, skip_locked=True)
+        return ok
+
+    def _complete_pg(
+        self, done: Sequence[tuple[Lease, Expansion]], params: dict[str, str]
+    ) -> list[bool]:
+        """``complete_many`` on PostgreSQL: one statement, committed, then the prefixes read.
+
+        Two round trips; the prefixes are read after the commit, as the per-statement path
+        does, so a rank the prefix waits for is sequenced by its worker or by the sequencer's
+        check after its own commit (see :meth:`_after`).
+        """
+        jobs = sorted({lease.job_id for lease, _ in done})
+        with self.db.pipeline() as pipe:
+            cur = run(pipe, COMPLETE, params)  # one statement: its own (durable) transaction
+            pipe.sync()
+            pre = run(pipe, PREFIXES, {"jobs": jobs})
+        recorded = {(r[0], r[1]): (r[2], r[3]) for r in cur.fetchall()}
+        prefix = dict(pre.fetchall())
+        ranks: dict[int, set[int]] = {}
+        for job_id, rank in recorded.values():
+            if rank is not None:
+                ranks.setdefault(job_id, set()).add(rank)
+        ok: list[bool] = []  # a lease listed twice is recorded once
+        for lease, _ in done:
+            ok.append(recorded.pop((lease.node_id, lease.token), None) is not None)
+        for job_id, mine in ranks.items():
+            if prefix.get(job_id) in mine:
                 self._sequence(job_id, skip_locked=True)
         return ok
 
@@ -273,6 +355,23 @@ class DatabaseFrontier(Frontier):
         committing (:meth:`_after`) sees their completions.
         """
         while True:
+            if self.sql.pg and not wall_stop and job_id not in self._general:
+                try:
+                    done = bfs_round(
+                        self.db, self.sql, job_id, skip_locked=skip_locked, want_rows=self._rows
+                    )
+                except Fallback as fb:
+                    if fb.permanent:
+                        self._general.add(job_id)
+                else:
+                    if done is None:
+                        return
+                    st, admitted = done.state, done.admitted_before
+                    if st.admitted > admitted:
+                        self._admitted(job_id, admitted, st.admitted, done.admitted_rows)
+                    if not done.again:
+                        return
+                    continue
             with self.db.session(durable=False) as s:
                 got = self._sequence_in(s.connection(), job_id, wall_stop, skip_locked)
             if got is None:
@@ -325,11 +424,20 @@ class DatabaseFrontier(Frontier):
         with self.db.session(write=False) as s:
             return self.sql.status_at(s.connection(), job=job_id, rank=rank).scalar() == "done"
 
-    def _admitted(self, job_id: int, start: int, stop: int) -> None:
-        """Hook: ranks ``start .. stop-1`` became claimable (the Redis frontier indexes them)."""
+    _rows = False
+    """Whether :meth:`_admitted` wants the admitted rows (a pipelined round reads them)."""
+
+    def _admitted(self, job_id: int, start: int, stop: int, rows: list[Any] | None = None) -> None:
+        """Hook: ranks ``start .. stop-1`` became claimable (the Redis frontier indexes them).
+
+        ``rows``: their ``(job_id, id, rank)`` rows if the round read them already.
+        """
 
     @override
     def tick(self) -> None:
+        if self.sql.pg and time.monotonic() >= self._stats_due:
+            refresh_statistics(self.db)
+            self._stats_due = time.monotonic() + _STATS_EVERY_S
         elapsed = j.active_s + (db_now() - j.segment_start)
         stmt = select(j.id).where(
             j.status == "running",

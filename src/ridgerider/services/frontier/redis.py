@@ -10,15 +10,18 @@ the database (the source of truth), and the index can be thrown away at any time
 Recovery, all idempotent: a missing marker key (Redis restarted empty or was flushed) makes the
 next claim rebuild the index from the database; popped entries are parked in a ``claiming`` set
 and re-indexed by the reaper if the database still shows them waiting after a grace period (the
-claimer died between pop and lease); ranks admitted since the last sync are re-pushed (the
-admitting worker died between commit and push). Keys are built inside the script, so this needs
-a single Redis (not Redis Cluster).
+claimer died between pop and lease, or the database skipped a row another transaction held);
+a claimer unparks the entries it leased in its next claim's script (only if still parked by
+that same pop), so the reaper checks little more than the entries of dead claimers; ranks
+admitted since the last sync are re-pushed (the admitting worker died between commit and push).
+Keys are built inside the script, so this needs a single Redis (not Redis Cluster).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -37,6 +40,11 @@ __all__ = ["RedisFrontier"]
 n, j = NODES.c, JOBS.c
 
 _CLAIM = """
+for i = 5, #ARGV, 2 do
+  if tonumber(redis.call('ZSCORE', KEYS[3], ARGV[i])) == tonumber(ARGV[i + 1]) then
+    redis.call('ZREM', KEYS[3], ARGV[i])
+  end
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local t = redis.call('TIME')
 local until_ms = t[1] * 1000 + math.floor(t[2] / 1000) + tonumber(ARGV[4])
@@ -53,6 +61,7 @@ for _, job in ipairs(jobs) do
   if redis.call('EXISTS', ready) == 0 then redis.call('ZREM', KEYS[2], job) end
   if #out >= 2 * k then break end
 end
+if #out > 0 then out[#out + 1] = until_ms end
 return out
 """
 
@@ -90,6 +99,8 @@ class RedisFrontier(DatabaseFrontier):
         self.ns = namespace
         self.grace_ms = int(grace_s * 1000)
         self._claim = client.register_script(_CLAIM)
+        self._acks: list[str] = []  # settled ``job:id`` entries still parked in ``claiming``
+        self._acks_lock = threading.Lock()
         self._take_stale = client.register_script(_TAKE_STALE)
 
     @classmethod
@@ -107,8 +118,10 @@ class RedisFrontier(DatabaseFrontier):
         self, worker: str, k: int = 1, *, job_id: int | None = None, lease_s: float | None = None
     ) -> list[Lease]:
         keys = [self._key("epoch"), self._key("jobs"), self._key("claiming")]
-        args = [k, "" if job_id is None else job_id, self.ns, self.grace_ms]
         for _ in range(3):  # entries the database refuses are stale: try the next ones
+            with self._acks_lock:
+                acks, self._acks = self._acks, []
+            args = [k, "" if job_id is None else job_id, self.ns, self.grace_ms, *acks]
             popped = self._claim(keys=keys, args=args)
             if popped is None:
                 if not self.rebuild():
@@ -116,30 +129,31 @@ class RedisFrontier(DatabaseFrontier):
                 continue
             if not popped:
                 return []
-            ids = [int(x) for x in popped[1::2]]
+            *pairs, parked_until = popped
+            ids = [int(x) for x in pairs[1::2]]
             token = uuid.uuid4().hex
             params = {"worker": worker, "token": token, "ttl": lease_s or self.lease_s}
-            with self.db.session(durable=False) as s:
-                conn = s.connection()
-                rows = self.sql.claim_ids(
-                    conn, ids=ids if self.sql.pg else json.dumps(ids), k=len(ids), **params
-                )
-                leases = self._leases(conn, rows, worker, token)
+            params |= {"ids": ids if self.sql.pg else json.dumps(ids), "k": len(ids)}
+            leases = self._lease_rows(self.sql.claim_ids, params)
+            with self._acks_lock:  # leased: the next claim takes them out of ``claiming``
+                for x in leases:
+                    self._acks += [f"{x.job_id}:{x.node_id}", parked_until]
             if leases:
                 return leases
         return []
 
     def _index(self, rows: Iterable[Any]) -> None:
         """Add ``(job_id, id, rank)`` rows to the ready sets."""
-        pipe = self.redis.pipeline(transaction=False)
-        jobs: set[int] = set()
+        ready: dict[int, dict[str, int]] = {}
         for r in rows:
-            pipe.zadd(self._key("ready", r.job_id), {str(r.id): r.rank})
-            jobs.add(r.job_id)
-        for job_id in jobs:
+            ready.setdefault(r.job_id, {})[str(r.id)] = r.rank
+        if not ready:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for job_id, members in ready.items():  # one ZADD per job
+            pipe.zadd(self._key("ready", job_id), members)
             pipe.zadd(self._key("jobs"), {str(job_id): job_id})
-        if jobs:
-            pipe.execute()
+        pipe.execute()
 
     def _waiting(self, *where: Any) -> list[Any]:
         stmt = (
@@ -150,11 +164,15 @@ class RedisFrontier(DatabaseFrontier):
         with self.db.session(write=False) as s:
             return list(s.connection().execute(stmt))
 
+    _rows = True
+
     @override
-    def _admitted(self, job_id: int, start: int, stop: int) -> None:
-        with self.db.session(write=False) as s:
-            rows = self.sql.waiting_range(s.connection(), job=job_id, start=start, stop=stop)
-            self._index(list(rows))
+    def _admitted(self, job_id: int, start: int, stop: int, rows: list[Any] | None = None) -> None:
+        if rows is None:
+            with self.db.session(write=False) as s:
+                conn = s.connection()
+                rows = list(self.sql.waiting_range(conn, job=job_id, start=start, stop=stop))
+        self._index(rows)
 
     @override
     def reindex(self, job_id: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import Connection, select, update
 from typing_extensions import override
@@ -13,7 +14,7 @@ from ridgerider.services.frontier.statements import Statements, json_value
 from ridgerider.services.storage.sql import apply_transition
 from ridgerider.services.storage.tables import NODES
 
-__all__ = ["SqlSeqStore", "load_state", "save_state"]
+__all__ = ["SqlSeqStore", "load_state", "save_params", "save_state", "state_of"]
 
 n = NODES.c
 
@@ -82,8 +83,11 @@ def load_state(
     locked and ``skip_locked``.
     """
     row = (sql.load_skip if skip_locked else sql.load)(conn, job=job_id).first()
-    if row is None:
-        return None
+    return None if row is None else state_of(row)
+
+
+def state_of(row: Any) -> SeqState:
+    """The sequencer state of a job row read by the ``load`` statement."""
     settings = json_value(row.settings)
     return SeqState(
         order=settings["order"],
@@ -101,18 +105,22 @@ def load_state(
     )
 
 
+def save_params(job_id: int, st: SeqState) -> dict[str, Any]:
+    """Parameters of the ``save`` statement."""
+    return {
+        "job": job_id,
+        "v_pushed": st.pushed,
+        "v_ranked": st.ranked,
+        "v_prefix": st.prefix,
+        "v_prefix_steps": st.prefix_steps,
+        "v_admitted": st.admitted,
+        "v_stopped_by": st.stopped_by,
+        "v_rng_state": json.dumps(st.rng_state),
+    }
+
+
 def save_state(sql: Statements, conn: Connection, job_id: int, st: SeqState) -> None:
     """Write the sequencer counters back; a finished job becomes ``succeeded``."""
-    sql.save(
-        conn,
-        job=job_id,
-        v_pushed=st.pushed,
-        v_ranked=st.ranked,
-        v_prefix=st.prefix,
-        v_prefix_steps=st.prefix_steps,
-        v_admitted=st.admitted,
-        v_stopped_by=st.stopped_by,
-        v_rng_state=json.dumps(st.rng_state),
-    )
+    sql.save(conn, **save_params(job_id, st))
     if st.finished:
         apply_transition(conn, job_id, "succeeded")

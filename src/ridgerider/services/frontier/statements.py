@@ -128,9 +128,18 @@ class Result:
         return rows[0][0]
 
 
+def _is(col: Any, value: str) -> Any:
+    """``col = 'value'`` with the value written into the SQL, not bound.
+
+    A constant lets the planner match the partial indexes (``WHERE status = 'waiting'``) in
+    every plan, prepared or not; a bound parameter would hide it.
+    """
+    return col == literal_column(f"'{value}'")
+
+
 def _claim(by: str, pg: bool) -> Executable:
     """Lease up to ``k`` admitted waiting rows: of one job, of any job, or among given ids."""
-    where = [n.status == "waiting", j.status == "running", n.rank < j.admitted]
+    where = [_is(n.status, "waiting"), _is(j.status, "running"), n.rank < j.admitted]
     if by == "job":
         where.append(n.job_id == bindparam("job"))
     elif by == "ids" and pg:
@@ -168,13 +177,13 @@ def _lease(where: Any) -> Executable:
 
 def _complete() -> Executable:
     """Fenced: the lease is ours and live, the job still runs. Returns rank and prefix."""
-    running = exists().where(j.id == n.job_id, j.status == "running")
+    running = exists().where(j.id == n.job_id, _is(j.status, "running"))
     prefix = select(j.prefix).where(j.id == n.job_id).scalar_subquery()
     return (
         update(NODES)
         .where(
             n.id == bindparam("node"),
-            n.status == "leased",
+            _is(n.status, "leased"),
             n.lease_token == bindparam("token"),
             n.lease_expires > db_now(),
             running,
@@ -238,7 +247,7 @@ def _load(skip_locked: bool) -> Executable:
             j.stopped_by,
             j.rng_state,
         )
-        .where(j.id == bindparam("job"), j.status == "running")
+        .where(j.id == bindparam("job"), _is(j.status, "running"))
         .with_for_update(key_share=True, skip_locked=skip_locked)
     )
 
@@ -273,7 +282,7 @@ _BUILDERS: dict[str, Callable[[bool], Any]] = {
             n.job_id == bindparam("job"),
             n.rank >= bindparam("start"),
             n.rank < bindparam("stop"),
-            n.status == "done",
+            _is(n.status, "done"),
         )
         .order_by(n.rank)
     ),
@@ -289,7 +298,7 @@ _BUILDERS: dict[str, Callable[[bool], Any]] = {
     "stuck": lambda pg: (
         select(j.id)
         .join(NODES, (n.job_id == j.id) & (n.rank == j.prefix))
-        .where(j.status == "running", j.prefix < j.admitted, n.status == "done")
+        .where(_is(j.status, "running"), j.prefix < j.admitted, _is(n.status, "done"))
     ),
     "waiting_range": lambda pg: (
         select(n.job_id, n.id, n.rank)
@@ -298,8 +307,8 @@ _BUILDERS: dict[str, Callable[[bool], Any]] = {
             n.job_id == bindparam("job"),
             n.rank >= bindparam("start"),
             n.rank < bindparam("stop"),
-            n.status == "waiting",
-            j.status == "running",
+            _is(n.status, "waiting"),
+            _is(j.status, "running"),
             n.rank < j.admitted,
         )
     ),

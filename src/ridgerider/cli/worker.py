@@ -1,0 +1,92 @@
+"""``ridgerider worker``: Ray workers serving every running job of a deployment."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import click
+
+from ridgerider.cli import DATABASE_URL, REDIS_URL, console, main
+from ridgerider.services.runner import default_database_url
+
+
+@main.command()
+@click.option(
+    "--ray-address",
+    envvar="RIDGERIDER_RAY_ADDRESS",
+    default=None,
+    help="Ray cluster to join (e.g. auto, host:6379); default: start a local Ray",
+)
+@DATABASE_URL
+@REDIS_URL
+@click.option(
+    "--num-workers", type=click.IntRange(1, 4096), default=1, show_default=True,
+    help="worker actors (each a process)",
+)  # fmt: skip
+@click.option(
+    "--num-cpus", type=click.FloatRange(0, 1024), default=1.0, show_default=True,
+    help="CPUs Ray reserves per worker",
+)  # fmt: skip
+@click.option(
+    "--num-gpus", type=click.FloatRange(0, 64), default=0.0, show_default=True,
+    help="GPUs Ray reserves per worker",
+)  # fmt: skip
+@click.option(
+    "--threads", type=click.IntRange(1, 256), default=1, show_default=True,
+    help="torch threads per worker",
+)  # fmt: skip
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:i] per worker")
+@click.option(
+    "--lease", "lease_s", type=click.FloatRange(0.1, 86400), default=None,
+    help="lease length in seconds (default: each job's)",
+)  # fmt: skip
+def worker(
+    ray_address: str | None,
+    database_url: str | None,
+    redis_url: str | None,
+    num_workers: int,
+    num_cpus: float,
+    num_gpus: float,
+    threads: int,
+    device: str,
+    lease_s: float | None,
+) -> None:
+    """Serve every running job with Ray workers until interrupted (Ctrl-C or SIGTERM).
+
+    Workers that die are replaced; their branches come back when their leases expire. This
+    process also runs the frontier's reaper (expired leases, wall-time budgets).
+    """
+    from ridgerider.services.distributed import WorkerOptions, start_workers
+
+    try:
+        options = WorkerOptions(
+            num_cpus=num_cpus,
+            num_gpus=num_gpus,
+            torch_threads=threads,
+            device=device,
+            lease_s=lease_s,
+            poll_s=0.2,
+        )
+    except ValueError as exc:
+        field, _, why = str(exc).partition(": ")
+        option = {"torch_threads": "threads"}.get(field, field).replace("_", "-")
+        raise click.UsageError(f"--{option}: {why}") from None
+    url = database_url or default_database_url()
+    pool = start_workers(url, redis_url, num_workers, ray_address=ray_address, options=options)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    console.print(f"{num_workers} workers serving {url.split('@')[-1]}")
+    try:
+        while not stop.wait(1.0):
+            if pool.wait(0):
+                raise click.ClickException(f"worker pool stopped: {pool.error}")
+    finally:
+        pool.stop()
+    console.print(f"stopped ({pool.replaced} workers replaced)")

@@ -1,0 +1,43 @@
+// Cross-play (the paper's Fig. 6): a heatmap of every fingerprint against every other and the
+// bar chart of each fingerprint's average cross-play score.
+//
+// Input (GET /api/v1/jobs/{id}/crossplay when the API has it, or
+// window.ridgerider.renderCrossplay(data) from the console or a test):
+//   {"fingerprints": [{"fingerprint": "0+", "xp": 0.12, "xp_std": 0.03, "sp": 1.0}, ...],
+//    "matrix": [[...], ...]}
+// matrix[i][j]: mean score of fingerprint i's agents (player 1) with fingerprint j's (player 2)
+// over independent replicates; xp is fingerprint i's average cross-play, xp_std its standard
+// deviation and sp its self-play score. The report of `ridgerider crossplay --json`, whose
+// matrix is {"labels": [...], "values": [[...]]}, is accepted as it is.
+import { barChart, heatmap } from "./charts.js";
+import { fingerprintKey } from "./tree.js";
+import { fmt } from "./util.js";
+
+// {labels, rows, bars} from either shape, or null when the data is not a cross-play result.
+export function crossplayData(data) {
+  if (!data || !Array.isArray(data.fingerprints) || !data.matrix) return null;
+  const rows = Array.isArray(data.matrix) ? data.matrix : data.matrix.values;
+  const n = data.fingerprints.length;
+  if (!n || !Array.isArray(rows) || rows.length !== n) return null;
+  if (!rows.every((r) => Array.isArray(r) && r.length === n)) return null;
+  const labels = data.fingerprints.map((f) => fingerprintKey(f.fingerprint) || "root");
+  return { labels, rows, bars: data.fingerprints };
+}
+
+export function renderCrossplay(section, data) {
+  const xp = crossplayData(data);
+  if (!xp) {
+    section.hidden = true;
+    return false;
+  }
+  heatmap(section.querySelector("#xp-heatmap"), xp.rows, xp.labels);
+  barChart(section.querySelector("#xp-bars"), xp.bars.map((f, i) => ({
+    value: f.xp,
+    err: f.xp_std || 0,
+    label: xp.labels[i],
+    cls: "xp",
+    title: `${xp.labels[i]}: cross-play ${fmt(f.xp)} ± ${fmt(f.xp_std)}, self-play ${fmt(f.sp)}`,
+  })), { yLabel: "average cross-play" });
+  section.hidden = false;
+  return true;
+}

@@ -1,0 +1,157 @@
+"""What runs inside Ray actors: a worker host and the per-deployment problem store.
+
+Both are plain classes; :mod:`.pool` wraps them with ``ray.remote`` where it creates them, so
+they can be unit-tested (and read) without Ray.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+import torch
+
+from ridgerider.problems import RegisteredProblem, create
+from ridgerider.services.worker import ExpandFn, Worker
+
+__all__ = ["ProblemStore", "WorkerHost", "WorkerOptions"]
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """Resources and behaviour of each Ray worker.
+
+    Args:
+        num_cpus: CPUs Ray reserves per worker.
+        num_gpus: GPUs Ray reserves per worker (Ray then sets ``CUDA_VISIBLE_DEVICES``).
+        torch_threads: ``torch.set_num_threads`` in the worker process.
+        device: ``"cpu"`` or ``"cuda[:i]"``; for CUDA the worker makes it the current device.
+            (The built-in problems compute on CPU tensors; the device is for problems that
+            place their tensors on the current CUDA device.)
+        batch: branches claimed at once.
+        lease_s: lease length (``None``: each job's ``lease_s``).
+        poll_s: pause between empty claims.
+        max_concurrency: threads of the actor (one rides, the others answer ``info``/``stop``).
+    """
+
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    torch_threads: int = 1
+    device: str = "cpu"
+    batch: int = 1
+    lease_s: float | None = None
+    poll_s: float = 0.05
+    max_concurrency: int = 4
+
+    def __post_init__(self) -> None:
+        if self.num_cpus < 0:
+            raise ValueError(f"num_cpus: must be >= 0, got {self.num_cpus}")
+        if self.num_gpus < 0:
+            raise ValueError(f"num_gpus: must be >= 0, got {self.num_gpus}")
+        if self.torch_threads < 1:
+            raise ValueError(f"torch_threads: must be >= 1, got {self.torch_threads}")
+        if self.device != "cpu" and not self.device.startswith("cuda"):
+            raise ValueError(f"device: 'cpu' or 'cuda[:i]', got {self.device!r}")
+        if self.batch < 1:
+            raise ValueError(f"batch: must be >= 1, got {self.batch}")
+
+
+class ProblemStore:
+    """Builds each (problem, parameters) once and keeps it in Ray's object store.
+
+    Runs as one actor per pool, which owns the stored objects, so a worker that dies does not
+    take them with it. Workers ask for a reference once per job and keep the problem.
+    """
+
+    def __init__(self, capacity: int = 32) -> None:
+        self._refs: OrderedDict[str, ray.ObjectRef] = OrderedDict()
+        self._capacity = capacity
+        self.built = 0
+
+    def ref(self, name: str, params: dict[str, Any]) -> list[ray.ObjectRef]:
+        """A one-element list holding the reference (a list, so Ray does not resolve it)."""
+        key = json.dumps([name, params], sort_keys=True)
+        if key not in self._refs:
+            self._refs[key] = ray.put(create(name, params))
+            self.built += 1
+            while len(self._refs) > self._capacity:
+                self._refs.popitem(last=False)
+        self._refs.move_to_end(key)
+        return [self._refs[key]]
+
+    def stats(self) -> dict[str, int]:
+        """How many problems were built and how many are held."""
+        return {"built": self.built, "held": len(self._refs)}
+
+
+class WorkerHost:
+    """A :class:`Worker` in its own process (the body of a Ray actor).
+
+    Args:
+        database_url: the archive (PostgreSQL or a SQLite file every worker can open).
+        redis_url: the Redis frontier, if the deployment uses one.
+        job_id: serve this job until it finishes; ``None`` serves every running job until
+            stopped.
+        options: resources and behaviour.
+        store: the :class:`ProblemStore` actor (``None``: build problems locally).
+        expand_fn: replaces the expand step (simulated benchmarks only).
+    """
+
+    def __init__(
+        self,
+        database_url: str,
+        redis_url: str | None,
+        job_id: int | None,
+        options: WorkerOptions,
+        store: Any = None,
+        expand_fn: ExpandFn | None = None,
+    ) -> None:
+        from ridgerider.services.runner import open_archive  # runner imports us lazily
+
+        torch.set_num_threads(options.torch_threads)
+        if options.device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(options.device))
+        self._store = store
+        self.archive = open_archive(database_url, redis_url, lease_s=options.lease_s)
+        extra: dict[str, Any] = {} if expand_fn is None else {"expand_fn": expand_fn}
+        self.worker = Worker(
+            self.archive.frontier,
+            job_id=job_id,
+            batch=options.batch,
+            stop_when_idle=job_id is not None,
+            poll_s=options.poll_s,
+            make_problem=self._problem,
+            **extra,
+        )
+
+    def _problem(self, name: str, params: dict[str, Any]) -> RegisteredProblem:
+        """Fetch the job's problem from the object store (the worker keeps it per job)."""
+        if self._store is None:
+            return create(name, params)
+        (ref,) = ray.get(self._store.ref.remote(name, params))
+        problem: RegisteredProblem = ray.get(ref)
+        return problem
+
+    def run(self) -> int:
+        """Work until the job finishes (or :meth:`stop`); how many nodes this worker completed."""
+        try:
+            return self.worker.run()
+        finally:
+            self.archive.close()
+
+    def stop(self) -> None:
+        """Stop after the branch in hand."""
+        self.worker.stop()
+
+    def info(self) -> dict[str, Any]:
+        """``pid``, ``worker_id``, ``completed`` and the ``(job, node)`` pairs being ridden."""
+        return {
+            "pid": os.getpid(),
+            "worker_id": self.worker.worker_id,
+            "completed": self.worker.completed,
+            "holding": [(lease.job_id, lease.node_id) for lease in self.worker.holding()],
+        }

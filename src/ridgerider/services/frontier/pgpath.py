@@ -1,0 +1,165 @@
+"""PostgreSQL's hot path: a claim or a batch of completions in one or two round trips.
+
+The frontier's cycle (claim a batch, complete it, sometimes run the sequencer) cost one wait
+for the server per statement, and psycopg about as much client CPU per statement again. On
+PostgreSQL a claim is one explicit transaction sent in psycopg's pipeline mode (``BEGIN; …;
+COMMIT`` go out together, the results come back together), and a batch of completions is one
+statement committed on its own: the fenced ``UPDATE`` of every ridden node, the idempotent
+insert of the children of the nodes it updated, and the solutions among them, as
+data-modifying CTEs over one JSON document, so one statement serves every batch size.
+Semantics are those of the per-statement path that SQLite uses: each node is fenced by its own
+lease token, a refused node writes nothing (nor do its children), children skip keys the job
+already has.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
+
+from ridgerider.core.expand import Expansion
+from ridgerider.services.frontier.base import Lease
+from ridgerider.services.frontier.codec import child_rows, node_values
+from ridgerider.services.frontier.statements import Compiled
+from ridgerider.services.storage.session import Database, Pipe, db_now
+from ridgerider.services.storage.tables import INLINE_LIMIT
+
+__all__ = ["ASYNC", "COMPLETE", "PREFIXES", "complete_params", "refresh_statistics", "run"]
+
+ASYNC = "SET LOCAL synchronous_commit TO OFF"
+"""Coordination state the frontier can re-derive commits without waiting for the WAL flush."""
+
+_NOW = str(db_now().compile(dialect=postgresql.dialect()))
+
+# (column, type) of a ridden node's results, as read from the batch's JSON.
+_RESULT = (
+    ("eigenvalue", "float8"), ("eigenvalue_end", "float8"), ("loss_start", "float8"),
+    ("loss", "float8"), ("steps", "int8"), ("end_reason", "text"), ("leaf_reason", "text"),
+    ("is_leaf", "bool"), ("is_solution", "bool"), ("solution_key", "text"),
+    ("n_children", "int8"), ("crossings", "int8"), ("metrics", "jsonb"), ("trace", "jsonb"),
+)  # fmt: skip
+_NODE = (("id", "int8"), ("token", "text"), ("bkey", "text"), *_RESULT, ("theta", "text"))
+_CHILD = (
+    ("parent_id", "int8"), ("key", "text"), ("depth", "int8"), ("child_index", "int8"),
+    ("branch_loss", "float8"), ("data", "text"),
+)  # fmt: skip
+_FLOATS = tuple(c for c, t in _RESULT if t == "float8")
+
+
+def _records(param: str, cols: Sequence[tuple[str, str]], alias: str) -> str:
+    types = ", ".join(f"{c} {t}" for c, t in cols)
+    return f"json_to_recordset(%({param})s::json) AS {alias}({types})"
+
+
+COMPLETE = f"""
+WITH done AS (
+    UPDATE nodes AS n SET
+        status = 'done', lease_owner = NULL, lease_token = NULL, lease_expires = NULL,
+        finished_at = now(), {", ".join(f"{c} = v.{c}" for c, _ in _RESULT)},
+        theta_data = decode(v.theta, 'hex'), theta_ref = NULL
+    FROM {_records("nodes", _NODE, "v")}
+    WHERE n.id = v.id AND n.status = 'leased' AND n.lease_token = v.token
+        AND n.lease_expires > {_NOW}
+        AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = n.job_id AND jobs.status = 'running')
+    RETURNING n.id, v.token, n.job_id, n.rank,
+        v.bkey, v.is_solution, v.solution_key, v.loss, v.metrics
+), kids AS (
+    INSERT INTO nodes (job_id, parent_id, key, depth, child_index, branch_loss, branch_data,
+                       branch_ref, status, attempts, created_at)
+    SELECT done.job_id, c.parent_id, c.key, c.depth, c.child_index, c.branch_loss,
+           decode(c.data, 'hex'), NULL, 'waiting', 0, now()
+    FROM {_records("children", _CHILD, "c")} JOIN done ON done.id = c.parent_id
+    ON CONFLICT (job_id, key) DO NOTHING
+), sols AS (
+    INSERT INTO solutions (job_id, node_id, key, solution_key, loss, metrics, created_at)
+    SELECT job_id, id, bkey, solution_key, loss, metrics, now() FROM done WHERE is_solution
+    ON CONFLICT (job_id, key) DO NOTHING
+)
+SELECT id, token, job_id, rank FROM done
+"""
+"""Complete a batch: ridden nodes fenced by their leases, their children, their solutions.
+
+The batch travels as two JSON documents (one encode in C, one parse on the server: cheaper
+than 26 typed arrays), blobs as hex, non-finite floats as the strings PostgreSQL reads.
+"""
+
+PREFIXES = "SELECT id, prefix FROM jobs WHERE id = ANY(%(jobs)s::int8[])"
+"""The prefix rank of some jobs (read after a completion commits)."""
+
+
+def _float(x: float | None) -> float | str | None:
+    """JSON has no NaN or infinities; ``float8`` reads them from these strings."""
+    if x is None or math.isfinite(x):
+        return x
+    return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
+
+
+def complete_params(done: Sequence[tuple[Lease, Expansion]]) -> dict[str, str] | None:
+    """The parameters of :data:`COMPLETE` for a batch; ``None`` if a blob is too large.
+
+    (Large blobs go to the artifact store: the per-statement path handles those batches.)
+    """
+    nodes: list[dict[str, Any]] = []
+    kids: list[dict[str, Any]] = []
+    for lease, expansion in done:
+        values = node_values(expansion.node)
+        theta = values.pop("theta_data")
+        rows = child_rows(lease.job_id, lease.node_id, expansion.children)
+        if len(theta) > INLINE_LIMIT or any(len(r["branch_data"]) > INLINE_LIMIT for r in rows):
+            return None
+        for c in _FLOATS:
+            values[c] = _float(values[c])
+        values |= {"id": lease.node_id, "token": lease.token, "bkey": lease.branch.key}
+        values["theta"] = theta.hex()
+        nodes.append(values)
+        for r in rows:
+            kids.append(
+                {
+                    "parent_id": r["parent_id"],
+                    "key": r["key"],
+                    "depth": r["depth"],
+                    "child_index": r["child_index"],
+                    "branch_loss": _float(r["branch_loss"]),
+                    "data": r["branch_data"].hex(),
+                }
+            )
+    return {"nodes": json.dumps(nodes), "children": json.dumps(kids)}
+
+
+def run(pipe: Pipe, stmt: Compiled | str, params: dict[str, Any] | None = None) -> Any:
+    """Queue a statement on a pipeline; its cursor (read it after a sync)."""
+    if isinstance(stmt, Compiled):
+        return pipe.execute(stmt.sql, stmt.defaults | (params or {}))
+    return pipe.execute(stmt, params)
+
+
+_STALE = """
+SELECT relname FROM pg_stat_user_tables
+WHERE schemaname = current_schema() AND relname IN ('nodes', 'jobs')
+    AND n_mod_since_analyze > 50 + 0.1 * greatest(n_live_tup, 0)
+"""
+_ANALYZE = {"nodes": "ANALYZE nodes", "jobs": "ANALYZE jobs"}
+"""Whole tables: only an ANALYZE of every column resets the count of changes since."""
+
+
+def refresh_statistics(db: Database) -> list[str]:
+    """Re-analyze the frontier's tables once they changed as much as autovacuum waits for.
+
+    Every hot statement is planned from these statistics. A server without autovacuum (or
+    one whose autovacuum has not caught up with a young, fast-growing job) plans from none:
+    it takes a 100k-node job for a handful of rows and scans the job where it should look up
+    one row. Autovacuum's own rule (50 rows plus 10 % of the table) decides, one process at
+    a time (an advisory lock). Returns the tables analyzed.
+    """
+    with db.session(durable=False) as s:
+        if not s.execute(text("SELECT pg_try_advisory_xact_lock(hashtext('rr:analyze'))")).scalar():
+            return []
+        stale = [r for r in s.execute(text(_STALE)).scalars() if r in _ANALYZE]
+        for table in stale:
+            s.execute(text(_ANALYZE[table]))
+    return stale
