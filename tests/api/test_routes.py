@@ -254,6 +254,7 @@ def test_operation_ids_are_stable(make_client) -> None:
         "list_solutions",
         "get_node",
         "get_node_params",
+        "get_node_trace",
         "job_events",
         "list_problems",
         "healthz",
