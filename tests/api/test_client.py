@@ -38,6 +38,48 @@ def test_the_sdk_imports_neither_torch_nor_the_server() -> None:
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
+NO_TORCH_SCRIPT = """
+import json, sys
+for name in ("torch", "numpy", "fastapi", "sqlalchemy", "starlette", "uvicorn"):
+    sys.modules[name] = None  # importing them now raises ImportError
+import httpx
+from ridgerider.client import Client, ValidationError
+
+job, error = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+
+def answer(request):
+    if request.method == "POST":
+        return httpx.Response(422, json=error)
+    return httpx.Response(200, json=job)
+
+rr = Client(http=httpx.Client(transport=httpx.MockTransport(answer), base_url="http://t"))
+got = rr.get(job["id"])
+try:
+    rr.submit("tree-rl", {"depth": 0})
+except ValidationError as exc:
+    print(json.dumps({"id": got.id, "status": got.status, "fields": exc.fields}))
+"""
+
+
+def test_the_sdk_works_where_torch_cannot_be_imported(make_client) -> None:
+    """``pip install --no-deps ridgerider httpx pydantic`` is enough for the SDK."""
+    with make_client(dev=True, workers=0) as http:
+        job = http.post("/api/v1/jobs", json={"problem": PROBLEM, "params": PARAMS}).json()
+        error = http.post("/api/v1/jobs", json={"problem": PROBLEM, "params": {"depth": 0}})
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    out = subprocess.run(
+        [sys.executable, "-c", NO_TORCH_SCRIPT, json.dumps(job), error.text],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["id"] == job["id"] and result["status"] == job["status"]
+    assert list(result["fields"]) == ["params.depth"]
+
+
 def test_sync_client_end_to_end(make_client, db_url: str) -> None:
     ref = reference(order="dfs", max_nodes=10)
     with make_client(dev=True, workers=2) as http:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from ridgerider.problems import available
 from ridgerider.services.storage.sql import SQLStorage
 
 from .conftest import API, BODY, PARAMS, reference, wait_done
@@ -235,3 +236,31 @@ def test_worker_processes_build_the_same_tree(make_client) -> None:
         pool = c.app.state.service.pool
         assert pool.completed == 8
     assert pool.alive() == 0  # stopped with the app
+
+
+def test_operation_ids_are_stable(make_client) -> None:
+    """Clients generated from the schema depend on these names: changing one is a break."""
+    with make_client(dev=True, workers=0) as c:
+        spec = c.get(f"{API}/openapi.json").json()
+    ids = {op["operationId"] for ops in spec["paths"].values() for op in ops.values()}
+    assert ids == {
+        "submit_job",
+        "list_jobs",
+        "get_job",
+        "cancel_job",
+        "extend_job",
+        "list_nodes",
+        "get_tree",
+        "list_solutions",
+        "get_node",
+        "get_node_params",
+        "get_node_trace",
+        "job_events",
+        "list_problems",
+        "healthz",
+        "readyz",
+        "metrics",
+    }
+    assert all(path.startswith(API) for path in spec["paths"])
+    problem = spec["components"]["schemas"]["JobCreate"]["properties"]["problem"]
+    assert problem["enum"] == sorted(available())

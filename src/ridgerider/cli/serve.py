@@ -46,7 +46,7 @@ def _is_loopback(host: str) -> bool:
     "--ray-address",
     envvar="RIDGERIDER_RAY_ADDRESS",
     default=None,
-    help="run the workers on this Ray cluster instead of in this process",
+    help="run the workers as Ray actors on this cluster ('local': a private local Ray)",
 )
 @click.option(
     "--workers",

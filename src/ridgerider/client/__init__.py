@@ -1,9 +1,14 @@
 """Python SDK of the ridgerider service: ``Client`` (blocking) and ``AsyncClient`` (asyncio).
 
-Install: the base package (``pip install ridgerider``) has everything the SDK needs; the SDK
-itself imports only ``httpx`` and ``pydantic`` (plus ``rich`` for ``wait(progress=True)``, and
-``numpy``/``torch`` only inside ``params()``), so ``import ridgerider.client`` never loads torch
-or the server's libraries, and the subpackage can be vendored alone.
+Install: the SDK ships in the base package (``pip install ridgerider``). It imports only
+``httpx`` and ``pydantic`` (plus ``rich`` for ``wait(progress=True)``, and ``numpy``/``torch``
+only inside ``params()``), so ``import ridgerider.client`` never loads torch or the server's
+libraries. Where torch is not wanted at all::
+
+    pip install --no-deps ridgerider && pip install httpx pydantic
+
+(the test suite checks that the SDK works with torch, numpy and the server libraries made
+unimportable).
 
 Example::
 

@@ -156,12 +156,19 @@ def start_ray_workers(
 ) -> RemoteWorkers:
     """``n`` workers as Ray actors on the cluster at ``address`` serving every running job.
 
-    Raises ``RuntimeError`` when Ray workers (``ridgerider.services.distributed``) are not
-    available in this installation.
+    ``address="local"`` starts a private local Ray, shut down with the pool. Raises
+    ``RuntimeError`` when Ray workers (``ridgerider.services.distributed``) are not available
+    in this installation.
     """
     try:
         from ridgerider.services import distributed  # type: ignore[attr-defined,unused-ignore]
     except ImportError as exc:
         raise RuntimeError(f"Ray workers are not available: {exc}") from None
-    pool = distributed.start_workers(database_url, redis_url, n, ray_address=address)
+    pool = distributed.start_workers(
+        database_url,
+        redis_url,
+        n,
+        ray_address=None if address == "local" else address,
+        reaper=False,  # the service runs the reaper
+    )
     return RemoteWorkers(pool, n)
