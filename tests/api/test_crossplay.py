@@ -80,6 +80,15 @@ def test_invalid_input_is_422_naming_the_field_and_stores_nothing(
     storage.close()
 
 
+def test_a_game_over_the_parameter_limit_is_422(make_client) -> None:
+    with make_client(dev=True, workers=0, max_params=10) as c:
+        r = c.post(f"{API}/crossplay", json=SMALL)
+        assert r.status_code == 422
+        (item,) = r.json()["detail"]
+        assert item["loc"] == ["body", "params"] and "exceed the limit 10" in item["msg"]
+        assert c.get(f"{API}/crossplay").json()["items"] == []
+
+
 def test_runs_belong_to_their_owner_and_keys_are_idempotent(make_client, db_url: str) -> None:
     alice, bob = user_token(db_url, "alice"), user_token(db_url, "bob")
     with make_client(workers=0) as c:

@@ -77,8 +77,11 @@ def create_run(
     *,
     owner_id: int | None,
     idempotency_key: str | None = None,
+    max_params: int | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Validate and store a request; returns the row and whether it is new.
+
+    ``max_params`` bounds the game's size (the service's limit on one job's parameters).
 
     Raises :class:`~ridgerider.services.crossplay.CrossplayInputError` (storing nothing) for
     invalid input, :class:`IdempotencyReuseError` for a key used with another request. A key
@@ -92,6 +95,9 @@ def create_run(
         request["fingerprints"],
         request["seed"],
     )
+    if max_params is not None and problem.n_params > max_params:
+        limit = f"{problem.n_params} parameters exceed the limit {max_params}"
+        raise CrossplayInputError("params", limit)
     request["problem"] = problem.name
     request["params"] = problem.params_dict()  # normalized: defaults filled in
     if idempotency_key is not None:

@@ -125,6 +125,7 @@ async def submit_crossplay(
             body.model_dump(),
             owner_id=user.id,
             idempotency_key=idempotency_key,
+            max_params=service.limits.max_params,
         )
     except CrossplayInputError as exc:
         return field_error(("body", *exc.field.split(".")), exc.message)
