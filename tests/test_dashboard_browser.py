@@ -427,6 +427,12 @@ def test_crossplay_page_draws_the_report(
         "#xp-chosen"
     )
     shot(page, tmp_path, "dashboard-crossplay-run", "#crossplay-view")
+    page.goto(dev_server.url)  # the jobs page lists the run and links to its page
+    link = page.wait_for_selector(f'#xp-list tr[data-crossplay-id="{run_id}"] a')
+    assert page.text_content(f'#xp-list tr[data-crossplay-id="{run_id}"]').count("succeeded") == 1
+    link.click()
+    page.wait_for_selector("#xp-run:not([hidden])")
+    assert page.url.endswith(f"/crossplay/{run_id}")
     page.goto(f"{dev_server.url}/crossplay/{run_id + 1000}")
     page.wait_for_selector("#error:not([hidden])")
     assert page.text_content("#error") == "Not found."

@@ -2,7 +2,7 @@
 // one cross-play run (/crossplay/{id}) in xpview.js.
 import { getAll, getJSON, token } from "./api.js";
 import { jobView } from "./job.js";
-import { crossplayView } from "./xpview.js";
+import { crossplayView, drawCrossplayList } from "./xpview.js";
 import { $, FINAL, fail, jobField, show, signIn, signedIn, state } from "./ui.js";
 import { age, el, fmt } from "./util.js";
 
@@ -125,6 +125,7 @@ async function jobsView() {
     signedIn();
     show("#jobs-view");
     drawJobs();
+    await drawCrossplayList();
     await countSolutions(state.jobs);
     drawJobs();
   };

@@ -3,7 +3,7 @@
 import { getJSON } from "./api.js";
 import { renderCrossplay } from "./crossplay.js";
 import { $, show, signedIn, state } from "./ui.js";
-import { fmt } from "./util.js";
+import { age, el, fmt } from "./util.js";
 
 function drawRun(run) {
   $("#xp-title").textContent = `Cross-play #${run.id}: ${run.problem}`;
@@ -44,4 +44,16 @@ export async function crossplayView(id) {
     }
   }, 1000);
   state.stop = () => clearInterval(timer);
+}
+
+// The jobs page's list of the caller's cross-play runs (hidden while there are none).
+export async function drawCrossplayList() {
+  const runs = (await getJSON("/crossplay?limit=50")).items;
+  $("#xp-list").hidden = runs.length === 0;
+  $("#xp-list tbody").replaceChildren(...runs.map((r) => el("tr", { "data-crossplay-id": r.id },
+    el("td", {}, el("a", { href: `/crossplay/${r.id}`, "data-nav": true }, `#${r.id}`)),
+    el("td", {}, r.problem),
+    el("td", {}, el("span", { class: `status ${r.status}` }, r.status)),
+    el("td", { class: "num" }, `${r.done} / ${r.replicates}`),
+    el("td", { title: r.created_at || "" }, age(r.created_at)))));
 }
