@@ -1,4 +1,4 @@
-"""``ridgerider serve`` killed (SIGKILL) in the middle of a cross-play: the next start finishes it.
+"""``ridgerider serve`` stopped (SIGTERM, SIGKILL) in a cross-play: the next start finishes it.
 
 The run was accepted (stored) before the kill; the restarted service resumes it from the start
 and its report equals ``run_crossplay`` called directly with the same arguments.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,25 +23,40 @@ from .test_serve_e2e import Service, serving
 pytestmark = pytest.mark.slow
 
 
-def test_sigkill_mid_crossplay_loses_nothing(tmp_path: Path) -> None:
-    request = {"problem": GAME, "replicates": 6, "seed": 4}
-    service = Service(tmp_path, "--dev", "--workers", "0")
+def first_replicate_then(home: Path, service: Service, run_id: int, sig: int) -> dict[str, Any]:
+    """Stop ``service`` with ``sig`` once the run has a replicate done; the stored row."""
     rr = Client(service.url, retries=8)
     try:
-        run = rr.crossplay(GAME, replicates=6, seed=4, wait=False)
         deadline = time.monotonic() + 300
-        while rr.crossplay_status(run.id).done < 1:  # killed after its first replicate
+        while rr.crossplay_status(run_id).done < 1:
             assert time.monotonic() < deadline
             time.sleep(0.02)
     finally:
-        assert service.stop(signal.SIGKILL) == -signal.SIGKILL
-    storage = SQLStorage(f"sqlite:///{tmp_path / 'ridgerider' / 'archive.db'}")
-    killed = get_run(storage, run.id)
+        code = service.stop(sig)
+    assert code == -sig  # uvicorn raises a caught SIGTERM again once it has shut down
+    if sig == signal.SIGTERM:  # a graceful stop: the lifespan (and the executor) finished
+        assert "Application shutdown complete" in Path(service.log.name).read_text()
+    storage = SQLStorage(f"sqlite:///{home / 'ridgerider' / 'archive.db'}")
+    row = get_run(storage, run_id)
     storage.close()
-    assert killed is not None and killed["status"] == "running" and killed["result"] is None
+    assert row is not None
+    return row
 
-    with serving(tmp_path, "--dev", "--workers", "0") as again:
-        rr = Client(again.url)
+
+def test_sigterm_and_sigkill_mid_crossplay_lose_nothing(tmp_path: Path) -> None:
+    request = {"problem": GAME, "replicates": 6, "seed": 4}
+    service = Service(tmp_path, "--dev", "--workers", "0")
+    run = Client(service.url).crossplay(GAME, replicates=6, seed=4, wait=False)
+    # SIGTERM: the run stops after its current replicate and stays for the next start.
+    stopped = first_replicate_then(tmp_path, service, run.id, signal.SIGTERM)
+    assert stopped["status"] == "running" and stopped["result"] is None
+    # The next start resumes it from the start; SIGKILL it again after a replicate.
+    again = Service(tmp_path, "--dev", "--workers", "0")
+    killed = first_replicate_then(tmp_path, again, run.id, signal.SIGKILL)
+    assert killed["status"] == "running" and killed["result"] is None
+
+    with serving(tmp_path, "--dev", "--workers", "0") as last:
+        rr = Client(last.url)
         assert [r.id for r in rr.crossplays().items] == [run.id]
         deadline = time.monotonic() + 600
         while not rr.crossplay_status(run.id).finished:
