@@ -32,6 +32,8 @@ def test_page_at_root_and_deep_links(client: TestClient) -> None:
     assert deep.status_code == 200
     assert deep.text == root.text
     assert client.get("/jobs/not-a-number").status_code == 404
+    assert client.get("/crossplay/7").text == root.text
+    assert client.get("/crossplay/x").status_code == 404
     assert client.get("/api/v1/ping").json() == {"pong": "yes"}
 
 

@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ridgerider.client import crossplay_models as xm
 from ridgerider.client import models
 from ridgerider.client._base import Call, retry_delay, to_tensor, unwrap
 from ridgerider.client._calls import Calls
+from ridgerider.client._xp_calls import XpCalls
 from ridgerider.client.progress import JobProgress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,6 +135,44 @@ class AsyncClient:
     async def problems(self) -> builtins.list[models.Problem]:
         """The installed problems."""
         return await self._do(Calls.problems())
+
+    async def crossplay(
+        self,
+        problem: str,
+        params: dict[str, Any] | None = None,
+        *,
+        replicates: int,
+        fingerprints: int | None = None,
+        seed: int = 0,
+        wait: bool = True,
+        timeout: float | None = None,
+        poll_s: float = 0.5,
+        idempotency_key: str | None = None,
+    ) -> xm.CrossplayReport | xm.Crossplay:
+        """Cross-play ``replicates`` RR runs of a two-player game (as ``Client.crossplay``)."""
+        call = XpCalls.submit(problem, params, replicates, fingerprints, seed, idempotency_key)
+        run: xm.Crossplay = await self._do(call)
+        if not wait:
+            return run
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not run.finished:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"cross-play {run.id} still {run.status} after {timeout} s")
+            await asyncio.sleep(poll_s)
+            run = await self.crossplay_status(run.id)
+        return await self.crossplay_result(run.id)
+
+    async def crossplay_status(self, run_id: int) -> xm.Crossplay:
+        """A cross-play run's status and progress."""
+        return await self._do(XpCalls.get(run_id))
+
+    async def crossplay_result(self, run_id: int) -> xm.CrossplayReport:
+        """A finished cross-play run's report (``ConflictError`` until it succeeded)."""
+        return await self._do(XpCalls.result(run_id))
+
+    async def crossplays(self, *, limit: int = 50, after: int | None = None) -> xm.CrossplayPage:
+        """A page of your cross-play runs, newest first."""
+        return await self._do(XpCalls.list(limit, after))
 
     async def aclose(self) -> None:
         """Close the connections."""

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from ridgerider.client import crossplay_models as xm
 from ridgerider.client import models
 from ridgerider.client._base import Call, retry_delay, to_tensor, unwrap
 from ridgerider.client._calls import Calls
+from ridgerider.client._xp_calls import XpCalls
 from ridgerider.client.progress import JobProgress
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,6 +172,49 @@ class Client:
     def problems(self) -> builtins.list[models.Problem]:
         """The installed problems with their parameter schemas."""
         return self._do(Calls.problems())
+
+    def crossplay(
+        self,
+        problem: str,
+        params: dict[str, Any] | None = None,
+        *,
+        replicates: int,
+        fingerprints: int | None = None,
+        seed: int = 0,
+        wait: bool = True,
+        timeout: float | None = None,
+        poll_s: float = 0.5,
+        idempotency_key: str | None = None,
+    ) -> xm.CrossplayReport | xm.Crossplay:
+        """Cross-play ``replicates`` RR runs of a two-player game on the service.
+
+        With ``wait`` (default) poll until it finishes and return the report (as
+        ``ridgerider crossplay --json`` writes it; a failed run raises ``ConflictError`` with
+        the reason); without, return the accepted run (see :meth:`crossplay_status`).
+        """
+        call = XpCalls.submit(problem, params, replicates, fingerprints, seed, idempotency_key)
+        run: xm.Crossplay = self._do(call)
+        if not wait:
+            return run
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not run.finished:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"cross-play {run.id} still {run.status} after {timeout} s")
+            time.sleep(poll_s)
+            run = self.crossplay_status(run.id)
+        return self.crossplay_result(run.id)
+
+    def crossplay_status(self, run_id: int) -> xm.Crossplay:
+        """A cross-play run's status and progress."""
+        return self._do(XpCalls.get(run_id))
+
+    def crossplay_result(self, run_id: int) -> xm.CrossplayReport:
+        """A finished cross-play run's report (``ConflictError`` until it succeeded)."""
+        return self._do(XpCalls.result(run_id))
+
+    def crossplays(self, *, limit: int = 50, after: int | None = None) -> xm.CrossplayPage:
+        """A page of your cross-play runs, newest first."""
+        return self._do(XpCalls.list(limit, after))
 
     def close(self) -> None:
         """Close the connections."""

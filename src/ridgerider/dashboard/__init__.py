@@ -2,7 +2,8 @@
 
 Everything it shows comes from the REST API under ``/api/v1`` (the page only holds a token in
 the browser session). :func:`mount_dashboard` serves the page at ``/`` and at every deep link
-``/jobs/{id}``, and its assets (no build step, no network access) under :data:`ASSETS_PREFIX`.
+``/jobs/{id}`` and ``/crossplay/{id}`` (a cross-play run: its progress, then its figure), and
+its assets (no build step, no network access) under :data:`ASSETS_PREFIX`.
 """
 
 from __future__ import annotations
@@ -28,15 +29,17 @@ def _index(request: Any) -> FileResponse:
 
 
 def mount_dashboard(app: Any) -> None:
-    """Serve the dashboard from a Starlette (or FastAPI) ``app``: ``/``, ``/jobs/{id}``, assets.
+    """Serve the dashboard from a Starlette (or FastAPI) ``app``: ``/``, deep links, assets.
 
     The routes are left out of the OpenAPI schema; ``{id}`` only matches digits, so a bad
     address falls through to the app's 404.
     """
     app.router.routes.extend(
         [
-            Route("/", _index, methods=["GET", "HEAD"], include_in_schema=False),
-            Route("/jobs/{job_id:int}", _index, methods=["GET", "HEAD"], include_in_schema=False),
+            *(
+                Route(path, _index, methods=["GET", "HEAD"], include_in_schema=False)
+                for path in ("/", "/jobs/{job_id:int}", "/crossplay/{run_id:int}")
+            ),
             Mount(ASSETS_PREFIX, app=StaticFiles(directory=STATIC_DIR), name="dashboard-assets"),
         ]
     )

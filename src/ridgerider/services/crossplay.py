@@ -41,16 +41,19 @@ from ridgerider.core.settings import MISSettings, RRSettings
 from ridgerider.problems import ParamError, RegisteredProblem, UnknownProblemError, create
 
 __all__ = [
+    "MAX_FINGERPRINTS",
     "MAX_REPLICATES",
     "RIDE_DEFAULTS",
     "CrossplayInputError",
     "CrossplayReport",
+    "check_request",
     "crossplay_settings",
     "run_crossplay",
 ]
 
 MAX_REPLICATES = 256
 MAX_WORKERS = 64
+MAX_FINGERPRINTS = 4096
 RIDE_DEFAULTS: dict[str, Any] = {"end_on_convex": False, "cluster_tol": 0.1}
 """Ride overrides for cross-play (ours). Rides run until the ridge is lost or stops descending,
 not until the followed eigenvalue turns positive, since a leaf is finished by gradient descent
@@ -146,6 +149,26 @@ def _check_int(field_name: str, value: Any, low: int, high: int) -> int:
     return value
 
 
+def check_request(
+    problem_name: str,
+    params: dict[str, Any] | None,
+    replicates: int,
+    fingerprints: int | None = None,
+    seed: int = 0,
+) -> RegisteredProblem:
+    """Validate a cross-play request without running it; returns the problem.
+
+    Raises :class:`CrossplayInputError` naming the first invalid field (what
+    :func:`run_crossplay` checks before any work, so a service can refuse before storing).
+    """
+    problem = _problem(problem_name, params)
+    _check_int("replicates", replicates, 2, MAX_REPLICATES)
+    if fingerprints is not None:
+        _check_int("fingerprints", fingerprints, 1, MAX_FINGERPRINTS)
+    _check_int("seed", seed, 0, 2**63 - 1)
+    return problem
+
+
 def _replicate_task(
     problem_name: str,
     params: dict[str, Any],
@@ -222,11 +245,7 @@ def run_crossplay(
         on_replicate: progress callback.
     """
     start = time.perf_counter()
-    problem = _problem(problem_name, params)
-    _check_int("replicates", replicates, 2, MAX_REPLICATES)
-    if fingerprints is not None:
-        _check_int("fingerprints", fingerprints, 1, 4096)
-    _check_int("seed", seed, 0, 2**63 - 1)
+    problem = check_request(problem_name, params, replicates, fingerprints, seed)
     _check_int("workers", workers, 0, MAX_WORKERS)
     rr, rep = crossplay_settings(problem, settings, replicate)
     n_indices = rr.n_ridges if fingerprints is None else fingerprints

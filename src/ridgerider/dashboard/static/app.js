@@ -1,6 +1,8 @@
-// The dashboard: sign-in, routing and the jobs list (/); one job (/jobs/{id}) is in job.js.
+// The dashboard: sign-in, routing and the jobs list (/); one job (/jobs/{id}) is in job.js,
+// one cross-play run (/crossplay/{id}) in xpview.js.
 import { getAll, getJSON, token } from "./api.js";
 import { jobView } from "./job.js";
+import { crossplayView, drawCrossplayList } from "./xpview.js";
 import { $, FINAL, fail, jobField, show, signIn, signedIn, state } from "./ui.js";
 import { age, el, fmt } from "./util.js";
 
@@ -31,7 +33,9 @@ async function route() {
   try {
     // Each view shows itself only after its first API call succeeded (see signedIn).
     const m = location.pathname.match(/^\/jobs\/(\d+)\/?$/);
+    const xp = location.pathname.match(/^\/crossplay\/(\d+)\/?$/);
     if (m) await jobView(Number(m[1]));
+    else if (xp) await crossplayView(Number(xp[1]));
     else await jobsView();
   } catch (err) {
     fail(err);
@@ -121,6 +125,7 @@ async function jobsView() {
     signedIn();
     show("#jobs-view");
     drawJobs();
+    await drawCrossplayList();
     await countSolutions(state.jobs);
     drawJobs();
   };

@@ -1,7 +1,8 @@
 // Cross-play (the paper's Fig. 6): a heatmap of every fingerprint against every other and the
 // bar chart of each fingerprint's average cross-play score.
 //
-// Input (GET /api/v1/jobs/{id}/crossplay when the API has it, or
+// Input (GET /api/v1/crossplay/{id}/result for the page /crossplay/{id}; GET
+// /api/v1/jobs/{id}/crossplay when the API has it; or
 // window.ridgerider.renderCrossplay(data) from the console or a test):
 //   {"fingerprints": [{"fingerprint": "0+", "xp": 0.12, "xp_std": 0.03, "sp": 1.0}, ...],
 //    "matrix": [[...], ...]}
@@ -30,8 +31,8 @@ export function renderCrossplay(section, data) {
     section.hidden = true;
     return false;
   }
-  heatmap(section.querySelector("#xp-heatmap"), xp.rows, xp.labels);
-  barChart(section.querySelector("#xp-bars"), xp.bars.map((f, i) => ({
+  heatmap(section.querySelector("#xp-heatmap, .xp-heatmap"), xp.rows, xp.labels);
+  barChart(section.querySelector("#xp-bars, .xp-bars"), xp.bars.map((f, i) => ({
     value: f.xp,
     err: f.xp_std || 0,
     label: xp.labels[i],

@@ -36,6 +36,7 @@ __all__ = [
     "ApiToken",
     "Artifact",
     "Base",
+    "CrossplayRun",
     "Job",
     "JobEvent",
     "Node",
@@ -303,3 +304,35 @@ class Artifact(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CrossplayRun(Base):
+    """A cross-play request of the service (``POST /crossplay``) and, once done, its report."""
+
+    __tablename__ = "crossplays"
+    __table_args__ = (
+        Index(
+            "ix_crossplays_owner_idempotency",
+            "owner_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key IS NOT NULL"),
+            sqlite_where=text("idempotency_key IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    request: Mapped[dict[str, Any]]
+    """``problem``, ``params``, ``replicates``, ``fingerprints``, ``seed`` as accepted."""
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    """Replicates finished so far (progress of the current attempt)."""
+    result: Mapped[dict[str, Any] | None]
+    """The report (``CrossplayReport.to_dict()``) once ``succeeded``."""
+    error: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

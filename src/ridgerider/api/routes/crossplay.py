@@ -1,0 +1,183 @@
+"""``/crossplay``: zero-shot coordination runs (submit, list, status, report).
+
+A request is validated (422 naming the field, nothing stored), stored, and run in the
+background by :class:`~ridgerider.services.crossplay_runs.CrossplayExecutor`; this router's
+lifespan starts the executor, resumes the runs an earlier process left unfinished and stops
+it on shutdown. Runs belong to the user who submitted them, like jobs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi import status as http
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from ridgerider.api.auth import CurrentUser, ServiceDep
+from ridgerider.api.convert import finite
+from ridgerider.api.errors import field_error
+from ridgerider.api.routes.jobs import BODY_ERRORS, IDEMPOTENCY
+from ridgerider.api.state import Service
+from ridgerider.client import crossplay_models as xm
+from ridgerider.services import crossplay_runs as runs
+from ridgerider.services.crossplay import CrossplayInputError
+from ridgerider.services.storage.records import UserRecord
+from ridgerider.services.storage.sql import SQLStorage
+
+__all__ = ["router"]
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the executor and resume unfinished runs; stop it (after a replicate) at the end."""
+    service = cast(Service, app.state.service)
+    executor = runs.CrossplayExecutor(_storage(service))
+    app.state.crossplay = executor
+    await run_in_threadpool(executor.resume)
+    try:
+        yield
+    finally:
+        await run_in_threadpool(executor.stop)
+
+
+def known_query(request: Request) -> None:
+    """Refuse query parameters a route does not declare (422 naming the first one).
+
+    The routes here declare their query parameters themselves (none in dependencies).
+    """
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    known = {p.alias for p in dependant.query_params} if dependant else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        error = {"loc": ("query", unknown[0]), "msg": "unknown query parameter", "type": "extra"}
+        raise RequestValidationError([error])
+
+
+router = APIRouter(tags=["crossplay"], lifespan=lifespan, dependencies=[Depends(known_query)])
+RunId = Annotated[int, Path(ge=1, le=2**63 - 1, description="cross-play id")]
+ERRORS: dict[int | str, dict[str, object]] = {
+    401: {"description": "missing, invalid or revoked token"},
+    404: {"description": "no such cross-play (or another user's)"},
+    422: {"description": "invalid input; `detail` names each field"},
+}
+
+
+def _storage(service: Service) -> SQLStorage:
+    return cast(SQLStorage, service.archive.storage)
+
+
+def _out(row: dict[str, Any]) -> xm.Crossplay:
+    req = row["request"]
+    return xm.Crossplay(
+        id=row["id"],
+        problem=req["problem"],
+        params=finite(req["params"]),
+        replicates=req["replicates"],
+        fingerprints=req["fingerprints"],
+        seed=req["seed"],
+        status=row["status"],
+        done=row["done"],
+        progress=min(1.0, row["done"] / req["replicates"]),
+        error=row["error"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+    )
+
+
+def _owned(service: Service, user: UserRecord, run_id: int) -> dict[str, Any]:
+    row = runs.get_run(_storage(service), run_id)
+    if row is None or row["owner_id"] != user.id:
+        raise HTTPException(404, f"cross-play {run_id} not found")
+    return row
+
+
+@router.post(
+    "/crossplay",
+    operation_id="submit_crossplay",
+    status_code=http.HTTP_201_CREATED,
+    response_model=xm.Crossplay,
+    responses={
+        **ERRORS,
+        200: {"model": xm.Crossplay, "description": "a retry: the first run with this key"},
+        409: {"description": "the Idempotency-Key was used for a different request"},
+        **BODY_ERRORS,
+    },
+)
+async def submit_crossplay(
+    body: xm.CrossplayCreate,
+    request: Request,
+    service: ServiceDep,
+    user: CurrentUser,
+    response: Response,
+    idempotency_key: Annotated[str | None, IDEMPOTENCY] = None,
+) -> xm.Crossplay | JSONResponse:
+    """Cross-play ``replicates`` independent RR runs of a two-player game (in the background)."""
+    try:
+        row, created = await run_in_threadpool(
+            runs.create_run,
+            _storage(service),
+            body.model_dump(),
+            owner_id=user.id,
+            idempotency_key=idempotency_key,
+            max_params=service.limits.max_params,
+        )
+    except CrossplayInputError as exc:
+        return field_error(("body", *exc.field.split(".")), exc.message)
+    except runs.IdempotencyReuseError as exc:
+        return JSONResponse({"detail": str(exc)}, 409)
+    if created:
+        request.app.state.crossplay.submit(row["id"])
+    else:
+        response.status_code = http.HTTP_200_OK
+    response.headers["Location"] = f"/api/v1/crossplay/{row['id']}"
+    return _out(row)
+
+
+@router.get(
+    "/crossplay", operation_id="list_crossplay", response_model=xm.CrossplayPage, responses=ERRORS
+)
+def list_crossplay(
+    service: ServiceDep,
+    user: CurrentUser,
+    after: Annotated[
+        int | None, Query(ge=1, le=2**63 - 1, description="next_after of the previous page")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> xm.CrossplayPage:
+    """The caller's cross-play runs, newest first, a page at a time."""
+    rows, cursor = runs.list_runs(_storage(service), user.id, after=after, limit=limit)
+    return xm.CrossplayPage(items=[_out(r) for r in rows], next_after=cursor)
+
+
+@router.get(
+    "/crossplay/{run_id}",
+    operation_id="get_crossplay",
+    response_model=xm.Crossplay,
+    responses=ERRORS,
+)
+def get_crossplay(run_id: RunId, service: ServiceDep, user: CurrentUser) -> xm.Crossplay:
+    """One run: its status and progress (replicates done)."""
+    return _out(_owned(service, user, run_id))
+
+
+@router.get(
+    "/crossplay/{run_id}/result",
+    operation_id="get_crossplay_result",
+    response_model=xm.CrossplayReport,
+    responses={**ERRORS, 409: {"description": "not finished, or failed (`detail` says why)"}},
+)
+def get_crossplay_result(
+    run_id: RunId, service: ServiceDep, user: CurrentUser
+) -> xm.CrossplayReport:
+    """The report (as ``ridgerider crossplay --json`` writes it) once the run succeeded."""
+    row = _owned(service, user, run_id)
+    if row["status"] != "succeeded":
+        why = f": {row['error']}" if row["error"] else ""
+        raise HTTPException(409, f"cross-play {run_id} is {row['status']}{why}")
+    return xm.CrossplayReport.model_validate(row["result"])

@@ -1,0 +1,241 @@
+"""Cross-play as a service: accepted requests are stored, run in the background, resumed.
+
+A request (``POST /api/v1/crossplay``) is validated with
+:func:`~ridgerider.services.crossplay.check_request` and only then stored as a row of
+``crossplays`` (status ``queued``). :class:`CrossplayExecutor` runs the rows one at a time with
+:func:`~ridgerider.services.crossplay.run_crossplay` and stores the report in the same row.
+
+Execution (a choice): one background thread of the service process, not the search workers.
+A cross-play is a single call that needs all ``R`` replicates together (they share one MIS,
+their leaves are finished in one batch and scored against each other), so splitting it into
+worker tasks would need a second task kind in the frontier for no gain in robustness; the
+replicates run in this process one after another (``workers=0``, the same report as the
+command line's). Runs are queued, so a burst of requests never takes more than one core.
+
+Durability: a row is committed before the request is answered; at startup every row still
+``queued`` or ``running`` (the service stopped or crashed) is run again from the start. A run
+is a deterministic function of its request, so the rerun's report is the one the first run
+would have written. On shutdown the run in progress stops after its current replicate and
+stays ``running`` for the next start. With several service nodes on one archive, each node
+resumes the unfinished rows it finds at its start; the first report stored wins (a report is
+only written over a row that is not finished), so a duplicate run costs time, not correctness.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy import Table, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ridgerider.services.crossplay import CrossplayInputError, check_request, run_crossplay
+from ridgerider.services.storage.models import CrossplayRun, utcnow
+from ridgerider.services.storage.sql import SQLStorage
+
+__all__ = [
+    "FINISHED",
+    "RUNS",
+    "CrossplayExecutor",
+    "IdempotencyReuseError",
+    "create_run",
+    "get_run",
+    "list_runs",
+    "unfinished_runs",
+]
+
+RUNS: Table = CrossplayRun.__table__  # type: ignore[assignment]
+FINISHED = ("succeeded", "failed")
+REQUEST_KEYS = ("problem", "params", "replicates", "fingerprints", "seed")
+log = logging.getLogger(__name__)
+
+
+class IdempotencyReuseError(ValueError):
+    """The idempotency key was used before for a different cross-play request."""
+
+    def __init__(self, run_id: int) -> None:
+        super().__init__(
+            f"this Idempotency-Key was used for cross-play {run_id} with another request"
+        )
+        self.run_id = run_id
+
+
+def _find_key(storage: SQLStorage, owner_id: int | None, key: str) -> dict[str, Any] | None:
+    stmt = select(RUNS).where(RUNS.c.owner_id == owner_id, RUNS.c.idempotency_key == key)
+    with storage.db.session(write=False) as s:
+        row = s.connection().execute(stmt).first()
+    return None if row is None else row._asdict()
+
+
+def create_run(
+    storage: SQLStorage,
+    request: dict[str, Any],
+    *,
+    owner_id: int | None,
+    idempotency_key: str | None = None,
+    max_params: int | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Validate and store a request; returns the row and whether it is new.
+
+    ``max_params`` bounds the game's size (the service's limit on one job's parameters).
+
+    Raises :class:`~ridgerider.services.crossplay.CrossplayInputError` (storing nothing) for
+    invalid input, :class:`IdempotencyReuseError` for a key used with another request. A key
+    used with the same request returns the first row (``created`` is ``False``).
+    """
+    request = {k: request.get(k) for k in REQUEST_KEYS}
+    problem = check_request(
+        request["problem"],
+        request["params"],
+        request["replicates"],
+        request["fingerprints"],
+        request["seed"],
+    )
+    if max_params is not None and problem.n_params > max_params:
+        limit = f"{problem.n_params} parameters exceed the limit {max_params}"
+        raise CrossplayInputError("params", limit)
+    request["problem"] = problem.name
+    request["params"] = problem.params_dict()  # normalized: defaults filled in
+    if idempotency_key is not None:
+        first = _find_key(storage, owner_id, idempotency_key)
+        if first is not None:
+            return _same_request(first, request), False
+    values = {
+        "owner_id": owner_id,
+        "request": request,
+        "status": "queued",
+        "done": 0,
+        "idempotency_key": idempotency_key,
+        "created_at": utcnow(),
+    }
+    try:
+        with storage.db.session() as s:
+            row = s.connection().execute(RUNS.insert().values(**values).returning(*RUNS.c))
+            return row.one()._asdict(), True
+    except IntegrityError:  # a concurrent retry with the same key stored it first
+        assert idempotency_key is not None
+        first = _find_key(storage, owner_id, idempotency_key)
+        if first is None:
+            raise
+        return _same_request(first, request), False
+
+
+def _same_request(first: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    if first["request"] != request:
+        raise IdempotencyReuseError(first["id"])
+    return first
+
+
+def get_run(storage: SQLStorage, run_id: int) -> dict[str, Any] | None:
+    """The row of a cross-play run (``result`` included)."""
+    with storage.db.session(write=False) as s:
+        row = s.connection().execute(select(RUNS).where(RUNS.c.id == run_id)).first()
+    return None if row is None else row._asdict()
+
+
+def list_runs(
+    storage: SQLStorage, owner_id: int | None, *, after: int | None = None, limit: int = 50
+) -> tuple[list[dict[str, Any]], int | None]:
+    """An owner's runs, newest first, without reports; and the cursor of the next page."""
+    cols = [c for c in RUNS.c if c.name != "result"]
+    stmt = select(*cols).where(RUNS.c.owner_id == owner_id)
+    if after is not None:
+        stmt = stmt.where(RUNS.c.id < after)
+    stmt = stmt.order_by(RUNS.c.id.desc()).limit(limit + 1)
+    with storage.db.session(write=False) as s:
+        rows = [r._asdict() for r in s.connection().execute(stmt)]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1]["id"] if more else None)
+
+
+def unfinished_runs(storage: SQLStorage) -> list[int]:
+    """Ids of the runs still ``queued`` or ``running``, oldest first."""
+    stmt = select(RUNS.c.id).where(RUNS.c.status.not_in(FINISHED)).order_by(RUNS.c.id)
+    with storage.db.session(write=False) as s:
+        return list(s.connection().execute(stmt).scalars())
+
+
+def _update(storage: SQLStorage, run_id: int, **values: Any) -> bool:
+    stmt = update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status.not_in(FINISHED)).values(**values)
+    with storage.db.session() as s:
+        return s.connection().execute(stmt.returning(RUNS.c.id)).first() is not None
+
+
+def _json_safe(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with NaN and infinities as ``null`` (PostgreSQL's JSONB has none)."""
+    return json.loads(json.dumps(data), parse_constant=lambda _: None)  # type: ignore[no-any-return]
+
+
+class _StopRequestedError(Exception):
+    """The service is stopping: leave the run for the next start."""
+
+
+class CrossplayExecutor:
+    """Runs stored cross-play requests one at a time in a background thread."""
+
+    def __init__(self, storage: SQLStorage, *, run: Callable[..., Any] = run_crossplay) -> None:
+        self.storage = storage
+        self._run = run
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="crossplay")
+        self._stopping = threading.Event()
+
+    def submit(self, run_id: int) -> Future[None]:
+        """Queue a stored run."""
+        return self._pool.submit(self._execute, run_id)
+
+    def resume(self) -> list[int]:
+        """Queue every unfinished run (after a restart); returns their ids."""
+        ids = unfinished_runs(self.storage)
+        for run_id in ids:
+            self.submit(run_id)
+        return ids
+
+    def stop(self) -> None:
+        """Stop after the current replicate; unfinished runs stay for the next start."""
+        self._stopping.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _execute(self, run_id: int) -> None:
+        row = get_run(self.storage, run_id)
+        if row is None or row["status"] in FINISHED or self._stopping.is_set():
+            return
+        req = row["request"]
+        _update(self.storage, run_id, status="running", done=0)
+
+        def progress(done: int, _total: int) -> None:
+            if self._stopping.is_set():
+                raise _StopRequestedError
+            _update(self.storage, run_id, done=done)
+
+        try:
+            report = self._run(
+                req["problem"],
+                req["params"],
+                req["replicates"],
+                req["fingerprints"],
+                req["seed"],
+                on_replicate=progress,
+            )
+        except _StopRequestedError:
+            return
+        except CrossplayInputError as exc:
+            _update(self.storage, run_id, status="failed", error=str(exc), finished_at=utcnow())
+            return
+        except Exception as exc:  # a run must never take the executor down
+            log.exception("cross-play %d failed", run_id)
+            error = f"{type(exc).__name__}: {exc}"
+            _update(self.storage, run_id, status="failed", error=error, finished_at=utcnow())
+            return
+        _update(
+            self.storage,
+            run_id,
+            status="succeeded",
+            done=req["replicates"],
+            result=_json_safe(report.to_dict()),
+            finished_at=utcnow(),
+        )
