@@ -260,6 +260,10 @@ def test_operation_ids_are_stable(make_client) -> None:
         "healthz",
         "readyz",
         "metrics",
+        "submit_crossplay",
+        "list_crossplay",
+        "get_crossplay",
+        "get_crossplay_result",
     }
     assert all(path.startswith(API) for path in spec["paths"])
     problem = spec["components"]["schemas"]["JobCreate"]["properties"]["problem"]
