@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +31,9 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30)
     max_params: int = Field(1_000_000, ge=1)
     max_exact_params: int = Field(8192, ge=1)
+    data_root: Path | None = Field(
+        None, description="the only folder jobs may read files from (none: no local files)"
+    )
     max_page: int = Field(1000, ge=1, le=100_000)
     api_threads: int = Field(
         4,

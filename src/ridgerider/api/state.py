@@ -63,7 +63,9 @@ class Service:
     @property
     def limits(self) -> Limits:
         """What one job may ask for."""
-        return Limits(self.settings.max_params, self.settings.max_exact_params)
+        return Limits(
+            self.settings.max_params, self.settings.max_exact_params, self.settings.data_root
+        )
 
 
 def get_service(request: Request) -> Service:

@@ -35,6 +35,9 @@ class RegisteredProblem(Problem):
     """
 
     Params: ClassVar[type[ParamsModel]] = ParamsModel
+    path_params: ClassVar[tuple[str, ...]] = ()
+    """Parameters that name local files or folders the problem reads: a service accepts them
+    only inside its configured data root (see ``services.submission.Limits.data_root``)."""
 
     def __init__(self, params: ParamsModel) -> None:
         self.params = params

@@ -98,6 +98,7 @@ class MnistMLP(MLPClassifier):
     """Full-batch tanh MLP on MNIST read from IDX files (see the module docstring)."""
 
     name = "mnist-mlp"
+    path_params = ("data_dir",)
     summary = "tanh MLP on MNIST from local IDX files (param data_dir), cross-entropy (paper)"
     Params = MnistMLPParams
     params: MnistMLPParams

@@ -10,10 +10,11 @@ A submission with an idempotency key that the owner already used returns the fir
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ridgerider.core.settings import RRSettings
-from ridgerider.problems import ParamError, UnknownProblemError, create
+from ridgerider.problems import ParamError, UnknownProblemError, create, get
 from ridgerider.services import jobs
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.storage.base import Storage
@@ -47,6 +48,42 @@ class Limits:
     """Largest problem (number of parameters θ)."""
     max_exact_params: int = 8192
     """Largest problem for ``method="exact"`` (a dense Hessian has n² entries)."""
+    data_root: Path | None = None
+    """The only folder whose files a job may read (problem parameters listed in a problem's
+    ``path_params``, e.g. ``mnist-mlp``'s ``data_dir``); ``None``: no local files at all, so
+    a request can never make the server read an arbitrary path."""
+
+
+def _check_paths(
+    problem: str, params: dict[str, Any] | None, root: Path | None
+) -> dict[str, Any] | None:
+    """Refuse file parameters outside the data root, before the problem reads anything.
+
+    Returns the parameters with each file parameter resolved to an absolute path inside the
+    root (relative paths are relative to the root), which is what the job stores.
+    """
+    try:
+        names = get(problem).path_params
+    except UnknownProblemError as exc:
+        raise FieldError(("problem",), str(exc)) from None
+    for name in names:
+        value = (params or {}).get(name)
+        if value is None:
+            continue  # the problem's own validation reports a missing required path
+        if root is None:
+            raise FieldError(
+                ("params", name),
+                "this service reads no local files (its operator can set a data root, "
+                "RIDGERIDER_DATA_ROOT)",
+            )
+        base = root.resolve()
+        target = (base / str(value)).resolve()
+        if not target.is_relative_to(base):
+            raise FieldError(("params", name), f"must be a path inside the data root {base}")
+        if not target.exists():
+            raise FieldError(("params", name), f"{value!r} does not exist in the data root")
+        params = {**(params or {}), name: str(target)}
+    return params
 
 
 def _settings(problem_defaults: dict[str, Any], overrides: dict[str, Any]) -> RRSettings:
@@ -77,12 +114,15 @@ def submit_spec(
     Raises :class:`FieldError` for invalid input and :class:`IdempotencyConflictError` when the
     key was used for a different request; nothing is stored in either case.
     """
+    params = _check_paths(problem, params, limits.data_root)
     try:
         built = create(problem, params)
     except UnknownProblemError as exc:
         raise FieldError(("problem",), str(exc)) from None
     except ParamError as exc:
         raise FieldError(("params", *exc.field.split(".")), exc.message) from None
+    except (OSError, ValueError) as exc:  # e.g. a file parameter naming unreadable data
+        raise FieldError(("params",), f"{type(exc).__name__}: {exc}") from None
     settings = _settings(built.default_settings(), overrides)
     if built.n_params > limits.max_params:
         raise FieldError(
