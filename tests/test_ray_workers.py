@@ -124,25 +124,38 @@ def leased_to(store: SQLStorage, node_id: int) -> str | None:
     return row.lease_owner if row.status == "leased" else None
 
 
-def riding(pool: WorkerPool, timeout: float = 180) -> dict[str, Any]:
-    """A worker that has completed a node and is riding another now."""
+def riding(pool: WorkerPool, store: SQLStorage, timeout: float = 180) -> tuple[int, str, int]:
+    """(pid, worker id, node) of a pool worker holding a lease on a branch now.
+
+    Leases are read from the archive (what a ride holds), and pids from the actors; the actors
+    are asked only when a worker is not yet known, so sampling never waits on a busy actor.
+    """
+    n = NODES.c
+    pids: dict[str, int] = {}
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        busy = [i for i in pool.info() if i["holding"] and i["completed"] >= 1]
-        if busy:
-            return busy[0]
-        time.sleep(0.01)
+        if len(pids) < pool.alive():
+            pids = {i["worker_id"]: i["pid"] for i in pool.info()}
+        with store.db.session(write=False) as s:
+            rows = (
+                s.connection()
+                .execute(select(n.id, n.lease_owner).where(n.status == "leased"))
+                .all()
+            )
+        for row in rows:
+            if row.lease_owner in pids:
+                return pids[row.lease_owner], row.lease_owner, row.id
+        time.sleep(0.005)
     raise AssertionError("no worker riding")
 
 
 def kill_mid_ride(pool: WorkerPool, store: SQLStorage, tries: int = 20) -> tuple[int, int]:
     """SIGKILL a worker while it rides a branch; the (pid, node) killed mid-ride."""
     for _ in range(tries):
-        victim = riding(pool)
-        pid, node_id = victim["pid"], victim["holding"][0][1]
+        pid, worker_id, node_id = riding(pool, store)
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda pid=pid: not _alive(pid), 10, "the process to die")
-        if leased_to(store, node_id) == victim["worker_id"]:
+        if leased_to(store, node_id) == worker_id:
             return pid, node_id  # it died holding the lease: mid-ride
     raise AssertionError(f"no kill landed mid-ride in {tries} tries")
 
@@ -167,7 +180,9 @@ def submit(url: str, problem: str, params: dict[str, Any], seed: int, **kw: Any)
 
 def test_a_worker_killed_mid_ride_loses_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'archive.db'}"
-    store, job_id, ref = submit(url, "lever-game", {}, 4, max_nodes=40)
+    # rides of ~0.1 s (tree-rl depth 10, no depth limit), so a kill can land inside one
+    big = {"depth": 10, "tree_seed": 1}
+    store, job_id, ref = submit(url, "tree-rl", big, 4, max_nodes=24, max_depth=64)
     pool = start_workers(url, None, 2, job_id=job_id, options=WorkerOptions(num_cpus=1))
     try:
         pid, node_id = kill_mid_ride(pool, store)
