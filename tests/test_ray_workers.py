@@ -1,6 +1,6 @@
 """Ray workers: same solutions as in-process, and nothing lost when workers or Ray itself die.
 
-One small local Ray (2 CPUs, no dashboard, 100 MB object store) serves the whole module; the
+One small local Ray (4 logical CPUs, no dashboard, 100 MB object store) serves the whole module; the
 last test kills a whole local Ray mid-job and resumes the job on a Ray started on demand.
 """
 
@@ -50,7 +50,8 @@ def local_ray() -> Iterator[None]:
     if not ray.is_initialized():
         try:
             ray.init(
-                num_cpus=2,
+                # logical CPUs: room for a replacement actor while Ray reclaims a killed one's
+                num_cpus=4,
                 include_dashboard=False,
                 object_store_memory=100 * 2**20,
                 log_to_driver=False,
