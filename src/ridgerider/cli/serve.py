@@ -98,7 +98,16 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     mode = "development mode, no authentication" if dev else "bearer tokens required"
     console.print(f"ridgerider serving on http://{host}:{port} ({mode}, {workers} workers)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=30)
+    # Keep-alive well past any client's pause between requests: with uvicorn's default of 5 s a
+    # client can send on a connection in the instant the server closes it (a dropped request).
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=30,
+        timeout_keep_alive=75,
+    )
 
 
 def _ray_pool(address: str) -> Callable[[Archive, Any], WorkerPool | None]:
