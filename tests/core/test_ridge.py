@@ -314,3 +314,15 @@ def test_ride_does_not_mutate_inputs(toy, toy_settings):
     ride(toy.loss, theta, e, -1.0, toy_settings.with_(max_ride_steps=3))
     assert torch.equal(theta, torch.zeros(2, dtype=D))
     assert torch.equal(e, torch.tensor([0.0, 2.0], dtype=D))
+
+
+def test_polish_reports_the_steps_it_took():
+    def loss(x: Tensor) -> Tensor:
+        return 0.5 * (x**2).sum()
+
+    start = torch.tensor([0.6, 0.8], dtype=D)  # ‖x‖ = 1; each step at lr 0.5 halves it
+    x, taken = polish(loss, start, steps=100, lr=0.5, tol=1e-10)
+    assert taken == 34  # 0.5**33 > 1e-10 >= 0.5**34
+    assert float(x.norm()) == pytest.approx(0.5**34)
+    x, taken = polish(loss, start, steps=5, lr=0.5)
+    assert taken == 5 and float(x.norm()) == pytest.approx(0.5**5)

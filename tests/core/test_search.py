@@ -215,3 +215,18 @@ def test_settings_dict_round_trip_and_unknown_key():
         RRSettings.from_dict({**s.to_dict(), "n_ridges": -3})
     assert s.with_(alpha=0.25).alpha == 0.25
     assert s.alpha == 0.5  # frozen; with_ copies
+
+
+def test_tree_rl_defaults_polish_leaves_and_count_the_polish():
+    tree = create("tree-rl", {"depth": 6, "tree_seed": 2})
+    s = settings_for(tree)
+    r = run_search(tree, s, seed=0)
+    assert r.stopped_by == "exhausted"
+    solutions = r.solutions
+    assert solutions and all(n.depth <= s.max_depth for n in r.nodes)
+    for n in r.nodes:
+        rode = len(n.losses) - 1
+        # A softmax policy's gradient never falls to 1e-10 in 50 steps: the polish runs in full.
+        assert n.steps == rode + (s.polish_steps if n.is_solution else 0)
+    assert r.steps == sum(n.steps for n in r.nodes)
+    assert coverage(tree, r.nodes) == {"found": 3, "total": 3}  # measured: every goal
