@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from ridgerider.core.curvature import LossFn, canonical_sign, dense_hessian
-from ridgerider.core.ridge import HessianFn, RideOutcome, Ridge, get_ridges
+from ridgerider.core.ridge import HessianFn, RideOutcome, Ridge, continuation, get_ridges
 from ridgerider.core.settings import RRSettings
 
 __all__ = [
@@ -105,40 +105,6 @@ def batched_get_ridges(
         get_ridges(loss_fn, t, settings, g, hessian_fn=lambda _x, h=h: h)
         for t, g, h in zip(thetas, gens, hs, strict=True)
     ]
-
-
-def continuation(
-    values: Tensor, vectors: Tensor, e_prev: Tensor, settings: RRSettings
-) -> tuple[Tensor, float, float, int]:
-    """Exact UpdateRidge from a spectrum: the rule of ``ridge._update_exact``.
-
-    The eigenvector of largest ``|⟨v, e'⟩|``, sign-aligned; inside a cluster (eigenvalues within
-    ``cluster_tol`` of the spectral radius) the projection of ``e'`` on the cluster members taken
-    in order of overlap until ``overlap_threshold`` is met. Returns the direction, eigenvalue,
-    overlap and the spectral rank of the best match.
-    """
-    overlaps = vectors.T @ e_prev
-    order = torch.argsort(overlaps.abs(), descending=True).tolist()
-    i = order[0]
-    tol = settings.cluster_tol * max(float(values.abs().max()), 1e-300)
-    members = [i]
-    mass = float(overlaps[i]) ** 2
-    target = settings.overlap_threshold**2
-    for j in order[1:]:
-        if mass >= target or float(overlaps[j]) ** 2 < 1e-12:
-            break
-        if abs(float(values[j] - values[i])) <= tol:
-            members.append(j)
-            mass += float(overlaps[j]) ** 2
-    if len(members) == 1:
-        e = vectors[:, i] * (1.0 if float(overlaps[i]) >= 0 else -1.0)
-        return e, float(values[i]), abs(float(overlaps[i])), i
-    idx = torch.tensor(members)
-    coef = overlaps[idx]
-    e = vectors[:, idx] @ coef
-    e = e / e.norm()
-    lam = float((coef**2 * values[idx]).sum() / (coef**2).sum())
-    return e, lam, mass**0.5, i
 
 
 @dataclass

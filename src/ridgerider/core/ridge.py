@@ -142,6 +142,16 @@ def _update_exact(
     match.
     """
     values, vectors = symmetric_eigh(hessian_fn(theta))
+    return continuation(values, vectors, e_prev, settings)
+
+
+def continuation(
+    values: Tensor, vectors: Tensor, e_prev: Tensor, settings: RRSettings
+) -> tuple[Tensor, float, float, int]:
+    """Exact UpdateRidge from a spectrum (see :func:`_update_exact`), shared with batched RR.
+
+    Returns the direction, eigenvalue, overlap and the spectral rank of the best match.
+    """
     overlaps = vectors.T @ e_prev
     order = torch.argsort(overlaps.abs(), descending=True).tolist()
     i = order[0]
