@@ -73,15 +73,16 @@ def test_one_worker_matches_run_search(
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=PG)])
 @pytest.mark.parametrize("order", ["bfs", "dfs"])
+@pytest.mark.parametrize("batch", [2, "auto"])
 def test_several_workers_grow_the_same_tree(
-    kind: str, order: str, request: pytest.FixtureRequest
+    kind: str, order: str, batch: int | str, request: pytest.FixtureRequest
 ) -> None:
     frontier = make_frontier(kind, request)
     s = settings(order=order, max_nodes=7)
     job = jobs.submit(frontier.storage, frontier, "tree-rl", PARAMS, s, seed=4)
     import threading
 
-    workers = [Worker(frontier, job_id=job.id, batch=2) for _ in range(3)]
+    workers = [Worker(frontier, job_id=job.id, batch=batch) for _ in range(3)]  # type: ignore[arg-type]
     threads = [threading.Thread(target=w.run) for w in workers]
     for t in threads:
         t.start()

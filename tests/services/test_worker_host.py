@@ -61,6 +61,8 @@ def test_the_actor_body_runs_a_job_like_the_engine(sqlite_url: str) -> None:
     [
         (["worker", "--device", "tpu"], "--device: 'cpu' or 'cuda[:i]'"),
         (["worker", "--num-workers", "0"], "--num-workers"),
+        (["worker", "--batch", "0"], "--batch: an integer >= 1 or 'auto'"),
+        (["worker", "--batch", "many"], "--batch: an integer >= 1 or 'auto'"),
         (["run", "toy2d", "--workers", "-1"], "--workers"),
         (["run", "toy2d", "--ray-address", "auto"], "--ray-address needs --workers"),
         (["resume", "1", "--ray-address", "auto"], "--ray-address needs --workers"),

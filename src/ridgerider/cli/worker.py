@@ -39,8 +39,15 @@ from ridgerider.services.runner import default_database_url
 )  # fmt: skip
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:i] per worker")
 @click.option(
-    "--lease", "lease_s", type=click.FloatRange(0.1, 86400), default=None,
+    "--lease",
+    "lease_s",
+    type=click.FloatRange(0.1, 86400),
+    default=None,
     help="lease length in seconds (default: each job's)",
+)
+@click.option(
+    "--batch", default="1", show_default=True,
+    help="branches per claim, or 'auto' (sized so the queue costs ~5 % of a worker's time)",
 )  # fmt: skip
 def worker(
     ray_address: str | None,
@@ -52,6 +59,7 @@ def worker(
     threads: int,
     device: str,
     lease_s: float | None,
+    batch: str,
 ) -> None:
     """Serve every running job with Ray workers until interrupted (Ctrl-C or SIGTERM).
 
@@ -61,7 +69,10 @@ def worker(
     from ridgerider.services.distributed import WorkerOptions, start_workers
 
     try:
+        if batch != "auto" and not batch.isdecimal():
+            raise ValueError(f"batch: an integer >= 1 or 'auto', got {batch!r}")
         options = WorkerOptions(
+            batch="auto" if batch == "auto" else int(batch),
             num_cpus=num_cpus,
             num_gpus=num_gpus,
             torch_threads=threads,

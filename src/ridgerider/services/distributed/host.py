@@ -16,7 +16,7 @@ import ray
 import torch
 
 from ridgerider.problems import RegisteredProblem, create
-from ridgerider.services.worker import ExpandFn, Worker
+from ridgerider.services.worker import BatchSize, ExpandFn, Worker
 
 __all__ = ["ProblemStore", "WorkerHost", "WorkerOptions"]
 
@@ -32,7 +32,12 @@ class WorkerOptions:
         device: ``"cpu"`` or ``"cuda[:i]"``; for CUDA the worker makes it the current device.
             (The built-in problems compute on CPU tensors; the device is for problems that
             place their tensors on the current CUDA device.)
-        batch: branches claimed at once.
+        batch: branches claimed at once, or ``"auto"`` (sized from measured ride and queue
+            times so the archive's round trips stay ~5 % of a worker's time; see
+            :class:`~ridgerider.services.worker.AdaptiveBatch`). The default is 1: a BFS job
+            admits a level at a time, and claims of several branches can leave a worker idle
+            at the end of a level; on the compute-bound benchmark (~40 ms ``tree-rl``
+            branches) ``"auto"`` scaled no better than claims of one (``benchmarks/README.md``).
         lease_s: lease length (``None``: each job's ``lease_s``).
         poll_s: pause between empty claims.
         max_concurrency: threads of the actor (one rides, the others answer ``info``/``stop``).
@@ -42,7 +47,7 @@ class WorkerOptions:
     num_gpus: float = 0.0
     torch_threads: int = 1
     device: str = "cpu"
-    batch: int = 1
+    batch: BatchSize = 1
     lease_s: float | None = None
     poll_s: float = 0.05
     max_concurrency: int = 4
@@ -56,8 +61,10 @@ class WorkerOptions:
             raise ValueError(f"torch_threads: must be >= 1, got {self.torch_threads}")
         if self.device != "cpu" and not self.device.startswith("cuda"):
             raise ValueError(f"device: 'cpu' or 'cuda[:i]', got {self.device!r}")
-        if self.batch < 1:
-            raise ValueError(f"batch: must be >= 1, got {self.batch}")
+        if self.batch != "auto" and (
+            not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1
+        ):
+            raise ValueError(f"batch: an integer >= 1 or 'auto', got {self.batch!r}")
 
 
 class ProblemStore:

@@ -1,0 +1,77 @@
+"""Claim sizes chosen from measured ride and queue times (``Worker(batch="auto")``)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ridgerider.core.branch import Branch
+from ridgerider.core.expand import Expansion
+from ridgerider.core.settings import RRSettings
+from ridgerider.problems import RegisteredProblem
+from ridgerider.services.frontier.database import DatabaseFrontier
+from ridgerider.services.storage.sql import SQLStorage
+from ridgerider.services.worker import AdaptiveBatch, Worker
+
+from .synthetic import expansion, submit
+
+
+def test_first_claim_is_one_branch() -> None:
+    assert AdaptiveBatch().size == 1
+
+
+def test_size_keeps_the_queue_share_at_the_target() -> None:
+    sizer = AdaptiveBatch(smoothing=1.0)  # no averaging: the size follows the last round
+    # 5 ms of queue per claim, 40 ms branches: k = ceil(0.005 / (0.05 * 0.04)) = 3
+    assert sizer.observe(0.005, 0.040, 1) == 3
+    assert 0.005 / (3 * 0.040) <= 0.05 < 0.005 / (2 * 0.040)
+    # seconds-long branches: one at a time
+    assert sizer.observe(0.005, 2.0, 1) == 1
+
+
+def test_size_is_capped_by_max_batch_and_by_ride_time_per_claim() -> None:
+    sizer = AdaptiveBatch(smoothing=1.0, max_batch=32, max_claim_s=0.5)
+    assert sizer.observe(0.004, 0.0, 8) == 32  # branches that cost nothing
+    # 50 ms branches with a slow queue (100 ms per claim) would want 40: 0.5 s caps it at 10
+    assert sizer.observe(0.1, 0.05 * 4, 4) == 10
+
+
+def test_running_means_smooth_one_odd_round() -> None:
+    sizer = AdaptiveBatch(smoothing=0.3)
+    for _ in range(20):
+        sizer.observe(0.005, 0.040, 1)
+    assert sizer.size == 3
+    sizer.observe(0.005, 0.0004, 1)  # one branch 100x faster than usual
+    t = 0.3 * 0.0004 + 0.7 * 0.040
+    assert sizer.size == math.ceil(0.005 / (0.05 * t)) < 32
+
+
+def test_empty_round_changes_nothing() -> None:
+    sizer = AdaptiveBatch()
+    assert sizer.observe(0.01, 0.0, 0) == 1
+
+
+@pytest.mark.parametrize("bad", [0, -3, "many", 2.5, True])
+def test_worker_rejects_a_bad_batch(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"^batch: "):
+        Worker(None, batch=bad)  # type: ignore[arg-type]
+
+
+def test_an_auto_worker_claims_more_when_branches_are_cheap(sqlite_url: str) -> None:
+    """A real worker on a real archive: cheap branches grow the claims, every node completes."""
+    frontier = DatabaseFrontier(SQLStorage(sqlite_url))
+    job = submit(frontier, max_nodes=300)
+    sizes: list[int] = []
+
+    def cheap(problem: RegisteredProblem, settings: RRSettings, branch: Branch) -> Expansion:
+        sizes.append(worker.claim_size())
+        return expansion(branch, 2, depth=50)
+
+    worker = Worker(
+        frontier, job_id=job, batch="auto", expand_fn=cheap, make_problem=lambda *_: None
+    )  # type: ignore[arg-type,return-value]
+    assert worker.run() == 300
+    assert sizes[0] == 1 and max(sizes) > 1
+    assert frontier.storage.count_nodes(job).get("done", 0) == 300
+    frontier.close()
