@@ -3,7 +3,10 @@
 Three measurements on one archive (a scratch SQLite file unless ``--database-url``):
 
 1. **Compute-bound**: branches per second of ``tree-rl`` (depth 10, exact RR, BFS) ridden by 1
-   and by 2 Ray workers (one CPU and one torch thread each). Target: 2 workers ≥ 1.8× one.
+   and by 2 Ray workers (one CPU and one torch thread each), timed over the same 300 branches
+   (a fresh job per measurement; BFS completes them in a deterministic order), five
+   interleaved repetitions, for claims of one branch (the default) and ``batch="auto"``.
+   The speedup is the median of the per-repetition ratios. Target: 2 workers ≥ 1.8× one.
 2. **Overhead**: one Ray worker against one in-process worker on branches that compute for a
    fixed time (a busy loop of ~10 ms and ~100 ms; the tree is synthetic, two children per
    node). Overhead = in-process rate ÷ Ray rate − 1. Target: ≤ 10 % at 100 ms.
@@ -12,8 +15,9 @@ Three measurements on one archive (a scratch SQLite file unless ``--database-url
    and heartbeats against the frontier), eight children per node. Shows whether the queue
    becomes the bottleneck. Targets: ≥ 14× at 16 workers, ≥ 45× at 64.
 
-Rates are completions per second of the database's ``done`` rows inside a measured window that
-starts once every worker is warm (problem built, first branch done). The simulated expand steps
+Rates are completions per second of the database's ``done`` rows, counted from the moment every
+worker is warm (problem built, first branch done): over a fixed number of branches (part 1) or
+a time window (parts 2 and 3). The simulated expand steps
 live only in this file; nothing is added to the problem registry.
 
     python benchmarks/scaling.py --json benchmarks/results/scaling.json --markdown scaling.md
@@ -30,6 +34,7 @@ import functools
 import json
 import os
 import platform
+import statistics
 import tempfile
 import threading
 import time
@@ -48,7 +53,7 @@ from ridgerider.services import jobs
 from ridgerider.services.distributed import WorkerOptions, ensure_ray, start_workers
 from ridgerider.services.runner import Archive, open_archive
 from ridgerider.services.storage.records import JobSpec
-from ridgerider.services.worker import Worker
+from ridgerider.services.worker import BatchSize, Worker
 
 torch.set_num_threads(1)
 THETA = torch.zeros(2, dtype=torch.float64)
@@ -60,7 +65,12 @@ class Args:
     database_url: str | None = None
     """Archive (default: a scratch SQLite file)."""
     compute_params: dict[str, Any] = field(default_factory=lambda: {"depth": 10, "tree_seed": 1})
-    compute_window_s: float = 30.0
+    compute_branches: int = 300
+    """Branches measured per worker count: the same ones (BFS order is deterministic)."""
+    compute_batches: list[str] = field(default_factory=lambda: ["1", "auto"])
+    """Claim sizes of the compute-bound part (1: the Ray workers' default; ``auto``)."""
+    compute_repeats: int = 5
+    """Interleaved repetitions (the speedup is the median of the per-repetition ratios)."""
     overhead_ms: list[float] = field(default_factory=lambda: [10.0, 100.0])
     overhead_window_s: float = 20.0
     sim_workers: list[int] = field(default_factory=lambda: [1, 4, 16, 64])
@@ -72,7 +82,8 @@ class Args:
 
     def shrink(self) -> None:
         """``--quick``: short windows and fewer sizes (checks that everything runs)."""
-        self.compute_window_s, self.overhead_window_s, self.sim_window_s = 6.0, 4.0, 3.0
+        self.compute_branches, self.overhead_window_s, self.sim_window_s = 120, 4.0, 3.0
+        self.compute_repeats, self.compute_batches = 1, ["1"]
         self.sim_sleep_s = 0.25
         self.sim_workers = [1, 4, 16]
 
@@ -147,17 +158,35 @@ def done(archive: Archive, job_id: int) -> int:
     return archive.storage.count_nodes(job_id).get("done", 0)
 
 
-def rate(archive: Archive, job_id: int, warm: Callable[[], bool], window_s: float) -> float:
-    """Completions per second in a window that starts once ``warm()`` holds."""
+def wait_warm(warm: Callable[[], bool]) -> None:
+    """Return once ``warm()`` holds (every worker built its problem and finished a branch)."""
     deadline = time.monotonic() + 300
     while not warm():
         if time.monotonic() > deadline:
             raise TimeoutError("workers did not warm up in 300 s")
-        time.sleep(0.05)
+        time.sleep(0.02)
+
+
+def rate(archive: Archive, job_id: int, warm: Callable[[], bool], window_s: float) -> float:
+    """Completions per second in a window that starts once ``warm()`` holds."""
+    wait_warm(warm)
     t0, n0 = time.monotonic(), done(archive, job_id)
     time.sleep(window_s)
     t1, n1 = time.monotonic(), done(archive, job_id)
     return (n1 - n0) / (t1 - t0)
+
+
+def span_rate(archive: Archive, job_id: int, warm: Callable[[], bool], branches: int) -> float:
+    """Completions per second over the next ``branches`` completions once ``warm()`` holds.
+
+    A BFS job's branches complete in a deterministic order, so every worker count is timed on
+    the same branches (a fixed time window would compare different parts of the tree).
+    """
+    wait_warm(warm)
+    t0, n0 = time.monotonic(), done(archive, job_id)
+    while (n1 := done(archive, job_id)) < n0 + branches:
+        time.sleep(0.2)  # the count is a query on the archive: poll it rarely
+    return (n1 - n0) / (time.monotonic() - t0)
 
 
 def ray_rate(
@@ -165,19 +194,24 @@ def ray_rate(
     url: str,
     job_id: int,
     n: int,
-    window_s: float,
+    window_s: float | None,
     expand_fn: Any = None,
+    branches: int = 0,
+    batch: BatchSize = "auto",
 ) -> float:
+    """Rate of ``n`` Ray workers: over ``window_s`` seconds, or over the next ``branches``."""
+    options = WorkerOptions(num_cpus=1, batch=batch)
     pool = start_workers(
-        url, None, n, job_id=job_id, options=WorkerOptions(num_cpus=1), expand_fn=expand_fn,
-        reaper=False,
-    )  # fmt: skip
+        url, None, n, job_id=job_id, options=options, expand_fn=expand_fn, reaper=False
+    )
     try:
 
         def warm() -> bool:
             info = pool.info()
             return len(info) == n and all(i["completed"] >= 1 for i in info)
 
+        if window_s is None:
+            return span_rate(archive, job_id, warm, branches)
         return rate(archive, job_id, warm, window_s)
     finally:
         pool.stop()
@@ -185,11 +219,18 @@ def ray_rate(
 
 
 def thread_rate(
-    archive: Archive, job_id: int, n: int, window_s: float, expand_fn: Any, warm_nodes: int
+    archive: Archive,
+    job_id: int,
+    n: int,
+    window_s: float,
+    expand_fn: Any,
+    warm_nodes: int,
+    batch: BatchSize = 1,
 ) -> float:
     """``n`` in-process workers (threads), each with its own claims and heartbeats."""
     workers = [
-        Worker(archive.frontier, job_id=job_id, expand_fn=expand_fn, poll_s=0.01) for _ in range(n)
+        Worker(archive.frontier, job_id=job_id, expand_fn=expand_fn, poll_s=0.01, batch=batch)
+        for _ in range(n)
     ]
     threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
     for t in threads:
@@ -210,18 +251,37 @@ def compute_bound(archive: Archive, url: str, args: Args) -> dict[str, Any]:
     settings = RRSettings(
         **{**problem.default_settings(), "max_nodes": 100_000, "max_depth": 10**6}
     )
-    rates = {}
-    for n in (1, 2):
-        job = jobs.submit(
-            archive.storage, archive.frontier, "tree-rl", args.compute_params, settings, seed=3
+    rows = []
+    for b in args.compute_batches:
+        batch: BatchSize = "auto" if b == "auto" else int(b)
+        reps: dict[int, list[float]] = {1: [], 2: []}
+        for rep in range(args.compute_repeats):  # interleaved: 1, 2, 1, 2, ... workers
+            for n in (1, 2):
+                job = jobs.submit(
+                    archive.storage, archive.frontier, "tree-rl", args.compute_params, settings,
+                    seed=3,
+                )  # fmt: skip
+                r = ray_rate(
+                    archive, url, job.id, n, None, branches=args.compute_branches, batch=batch
+                )
+                reps[n].append(r)
+                print(f"compute-bound, batch {b}, rep {rep}: {n} Ray worker(s): {r:.2f} branches/s")
+        ratios = [two / one for one, two in zip(reps[1], reps[2], strict=True)]
+        rows.append(
+            {
+                "batch": b,
+                "rates_1": reps[1],
+                "rates_2": reps[2],
+                "ratios": ratios,
+                "rate_1": statistics.median(reps[1]),
+                "rate_2": statistics.median(reps[2]),
+                "speedup_2": statistics.median(ratios),
+            }
         )
-        rates[n] = ray_rate(archive, url, job.id, n, args.compute_window_s)
-        print(f"compute-bound: {n} Ray worker(s): {rates[n]:.2f} branches/s", flush=True)
     return {
         "problem": {"name": "tree-rl", "params": args.compute_params},
-        "rate_1": rates[1],
-        "rate_2": rates[2],
-        "speedup_2": rates[2] / rates[1],
+        "branches": args.compute_branches,
+        "rows": rows,
     }
 
 
@@ -229,8 +289,9 @@ def overhead(archive: Archive, url: str, args: Args) -> list[dict[str, Any]]:
     rows = []
     for ms in args.overhead_ms:
         fn = functools.partial(busy_expand, ms=ms)
-        local = thread_rate(archive, synthetic_job(archive), 1, args.overhead_window_s, fn, 3)
-        remote = ray_rate(archive, url, synthetic_job(archive), 1, args.overhead_window_s, fn)
+        job, window = synthetic_job(archive), args.overhead_window_s
+        local = thread_rate(archive, job, 1, window, fn, 3, batch="auto")
+        remote = ray_rate(archive, url, synthetic_job(archive), 1, window, fn, batch="auto")
         row = {
             "branch_ms": ms,
             "in_process_per_s": local,
@@ -267,12 +328,15 @@ def simulated(archive: Archive, args: Args) -> list[dict[str, Any]]:
 def markdown(res: dict[str, Any]) -> str:
     lines = ["| measurement | value | target |", "|---|---|---|"]
     if "compute_bound" in res:
-        c = res["compute_bound"]
-        lines += [
-            f"| compute-bound, 1 Ray worker | {c['rate_1']:.2f} branches/s | |",
-            f"| compute-bound, 2 Ray workers | {c['rate_2']:.2f} branches/s "
-            f"({c['speedup_2']:.2f}×) | ≥ 1.8× |",
-        ]
+        for c in res["compute_bound"]["rows"]:
+            lines += [
+                f"| compute-bound, batch {c['batch']}, 1 Ray worker | {c['rate_1']:.2f} "
+                "branches/s | |",
+                f"| compute-bound, batch {c['batch']}, 2 Ray workers | {c['rate_2']:.2f} "
+                f"branches/s (median ratio {c['speedup_2']:.2f}×, per repetition "
+                + ", ".join(f"{x:.2f}" for x in c["ratios"])
+                + ") | ≥ 1.8× |",
+            ]
     for o in res.get("overhead", []):
         target = "≤ 10 %" if o["branch_ms"] >= 100 else ""
         lines.append(
@@ -328,6 +392,7 @@ if __name__ == "__main__":
     p.add_argument("--quick", action="store_true", help="short windows, fewer sizes")
     p.add_argument("--database-url", default=None)
     p.add_argument("--parts", nargs="+", choices=["compute", "overhead", "simulated"])
+    p.add_argument("--compute-batches", nargs="+", default=None, help="claim sizes or auto")
     p.add_argument("--sim-workers", type=int, nargs="+", default=None)
     p.add_argument("--sim-sleep-s", type=float, default=None)
     p.add_argument("--json", default=None)
@@ -339,6 +404,8 @@ if __name__ == "__main__":
         args.shrink()
     if ns.parts:
         args.parts = ns.parts
+    if ns.compute_batches:
+        args.compute_batches = ns.compute_batches
     if ns.sim_workers:
         args.sim_workers = ns.sim_workers
     if ns.sim_sleep_s:
