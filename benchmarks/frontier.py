@@ -13,9 +13,11 @@ Each row also reports the CPU one cycle cost: in the worker processes, in the Po
 backends serving them, and in the Redis server (the whole server: a bound where it is shared).
 On a shared machine the rate depends on the share of the cores the run gets; these do not.
 
-    python benchmarks/frontier.py --seconds 5 --json benchmarks/frontier.json
+    python benchmarks/frontier.py --seconds 5 --json benchmarks/results/frontier.json
 
 Every process uses one torch thread; the machine's cores are shared, so compare rows of one run.
+The default claim is 32 branches, what an adaptive worker (``Worker(batch="auto")``) settles on
+when branches cost nothing; ``--batch 8`` or ``--batch 1`` show what the claim size buys.
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ class Args:
     workers: list[int] = field(default_factory=lambda: [1, 4, 16])
     seconds: float = 5.0
     """Measured window per configuration (after a warm-up of a second)."""
-    batch: int = 8
-    """Branches claimed at once."""
+    batch: int = 32
+    """Branches claimed at once: what ``Worker(batch="auto")`` claims when branches cost nothing
+    (``AdaptiveBatch.max_batch``)."""
     complete_batch: bool = True
     """Complete a claim's branches in one transaction (``complete_many``), else one by one."""
     optuna: bool = True
