@@ -47,6 +47,22 @@ def test_running_means_smooth_one_odd_round() -> None:
     assert sizer.size == math.ceil(0.005 / (0.05 * t)) < 32
 
 
+def test_per_branch_queue_cost_does_not_inflate_claims() -> None:
+    """Rounds cost 4 ms per claim plus 3 ms per branch; 40 ms branches want claims of 2.
+
+    Sizing by the whole round cost would run away here: each larger claim costs more per
+    round (3 ms per branch is above 5 % of 40 ms), asking for a larger claim still.
+    """
+    sizer = AdaptiveBatch()
+    sizes = []
+    for _ in range(300):  # long after the rounds of other sizes have faded from the fit
+        k = sizer.size
+        sizer.observe(0.004 + 0.003 * k, 0.040 * k, k)
+        sizes.append(sizer.size)
+    assert sizer.fixed_cost() == pytest.approx(0.004, rel=1e-6)
+    assert set(sizes[10:]) == {math.ceil(0.004 / (0.05 * 0.040))} == {2}
+
+
 def test_empty_round_changes_nothing() -> None:
     sizer = AdaptiveBatch()
     assert sizer.observe(0.01, 0.0, 0) == 1
