@@ -59,8 +59,9 @@ class AdaptiveBatch:
     rounds differ in size and kept while they do not; before any fit it is 0, so ``a`` is the
     whole mean ``o``, which errs towards larger claims.
 
-    Branches of seconds get ``k = 1``; ~40 ms ``tree-rl`` branches on a SQLite archive ~2–3;
-    branches that cost nothing (a queue benchmark) ``max_batch``. The first claim is 1.
+    Branches of seconds get ``k = 1``; ``tree-rl`` depth-10 branches (~25 ms at the top of the
+    tree) on a SQLite archive mostly 4–9; branches that cost nothing (a queue benchmark)
+    ``max_batch``. The first claim is 1.
     """
 
     overhead_share: float = 0.05
