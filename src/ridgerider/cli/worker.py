@@ -39,12 +39,9 @@ from ridgerider.services.runner import default_database_url
 )  # fmt: skip
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:i] per worker")
 @click.option(
-    "--lease",
-    "lease_s",
-    type=click.FloatRange(0.1, 86400),
-    default=None,
+    "--lease", "lease_s", type=click.FloatRange(0.1, 86400), default=None,
     help="lease length in seconds (default: each job's)",
-)
+)  # fmt: skip
 @click.option(
     "--batch", default="1", show_default=True,
     help="branches per claim, or 'auto' (sized so the queue costs ~5 % of a worker's time)",

@@ -15,10 +15,25 @@ from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem, create
 from ridgerider.services.frontier.base import Frontier, Lease, default_worker_id
 
-__all__ = ["AdaptiveBatch", "BatchSize", "ExpandFn", "MakeProblem", "NodeView", "OnNode", "Worker"]
+__all__ = [
+    "AdaptiveBatch",
+    "BatchSize",
+    "ExpandFn",
+    "MakeProblem",
+    "NodeView",
+    "OnNode",
+    "Worker",
+    "check_batch",
+]
 
 BatchSize = int | Literal["auto"]
 """Branches per claim: a fixed count, or ``"auto"`` (see :class:`AdaptiveBatch`)."""
+
+
+def check_batch(batch: object) -> None:
+    """Raise ``ValueError`` (naming the field) unless ``batch`` is an int ≥ 1 or ``"auto"``."""
+    if batch != "auto" and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
+        raise ValueError(f"batch: an integer >= 1 or 'auto', got {batch!r}")
 
 
 class NodeView(Protocol):
@@ -138,10 +153,9 @@ class Worker:
     _sizer: AdaptiveBatch | None = None
 
     def __post_init__(self) -> None:
+        check_batch(self.batch)
         if self.batch == "auto":
             self._sizer = AdaptiveBatch()
-        elif not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1:
-            raise ValueError(f"batch: an integer >= 1 or 'auto', got {self.batch!r}")
 
     def claim_size(self) -> int:
         """How many branches the next claim asks for."""

@@ -16,7 +16,7 @@ import ray
 import torch
 
 from ridgerider.problems import RegisteredProblem, create
-from ridgerider.services.worker import BatchSize, ExpandFn, Worker
+from ridgerider.services.worker import BatchSize, ExpandFn, Worker, check_batch
 
 __all__ = ["ProblemStore", "WorkerHost", "WorkerOptions"]
 
@@ -61,10 +61,7 @@ class WorkerOptions:
             raise ValueError(f"torch_threads: must be >= 1, got {self.torch_threads}")
         if self.device != "cpu" and not self.device.startswith("cuda"):
             raise ValueError(f"device: 'cpu' or 'cuda[:i]', got {self.device!r}")
-        if self.batch != "auto" and (
-            not isinstance(self.batch, int) or isinstance(self.batch, bool) or self.batch < 1
-        ):
-            raise ValueError(f"batch: an integer >= 1 or 'auto', got {self.batch!r}")
+        check_batch(self.batch)
 
 
 class ProblemStore:
