@@ -40,6 +40,32 @@ def test_hidden_sizes_parse_and_validate():
         DigitsMLP.from_params({"depth": 2})
 
 
+def test_image_size_resamples_the_digits_to_the_papers_mnist_network():
+    base = DigitsMLP.from_params({"hidden": "4"})
+    assert base.x_train.shape[1] == 64
+    p = DigitsMLP.from_params({"hidden": "128,128", "image_size": 28})
+    assert p.x_train.shape == (base.x_train.shape[0], 784)
+    assert p.n_params == 784 * 128 + 128 + 128 * 128 + 128 + 128 * 10 + 10 == 118_282
+    assert torch.equal(p.y_train, base.y_train)  # same split, same labels
+    # Bilinear with pixel centres aligned, against a direct evaluation of the formula.
+    small, big = base.x_train.reshape(-1, 8, 8), p.x_train.reshape(-1, 28, 28)
+
+    def source(j: int) -> tuple[int, int, float]:
+        pos = max((j + 0.5) * 8 / 28 - 0.5, 0.0)
+        lo = int(pos)
+        return lo, min(lo + 1, 7), pos - lo
+
+    for a, b in [(0, 0), (5, 17), (13, 13), (27, 3), (20, 27)]:
+        (r0, r1, wr), (c0, c1, wc) = source(a), source(b)
+        top = (1 - wc) * small[:, r0, c0] + wc * small[:, r0, c1]
+        bottom = (1 - wc) * small[:, r1, c0] + wc * small[:, r1, c1]
+        assert torch.allclose(big[:, a, b], (1 - wr) * top + wr * bottom, atol=1e-12)
+    assert float(p.x_train.min()) >= 0.0 and float(p.x_train.max()) <= 1.0
+    for bad in (7, 33):
+        with pytest.raises(ParamError, match="image_size"):
+            DigitsMLP.from_params({"image_size": bad})
+
+
 def test_split_is_fixed_by_seed_stratified_and_disjoint():
     y = torch.arange(200) % 4
     tr1, te1 = stratified_split(y, 0.25, seed=3)

@@ -1,7 +1,9 @@
 """``digits-mlp``: an MLP classifier on scikit-learn's bundled 8×8 digits (paper §4, MNIST).
 
 The data are scikit-learn's ``load_digits`` (1,797 images, 64 pixels scaled to [0, 1], 10
-classes; bundled with the package, never downloaded). A seeded, stratified split keeps
+classes; bundled with the package, never downloaded). ``image_size`` resamples them bilinearly
+(28: MNIST's 28×28 = 784 inputs, so the paper's 784-128-128-10 network, 118,282 parameters,
+runs on them without a download). A seeded, stratified split keeps
 ``test_fraction`` of the images for testing. θ is the flat vector of an MLP's weights and biases
 (layer by layer: weight ``[out, in]`` row-major, then bias); the hidden layers use ``tanh`` (the
 Hessian must exist everywhere) and the loss is the mean cross-entropy over the training set
@@ -85,6 +87,13 @@ class DigitsMLPParams(MLPParams):
 
     split_seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the train/test split")
     test_fraction: float = Field(0.2, gt=0, lt=1, description="share of images held out")
+    image_size: int = Field(
+        8,
+        ge=8,
+        le=32,
+        description="side of the input images: the 8x8 digits resampled bilinearly "
+        "(28 gives MNIST's 784 inputs, for the paper's 784-128-128-10 network)",
+    )
 
 
 class MLPClassifier(RegisteredProblem):
@@ -216,6 +225,17 @@ class MLPClassifier(RegisteredProblem):
         return {"n_ridges": 10, "alpha": 0.5, "zero_tol": 1e-6}
 
 
+def resample(images: Tensor, size: int) -> Tensor:
+    """Flattened square images ``[N, s²]`` resampled bilinearly to ``[N, size²]``."""
+    side = math.isqrt(images.shape[1])
+    if side == size:
+        return images
+    grid = torch.nn.functional.interpolate(
+        images.reshape(-1, 1, side, side), size=(size, size), mode="bilinear", align_corners=False
+    )
+    return grid.reshape(-1, size * size)
+
+
 def stratified_split(
     labels: Sequence[int] | Tensor, test_fraction: float, seed: int
 ) -> tuple[Tensor, Tensor]:
@@ -246,7 +266,7 @@ class DigitsMLP(MLPClassifier):
         from sklearn.datasets import load_digits
 
         data = load_digits()
-        x = torch.as_tensor(data.data, dtype=torch.float64) / 16.0
+        x = resample(torch.as_tensor(data.data, dtype=torch.float64) / 16.0, params.image_size)
         y = torch.as_tensor(data.target, dtype=torch.long)
         train, test = stratified_split(y, params.test_fraction, params.split_seed)
         self._setup(x[train], y[train], x[test], y[test], 10)
