@@ -8,8 +8,11 @@ Methods (all exact up to rounding; tests compare each with the dense Hessian):
 ``cached``
     Double backward through one first-order graph built when the operator is made (the graph of
     ``∇L(θ)`` with ``create_graph=True``) and kept for every product at this θ. One product costs
-    one backward pass through the gradient's graph, about 1.0–1.3 gradients on CPU. Blocks loop
-    over their columns.
+    one backward pass through the gradient's graph: 1.2–1.4 gradients on CPU for the digits
+    networks of ``benchmarks/curvature.py``, at the matrix-product FLOP floor (1.21) for the
+    paper's 784-128-128-10; a network dominated by a hidden-to-hidden layer cannot go below
+    ~1.85 (six products per such layer against three for the gradient). Blocks loop over their
+    columns.
 ``batched``
     Like ``cached``, but a block ``[n, b]`` goes through one vmapped double backward
     (``is_grads_batched``), so matrix products replace ``b`` matrix-vector passes.
@@ -21,7 +24,7 @@ Methods (all exact up to rounding; tests compare each with the dense Hessian):
     in-place updates of captured tensors). About 4 gradients on CPU; it can win on GPU.
 ``auto``
     ``cached`` on CPU (measured on MLPs: a loop of double backward passes beats the vmapped
-    block, 1.0–1.4 against 1.6–1.9 gradients per vector) and ``forward_over_reverse`` on CUDA
+    block, 1.2–1.8 against 1.4–2.1 gradients per vector) and ``forward_over_reverse`` on CUDA
     when ``torch.func`` can trace the loss (else ``batched``). The CUDA choice follows the
     issue's measurements and is not re-measured here; ``benchmarks/curvature.py`` prints the
     ratios for the machine at hand.
