@@ -469,16 +469,18 @@ def main(args: Args) -> dict[str, Any]:
     threads = torch.get_num_threads()
     out: dict[str, Any] = {"threads": threads, "k": K, "tol": TOL, "results": []}
     for size in sizes:
-        problem = network(SIZES[size])
+        net = SIZES[size]
+        problem = network(net)
+        shape = shape_name(problem)
         for which in points:
-            theta = point(problem, which, SIZES[size].lr)
+            theta = point(problem, which, net.lr)
             tg = gradient_seconds(problem, theta, 7)
             acc = problem.metrics(theta)["train_accuracy"]
             ratios = hvp_table(problem, theta, reps)
             rows, info = eigen_rows(problem, theta, tg, args.cap, args.quick)
             report(
                 size,
-                shape_name(problem),
+                shape,
                 which,
                 problem.n_params,
                 tg,
@@ -491,7 +493,7 @@ def main(args: Args) -> dict[str, Any]:
             out["results"].append(
                 {
                     "size": size,
-                    "shape": shape_name(problem),
+                    "shape": shape,
                     "point": which,
                     "n": problem.n_params,
                     "gradient_s": tg,

@@ -8,11 +8,12 @@ Methods (all exact up to rounding; tests compare each with the dense Hessian):
 ``cached``
     Double backward through one first-order graph built when the operator is made (the graph of
     ``∇L(θ)`` with ``create_graph=True``) and kept for every product at this θ. One product costs
-    one backward pass through the gradient's graph: 1.2–1.4 gradients on CPU for the digits
-    networks of ``benchmarks/curvature.py``, at the matrix-product FLOP floor (1.21) for the
-    paper's 784-128-128-10; a network dominated by a hidden-to-hidden layer cannot go below
-    ~1.85 (six products per such layer against three for the gradient). Blocks loop over their
-    columns.
+    one backward pass through the gradient's graph: on CPU 1.3–1.4 gradients for the 10k
+    network of ``benchmarks/curvature.py`` and 1.2–1.3 for the paper's 784-128-128-10 (its
+    matrix-product FLOP floor is 1.21). A network dominated by a hidden-to-hidden layer needs
+    six matrix products per such layer against three for the gradient: FLOP floor ~1.85,
+    measured 1.6–1.8 on 64-320-240-10 (elementwise work dilutes the ratio). Blocks loop over
+    their columns.
 ``batched``
     Like ``cached``, but a block ``[n, b]`` goes through one vmapped double backward
     (``is_grads_batched``), so matrix products replace ``b`` matrix-vector passes.
