@@ -162,6 +162,28 @@ def test_paper_update_descends_its_loss_and_counts_products(gen):
     assert float(up.direction @ e0) > 0
 
 
+def test_paper_update_warm_starts_lambda_from_the_learned_one(gen):
+    """The next λ is λ' + e'ᵀ(H(θ) − H(θ'))e' with λ' the learned value, as in the paper."""
+    loss, theta = _mlp()
+    spec = approx_get_ridges(loss, theta, 3, tol=1e-10, generator=gen)
+    track = start_track(spec, 0, width=3)
+    theta1 = theta - 0.05 * track.direction
+    up1 = approx_update_ridge(
+        loss, theta1, track, method="paper", steps=5, lr_e=1e-3, lr_lambda=0.5
+    )
+    u1 = up1.direction
+    h1 = dense_hessian(loss, theta1)
+    assert up1.track.rayleigh == pytest.approx(float(u1 @ h1 @ u1), rel=1e-10)
+    assert up1.eigenvalue == pytest.approx(up1.track.rayleigh, rel=1e-12)
+    # The learned λ moved away from the Rayleigh quotient (so the test below can tell them apart).
+    assert abs(up1.track.eigenvalue - up1.track.rayleigh) > 1e-4
+    theta2 = theta1 - 0.05 * u1
+    h2 = dense_hessian(loss, theta2)
+    up2 = approx_update_ridge(loss, theta2, up1.track, method="paper", steps=0)
+    expected = up1.track.eigenvalue + float(u1 @ h2 @ u1) - float(u1 @ h1 @ u1)
+    assert up2.track.eigenvalue == pytest.approx(expected, rel=1e-10)
+
+
 def test_unknown_method_and_bad_index_raise(gen):
     loss, theta = _mlp()
     spec = approx_get_ridges(loss, theta, 2, generator=gen)

@@ -108,7 +108,9 @@ class RidgeTrack:
     direction: Tensor
     """The followed unit eigenvector ``e'`` (with the sign being followed), ``[n]``."""
     eigenvalue: float
-    """Its eigenvalue ``λ'``."""
+    """The eigenvalue estimate ``λ'`` carried to the next step: the Ritz value for
+    ``rayleigh_ritz``; for ``paper`` the λ its gradient steps learned, which can drift from the
+    Rayleigh quotient (the paper warm-starts the next λ from it)."""
     block: Tensor
     """Orthonormal tracked block ``[n, b]`` containing (approximately) ``e'`` and neighbours."""
     rank: int
@@ -322,7 +324,10 @@ def _paper(
     block = torch.cat([u[:, None], track.block], dim=1)
     block, _ = torch.linalg.qr(block)
     block = block[:, : track.block.shape[1]]
-    new_track = RidgeTrack(u, rq, block, track.rank, rq, norm)
+    # Carry the learned λ, not the Rayleigh quotient: the next warm start is λ + Δ(eᵀHe), as
+    # in the paper. (Restarting from the Rayleigh quotient drives λ towards 0 as a long ride
+    # flattens the curvature along e, and the 1/λ in ℓ then blows the updates up.)
+    new_track = RidgeTrack(u, lam, block, track.rank, rq, norm)
     return RidgeUpdate(
         direction=u,
         eigenvalue=rq,
