@@ -1,0 +1,60 @@
+"""The paper-figure benchmark scripts run end to end on tiny settings.
+
+They are run by hand for the figures in ``benchmarks/README.md``; these runs keep them working
+as the library changes (a changed return type once broke ``paper_mnist.py`` silently).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, out: Path, *args: str) -> dict:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads((out / script.replace(".py", ".json")).read_text())
+
+
+def test_paper_mnist_search_and_ablations(tmp_path: Path) -> None:
+    out = _run(
+        "paper_mnist.py",
+        tmp_path,
+        *("--hidden", "8,8", "--n-ridges", "2", "--max-nodes", "3"),
+        *("--max-ride-steps", "2", "--polish-steps", "3", "--curve", "1"),
+    )
+    assert set(out["results"]) == {"approx", "fixed", "random"}
+    for variant in out["results"].values():
+        assert len(variant["nodes"]) == 3  # the root and its two ridges (descent signs)
+        leaf = variant["best_leaf"]
+        assert 0.0 <= leaf["polished"]["test_accuracy"] <= 1.0
+    assert (tmp_path / "paper_mnist.png").stat().st_size > 0
+
+
+def test_paper_mnist_long_rides(tmp_path: Path) -> None:
+    out = _run(
+        "paper_mnist_rides.py",
+        tmp_path,
+        *("--hidden", "16,16", "--n-ridges", "3", "--steps", "60", "--fig5-steps", "40"),
+        *("--random-dirs", "2", "--line-points", "21", "--log-every", "20", "--early", "10", "30"),
+    )
+    curve = out["fig4"]["curve"]
+    assert [r["step"] for r in curve] == [0, 20, 40, 60]
+    assert curve[-1]["loss"] < curve[0]["loss"]  # the ride descends
+    assert out["fig4"]["hvps"] == 3 * 60  # one gradient step on (e, λ) per θ-step
+    assert [row["index"] for row in out["fig5"]] == [0, 1, 2]
+    assert all(len(row["early"]) == 10 for row in out["fig5"])
+    assert len(out["fixed_ev"]) == 3 and len(out["random"]) == 2
+    # A line's best point by training loss is never worse than its start.
+    start_loss = curve[0]["loss"]
+    assert all(r["best_by_train_loss"]["loss"] <= start_loss + 1e-6 for r in out["fixed_ev"])
