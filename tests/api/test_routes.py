@@ -138,6 +138,8 @@ def test_extend_runs_a_budget_stopped_job_on(make_client) -> None:
         (BODY | {"settings": {"max_nodes": 10**9}}, ["body", "settings", "max_nodes"]),
         (BODY | {"settings": {"order": "sideways"}}, ["body", "settings", "order"]),
         (BODY | {"settings": {"alpha": 0.1, "alpha_min": 1.0}}, ["body", "settings", "alpha_min"]),
+        (BODY | {"settings": {"step_rule": "adaptive"}}, ["body", "settings", "step_rule"]),
+        (BODY | {"settings": {"approx_steps": -1}}, ["body", "settings", "approx_steps"]),
         (BODY | {"settings": {"unknown": 1}}, ["body", "settings", "unknown"]),
         (BODY | {"settings": {"max_steps": False}}, ["body", "settings", "max_steps"]),
         (BODY | {"seed": "3"}, ["body", "seed"]),

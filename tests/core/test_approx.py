@@ -191,3 +191,37 @@ def test_unknown_method_and_bad_index_raise(gen):
         start_track(spec, 2)
     with pytest.raises(ValueError, match="method"):
         approx_update_ridge(loss, theta, start_track(spec, 0), method="exact")  # type: ignore[arg-type]
+
+
+def test_fixed_step_ride_is_the_papers_regime_step_for_step(gen):
+    """The engine's ride with step_rule="fixed" and the paper's update, against a hand loop."""
+    from ridgerider.core.ridge import ride
+    from ridgerider.core.settings import RRSettings
+
+    loss, theta = _mlp()
+    spec = approx_get_ridges(loss, theta, 2, tol=1e-10, generator=gen)
+    e0, lam0 = spec.vectors[:, 0], float(spec.values[0])
+    settings = RRSettings(
+        method="approx",
+        approx_update="paper",
+        step_rule="fixed",
+        alpha=0.02,
+        approx_steps=1,
+        approx_lr_e=0.01,
+        approx_lr_lambda=0.2,
+        end_on_convex=False,
+        max_ride_steps=15,
+    )
+    out = ride(loss, theta, e0, lam0, settings)
+    assert (out.end_reason, out.steps) == ("max_steps", 15)
+
+    track = track_from_direction(e0, lam0)
+    x = theta.clone()
+    for _ in range(15):
+        x = x - 0.02 * track.direction
+        up = approx_update_ridge(loss, x, track, method="paper", steps=1, lr_e=0.01, lr_lambda=0.2)
+        assert up.hvps == 3
+        track = up.track
+    torch.testing.assert_close(out.theta, x, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.direction, track.direction, rtol=0, atol=1e-12)
+    assert out.eigenvalue == pytest.approx(track.rayleigh, rel=1e-12)

@@ -326,3 +326,35 @@ def test_polish_reports_the_steps_it_took():
     assert float(x.norm()) == pytest.approx(0.5**34)
     x, taken = polish(loss, start, steps=5, lr=0.5)
     assert taken == 5 and float(x.norm()) == pytest.approx(0.5**5)
+
+
+def double_well(theta: Tensor) -> Tensor:
+    """x² + (y² − 1)²: a saddle at 0 with the ridge along y (λ = −4), minima at y = ±1."""
+    x, y = theta[0], theta[1]
+    return x**2 + (y**2 - 1) ** 2
+
+
+def test_fixed_step_rule_takes_every_step_of_alpha_without_tests():
+    theta = torch.zeros(2, dtype=D)
+    e = torch.tensor([0.0, 1.0], dtype=D)
+    base = RRSettings(alpha=0.3, end_on_convex=False, max_ride_steps=6)
+    back = ride(double_well, theta, e, -4.0, base)
+    # Backtracking stops once a step no longer lowers the loss, near the minimum y = −1.
+    assert back.end_reason == "no_progress" and back.steps < 6
+    out = ride(double_well, theta, e, -4.0, base.with_(step_rule="fixed"))
+    assert (out.end_reason, out.steps) == ("max_steps", 6)
+    # Exactly six steps of 0.3 along −e: past the minimum at y = −1, uphill on the far side.
+    torch.testing.assert_close(out.theta, torch.tensor([0.0, -1.8], dtype=D))
+    assert out.losses[-1] > min(out.losses)
+    assert len(out.losses) == 7
+
+
+def test_fixed_step_rule_ends_when_the_loss_is_no_longer_finite():
+    def barrier(theta: Tensor) -> Tensor:
+        return double_well(theta) - torch.log(2.0 - theta[1].abs())
+
+    s = RRSettings(alpha=0.3, end_on_convex=False, max_ride_steps=50, step_rule="fixed")
+    out = ride(barrier, torch.zeros(2, dtype=D), torch.tensor([0.0, 1.0], dtype=D), -4.0, s)
+    # y = −0.3, …, −1.8 are finite; −2.1 is outside the barrier.
+    assert (out.end_reason, out.steps) == ("diverged", 6)
+    torch.testing.assert_close(out.theta, torch.tensor([0.0, -1.8], dtype=D))

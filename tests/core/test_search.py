@@ -187,6 +187,10 @@ INVALID = [
     ("max_depth", -1),
     ("max_nodes", 0),
     ("max_steps", -1),
+    ("approx_steps", -1),
+    ("approx_lr_e", -0.1),
+    ("approx_lr_lambda", -0.1),
+    ("step_rule", "adaptive"),
 ]
 
 

@@ -51,6 +51,10 @@ class SearchSettings(_Request):
     order: Literal["bfs", "dfs", "priority", "random"] | None = None
     approx_update: Literal["rayleigh_ritz", "paper"] | None = None
     approx_tol: float | None = Field(None, gt=0, lt=1)
+    approx_steps: int | None = Field(None, ge=0, le=10_000, description="paper update steps")
+    approx_lr_e: float | None = Field(None, ge=0, le=1e6)
+    approx_lr_lambda: float | None = Field(None, ge=0, le=1e6)
+    step_rule: Literal["backtrack", "fixed"] | None = None
     n_ridges: int | None = Field(None, ge=1, le=4096, description="ridges per branch")
     one_per_group: bool | None = None
     repeat_tol: float | None = Field(None, ge=0, le=1)

@@ -157,6 +157,10 @@ def ride_batched(
     """
     if settings.method != "exact":
         raise ValueError(f"method must be 'exact' for batched rides, got {settings.method!r}")
+    if settings.step_rule != "backtrack":
+        raise ValueError(
+            f"step_rule must be 'backtrack' for batched rides, got {settings.step_rule!r}"
+        )
     cap = settings.max_ride_steps if max_steps is None else min(max_steps, settings.max_ride_steps)
     fixed = settings.update == "fixed"
     if vectorize is None:

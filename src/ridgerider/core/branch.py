@@ -146,7 +146,8 @@ class Node:
     steps: int
     """Ride steps, plus the gradient steps of the polish for polished leaves."""
     end_reason: str
-    """Why the ride ended: ``root``, ``convex``, ``overlap``, ``no_progress``, ``max_steps``."""
+    """Why the ride ended: ``root``, ``convex``, ``overlap``, ``no_progress``, ``max_steps``, or
+    ``diverged`` (``step_rule="fixed"`` only)."""
     losses: list[float]
     """Loss after every accepted ride step, starting with the branch point's."""
     metrics: dict[str, Any]

@@ -7,13 +7,19 @@ both signs, relative to the canonical sign of :func:`~ridgerider.core.curvature.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ridgerider.core.approx import approx_get_ridges, approx_update_ridge, track_from_direction
+from ridgerider.core.approx import (
+    RidgeTrack,
+    approx_get_ridges,
+    approx_update_ridge,
+    track_from_direction,
+)
 from ridgerider.core.branch import Choice
 from ridgerider.core.curvature import (
     LossFn,
@@ -192,7 +198,9 @@ def ride(
     the previous one is at least ``overlap_threshold``. EndRide reasons: ``convex`` (the followed
     eigenvalue is no longer below ``-zero_tol``), ``overlap`` (no step size keeps the ridge),
     ``no_progress`` (no step size lowers the loss, or the decrease is negligible) and
-    ``max_steps``. ``hessian_fn`` replaces the autograd Hessian.
+    ``max_steps``. With ``step_rule="fixed"`` every step is ``settings.alpha`` and is taken
+    without either test; such a ride also ends as ``diverged`` when the loss is no longer
+    finite. ``hessian_fn`` replaces the autograd Hessian.
     """
     if hessian_fn is None:
 
@@ -211,33 +219,50 @@ def ride(
     steps = 0
     crossings = 0
     rank: int | None = None
+
+    def update_at(cand: Tensor) -> tuple[Tensor, float, float, int | None, RidgeTrack | None]:
+        """UpdateRidge at a candidate point: direction, eigenvalue, overlap, rank, track."""
+        if fixed:
+            return e, lam, 1.0, rank, track
+        if approx:
+            assert track is not None
+            upd = approx_update_ridge(
+                loss_fn,
+                cand,
+                track,
+                method=settings.approx_update,
+                tol=settings.approx_tol,
+                steps=settings.approx_steps,
+                lr_e=settings.approx_lr_e or None,
+                lr_lambda=settings.approx_lr_lambda or None,
+            )
+            new_rank = (rank or 0) + int(upd.crossing)
+            return upd.direction, upd.eigenvalue, upd.overlap, new_rank, upd.track
+        e_new, lam_new, overlap, new_rank = _update_exact(hessian_fn, cand, e, settings)
+        return e_new, lam_new, overlap, new_rank, track
+
+    backtrack = settings.step_rule == "backtrack"
     alpha = settings.alpha
     reason = "max_steps"
     while steps < cap:
         a = min(settings.alpha, 2.0 * alpha) if steps else settings.alpha
         failure = "no_progress"
         accepted = None
-        while a >= settings.alpha_min:
+        if not backtrack:
+            cand = theta - a * e
+            cand_loss = float(loss_fn(cand))
+            if math.isfinite(cand_loss):
+                e_new, lam_new, _, new_rank, track = update_at(cand)
+                accepted = (cand, cand_loss, e_new, lam_new, new_rank)
+            failure = "diverged"
+        while backtrack and a >= settings.alpha_min:
             cand = theta - a * e
             cand_loss = float(loss_fn(cand))
             if cand_loss < loss:
-                if fixed:
-                    accepted = (cand, cand_loss, e, lam, rank)
-                    break
-                if approx:
-                    assert track is not None
-                    upd = approx_update_ridge(
-                        loss_fn, cand, track, method=settings.approx_update, tol=settings.approx_tol
-                    )
-                    e_new, lam_new, overlap = upd.direction, upd.eigenvalue, upd.overlap
-                    new_rank = (rank or 0) + int(upd.crossing)
-                    new_track = upd.track
-                else:
-                    e_new, lam_new, overlap, new_rank = _update_exact(hessian_fn, cand, e, settings)
+                e_new, lam_new, overlap, new_rank, new_track = update_at(cand)
                 if overlap >= settings.overlap_threshold:
                     accepted = (cand, cand_loss, e_new, lam_new, new_rank)
-                    if approx:
-                        track = new_track
+                    track = new_track
                     break
                 failure = "overlap"
             else:
@@ -257,7 +282,7 @@ def ride(
         if settings.end_on_convex and not fixed and lam >= -settings.zero_tol:
             reason = "convex"
             break
-        if prev_loss - loss <= settings.min_progress * (1.0 + abs(prev_loss)):
+        if backtrack and prev_loss - loss <= settings.min_progress * (1.0 + abs(prev_loss)):
             reason = "no_progress"
             break
     return RideOutcome(theta, e, lam, losses, steps, reason, crossings)

@@ -13,6 +13,7 @@ __all__ = [
     "ORDERS",
     "RIDGE_RULES",
     "SIGNS",
+    "STEP_RULES",
     "UPDATES",
     "MISSettings",
     "RRSettings",
@@ -24,6 +25,7 @@ APPROX_UPDATES = ("rayleigh_ritz", "paper")
 UPDATES = ("exact", "fixed")
 RIDGE_RULES = ("eigen", "random_ascent")
 SIGNS = ("both", "descent")
+STEP_RULES = ("backtrack", "fixed")
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,14 @@ class RRSettings:
     steps on ‖(1/λ)He − e‖² (see ``core.approx``)."""
     approx_tol: float = 1e-4
     """Approximate RR: eigen-residual tolerance relative to ‖H‖."""
+    approx_steps: int = 20
+    """``approx_update="paper"``: gradient steps on (e, λ) per ride step (the paper's MNIST run
+    takes one)."""
+    approx_lr_e: float = 0.0
+    """``approx_update="paper"``: step size for e; 0 takes the scale-free default of
+    ``core.approx`` (``½·λ²/(‖H‖ + |λ|)²``)."""
+    approx_lr_lambda: float = 0.0
+    """``approx_update="paper"``: step size for λ; 0 takes ``¼·λ²``."""
     order: Literal["bfs", "dfs", "priority", "random"] = "bfs"
     n_ridges: int = 6
     """GetRidges: how many of the most negative eigenpairs (or groups) to branch on."""
@@ -71,8 +81,15 @@ class RRSettings:
     """Relative gap (to the spectral radius) under which eigenvalues count as repeated."""
     zero_tol: float = 1e-6
     """Eigenvalues above ``-zero_tol`` count as non-negative (filters symmetry zeros)."""
+    step_rule: Literal["backtrack", "fixed"] = "backtrack"
+    """``backtrack`` (ours): each ride step halves α until the loss falls and the ridge keeps
+    its overlap; EndRide on overlap, on lack of progress, on convexity and at the step cap.
+    ``fixed``: every step is exactly ``alpha`` and is always taken, with no overlap or progress
+    test (the paper's MNIST regime: thousands of small steps along one ridge); the ride ends at
+    ``max_ride_steps``, on convexity when ``end_on_convex``, or when the loss stops being
+    finite (``diverged``)."""
     alpha: float = 1.0
-    """Largest step size tried by the backtracking line search (ours)."""
+    """Largest step size tried by the backtracking line search (ours); the step of ``fixed``."""
     alpha_min: float = 1e-6
     """Backtracking gives up (the ride ends) below this step size (ours)."""
     overlap_threshold: float = 0.95
@@ -114,6 +131,10 @@ class RRSettings:
             ("method", self.method in METHODS, f"one of {METHODS}"),
             ("approx_update", self.approx_update in APPROX_UPDATES, f"one of {APPROX_UPDATES}"),
             ("approx_tol", 0 < self.approx_tol < 1, "in (0, 1)"),
+            ("approx_steps", 0 <= self.approx_steps <= 10_000, "in [0, 10000]"),
+            ("approx_lr_e", self.approx_lr_e >= 0, ">= 0"),
+            ("approx_lr_lambda", self.approx_lr_lambda >= 0, ">= 0"),
+            ("step_rule", self.step_rule in STEP_RULES, f"one of {STEP_RULES}"),
             ("order", self.order in ORDERS, f"one of {ORDERS}"),
             ("update", self.update in UPDATES, f"one of {UPDATES}"),
             ("ridge_rule", self.ridge_rule in RIDGE_RULES, f"one of {RIDGE_RULES}"),
