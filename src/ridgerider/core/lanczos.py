@@ -55,24 +55,28 @@ def _krylov_run(
 ) -> tuple[Tensor, Tensor, Tensor, int]:
     """One Lanczos run on the operator restricted to the complement of ``locked``.
 
-    Returns Ritz values, Ritz vectors, residual norms and the number of products used.
+    Returns Ritz values, Ritz vectors, residual norms and the number of products used. The basis
+    lives in one growing buffer and the Ritz vectors are formed once, at the end: per step the
+    work is the product, the reorthogonalisation and the small tridiagonal ``eigh``.
     """
     q = _orthogonalise(start, locked)
     q = q / q.norm()
-    basis = [q]
+    buf = torch.empty(q.numel(), min(max_steps, 32), dtype=q.dtype, device=q.device)
+    buf[:, 0] = q
     alphas: list[Tensor] = []
     betas: list[Tensor] = []
     used = 0
-    ritz_vals = ritz_vecs = resid = None
+    vals = s = resid = None
     for j in range(max_steps):
-        w = matvec(basis[j])
+        basis = buf[:, : j + 1]
+        w = matvec(basis[:, j])
         used += 1
         w = _orthogonalise(w, locked)
-        alphas.append(basis[j] @ w)
-        w = w - alphas[j] * basis[j]
+        alphas.append(basis[:, j] @ w)
+        w = w - alphas[j] * basis[:, j]
         if j > 0:
-            w = w - betas[j - 1] * basis[j - 1]
-        w = _orthogonalise(w, torch.stack(basis, dim=1))
+            w = w - betas[j - 1] * basis[:, j - 1]
+        w = _orthogonalise(w, basis)
         w = _orthogonalise(w, locked)
         beta = w.norm()
         t = torch.diag(torch.stack(alphas))
@@ -82,15 +86,20 @@ def _krylov_run(
         vals, s = torch.linalg.eigh(t)
         scale = max(float(vals.abs().max()), 1e-300)
         resid = beta.abs() * s[-1, :].abs()
-        ritz_vals, ritz_vecs = vals, torch.stack(basis, dim=1) @ s
         r = min(want, len(alphas))
         invariant = float(beta) <= 1e-12 * scale
         if invariant or (len(alphas) >= want and bool((resid[:r] <= tol * scale).all())):
             break
         betas.append(beta)
-        basis.append(w / beta)
-    assert ritz_vals is not None and ritz_vecs is not None and resid is not None
-    return ritz_vals, ritz_vecs, resid, used
+        if j + 1 < max_steps:
+            if j + 1 == buf.shape[1]:
+                size = (buf.shape[0], min(max_steps, 2 * buf.shape[1]))
+                grown = torch.empty(size, dtype=buf.dtype, device=buf.device)
+                grown[:, : j + 1] = buf
+                buf = grown
+            buf[:, j + 1] = w / beta
+    assert vals is not None and s is not None and resid is not None
+    return vals, buf[:, : s.shape[0]] @ s, resid, used
 
 
 def lanczos_bottom(

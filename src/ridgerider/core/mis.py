@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ridgerider.core.curvature import LossFn, dense_hessian, gradient, hvp
+from ridgerider.core.curvature import LossFn, dense_hessian, gradient
+from ridgerider.core.hvp import make_hvp
 from ridgerider.core.lanczos import lanczos_bottom
 from ridgerider.core.problem import Problem
 from ridgerider.core.settings import MISSettings
@@ -49,9 +50,8 @@ def lowest_spectrum(
     n = theta.numel()
     if n <= DENSE_LIMIT:
         return torch.linalg.eigvalsh(dense_hessian(loss_fn, theta))[:k]
-    res = lanczos_bottom(
-        lambda v: hvp(loss_fn, theta, v), n, min(k, n), tol=1e-6, generator=generator
-    )
+    op = make_hvp(loss_fn, theta)  # one first-order graph for every product at θ
+    res = lanczos_bottom(op, n, min(k, n), tol=1e-6, generator=generator)
     return res.values
 
 
