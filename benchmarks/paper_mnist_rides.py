@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -46,7 +47,7 @@ import torch
 from torch import Tensor
 
 from ridgerider.core.approx import approx_get_ridges, approx_update_ridge, start_track
-from ridgerider.core.hvp import make_hvp
+from ridgerider.core.curvature import gradient
 from ridgerider.problems import create
 
 
@@ -118,7 +119,7 @@ def record(problem: Any, theta: Tensor, step: int, extra: dict[str, float]) -> d
 def follow(problem: Any, theta: Tensor, spectrum: Any, index: int, steps: int, args: Args) -> dict:
     """The paper's regime along ridge ``index`` (descent sign): the accuracy curve."""
     lam0 = float(spectrum.values[index])
-    grad = make_hvp(problem.loss, theta).grad
+    grad = gradient(problem.loss, theta)
     sign = -1 if float(grad @ spectrum.vectors[:, index]) > 0 else 1
     track = start_track(spectrum, index, sign)
     lr_lambda = args.lr_lambda or 0.25 * lam0**2
@@ -139,7 +140,7 @@ def follow(problem: Any, theta: Tensor, spectrum: Any, index: int, steps: int, a
         if step % args.log_every == 0 or step == steps:
             extra = {"lambda": track.eigenvalue, "rayleigh": up.eigenvalue}
             curve.append(record(problem, theta, step, extra))
-            if not torch.isfinite(torch.tensor(curve[-1]["loss"])):
+            if not math.isfinite(curve[-1]["loss"]):
                 break
     best = min(curve, key=lambda r: r["loss"])
     return {
@@ -153,20 +154,23 @@ def follow(problem: Any, theta: Tensor, spectrum: Any, index: int, steps: int, a
     }
 
 
-def line(problem: Any, theta: Tensor, direction: Tensor, args: Args) -> dict[str, Any]:
-    """The straight line θ₀ + s·d (d oriented to descend): its best point by training loss."""
+def line(
+    problem: Any, theta: Tensor, grad: Tensor, direction: Tensor, args: Args
+) -> dict[str, Any]:
+    """The straight line θ₀ + s·d (d oriented to descend): its best point by training loss.
+
+    ``grad`` is ∇L(θ₀), shared by every line from the same start.
+    """
     d = direction / direction.norm()
-    if float(make_hvp(problem.loss, theta).grad @ d) > 0:
+    if float(grad @ d) > 0:
         d = -d
-    rows = []
+    distances = torch.linspace(0.0, args.line_max, args.line_points).tolist()
     with torch.no_grad():
-        for s in torch.linspace(0.0, args.line_max, args.line_points).tolist():
-            point = theta + s * d
-            rows.append((float(problem.loss(point)), s, point))
-    _, s, point = min(rows, key=lambda r: r[0])
-    best = record(problem, point, 0, {"distance": s})
-    sample = rows[:: max(1, len(rows) // 200)]
-    oracle = max(problem.metrics(p)["test_accuracy"] for _, _, p in sample)
+        losses = [float(problem.loss(theta + s * d)) for s in distances]
+    s = distances[min(range(len(losses)), key=losses.__getitem__)]
+    best = record(problem, theta + s * d, 0, {"distance": s})
+    sample = distances[:: max(1, len(distances) // 200)]
+    oracle = max(problem.metrics(theta + t * d)["test_accuracy"] for t in sample)
     return {"best_by_train_loss": best, "oracle_test": max(oracle, best["test"])}
 
 
@@ -219,10 +223,13 @@ def main() -> None:
     with ProcessPoolExecutor(args.jobs, mp_context=context) as pool:
         futures = {job: pool.submit(follow_job, args, spectrum, *job) for job in jobs}
         # The ablations' lines are cheap (forward passes): computed here meanwhile.
-        fixed = [line(problem, theta, spectrum.vectors[:, i], args) for i in range(args.n_ridges)]
+        grad = gradient(problem.loss, theta)
+        fixed = [
+            line(problem, theta, grad, spectrum.vectors[:, i], args) for i in range(args.n_ridges)
+        ]
         g = torch.Generator().manual_seed(args.seed + 1)
         rand = [
-            line(problem, theta, torch.randn(theta.numel(), generator=g), args)
+            line(problem, theta, grad, torch.randn(theta.numel(), generator=g), args)
             for _ in range(args.random_dirs)
         ]
         for name, rows in (("Fixed-EV", fixed), ("Rand.Ridge+", rand)):
