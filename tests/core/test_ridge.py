@@ -308,6 +308,26 @@ def test_ride_fixed_update_keeps_the_direction(toy, toy_settings):
     assert float(moved @ unit) < 0
 
 
+@pytest.mark.parametrize("method", ["exact", "approx"])
+def test_on_step_reports_every_accepted_step_and_changes_nothing(toy, toy_settings, method):
+    theta = torch.zeros(2, dtype=D)
+    settings = toy_settings.with_(method=method)
+    (r, *_), _ = get_ridges(toy.loss, theta, settings)
+    plain = ride(toy.loss, theta, r.direction, r.eigenvalue, settings)
+    seen: list[tuple[int, float]] = []
+    watched = ride(
+        toy.loss,
+        theta,
+        r.direction,
+        r.eigenvalue,
+        settings,
+        on_step=lambda k, loss: seen.append((k, loss)),
+    )
+    assert plain.steps > 5
+    assert seen == list(enumerate(plain.losses[1:], start=1))
+    assert torch.equal(watched.theta, plain.theta) and watched.losses == plain.losses
+
+
 def test_ride_does_not_mutate_inputs(toy, toy_settings):
     theta = torch.zeros(2, dtype=D)
     e = torch.tensor([0.0, 2.0], dtype=D)  # not unit: ride normalises

@@ -11,7 +11,7 @@ import torch
 from ridgerider.core.branch import Branch, Node, child_seed
 from ridgerider.core.device import on_device, to_device
 from ridgerider.core.problem import Problem
-from ridgerider.core.ridge import get_ridges, polish, ride
+from ridgerider.core.ridge import OnStep, get_ridges, polish, ride
 from ridgerider.core.settings import RRSettings
 
 __all__ = ["Expansion", "expand"]
@@ -34,6 +34,7 @@ def expand(
     problem: Problem,
     settings: RRSettings,
     branch: Branch,
+    on_step: OnStep | None = None,
 ) -> Expansion:
     """Ride ``branch`` (unless it is the root), then branch again with GetRidges.
 
@@ -42,15 +43,19 @@ def expand(
         settings: search hyperparameters (``settings.device``: where to compute; the node and
             children come back on the CPU).
         branch: what to ride; the root (``direction is None``) is only branched from.
+        on_step: live progress of the ride (see ``core.ridge.ride``); it does not change the
+            result.
     """
     if settings.device == "cpu":
-        return _expand(problem, settings, branch)
+        return _expand(problem, settings, branch, on_step)
     with on_device(problem, settings.device) as device:
-        out = _expand(problem, settings, to_device(branch, device))
+        out = _expand(problem, settings, to_device(branch, device), on_step)
     return Expansion(to_device(out.node, "cpu"), [to_device(c, "cpu") for c in out.children])
 
 
-def _expand(problem: Problem, settings: RRSettings, branch: Branch) -> Expansion:
+def _expand(
+    problem: Problem, settings: RRSettings, branch: Branch, on_step: OnStep | None
+) -> Expansion:
     loss_fn = problem.loss
     generator = torch.Generator().manual_seed(branch.seed)
     if branch.direction is None:
@@ -66,6 +71,7 @@ def _expand(problem: Problem, settings: RRSettings, branch: Branch) -> Expansion
             branch.eigenvalue,
             settings,
             hessian_fn=problem.hessian,
+            on_step=on_step,
         )
         theta, steps, reason, losses = out.theta, out.steps, out.end_reason, out.losses
         eig_end, crossings = out.eigenvalue, out.crossings

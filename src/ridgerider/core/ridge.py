@@ -32,8 +32,19 @@ from ridgerider.core.curvature import (
 from ridgerider.core.settings import RRSettings
 
 HessianFn = Callable[[Tensor], Tensor]
+OnStep = Callable[[int, float], None]
+"""Live progress of a ride: called with the steps taken so far and the current loss."""
 
-__all__ = ["HessianFn", "RideOutcome", "Ridge", "get_ridges", "negative_spectrum", "polish", "ride"]
+__all__ = [
+    "HessianFn",
+    "OnStep",
+    "RideOutcome",
+    "Ridge",
+    "get_ridges",
+    "negative_spectrum",
+    "polish",
+    "ride",
+]
 
 
 @dataclass(frozen=True)
@@ -190,6 +201,7 @@ def ride(
     settings: RRSettings,
     max_steps: int | None = None,
     hessian_fn: HessianFn | None = None,
+    on_step: OnStep | None = None,
 ) -> RideOutcome:
     """Follow one ridge until EndRide, with the paper's backtracking step size.
 
@@ -200,7 +212,8 @@ def ride(
     ``no_progress`` (no step size lowers the loss, or the decrease is negligible) and
     ``max_steps``. With ``step_rule="fixed"`` every step is ``settings.alpha`` and is taken
     without either test; such a ride also ends as ``diverged`` when the loss is no longer
-    finite. ``hessian_fn`` replaces the autograd Hessian.
+    finite. ``hessian_fn`` replaces the autograd Hessian. ``on_step(steps, loss)`` is called
+    after every accepted step (a long ride's live progress; it must be cheap and not raise).
     """
     if hessian_fn is None:
 
@@ -279,6 +292,8 @@ def ride(
         alpha = a
         steps += 1
         losses.append(loss)
+        if on_step is not None:
+            on_step(steps, loss)
         if settings.end_on_convex and not fixed and lam >= -settings.zero_tol:
             reason = "convex"
             break
