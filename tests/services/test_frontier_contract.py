@@ -8,6 +8,7 @@ import pytest
 
 from ridgerider.services import jobs
 from ridgerider.services.frontier.base import Frontier
+from ridgerider.services.storage.records import RideProgress
 
 from .conftest import PG, REDIS, make_frontier
 from .synthetic import drain, expansion, reference, submit, tree_keys
@@ -94,6 +95,34 @@ def test_heartbeat_keeps_a_lease(frontier: Frontier) -> None:
         assert frontier.heartbeat([lease]) == [True]
     assert frontier.reap() == 0
     assert frontier.complete(lease, expansion(lease.branch))
+
+
+def test_heartbeats_carry_ride_progress_to_the_archive(frontier: Frontier) -> None:
+    """A held lease's reported steps and loss are visible in ``rides`` until it completes."""
+    job = submit(frontier, lease_s=0.4, max_nodes=100)
+    (root,) = frontier.claim("w", 1, job_id=job)
+    assert frontier.complete(root, expansion(root.branch, 3))
+    first, second = frontier.claim("w", 2, job_id=job)
+    assert [r.steps for r in frontier.storage.rides(job)] == [0, 0]
+    progress = {first.node_id: RideProgress(7, 0.25), second.node_id: RideProgress(2, None)}
+    assert frontier.heartbeat([first, second], progress=progress) == [True, True]
+    rides = {r.node_id: r for r in frontier.storage.rides(job)}
+    assert (rides[first.node_id].steps, rides[first.node_id].loss) == (7, 0.25)
+    assert (rides[second.node_id].steps, rides[second.node_id].loss) == (2, None)
+    ride = rides[first.node_id]
+    assert ride.worker == "w" and ride.attempts == 1 and ride.depth == 1
+    assert ride.key == first.branch.key and ride.loss_start == first.branch.loss
+    assert frontier.complete(first, expansion(first.branch))
+    assert [r.node_id for r in frontier.storage.rides(job)] == [second.node_id]
+    time.sleep(0.55)  # the second lease expires: its holder may no longer write progress
+    assert frontier.heartbeat([second], progress={second.node_id: RideProgress(9, 1.0)}) == [False]
+    assert frontier.reap() == 1
+    assert frontier.storage.rides(job) == []
+    (again,) = frontier.claim("v", 1, job_id=job)
+    assert again.node_id == second.node_id and again.attempt == 2
+    assert frontier.heartbeat([again], progress={again.node_id: RideProgress(0, None)}) == [True]
+    (ride,) = frontier.storage.rides(job)
+    assert (ride.worker, ride.steps, ride.loss, ride.attempts) == ("v", 0, None, 2)
 
 
 def test_failures_dead_letter_and_fail_the_job(frontier: Frontier) -> None:

@@ -24,12 +24,13 @@ import socket
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ridgerider.core.branch import Branch
 from ridgerider.core.expand import Expansion
 from ridgerider.services.storage.base import Storage
+from ridgerider.services.storage.records import RideProgress
 
 __all__ = ["Frontier", "Lease", "default_worker_id", "owner_is_dead_here"]
 
@@ -90,8 +91,17 @@ class Frontier(ABC):
         """Up to ``k`` admitted branches of running jobs (oldest job first), each leased."""
 
     @abstractmethod
-    def heartbeat(self, leases: Sequence[Lease], lease_s: float | None = None) -> list[bool]:
-        """Extend live leases; per lease, whether it is still held (an expired one is lost)."""
+    def heartbeat(
+        self,
+        leases: Sequence[Lease],
+        lease_s: float | None = None,
+        progress: Mapping[int, RideProgress] | None = None,
+    ) -> list[bool]:
+        """Extend live leases; per lease, whether it is still held (an expired one is lost).
+
+        ``progress`` (by node id) records how far the rides of held leases got, for
+        ``Storage.rides``; it is written only where the lease is still held.
+        """
 
     @abstractmethod
     def complete(self, lease: Lease, expansion: Expansion) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, and_, case, exists, func, select, update
@@ -44,6 +44,7 @@ from ridgerider.services.frontier.statements import (
     Result,
     statements,
 )
+from ridgerider.services.storage.records import RideProgress
 from ridgerider.services.storage.session import db_now
 from ridgerider.services.storage.sql import SQLStorage, add_event, apply_transition
 from ridgerider.services.storage.tables import (
@@ -135,26 +136,35 @@ class DatabaseFrontier(Frontier):
         return self._lease_rows(stmt, {**params, "job": job_id})
 
     @override
-    def heartbeat(self, leases: Sequence[Lease], lease_s: float | None = None) -> list[bool]:
+    def heartbeat(
+        self,
+        leases: Sequence[Lease],
+        lease_s: float | None = None,
+        progress: Mapping[int, RideProgress] | None = None,
+    ) -> list[bool]:
         held: set[int] = set()
         by_token: dict[str, list[int]] = {}
         for lease in leases:
             by_token.setdefault(lease.token, []).append(lease.node_id)
+        progress = progress or {}
         with self.db.session(durable=False) as s:
             conn = s.connection()
             for token, ids in by_token.items():
+                live = and_(
+                    n.lease_token == token, n.status == "leased", n.lease_expires > db_now()
+                )
                 stmt = (
                     update(NODES)
-                    .where(
-                        n.id.in_(ids),
-                        n.lease_token == token,
-                        n.status == "leased",
-                        n.lease_expires > db_now(),
-                    )
+                    .where(n.id.in_(ids), live)
                     .values(lease_expires=db_now() + self._ttl(lease_s))
                     .returning(n.id)
                 )
-                held.update(conn.execute(stmt).scalars())
+                extended = set(conn.execute(stmt).scalars())
+                held.update(extended)
+                for node_id in extended & progress.keys():
+                    p = progress[node_id]
+                    row = update(NODES).where(n.id == node_id, n.lease_token == token)
+                    conn.execute(row.values(ride_steps=p.steps, ride_loss=p.loss))
         return [lease.node_id in held for lease in leases]
 
     # -- completion ------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from typing_extensions import override
 
@@ -15,6 +15,7 @@ from ridgerider.services.frontier.codec import child_rows, node_values
 from ridgerider.services.frontier.sequencer import RankRow, SeqState, SeqStore
 from ridgerider.services.storage.memory import InMemoryStorage, JobRow, NodeRow
 from ridgerider.services.storage.models import utcnow
+from ridgerider.services.storage.records import RideProgress
 
 __all__ = ["MemoryFrontier"]
 
@@ -147,7 +148,12 @@ class MemoryFrontier(Frontier):
         return n if (n.lease_expires or 0) > now else None
 
     @override
-    def heartbeat(self, leases: Sequence[Lease], lease_s: float | None = None) -> list[bool]:
+    def heartbeat(
+        self,
+        leases: Sequence[Lease],
+        lease_s: float | None = None,
+        progress: Mapping[int, RideProgress] | None = None,
+    ) -> list[bool]:
         s = self.storage
         with s.lock:
             now, held = s.clock(), []
@@ -157,6 +163,9 @@ class MemoryFrontier(Frontier):
                     n.lease_expires = now + (
                         lease_s or self.lease_s or s.jobs[n.job_id].spec.lease_s
                     )
+                    if progress is not None and n.id in progress:
+                        n.ride_steps = progress[n.id].steps
+                        n.ride_loss = progress[n.id].loss
                 held.append(n is not None)
             return held
 

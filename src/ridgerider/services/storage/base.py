@@ -27,6 +27,7 @@ from ridgerider.services.storage.records import (
     JobSpec,
     NodeRecord,
     Page,
+    RideRecord,
     SolutionRecord,
     TokenRecord,
     UserRecord,
@@ -236,6 +237,15 @@ class Storage(ABC):
     @abstractmethod
     def count_nodes(self, job_id: int) -> dict[str, int]:
         """Rows of a job by status."""
+
+    @abstractmethod
+    def rides(self, job_id: int) -> list[RideRecord]:
+        """The job's branches being ridden now (leased), with their holders' last progress.
+
+        Workers report progress with their lease heartbeats, so it lags by at most one
+        heartbeat period; the finished tree's counts (``JobRecord.nodes``/``steps``) do not
+        include it.
+        """
 
     def iter_nodes(
         self, job_id: int, *, tree: bool = True, page: int = 1000

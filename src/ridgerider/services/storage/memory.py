@@ -33,6 +33,7 @@ from ridgerider.services.storage.records import (
     JobSpec,
     NodeRecord,
     Page,
+    RideRecord,
     SolutionRecord,
     TokenRecord,
     UserRecord,
@@ -86,6 +87,8 @@ class NodeRow:
     seq: int | None = None
     rank: int | None = None
     slot: int | None = None
+    ride_steps: int | None = None
+    ride_loss: float | None = None
     values: dict[str, Any] = field(default_factory=dict)
     children: list[int] = field(default_factory=list)
     finished_at: datetime | None = None
@@ -436,6 +439,15 @@ class InMemoryStorage(Storage):
                     r.values["metrics"],
                 )
                 for r in sorted(tree, key=lambda r: r.rank or 0)
+            ]
+
+    @override
+    def rides(self, job_id: int) -> list[RideRecord]:
+        with self.lock:
+            return [
+                RideRecord.of_row(n)
+                for n in sorted(self.nodes.values(), key=lambda n: n.id)
+                if n.job_id == job_id and n.status == "leased"
             ]
 
     @override

@@ -242,6 +242,10 @@ class Node(Base):
     lease_expires: Mapped[float | None]
     """Database clock, epoch seconds."""
     last_error: Mapped[str | None] = mapped_column(Text)
+    ride_steps: Mapped[int | None]
+    """Live progress of the ride in flight (leased rows): steps its holder last reported."""
+    ride_loss: Mapped[float | None]
+    """The loss its holder last reported."""
     seq: Mapped[int | None]
     rank: Mapped[int | None]
     slot: Mapped[int | None]

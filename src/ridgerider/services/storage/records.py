@@ -18,6 +18,8 @@ __all__ = [
     "JobSpec",
     "NodeRecord",
     "Page",
+    "RideProgress",
+    "RideRecord",
     "SolutionRecord",
     "TokenRecord",
     "UserRecord",
@@ -169,6 +171,51 @@ class NodeRecord:
     def fingerprint(self) -> Fingerprint:
         """The choices that led here."""
         return parse_fingerprint_key(self.key)
+
+
+@dataclass(frozen=True)
+class RideProgress:
+    """How far a ride in flight got: what a worker's heartbeat reports for a held branch."""
+
+    steps: int
+    """Ride steps taken so far."""
+    loss: float | None
+    """The loss after the last step (``None`` before the first)."""
+
+
+@dataclass(frozen=True)
+class RideRecord:
+    """A branch being ridden right now (a leased row) and its last reported progress."""
+
+    node_id: int
+    key: str
+    depth: int
+    worker: str | None
+    attempts: int
+    steps: int
+    """Steps its holder last reported (0 until the first heartbeat with progress)."""
+    loss: float | None
+    loss_start: float | None
+    """The loss at the branch's start (its parent's loss after the ride)."""
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        """The choices that lead to this branch."""
+        return parse_fingerprint_key(self.key)
+
+    @classmethod
+    def of_row(cls, row: Any) -> RideRecord:
+        """From a leased ``nodes`` row (a SQL row or the in-memory twin: same names)."""
+        return cls(
+            node_id=row.id,
+            key=row.key,
+            depth=row.depth,
+            worker=row.lease_owner,
+            attempts=row.attempts,
+            steps=row.ride_steps or 0,
+            loss=row.ride_loss,
+            loss_start=row.branch_loss,
+        )
 
 
 @dataclass(frozen=True)

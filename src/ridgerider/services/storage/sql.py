@@ -33,6 +33,7 @@ from ridgerider.services.storage.records import (
     JobSpec,
     NodeRecord,
     Page,
+    RideRecord,
     SolutionRecord,
     TokenRecord,
     UserRecord,
@@ -56,7 +57,7 @@ _NODE_COLS = [
     for c in NODES.c
     if c.name not in ("branch_data", "branch_ref", "theta_data", "theta_ref", "lease_owner")
     and c.name not in ("lease_token", "lease_expires", "seq", "slot", "branch_loss")
-    and c.name not in ("child_index", "created_at")
+    and c.name not in ("child_index", "created_at", "ride_steps", "ride_loss")
 ]
 
 
@@ -453,6 +454,18 @@ class SQLStorage(Storage):
         )
         with self.db.session(write=False) as s:
             return [SolutionRecord(**r._asdict()) for r in s.connection().execute(stmt)]
+
+    @override
+    def rides(self, job_id: int) -> list[RideRecord]:
+        n = NODES.c
+        cols = (n.id, n.key, n.depth, n.lease_owner, n.attempts, n.ride_steps, n.ride_loss)
+        stmt = (
+            select(*cols, n.branch_loss)
+            .where(n.job_id == job_id, n.status == "leased")
+            .order_by(n.id)
+        )
+        with self.db.session(write=False) as s:
+            return [RideRecord.of_row(r) for r in s.connection().execute(stmt)]
 
     @override
     def count_nodes(self, job_id: int) -> dict[str, int]:
