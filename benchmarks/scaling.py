@@ -47,6 +47,7 @@ import torch
 
 from ridgerider.core.branch import Branch, Node
 from ridgerider.core.expand import Expansion
+from ridgerider.core.ridge import OnStep
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem, create
 from ridgerider.services import jobs
@@ -117,7 +118,12 @@ def synthetic(branch: Branch, fanout: int) -> Expansion:
 
 
 def busy_expand(
-    problem: RegisteredProblem, settings: RRSettings, branch: Branch, *, ms: float
+    problem: RegisteredProblem,
+    settings: RRSettings,
+    branch: Branch,
+    on_step: OnStep | None = None,
+    *,
+    ms: float,
 ) -> Expansion:
     """Compute (a busy loop) for ``ms`` milliseconds, then two children."""
     end = time.perf_counter() + ms / 1000
@@ -128,7 +134,12 @@ def busy_expand(
 
 
 def sleep_expand(
-    problem: RegisteredProblem, settings: RRSettings, branch: Branch, *, s: float
+    problem: RegisteredProblem,
+    settings: RRSettings,
+    branch: Branch,
+    on_step: OnStep | None = None,
+    *,
+    s: float,
 ) -> Expansion:
     """Sleep ``s`` seconds instead of riding, then eight children."""
     time.sleep(s)

@@ -1,9 +1,10 @@
 import json
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 
-from ridgerider.cli import main
+from ridgerider.cli import _progress, main
 
 
 @pytest.fixture
@@ -121,3 +122,16 @@ def test_unknown_job_exits_2(runner, command):
     result = runner.invoke(main, [command, "999"])
     assert result.exit_code == 2
     assert "999" in result.output
+
+
+def test_the_bar_counts_the_steps_of_rides_in_flight():
+    """A long ride moves the bar's step count while it runs; a finished node replaces it."""
+    progress, on_node, on_riding = _progress(True, "job 1", 10)
+    (task,) = progress.tasks
+    on_riding(250)
+    assert task.fields["steps"] == 250 and task.completed == 0
+    on_node(SimpleNamespace(is_solution=False, key=""), 400)  # the ride ended after 400 steps
+    on_riding(0)
+    assert task.fields["steps"] == 400 and task.completed == 1
+    on_riding(30)  # the next ride
+    assert task.fields["steps"] == 430 and task.fields["solutions"] == 0

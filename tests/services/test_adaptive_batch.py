@@ -80,7 +80,9 @@ def test_an_auto_worker_claims_more_when_branches_are_cheap(sqlite_url: str) -> 
     job = submit(frontier, max_nodes=300)
     sizes: list[int] = []
 
-    def cheap(problem: RegisteredProblem, settings: RRSettings, branch: Branch) -> Expansion:
+    def cheap(
+        problem: RegisteredProblem, settings: RRSettings, branch: Branch, on_step: object = None
+    ) -> Expansion:
         sizes.append(worker.claim_size())
         return expansion(branch, 2, depth=50)
 

@@ -124,25 +124,31 @@ def _check_json_path(json_path: Path | None) -> None:
         _usage_error(f"--json: folder {str(json_path.parent)!r} does not exist")
 
 
-def _progress(quiet: bool, description: str, total: int | None) -> tuple[Progress, Any]:
+def _progress(quiet: bool, description: str, total: int | None) -> tuple[Progress, Any, Any]:
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("steps {task.fields[steps]}  solutions {task.fields[solutions]}"),
+        TextColumn("steps {task.fields[steps]:,}  solutions {task.fields[solutions]}"),
         TimeElapsedColumn(),
         console=console,
         disable=quiet,
     )
     task = progress.add_task(description, total=total, steps=0, solutions=0)
-    found = 0
+    found = done = riding = 0
 
     def on_node(node: NodeView, steps: int) -> None:
-        nonlocal found
+        nonlocal found, done
         found += int(node.is_solution)
-        progress.update(task, advance=1, steps=steps, solutions=found)
+        done = steps
+        progress.update(task, advance=1, steps=done + riding, solutions=found)
 
-    return progress, on_node
+    def on_riding(steps: int) -> None:  # a long ride moves the step count while it runs
+        nonlocal riding
+        riding = steps
+        progress.update(task, steps=done + riding)
+
+    return progress, on_node, on_riding
 
 
 def _job_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -165,9 +171,9 @@ def _run_with_progress(
     **kwargs: Any,
 ) -> None:
     """Run a runner call under a progress bar, then print and/or write its report."""
-    progress, on_node = _progress(quiet, description, total)
+    progress, on_node, on_riding = _progress(quiet, description, total)
     with progress:
-        report = call(*args, on_node=on_node, **kwargs)
+        report = call(*args, on_node=on_node, on_riding=on_riding, **kwargs)
     if not quiet:
         _print_report(report)
     _write_json(report, json_path, quiet)

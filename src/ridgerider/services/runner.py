@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from ridgerider.services import jobs
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.jobs import JobNotFoundError
+from ridgerider.services.storage.records import RideProgress
 from ridgerider.services.storage.sql import SQLStorage
 from ridgerider.services.worker import OnNode, Worker
 
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Archive",
     "JobNotFoundError",
+    "OnRiding",
     "RayPlan",
     "default_database_url",
     "extend",
@@ -99,17 +102,56 @@ def _archive(database_url: str | None, redis_url: str | None = None) -> Iterator
         archive.close()
 
 
-def _work(archive: Archive, job_id: int, on_node: OnNode | None, workers: int) -> None:
+OnRiding = Callable[[int], None]
+"""Live progress: the ride steps taken so far by the branches in flight (not yet in the tree).
+
+In this process it is called at most ten times a second while rides take steps; with Ray
+workers, every 0.2 s from what their heartbeats wrote to the archive.
+"""
+
+
+@dataclass
+class _Report:
+    """The progress callbacks of one run, serialised (workers call them from their threads)."""
+
+    on_node: OnNode | None = None
+    on_riding: OnRiding | None = None
+    every_s: float = 0.1
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _last: float = 0.0
+
+    def node(self, node: Any, steps: int) -> None:
+        """A node joined the tree; ``steps``: the tree's ride steps."""
+        if self.on_node is not None:
+            with self._lock:
+                self.on_node(node, steps)
+
+    def riding(self, steps: int, *, force: bool = False) -> None:
+        """The rides in flight took ``steps`` so far (throttled unless ``force``)."""
+        if self.on_riding is None:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if force or now - self._last >= self.every_s:
+                self._last = now
+                self.on_riding(steps)
+
+
+def _work(archive: Archive, job_id: int, report: _Report, workers: int) -> None:
     """Run ``workers`` workers on one job in this process until it finishes."""
     archive.frontier.start_reaper()
-    lock = threading.Lock()
 
-    def report(node: Any, steps: int) -> None:
-        if on_node is not None:
-            with lock:
-                on_node(node, steps)
+    def on_node(node: Any, steps: int) -> None:
+        report.node(node, steps)
+        report.riding(_riding(pool), force=True)
 
-    pool = [Worker(archive.frontier, job_id=job_id, on_node=report) for _ in range(workers)]
+    def on_ride(lease: Any, progress: RideProgress) -> None:
+        report.riding(_riding(pool))
+
+    pool = [
+        Worker(archive.frontier, job_id=job_id, on_node=on_node, on_ride=on_ride)
+        for _ in range(workers)
+    ]
     threads = [threading.Thread(target=w.run, daemon=True) for w in pool[1:]]
     for t in threads:
         t.start()
@@ -120,6 +162,10 @@ def _work(archive: Archive, job_id: int, on_node: OnNode | None, workers: int) -
             w.stop()
         for t in threads:
             t.join()
+
+
+def _riding(pool: list[Worker]) -> int:
+    return sum(p.steps for w in pool for p in w.riding().values())
 
 
 @dataclass(frozen=True)
@@ -138,7 +184,7 @@ class RayPlan:
 
 
 def _work_ray(
-    archive: Archive, job_id: int, on_node: OnNode | None, plan: RayPlan, redis_url: str | None
+    archive: Archive, job_id: int, report: _Report, plan: RayPlan, redis_url: str | None
 ) -> None:
     """Run ``plan.workers`` Ray workers on one job until it finishes, reporting progress."""
     from ridgerider.services.distributed import WorkerPoolError, start_workers
@@ -158,24 +204,26 @@ def _work_ray(
     cursor = job.nodes if job else 0  # report the nodes sequenced from now on
     try:
         while not pool.wait(0.2):
-            cursor = _report(archive, job_id, cursor, on_node)
+            cursor = _report(archive, job_id, cursor, report)
         if pool.error is not None:
             raise WorkerPoolError(pool.error)
-        _report(archive, job_id, cursor, on_node)
+        _report(archive, job_id, cursor, report)
     finally:
         pool.stop()
 
 
-def _report(archive: Archive, job_id: int, cursor: int, on_node: OnNode | None) -> int:
-    """Call ``on_node`` for each node sequenced since rank ``cursor``; the next cursor."""
-    if on_node is None:
+def _report(archive: Archive, job_id: int, cursor: int, report: _Report) -> int:
+    """Report each node sequenced since rank ``cursor`` and the rides in flight; next cursor."""
+    if report.on_riding is not None:
+        report.riding(sum(r.steps for r in archive.storage.rides(job_id)), force=True)
+    if report.on_node is None:
         return cursor
     job = archive.storage.get_job(job_id)
     steps = job.steps if job else 0
     while True:
         page = archive.storage.list_nodes(job_id, cursor=cursor, tree=True)
         for record in page.items:
-            on_node(record, steps)
+            report.node(record, steps)
             cursor = (record.rank or 0) + 1
         if page.next_cursor is None:
             return cursor
@@ -184,15 +232,15 @@ def _report(archive: Archive, job_id: int, cursor: int, on_node: OnNode | None) 
 def _dispatch(
     archive: Archive,
     job_id: int,
-    on_node: OnNode | None,
+    report: _Report,
     workers: int,
     ray: RayPlan | None,
     redis_url: str | None,
 ) -> None:
     if ray is not None:
-        _work_ray(archive, job_id, on_node, ray, redis_url)
+        _work_ray(archive, job_id, report, ray, redis_url)
     else:
-        _work(archive, job_id, on_node, workers)
+        _work(archive, job_id, report, workers)
 
 
 def run(
@@ -207,13 +255,16 @@ def run(
     redis_url: str | None = None,
     on_created: Callable[[int, str], None] | None = None,
     on_node: OnNode | None = None,
+    on_riding: OnRiding | None = None,
     workers: int = 1,
     ray: RayPlan | None = None,
 ) -> dict[str, Any]:
     """Create a job, run it to completion in this process and return its result.
 
     ``on_created(job_id, location)`` is called once the job is stored (print the id and where
-    the archive is); ``on_node(node, steps)`` after every node this process completes.
+    the archive is); ``on_node(node, steps)`` after every node this process completes;
+    ``on_riding(steps)`` with the steps of the rides in flight while they run (see
+    :data:`OnRiding`).
     The tree equals ``core.run_search``'s for the same seed and settings, with ``workers``
     threads here or with Ray workers (``ray``, see :class:`RayPlan`).
     """
@@ -230,7 +281,7 @@ def run(
         )
         if on_created is not None:
             on_created(job.id, archive.location)
-        _dispatch(archive, job.id, on_node, workers, ray, redis_url)
+        _dispatch(archive, job.id, _Report(on_node, on_riding), workers, ray, redis_url)
         return jobs.job_result(archive.storage, job.id)
 
 
@@ -240,6 +291,7 @@ def resume(
     database_url: str | None = None,
     redis_url: str | None = None,
     on_node: OnNode | None = None,
+    on_riding: OnRiding | None = None,
     workers: int = 1,
     ray: RayPlan | None = None,
 ) -> dict[str, Any]:
@@ -251,7 +303,7 @@ def resume(
     with _archive(database_url, redis_url) as archive:
         job = jobs.resume(archive.storage, archive.frontier, job_id)
         if job.status == "running":
-            _dispatch(archive, job_id, on_node, workers, ray, redis_url)
+            _dispatch(archive, job_id, _Report(on_node, on_riding), workers, ray, redis_url)
         return jobs.job_result(archive.storage, job_id)
 
 
@@ -264,6 +316,7 @@ def extend(
     database_url: str | None = None,
     redis_url: str | None = None,
     on_node: OnNode | None = None,
+    on_riding: OnRiding | None = None,
     workers: int = 1,
     ray: RayPlan | None = None,
 ) -> dict[str, Any]:
@@ -278,7 +331,7 @@ def extend(
             wall_time_s=wall_time_s,
         )
         if more:
-            _dispatch(archive, job_id, on_node, workers, ray, redis_url)
+            _dispatch(archive, job_id, _Report(on_node, on_riding), workers, ray, redis_url)
         return jobs.job_result(archive.storage, job_id)
 
 

@@ -11,9 +11,11 @@ from typing import Any, Literal, Protocol
 
 from ridgerider.core.branch import Branch
 from ridgerider.core.expand import Expansion, expand
+from ridgerider.core.ridge import OnStep
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem, create
 from ridgerider.services.frontier.base import Frontier, Lease, default_worker_id
+from ridgerider.services.storage.records import RideProgress
 
 __all__ = [
     "AdaptiveBatch",
@@ -22,6 +24,7 @@ __all__ = [
     "MakeProblem",
     "NodeView",
     "OnNode",
+    "OnRide",
     "Worker",
     "check_batch",
 ]
@@ -51,11 +54,24 @@ class NodeView(Protocol):
 OnNode = Callable[[NodeView, int], None]
 """Progress callback: the node just completed and the job's ride steps so far."""
 
+OnRide = Callable[[Lease, RideProgress], None]
+"""Live progress callback: a branch in hand took another ride step."""
+
 MakeProblem = Callable[[str, dict[str, Any]], RegisteredProblem]
 """Builds a job's problem from its registry name and stored parameters."""
 
-ExpandFn = Callable[[RegisteredProblem, RRSettings, Branch], Expansion]
-"""The expand step (``core.expand.expand``; benchmarks may swap in a simulated one)."""
+
+class ExpandFn(Protocol):
+    """The expand step (``core.expand.expand``; benchmarks may swap in a simulated one)."""
+
+    def __call__(
+        self,
+        problem: RegisteredProblem,
+        settings: RRSettings,
+        branch: Branch,
+        on_step: OnStep | None = None,
+    ) -> Expansion:
+        """Ride ``branch`` and branch again, reporting ride steps to ``on_step``."""
 
 
 @dataclass
@@ -129,6 +145,9 @@ class Worker:
             ``"auto"`` sizes every claim from the measured ride and queue times
             (:class:`AdaptiveBatch`).
         on_node: progress callback (see :data:`OnNode`).
+        on_ride: live progress of the rides in hand, every step (see :data:`OnRide`); the
+            heartbeat also writes it to the archive (``Storage.rides``) every
+            ``progress_s`` while a ride runs.
         stop_when_idle: with ``job_id=None``, stop when no job has work.
         make_problem: builds a job's problem once per worker (default: the registry's
             ``create``; Ray workers fetch it from the object store instead).
@@ -139,6 +158,8 @@ class Worker:
     job_id: int | None = None
     batch: BatchSize = 1
     on_node: OnNode | None = None
+    on_ride: OnRide | None = None
+    progress_s: float = 2.0
     stop_when_idle: bool = True
     poll_s: float = 0.02
     worker_id: str = field(default_factory=default_worker_id)
@@ -146,6 +167,7 @@ class Worker:
     expand_fn: ExpandFn = expand
     completed: int = 0
     _held: list[Lease] = field(default_factory=list)
+    _progress: dict[int, RideProgress] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     _problems: dict[int, tuple[RegisteredProblem, RRSettings]] = field(default_factory=dict)
@@ -170,6 +192,11 @@ class Worker:
         with self._lock:
             return list(self._held)
 
+    def riding(self) -> dict[int, RideProgress]:
+        """How far the rides of the branches in hand got, by node id."""
+        with self._lock:
+            return dict(self._progress)
+
     def run(self) -> int:
         """Work until the job finishes (or :meth:`stop`); returns how many nodes it completed."""
         beat = threading.Thread(target=self._heartbeat, daemon=True)
@@ -185,6 +212,7 @@ class Worker:
                     continue
                 with self._lock:
                     self._held = list(leases)
+                    self._progress = {x.node_id: RideProgress(0, None) for x in leases}
                 t1 = time.perf_counter()
                 rides = [(x, e) for x in leases if (e := self._expand(x)) is not None]
                 t2 = time.perf_counter()
@@ -192,11 +220,11 @@ class Worker:
                 if self._sizer is not None:
                     queue_s = (t1 - t0) + (time.perf_counter() - t2)
                     self._sizer.observe(queue_s, t2 - t1, len(leases))
+                with self._lock:  # before the callbacks: a finished ride is no longer in flight
+                    self._held, self._progress = [], {}
                 for (lease, expansion), ok in zip(rides, recorded, strict=True):
                     if ok:
                         self._completed(lease, expansion)
-                with self._lock:
-                    self._held = []
         finally:
             self._stop.set()
             beat.join()
@@ -220,8 +248,15 @@ class Worker:
 
     def _expand(self, lease: Lease) -> Expansion | None:
         problem, settings = self._setup(lease.job_id)
+
+        def on_step(steps: int, loss: float) -> None:
+            done = RideProgress(steps, loss)
+            self._progress[lease.node_id] = done  # one dict store: atomic, no lock needed
+            if self.on_ride is not None:
+                self.on_ride(lease, done)
+
         try:
-            return self.expand_fn(problem, settings, lease.branch)
+            return self.expand_fn(problem, settings, lease.branch, on_step=on_step)
         except Exception as exc:
             self.frontier.fail(lease, f"{type(exc).__name__}: {exc}")
             return None
@@ -233,11 +268,19 @@ class Worker:
             self.on_node(expansion.node, job.steps if job else 0)
 
     def _heartbeat(self) -> None:
-        """Extend the leases in hand three times per lease length."""
+        """Extend the leases in hand three times per lease length, with their rides' progress.
+
+        While a ride takes steps the beat comes every ``progress_s`` (if shorter), so the
+        archive's view of a long ride stays live; the write is one small update per beat.
+        """
         period = 0.5
+        sent: dict[int, RideProgress] = {}
         while not self._stop.wait(period):
             with self._lock:
-                held = list(self._held)
+                held, progress = list(self._held), dict(self._progress)
             if held:
-                self.frontier.heartbeat(held)
+                self.frontier.heartbeat(held, progress=progress)
                 period = min(self._lease_s.get(lease.job_id, 1.5) for lease in held) / 3
+                if progress != sent:  # riding: beat again soon
+                    period = min(period, self.progress_s)
+                sent = progress
