@@ -296,6 +296,30 @@ def test_live_updates(
     shot(page, tmp_path, "dashboard-live")
 
 
+def test_a_long_ride_shows_its_steps_while_it_runs(
+    page: Any, dev_server: Server, api: httpx.Client, db_url: str, tmp_path: Path
+) -> None:
+    """A ride of thousands of steps: the header counts its steps before the node is drawn."""
+    long_ride = {"step_rule": "fixed", "alpha": 1e-4, "max_ride_steps": 6000, "max_nodes": 2}
+    r = api.post("/jobs", json={"problem": "toy2d", "params": {}, "settings": long_ride})
+    job = r.json()
+    worker = threading.Thread(target=ride, args=(db_url, job["id"]), daemon=True)
+    worker.start()
+    open_job(page, dev_server.url, job["id"])
+    page.wait_for_function(
+        "() => { const b = document.querySelector('#job-riding');"
+        " return !b.hidden && Number(b.dataset.steps) > 0; }",
+        timeout=60_000,
+    )
+    text = page.inner_text("#job-riding")
+    assert text.startswith("· riding 1 branch:") and "steps so far" in text
+    assert len(drawn(page)) == 1  # only the root: the ride is not in the tree yet
+    shot(page, tmp_path, "dashboard-riding")
+    worker.join(120)
+    page.wait_for_function("document.querySelector('#live').textContent === 'finished'")
+    assert page.is_hidden("#job-riding") and len(drawn(page)) == 2
+
+
 def test_crossplay_view(page: Any, dev_server: Server, finished_job: dict, tmp_path: Path) -> None:
     """The hook renders both shapes: the documented one and ``ridgerider crossplay --json``'s."""
     open_job(page, dev_server.url, finished_job["id"])

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -78,6 +79,30 @@ def test_the_sdk_works_where_torch_cannot_be_imported(make_client) -> None:
     result = json.loads(out.stdout)
     assert result["id"] == job["id"] and result["status"] == job["status"]
     assert list(result["fields"]) == ["params.depth"]
+
+
+def test_clients_see_a_long_ride_before_it_finishes(make_client) -> None:
+    """``rides`` (sync and async) shows the steps of a ride of thousands of steps as it runs."""
+    long_ride = {"step_rule": "fixed", "alpha": 1e-4, "max_ride_steps": 6000}
+    with make_client(dev=True, workers=1) as http:
+        rr = Client(http=http)
+        job = rr.submit("toy2d", {}, max_nodes=2, settings=long_ride)
+        deadline = time.monotonic() + 60
+        while not (rides := rr.rides(job.id)) or rides[0].steps == 0:
+            assert time.monotonic() < deadline, "no live progress"
+            time.sleep(0.05)
+        assert rides[0].depth == 1 and rides[0].loss is not None
+        assert rr.get(job.id).steps == 0  # not in the tree yet
+        (seen,) = asyncio.run(_async_rides(http, job.id))
+        assert seen.node_id == rides[0].node_id and seen.steps >= rides[0].steps
+        done = rr.wait(job.id, timeout=120, poll_s=0.05, progress=True)
+        assert done.nodes == 2 and done.steps >= seen.steps and rr.rides(job.id) == []
+
+
+async def _async_rides(http: object, job_id: int) -> list:
+    transport = httpx.ASGITransport(app=http.app)  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        return await AsyncClient(http=client).rides(job_id)
 
 
 def test_sync_client_end_to_end(make_client, db_url: str) -> None:

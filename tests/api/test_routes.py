@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -210,6 +211,36 @@ def test_events_stream_progress_solutions_and_status(make_client) -> None:
         assert solutions == [s["key"] for s in c.get(f"{API}/jobs/{job_id}/solutions").json()]
 
 
+def test_a_long_ride_shows_live_progress_in_rides_and_events(make_client) -> None:
+    """A ride of thousands of steps reports its steps and loss before it joins the tree."""
+    long_ride = {"step_rule": "fixed", "alpha": 1e-4, "max_ride_steps": 6000, "max_nodes": 2}
+    body = {"problem": "toy2d", "params": {}, "seed": 0, "settings": long_ride}
+    with make_client(dev=True, workers=1, events_poll_s=0.05) as c:
+        job_id = c.post(f"{API}/jobs", json=body).json()["id"]
+        deadline = time.monotonic() + 60
+        rides: list[dict] = []
+        while not (rides and rides[0]["steps"] > 0):
+            assert time.monotonic() < deadline, "no live progress"
+            rides = c.get(f"{API}/jobs/{job_id}/rides").json()
+            time.sleep(0.05)
+        (ride,) = rides
+        assert ride["depth"] == 1 and ride["attempts"] == 1 and ride["steps"] < 6000
+        assert ride["loss"] is not None and ride["loss_start"] is not None
+        job = c.get(f"{API}/jobs/{job_id}").json()
+        assert (job["nodes"], job["steps"]) == (1, 0)  # the tree has only its root yet
+        with c.stream("GET", f"{API}/jobs/{job_id}/events") as s:
+            text = s.read().decode()
+        riding = [
+            json.loads(block.split("data: ")[1])
+            for block in text.strip().split("\n\n")
+            if block.split("\n")[1] == "event: riding"
+        ]
+        assert riding[0]["rides"] == 1 and riding[0]["steps"] > 0
+        done = wait_done(c, job_id)
+        assert done["nodes"] == 2 and done["steps"] > riding[0]["steps"]
+        assert c.get(f"{API}/jobs/{job_id}/rides").json() == []
+
+
 def test_problems_health_ready_metrics(make_client) -> None:
     with make_client(dev=True, workers=1) as c:
         problems = {p["name"]: p for p in c.get(f"{API}/problems").json()}
@@ -257,6 +288,7 @@ def test_operation_ids_are_stable(make_client) -> None:
         "get_node",
         "get_node_params",
         "get_node_trace",
+        "list_rides",
         "job_events",
         "list_problems",
         "healthz",

@@ -11,9 +11,17 @@ import numpy as np
 from torch import Tensor
 
 from ridgerider.client import models
-from ridgerider.services.storage.records import JobRecord, NodeRecord, SolutionRecord
+from ridgerider.services.storage.records import JobRecord, NodeRecord, RideRecord, SolutionRecord
 
-__all__ = ["finite", "job_out", "node_out", "npy_bytes", "safetensors_bytes", "solution_out"]
+__all__ = [
+    "finite",
+    "job_out",
+    "node_out",
+    "npy_bytes",
+    "ride_out",
+    "safetensors_bytes",
+    "solution_out",
+]
 
 
 def finite(value: Any) -> Any:
@@ -83,6 +91,21 @@ def node_out(node: NodeRecord) -> models.Node:
         crossings=node.crossings,
         metrics=finite(node.metrics),
         finished_at=node.finished_at,
+    )
+
+
+def ride_out(ride: RideRecord) -> models.Ride:
+    """A ride in flight as the API shows it."""
+    return models.Ride(
+        node_id=ride.node_id,
+        fingerprint=[list(c) for c in ride.fingerprint],
+        key=ride.key,
+        depth=ride.depth,
+        worker=ride.worker,
+        attempts=ride.attempts,
+        steps=ride.steps,
+        loss=finite(ride.loss),
+        loss_start=finite(ride.loss_start),
     )
 
 

@@ -81,6 +81,11 @@ class Calls:
         return Call("GET", f"/jobs/{job_id}/solutions", list[models.Solution], retry=True)
 
     @staticmethod
+    def rides(job_id: int) -> Call:
+        """``GET /jobs/{id}/rides``."""
+        return Call("GET", f"/jobs/{job_id}/rides", list[models.Ride], retry=True)
+
+    @staticmethod
     def params(job_id: int, node_id: int) -> Call:
         """``GET /jobs/{id}/nodes/{node}/params`` as ``.npy``."""
         path = f"/jobs/{job_id}/nodes/{node_id}/params"

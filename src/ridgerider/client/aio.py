@@ -90,7 +90,9 @@ class AsyncClient:
         with JobProgress(job_id, progress) as bar:
             while True:
                 job = await self.get(job_id)
-                bar.update(job)
+                live = progress and not job.finished
+                rides = await self.rides(job_id) if live else []
+                bar.update(job, sum(r.steps for r in rides))
                 if job.finished:
                     return job
                 if deadline is not None and time.monotonic() > deadline:
@@ -127,6 +129,10 @@ class AsyncClient:
     async def solutions(self, job_id: int) -> builtins.list[models.Solution]:
         """The solutions in expansion order."""
         return await self._do(Calls.solutions(job_id))
+
+    async def rides(self, job_id: int) -> builtins.list[models.Ride]:
+        """The branches being ridden now, with their live steps and loss."""
+        return await self._do(Calls.rides(job_id))
 
     async def params(self, job_id: int, node_id: int) -> Tensor:
         """θ of a done node as a torch tensor."""

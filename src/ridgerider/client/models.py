@@ -22,6 +22,7 @@ __all__ = [
     "NodePage",
     "NodeTrace",
     "Problem",
+    "Ride",
     "SearchSettings",
     "Solution",
     "Tree",
@@ -194,6 +195,24 @@ class Tree(BaseModel):
     status: JobStatus
     complete: bool = Field(description="the job is finished: this is its whole tree")
     nodes: list[Node]
+
+
+class Ride(BaseModel):
+    """A branch being ridden right now, with the progress its worker last reported.
+
+    Workers report with their lease heartbeats (every few seconds while a ride takes steps), so
+    a ride of minutes shows its steps and loss before it joins the tree.
+    """
+
+    node_id: int
+    fingerprint: list[Choice] = Field(description="[ridge index, sign] choices from the root")
+    key: str
+    depth: int
+    worker: str | None = Field(description="the lease holder")
+    attempts: int = Field(description="claims so far, this one included")
+    steps: int = Field(description="ride steps taken so far")
+    loss: float | None = Field(description="the loss after the last reported step")
+    loss_start: float | None = Field(description="the loss where the ride began")
 
 
 class Solution(BaseModel):

@@ -27,18 +27,26 @@ class JobProgress:
                 TextColumn(f"job {self.job_id}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[status]}"),
+                TextColumn("steps {task.fields[steps]:,}  {task.fields[status]}"),
                 console=Console(stderr=True),
             )
-            self._task = self._progress.add_task("nodes", total=None, status="")
+            self._task = self._progress.add_task("nodes", total=None, status="", steps=0)
             self._progress.start()
         return self
 
-    def update(self, job: Job) -> None:
-        """Show the job's nodes against its node budget."""
+    def update(self, job: Job, riding: int = 0) -> None:
+        """Show the job's nodes against its node budget, and its steps with ``riding`` ones.
+
+        ``riding``: the steps of the rides in flight (``GET /jobs/{id}/rides``), so a ride of
+        minutes moves the step count while it runs.
+        """
         if self._progress is not None:
             self._progress.update(
-                self._task, completed=job.nodes, total=job.max_nodes, status=job.status
+                self._task,
+                completed=job.nodes,
+                total=job.max_nodes,
+                status=job.status,
+                steps=job.steps + riding,
             )
 
     def __exit__(self, *exc: object) -> None:

@@ -114,13 +114,16 @@ class Client:
     ) -> models.Job:
         """Poll until the job finishes (``TimeoutError`` after ``timeout`` seconds).
 
-        ``progress=True`` shows a progress bar of its nodes (rich) on stderr.
+        ``progress=True`` shows a progress bar of its nodes and steps (rich) on stderr, the
+        steps of rides in flight included.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with JobProgress(job_id, progress) as bar:
             while True:
                 job = self.get(job_id)
-                bar.update(job)
+                live = progress and not job.finished
+                rides = self.rides(job_id) if live else []
+                bar.update(job, sum(r.steps for r in rides))
                 if job.finished:
                     return job
                 if deadline is not None and time.monotonic() > deadline:
@@ -164,6 +167,10 @@ class Client:
     def solutions(self, job_id: int) -> builtins.list[models.Solution]:
         """The solutions, in the order the single-worker search finds them."""
         return self._do(Calls.solutions(job_id))
+
+    def rides(self, job_id: int) -> builtins.list[models.Ride]:
+        """The branches being ridden now, with their live steps and loss."""
+        return self._do(Calls.rides(job_id))
 
     def params(self, job_id: int, node_id: int) -> Tensor:
         """θ where a done node's ride ended, as a torch tensor (needs torch installed)."""

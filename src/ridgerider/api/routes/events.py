@@ -1,8 +1,9 @@
 """``/jobs/{id}/events``: server-sent events of a job's progress until it finishes.
 
 Events: ``status`` (the job's status changed), ``progress`` (nodes and steps of the finished
-tree grew), ``solution`` (a new solution, in expansion order); each ``data`` is JSON. The
-stream ends after the job reaches a final status, or after ``timeout_s``.
+tree grew), ``riding`` (the rides in flight moved: how many and their steps so far, as their
+workers' heartbeats last reported), ``solution`` (a new solution, in expansion order); each
+``data`` is JSON. The stream ends after the job reaches a final status, or after ``timeout_s``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ async def _stream(
 ) -> AsyncIterator[str]:
     storage = service.archive.storage
     status, nodes, solutions, n = None, -1, 0, 0
+    riding: tuple[int, int] = (0, 0)
     deadline = time.monotonic() + timeout_s
     while True:
         job = await run_in_threadpool(storage.get_job, job_id)
@@ -50,6 +52,13 @@ async def _stream(
                 n += 1
                 yield _sse("solution", solution_out(sol).model_dump(mode="json"), n)
             solutions = len(found)
+        if not job.finished:
+            rides = await run_in_threadpool(storage.rides, job_id)
+            now = (len(rides), sum(r.steps for r in rides))
+            if now != riding:
+                riding = now
+                n += 1
+                yield _sse("riding", {"rides": now[0], "steps": now[1]}, n)
         if job.status != status:
             status = job.status
             n += 1

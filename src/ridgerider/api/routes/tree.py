@@ -7,7 +7,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Response
 
 from ridgerider.api.auth import CurrentUser, ServiceDep, owned_job
-from ridgerider.api.convert import finite, node_out, npy_bytes, safetensors_bytes, solution_out
+from ridgerider.api.convert import (
+    finite,
+    node_out,
+    npy_bytes,
+    ride_out,
+    safetensors_bytes,
+    solution_out,
+)
 from ridgerider.api.routes.jobs import ERRORS, JobId
 from ridgerider.client import models
 
@@ -76,6 +83,18 @@ def list_solutions(job_id: JobId, service: ServiceDep, user: CurrentUser) -> lis
     """The solutions found so far, in the order the single-worker search finds them."""
     owned_job(service, user, job_id)
     return [solution_out(s) for s in service.archive.storage.solutions(job_id)]
+
+
+@router.get(
+    "/jobs/{job_id}/rides",
+    operation_id="list_rides",
+    response_model=list[models.Ride],
+    responses=ERRORS,
+)
+def list_rides(job_id: JobId, service: ServiceDep, user: CurrentUser) -> list[models.Ride]:
+    """The branches being ridden right now and how far each got (live progress)."""
+    owned_job(service, user, job_id)
+    return [ride_out(r) for r in service.archive.storage.rides(job_id)]
 
 
 @router.get(

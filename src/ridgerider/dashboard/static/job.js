@@ -54,6 +54,7 @@ class JobView {
     $("#loss-chart").innerHTML = "";
     $("#loss-note").textContent = "Select a node.";
     $("#crossplay").hidden = true;
+    $("#job-riding").hidden = true;
     delete document.body.dataset.treeFirst;
     delete document.body.dataset.treeReady;
   }
@@ -287,6 +288,7 @@ class JobView {
         last = await streamEvents(`/jobs/${this.id}/events`, (msg) => {
           failures = 0;
           badge.textContent = `live · ${msg.event}`;
+          if (msg.event === "riding") return this.riding(msg.json); // the tree did not change
           kick();
         }, this.abort.signal, last);
         kick();
@@ -306,12 +308,24 @@ class JobView {
     this.poll = setInterval(async () => {
       try {
         await this.refresh();
+        const rides = FINAL.has(this.job.status) ? [] : await getJSON(`/jobs/${this.id}/rides`);
+        this.riding({ rides: rides.length, steps: rides.reduce((s, r) => s + r.steps, 0) });
         if (FINAL.has(this.job.status)) this.done();
       } catch (err) { fail(err); }
     }, 2000);
   }
 
+  // Rides in flight (not in the tree yet) and their steps so far, as their workers report them.
+  riding(r) {
+    const box = $("#job-riding");
+    box.hidden = !r || !r.rides;
+    if (box.hidden) return;
+    box.textContent = `· riding ${r.rides} branch${r.rides === 1 ? "" : "es"}: ${r.steps.toLocaleString("en")} steps so far`;
+    box.dataset.steps = String(r.steps);
+  }
+
   done() {
+    this.riding(null);
     clearInterval(this.poll);
     this.abort.abort();
     $("#live").textContent = "finished";
