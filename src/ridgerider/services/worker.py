@@ -279,8 +279,9 @@ class Worker:
             with self._lock:
                 held, progress = list(self._held), dict(self._progress)
             if held:
-                self.frontier.heartbeat(held, progress=progress)
+                moved = {k: p for k, p in progress.items() if sent.get(k) != p}
+                self.frontier.heartbeat(held, progress=moved)
                 period = min(self._lease_s.get(lease.job_id, 1.5) for lease in held) / 3
-                if progress != sent:  # riding: beat again soon
+                if moved:  # riding: beat again soon
                     period = min(period, self.progress_s)
                 sent = progress

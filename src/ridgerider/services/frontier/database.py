@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, exists, func, select, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, func, select, update
 from typing_extensions import override
 
 from ridgerider.core.branch import Branch, Node
@@ -55,6 +55,13 @@ from ridgerider.services.storage.tables import (
 )
 
 __all__ = ["DatabaseFrontier"]
+
+_PROGRESS = (
+    update(NODES)
+    .where(NODES.c.id == bindparam("nid"), NODES.c.lease_token == bindparam("tok"))
+    .values(ride_steps=bindparam("st"), ride_loss=bindparam("lo"))
+)
+"""A held ride's progress (executemany over the leases of one heartbeat)."""
 
 n, j = NODES.c, JOBS.c
 _REAP_BATCH = 1000
@@ -159,12 +166,14 @@ class DatabaseFrontier(Frontier):
                     .values(lease_expires=db_now() + self._ttl(lease_s))
                     .returning(n.id)
                 )
-                extended = set(conn.execute(stmt).scalars())
-                held.update(extended)
-                for node_id in extended & progress.keys():
-                    p = progress[node_id]
-                    row = update(NODES).where(n.id == node_id, n.lease_token == token)
-                    conn.execute(row.values(ride_steps=p.steps, ride_loss=p.loss))
+                held.update(conn.execute(stmt).scalars())
+            rows = [
+                {"nid": lease.node_id, "tok": lease.token, "st": p.steps, "lo": p.loss}
+                for lease in leases
+                if lease.node_id in held and (p := progress.get(lease.node_id)) is not None
+            ]
+            if rows:  # one executemany for every held ride
+                conn.execute(_PROGRESS, rows)
         return [lease.node_id in held for lease in leases]
 
     # -- completion ------------------------------------------------------------------------
