@@ -126,15 +126,18 @@ class _Report:
             with self._lock:
                 self.on_node(node, steps)
 
-    def riding(self, steps: int, *, force: bool = False) -> None:
-        """The rides in flight took ``steps`` so far (throttled unless ``force``)."""
-        if self.on_riding is None:
+    def riding(self, steps: Callable[[], int], *, force: bool = False) -> None:
+        """Report the steps of the rides in flight, ``steps()``, at most every ``every_s``.
+
+        ``steps`` is only evaluated when a report is due (workers call this on every step).
+        """
+        if self.on_riding is None or (not force and time.monotonic() - self._last < self.every_s):
             return
         with self._lock:
             now = time.monotonic()
             if force or now - self._last >= self.every_s:
                 self._last = now
-                self.on_riding(steps)
+                self.on_riding(steps())
 
 
 def _work(archive: Archive, job_id: int, report: _Report, workers: int) -> None:
@@ -143,10 +146,10 @@ def _work(archive: Archive, job_id: int, report: _Report, workers: int) -> None:
 
     def on_node(node: Any, steps: int) -> None:
         report.node(node, steps)
-        report.riding(_riding(pool), force=True)
+        report.riding(lambda: _riding(pool), force=True)
 
     def on_ride(lease: Any, progress: RideProgress) -> None:
-        report.riding(_riding(pool))
+        report.riding(lambda: _riding(pool))
 
     pool = [
         Worker(archive.frontier, job_id=job_id, on_node=on_node, on_ride=on_ride)
@@ -215,7 +218,8 @@ def _work_ray(
 def _report(archive: Archive, job_id: int, cursor: int, report: _Report) -> int:
     """Report each node sequenced since rank ``cursor`` and the rides in flight; next cursor."""
     if report.on_riding is not None:
-        report.riding(sum(r.steps for r in archive.storage.rides(job_id)), force=True)
+        rides = archive.storage.rides
+        report.riding(lambda: sum(r.steps for r in rides(job_id)), force=True)
     if report.on_node is None:
         return cursor
     job = archive.storage.get_job(job_id)
