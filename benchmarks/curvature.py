@@ -9,8 +9,8 @@ MNIST network 784-128-128-10 on the digits resampled to 28×28 (118,282); and ``
 2. Products and wall time (also in gradients) for the k = 10 most negative eigenpairs at
    tol = 1e-4 (``‖Hv − λv‖ ≤ tol·‖H‖``): ours cold; ours warm after steps of 0.01 %, 0.1 % and
    1 % of ‖θ‖ along the most negative eigenvector; the mean over a 10-step ride of 1 % steps,
-   against ours cold at the same ten points; ARPACK (``eigsh(which="SA")``); PyHessian-style power iteration with deflation; and
-   ``torch.lobpcg``.
+   against ours cold at the same ten points; ARPACK (``eigsh(which="SA")``); PyHessian-style
+   power iteration with deflation; and ``torch.lobpcg``.
 
 Fair tolerances. ARPACK stops when ``‖r_i‖ ≤ tol_A·|λ_i|``; we pass
 ``tol_A = tol·‖H‖ / min_i |λ_i|`` over the wanted pairs (‖H‖ and λ from a tight reference),

@@ -8,12 +8,13 @@ Methods (all exact up to rounding; tests compare each with the dense Hessian):
 ``cached``
     Double backward through one first-order graph built when the operator is made (the graph of
     ``∇L(θ)`` with ``create_graph=True``) and kept for every product at this θ. One product costs
-    one backward pass through the gradient's graph: on CPU 1.3–1.4 gradients for the 10k
-    network of ``benchmarks/curvature.py`` and 1.2–1.3 for the paper's 784-128-128-10 (its
-    matrix-product FLOP floor is 1.21). A network dominated by a hidden-to-hidden layer needs
-    six matrix products per such layer against three for the gradient: FLOP floor ~1.85,
-    measured 1.6–1.8 on 64-320-240-10 (elementwise work dilutes the ratio). Blocks loop over
-    their columns.
+    one backward pass through the gradient's graph: on CPU 1.2–1.4 gradients for the paper's
+    784-128-128-10 (its matrix-product FLOP floor is 1.21; the matrix products alone measure
+    1.20, the rest is the double backward's elementwise work, which weighs more the faster the
+    machine's matrix products) and 1.3–1.9 for the 10k network of ``benchmarks/curvature.py``.
+    A network dominated by a hidden-to-hidden layer needs six matrix products per such layer
+    against three for the gradient: FLOP floor ~1.85, measured 1.6–1.9 on 64-320-240-10. Blocks
+    loop over their columns.
 ``batched``
     Like ``cached``, but a block ``[n, b]`` goes through one vmapped double backward
     (``is_grads_batched``), so matrix products replace ``b`` matrix-vector passes.
