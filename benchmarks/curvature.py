@@ -12,6 +12,9 @@ MNIST network 784-128-128-10 on the digits resampled to 28×28 (118,282); and ``
    against ours cold at the same ten points; ARPACK (``eigsh(which="SA")``); PyHessian-style
    power iteration with deflation; and ``torch.lobpcg``.
 
+Every solver multiplies with the same operator, the one the engine uses: ``digits-mlp``'s
+hand-written R-op (``make_hvp``'s ``auto`` choice when the problem has one).
+
 Fair tolerances. ARPACK stops when ``‖r_i‖ ≤ tol_A·|λ_i|``; we pass
 ``tol_A = tol·‖H‖ / min_i |λ_i|`` over the wanted pairs (‖H‖ and λ from a tight reference),
 so ARPACK's test is at most as strict as ours on every pair. Power iteration stops each vector at
@@ -45,7 +48,7 @@ from threadpoolctl import threadpool_limits
 from torch import Tensor
 
 from ridgerider.core.eigensolver import bottom_eigenpairs
-from ridgerider.core.hvp import HVP_METHODS, make_hvp
+from ridgerider.core.hvp import HVP_METHODS, HVPOperator, make_hvp
 from ridgerider.problems.digits import DigitsMLP, DigitsMLPParams
 
 
@@ -126,11 +129,13 @@ def hvp_table(problem: DigitsMLP, theta: Tensor, reps: int) -> list[tuple[str, f
     v = torch.randn(n, generator=g, dtype=theta.dtype)
     block = torch.randn(n, 8, generator=g, dtype=theta.dtype)
     ops = {m: make_hvp(problem.loss, theta, m) for m in HVP_METHODS}
+    ops["analytic"] = make_hvp(problem.loss, theta, "analytic", analytic=problem.exact_hvp)
     cases: dict[str, Callable[[], Any]] = {}
     for m, op in ops.items():
         cases[f"{m} (1 vector)"] = lambda op=op: op(v)
         cases[f"{m} (block of 8, per vector)"] = lambda op=op: op(block)
     cases["build the cached graph (once per θ)"] = lambda: make_hvp(problem.loss, theta, "cached")
+    cases["build the analytic operator (once per θ)"] = lambda: problem.exact_hvp(theta)
     per = {name: 8 if "block" in name else 1 for name in cases}
     samples: dict[str, list[float]] = {name: [] for name in cases}
     grads: list[float] = []
@@ -152,6 +157,11 @@ def hvp_table(problem: DigitsMLP, theta: Tensor, reps: int) -> list[tuple[str, f
                 samples[name].append(th / per[name])
     tg = statistics.median(grads)
     return [(name, statistics.median(s) / tg) for name, s in samples.items()]
+
+
+def engine_hvp(problem: DigitsMLP, theta: Tensor) -> HVPOperator:
+    """The product every solver here multiplies with: the engine's choice (the problem's R-op)."""
+    return make_hvp(problem.loss, theta, analytic=problem.exact_hvp)
 
 
 def power_deflation(matvec: Counter, n: int, k: int, norm: float, g: torch.Generator) -> Tensor:
@@ -220,7 +230,7 @@ def eigen_rows(
         return out, time.perf_counter() - t
 
     progress("reference solve")
-    op = make_hvp(problem.loss, theta, "cached")
+    op = engine_hvp(problem, theta)
     ref = bottom_eigenpairs(op, n, K + 5, tol=1e-9, generator=torch.Generator().manual_seed(99))
     norm = ref.norm_estimate
     lam = ref.values[:K]
@@ -230,20 +240,20 @@ def eigen_rows(
         return float((torch.sort(values).values[:m] - lam[:m]).abs().max()) / norm
 
     # Ours, cold.
-    mv = Counter(make_hvp(problem.loss, theta, "cached"))
+    mv = Counter(engine_hvp(problem, theta))
     cold, wall = timed(lambda: bottom_eigenpairs(mv, n, K, tol=TOL, generator=gen(0)))
     rows.append(Row("ours, cold", cold.matvecs, wall, wall / tg, err(cold.values)))
     cap = int(cap_factor * cold.matvecs)
     # At tol·‖H‖ the residual test cannot separate eigenvalues closer than that; a tighter
     # solve shows what ARPACK-level eigenvalue accuracy costs us.
-    mv = Counter(make_hvp(problem.loss, theta, "cached"))
+    mv = Counter(engine_hvp(problem, theta))
     tight, wall = timed(lambda: bottom_eigenpairs(mv, n, K, tol=TOL / 10, generator=gen(0)))
     rows.append(
         Row(f"ours, cold, tol {TOL / 10:g}", tight.matvecs, wall, wall / tg, err(tight.values))
     )
 
     progress(f"ours cold: {cold.matvecs}; ARPACK")
-    mv = Counter(make_hvp(problem.loss, theta, "cached"))
+    mv = Counter(engine_hvp(problem, theta))
     tol_a = TOL * norm / float(lam.abs().min())
     lin = sla.LinearOperator(
         (n, n),
@@ -269,7 +279,7 @@ def eigen_rows(
     step_dir = cold.vectors[:, 0]
     for frac in (1e-4, 1e-3, 1e-2):
         moved = theta - frac * float(theta.norm()) * step_dir
-        mv = Counter(make_hvp(problem.loss, moved, "cached"))
+        mv = Counter(engine_hvp(problem, moved))
         warm, wall = timed(
             lambda mv=mv: bottom_eigenpairs(mv, n, K, tol=TOL, init=init, norm=cold.norm_estimate)
         )
@@ -291,7 +301,7 @@ def eigen_rows(
     x, prev, e = theta.clone(), cold, cold.vectors[:, 0]
     for i in range(3 if quick else 10):
         x = x - 0.01 * float(theta.norm()) * e
-        op = make_hvp(problem.loss, x, "cached")
+        op = engine_hvp(problem, x)
         here, wall = timed(
             lambda op=op, i=i: bottom_eigenpairs(Counter(op), n, K, tol=TOL, generator=gen(100 + i))
         )
@@ -343,7 +353,7 @@ def eigen_rows(
     )
 
     progress(f"ride: {counts}; power iteration")
-    mv = Counter(make_hvp(problem.loss, theta, "cached"), cap=cap)
+    mv = Counter(engine_hvp(problem, theta), cap=cap)
     t = time.perf_counter()
     try:
         vals_p = power_deflation(mv, n, K, norm, gen(1))
@@ -370,7 +380,7 @@ def eigen_rows(
         )
 
     progress("torch.lobpcg")
-    mv = Counter(make_hvp(problem.loss, theta, "cached"), cap=cap)
+    mv = Counter(engine_hvp(problem, theta), cap=cap)
     x0 = torch.randn(n, K, generator=gen(2), dtype=torch.float64)
     t = time.perf_counter()
     try:

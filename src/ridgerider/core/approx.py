@@ -41,7 +41,7 @@ from torch import Tensor
 
 from ridgerider.core.curvature import LossFn
 from ridgerider.core.eigensolver import EigenResult, bottom_eigenpairs
-from ridgerider.core.hvp import HVPOperator, make_hvp
+from ridgerider.core.hvp import AnalyticHVP, HVPOperator, make_hvp
 
 __all__ = [
     "UPDATE_METHODS",
@@ -68,6 +68,7 @@ def approx_get_ridges(
     generator: torch.Generator | None = None,
     hvp_method: str = "auto",
     max_hvps: int | None = None,
+    analytic: AnalyticHVP | None = None,
 ) -> EigenResult:
     """The ``n_ridges`` most negative Hessian eigenpairs at ``θ``, from products only.
 
@@ -82,10 +83,11 @@ def approx_get_ridges(
         generator: random start vectors (seed it per branch for replayable runs).
         hvp_method: see :func:`~ridgerider.core.hvp.make_hvp`.
         max_hvps: product budget.
+        analytic: the problem's hand-written HVP (``Problem.exact_hvp``), preferred by ``auto``.
 
     The caller keeps the eigenvalues below ``-zero_tol`` and takes both signs of each vector.
     """
-    op = make_hvp(loss_fn, theta, hvp_method)
+    op = make_hvp(loss_fn, theta, hvp_method, analytic=analytic)
     n = theta.numel()
     return bottom_eigenpairs(
         op,
@@ -189,6 +191,7 @@ def approx_update_ridge(
     steps: int = 20,
     lr_e: float | None = None,
     lr_lambda: float | None = None,
+    analytic: AnalyticHVP | None = None,
 ) -> RidgeUpdate:
     """UpdateRidge at the new point ``θ`` (module docstring).
 
@@ -205,8 +208,9 @@ def approx_update_ridge(
         steps: ``paper``: gradient steps.
         lr_e: ``paper``: step size for ``e`` (default: scale-free, see the module docstring).
         lr_lambda: ``paper``: step size for ``λ`` (default ``¼·λ²``).
+        analytic: the problem's hand-written HVP, for the operator made here.
     """
-    op = hvp if hvp is not None else make_hvp(loss_fn, theta, hvp_method)
+    op = hvp if hvp is not None else make_hvp(loss_fn, theta, hvp_method, analytic=analytic)
     start = op.matvecs
     if method == "rayleigh_ritz":
         out = _rayleigh_ritz(op, track, tol, max_hvps, width)

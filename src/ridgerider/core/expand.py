@@ -72,6 +72,7 @@ def _expand(
             settings,
             hessian_fn=problem.hessian,
             on_step=on_step,
+            hvp_fn=problem.exact_hvp,
         )
         theta, steps, reason, losses = out.theta, out.steps, out.end_reason, out.losses
         eig_end, crossings = out.eigenvalue, out.crossings
@@ -81,7 +82,14 @@ def _expand(
     ridges, spectrum = (
         ([], None)
         if stalled
-        else get_ridges(loss_fn, theta, settings, generator, hessian_fn=problem.hessian)
+        else get_ridges(
+            loss_fn,
+            theta,
+            settings,
+            generator,
+            hessian_fn=problem.hessian,
+            hvp_fn=problem.exact_hvp,
+        )
     )
     leaf_reason = None
     if stalled:

@@ -24,9 +24,14 @@ Methods (all exact up to rounding; tests compare each with the dense Hessian):
 ``forward_over_reverse``
     ``torch.func.jvp`` of ``torch.func.grad`` (vmapped for blocks). Needs a functional loss (no
     in-place updates of captured tensors). About 4 gradients on CPU; it can win on GPU.
+``analytic``
+    A hand-written product the problem supplies (``Problem.exact_hvp``, passed as
+    ``analytic=``): for the MLP classifiers Pearlmutter's R-op, ~1.1 gradients a product on
+    the paper's network. ``auto`` takes it whenever it is given.
 ``auto``
-    ``cached`` on CPU (measured on MLPs: a loop of double backward passes beats the vmapped
-    block, 1.2–1.8 against 1.4–2.1 gradients per vector) and ``forward_over_reverse`` on CUDA
+    ``analytic`` when given, else ``cached`` on CPU (measured on MLPs: a loop of double
+    backward passes beats the vmapped block, 1.3–1.9 against 1.6–2.7 gradients per vector in
+    the latest run) and ``forward_over_reverse`` on CUDA
     when ``torch.func`` can trace the loss (else ``batched``). The CUDA choice follows the
     issue's measurements and is not re-measured here; ``benchmarks/curvature.py`` prints the
     ratios for the machine at hand.
@@ -43,9 +48,12 @@ import torch
 from torch import Tensor
 
 LossFn = Callable[[Tensor], Tensor]
-HVPMethod = Literal["auto", "cached", "batched", "rebuild", "forward_over_reverse"]
+HVPMethod = Literal["auto", "analytic", "cached", "batched", "rebuild", "forward_over_reverse"]
+MatVec = Callable[[Tensor], Tensor]
+AnalyticHVP = Callable[[Tensor], MatVec | None]
+"""``θ ↦ (v ↦ H(θ) v)`` written by hand (``Problem.exact_hvp``), or ``None`` where there is none."""
 
-__all__ = ["HVP_METHODS", "HVPMethod", "HVPOperator", "make_hvp"]
+__all__ = ["HVP_METHODS", "AnalyticHVP", "HVPMethod", "HVPOperator", "make_hvp"]
 
 HVP_METHODS: tuple[str, ...] = ("cached", "batched", "rebuild", "forward_over_reverse")
 
@@ -59,9 +67,16 @@ class HVPOperator:
         matvecs: products computed so far (a block of ``b`` counts ``b``).
     """
 
-    def __init__(self, loss_fn: LossFn, theta: Tensor, method: str) -> None:
-        if method not in HVP_METHODS:
-            raise ValueError(f"method must be one of {(*HVP_METHODS, 'auto')}, got {method!r}")
+    def __init__(
+        self, loss_fn: LossFn, theta: Tensor, method: str, analytic: MatVec | None = None
+    ) -> None:
+        if method not in (*HVP_METHODS, "analytic"):
+            raise ValueError(
+                f"method must be one of {(*HVP_METHODS, 'analytic', 'auto')}, got {method!r}"
+            )
+        if method == "analytic" and analytic is None:
+            raise ValueError("method 'analytic' needs the problem's exact_hvp (analytic=)")
+        self._analytic = analytic
         self.method = method
         self.loss_fn = loss_fn
         self.theta = theta.detach().clone()
@@ -114,6 +129,8 @@ class HVPOperator:
         if self.method == "forward_over_reverse":
             out = self._fwd_one(v) if v.dim() == 1 else self._fwd_block(v)
             return out.detach()
+        if self._analytic is not None:
+            return self._analytic(v)
         if self.method == "rebuild":
             return self._rebuild(v)
         return self._double_backward(v)
@@ -155,17 +172,27 @@ def _functional(loss_fn: LossFn, theta: Tensor) -> bool:
     return True
 
 
-def make_hvp(loss_fn: LossFn, theta: Tensor, method: HVPMethod | str = "auto") -> HVPOperator:
+def make_hvp(
+    loss_fn: LossFn,
+    theta: Tensor,
+    method: HVPMethod | str = "auto",
+    *,
+    analytic: AnalyticHVP | None = None,
+) -> HVPOperator:
     """Hessian-vector product operator of ``loss_fn`` at ``theta``.
 
     Args:
         loss_fn: ``θ ↦ L(θ)``, a differentiable scalar.
         theta: the point, a flat tensor of shape ``[n]`` (detached internally).
-        method: one of :data:`HVP_METHODS` or ``"auto"`` (see the module docstring).
+        method: one of :data:`HVP_METHODS`, ``"analytic"`` or ``"auto"`` (module docstring).
+        analytic: the problem's hand-written product (``Problem.exact_hvp``), if any.
 
     The cached methods build the first-order graph here, once; make a new operator when θ
     changes. The operator holds that graph in memory until it is dropped.
     """
+    exact = analytic(theta) if analytic is not None and method in ("auto", "analytic") else None
+    if exact is not None:
+        return HVPOperator(loss_fn, theta, "analytic", exact)
     if method == "auto":
         method = "cached"
         if theta.device.type == "cuda":

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from ridgerider.core.curvature import LossFn, dense_hessian, gradient
-from ridgerider.core.hvp import make_hvp
+from ridgerider.core.hvp import AnalyticHVP, make_hvp
 from ridgerider.core.lanczos import lanczos_bottom
 from ridgerider.core.problem import Problem
 from ridgerider.core.settings import MISSettings
@@ -44,13 +44,20 @@ class MISResult:
 
 
 def lowest_spectrum(
-    loss_fn: LossFn, theta: Tensor, k: int = 64, generator: torch.Generator | None = None
+    loss_fn: LossFn,
+    theta: Tensor,
+    k: int = 64,
+    generator: torch.Generator | None = None,
+    analytic: AnalyticHVP | None = None,
 ) -> Tensor:
-    """The ``k`` lowest Hessian eigenvalues at ``θ`` (dense eigh when small, else Lanczos)."""
+    """The ``k`` lowest Hessian eigenvalues at ``θ`` (dense eigh when small, else Lanczos).
+
+    ``analytic``: the problem's hand-written HVP (``Problem.exact_hvp``), used when given.
+    """
     n = theta.numel()
     if n <= DENSE_LIMIT:
         return torch.linalg.eigvalsh(dense_hessian(loss_fn, theta))[:k]
-    op = make_hvp(loss_fn, theta)  # one first-order graph for every product at θ
+    op = make_hvp(loss_fn, theta, analytic=analytic)  # built once for every product at θ
     res = lanczos_bottom(op, n, min(k, n), tol=1e-6, generator=generator)
     return res.values
 
@@ -107,7 +114,7 @@ def find_mis(
     if settings.perturbation > 0:
         noise = torch.randn(theta.numel(), generator=generator, dtype=theta.dtype)
         theta = theta + settings.perturbation * noise
-    spectrum = lowest_spectrum(problem.loss, theta, generator=generator)
+    spectrum = lowest_spectrum(problem.loss, theta, generator=generator, analytic=problem.exact_hvp)
     return MISResult(
         theta=theta,
         loss=float(problem.loss(theta)),

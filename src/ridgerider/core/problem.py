@@ -7,7 +7,7 @@ sees this abstract class, so it stays free of validation and I/O libraries.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -51,6 +51,14 @@ class Problem(ABC):
     def hessian(self, theta: Tensor) -> Tensor:
         """Dense Hessian of :meth:`loss` at ``θ``; override with a closed form when cheaper."""
         return dense_hessian(self.loss, theta)
+
+    def exact_hvp(self, theta: Tensor) -> Callable[[Tensor], Tensor] | None:
+        """A hand-written ``v ↦ H(θ) v`` (``[n]`` or ``[n, b]``), or ``None`` to use autograd.
+
+        Approximate RR and the MIS report use it through ``core.hvp.make_hvp(analytic=...)``
+        when it exists; it must equal the autograd Hessian's products.
+        """
+        return None
 
     def mis_start(self) -> Tensor:
         """Starting point of the MIS search (default: the origin, invariant for most problems)."""

@@ -29,6 +29,7 @@ from ridgerider.core.curvature import (
     hvp,
     symmetric_eigh,
 )
+from ridgerider.core.hvp import AnalyticHVP
 from ridgerider.core.settings import RRSettings
 
 HessianFn = Callable[[Tensor], Tensor]
@@ -93,17 +94,24 @@ def get_ridges(
     settings: RRSettings,
     generator: torch.Generator | None = None,
     hessian_fn: HessianFn | None = None,
+    hvp_fn: AnalyticHVP | None = None,
 ) -> tuple[list[Ridge], Tensor]:
     """GetRidges at ``θ``: the ``N`` most negative eigenpairs, both signs.
 
     Returns the ridges in exploration order (eigen-index ascending, ``+`` before ``−``) and the
     full ascending spectrum. With ``ridge_rule="random_ascent"`` (the paper's ablation) the
     directions are ``N`` random unit vectors oriented so that ``−α·u`` descends.
-    ``hessian_fn`` replaces the autograd Hessian (problems with a closed form pass theirs).
+    ``hessian_fn`` replaces the autograd Hessian (problems with a closed form pass theirs);
+    ``hvp_fn`` gives approximate RR a hand-written HVP (``Problem.exact_hvp``).
     """
     if settings.method == "approx":
         spectrum = approx_get_ridges(
-            loss_fn, theta, settings.n_ridges, tol=settings.approx_tol, generator=generator
+            loss_fn,
+            theta,
+            settings.n_ridges,
+            tol=settings.approx_tol,
+            generator=generator,
+            analytic=hvp_fn,
         )
         values, vectors = spectrum.values, canonical_sign(spectrum.vectors)
         h = None
@@ -202,6 +210,7 @@ def ride(
     max_steps: int | None = None,
     hessian_fn: HessianFn | None = None,
     on_step: OnStep | None = None,
+    hvp_fn: AnalyticHVP | None = None,
 ) -> RideOutcome:
     """Follow one ridge until EndRide, with the paper's backtracking step size.
 
@@ -212,7 +221,8 @@ def ride(
     ``no_progress`` (no step size lowers the loss, or the decrease is negligible) and
     ``max_steps``. With ``step_rule="fixed"`` every step is ``settings.alpha`` and is taken
     without either test; such a ride also ends as ``diverged`` when the loss is no longer
-    finite. ``hessian_fn`` replaces the autograd Hessian. ``on_step(steps, loss)`` is called
+    finite. ``hessian_fn`` replaces the autograd Hessian; ``hvp_fn`` gives approximate rides a
+    hand-written HVP. ``on_step(steps, loss)`` is called
     after every accepted step (a long ride's live progress; it must be cheap and not raise).
     """
     if hessian_fn is None:
@@ -248,6 +258,7 @@ def ride(
                 steps=settings.approx_steps,
                 lr_e=settings.approx_lr_e or None,
                 lr_lambda=settings.approx_lr_lambda or None,
+                analytic=hvp_fn,
             )
             new_rank = (rank or 0) + int(upd.crossing)
             return upd.direction, upd.eigenvalue, upd.overlap, new_rank, upd.track

@@ -35,6 +35,7 @@ from pydantic import Field, field_validator
 from torch import Tensor
 
 from ridgerider.problems.base import ParamsModel, RegisteredProblem
+from ridgerider.problems.mlp_hvp import MLPHessian
 
 __all__ = ["DigitsMLP", "DigitsMLPParams", "MLPClassifier", "parse_sizes"]
 
@@ -153,6 +154,18 @@ class MLPClassifier(RegisteredProblem):
         if self.params.weight_decay:
             out = out + 0.5 * self.params.weight_decay * theta.pow(2).sum()
         return out
+
+    def exact_hvp(self, theta: Tensor) -> MLPHessian | None:
+        """The hand-written R-op (``problems.mlp_hvp``): ~1.1 gradients a product, not 1.35+.
+
+        ``None`` when a subclass changes the loss, which the R-op would not know about.
+        """
+        if (
+            type(self).loss is not MLPClassifier.loss
+            or type(self).logits is not MLPClassifier.logits
+        ):
+            return None
+        return MLPHessian(self, theta)
 
     def _accuracy(self, theta: Tensor, x: Tensor, y: Tensor) -> tuple[float, list[float | None]]:
         with torch.no_grad():
