@@ -348,6 +348,25 @@ def test_polish_reports_the_steps_it_took():
     assert taken == 5 and float(x.norm()) == pytest.approx(0.5**5)
 
 
+def test_polish_reports_live_progress_after_the_ride_steps():
+    def loss(x: Tensor) -> Tensor:
+        return 0.5 * (x**2).sum()
+
+    start = torch.tensor([0.6, 0.8], dtype=D)  # after step i the loss is 0.5·0.25**i
+    seen: list[tuple[int, float]] = []
+    x, taken = polish(
+        loss, start, steps=5, lr=0.5, on_step=lambda k, v: seen.append((k, v)), offset=7
+    )
+    assert taken == 5
+    assert [k for k, _ in seen] == [8, 9, 10, 11, 12]
+    assert [v for _, v in seen] == pytest.approx([0.5 * 0.25**i for i in range(1, 6)], rel=1e-12)
+    seen.clear()
+    _, taken = polish(loss, start, steps=100, lr=0.5, on_step=lambda k, v: seen.append((k, v)))
+    assert taken == 34 and [k for k, _ in seen] == list(range(1, 35))  # stopped early
+    plain, _ = polish(loss, start, steps=5, lr=0.5)
+    assert torch.equal(x, plain)
+
+
 def double_well(theta: Tensor) -> Tensor:
     """x² + (y² − 1)²: a saddle at 0 with the ridge along y (λ = −4), minima at y = ±1."""
     x, y = theta[0], theta[1]

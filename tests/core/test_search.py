@@ -149,6 +149,25 @@ def test_expand_is_pure(toy, toy_result):
     assert child.seed != a.children[3].seed
 
 
+def test_expand_reports_a_leafs_polish_as_live_progress():
+    tree = create("tree-rl", {"depth": 4, "tree_seed": 1})
+    s = settings_for(tree).with_(max_depth=1)  # every ridden child is a leaf
+    root = expand(tree, s, root_branch(run_search(tree, s.with_(max_nodes=1)).mis, seed=0))
+    leaf = None
+    for child in root.children:  # the first that rides is a solution leaf, and is polished
+        out = expand(tree, s, child)
+        if out.node.is_solution:
+            leaf = (child, out)
+            break
+    assert leaf is not None and s.polish_steps > 0
+    child, plain = leaf
+    seen: list[int] = []
+    watched = expand(tree, s, child, on_step=lambda k, _loss: seen.append(k))
+    assert seen == list(range(1, plain.node.steps + 1))  # the ride's steps, then the polish's
+    assert plain.node.steps == len(plain.node.losses) - 1 + s.polish_steps
+    assert torch.equal(watched.node.theta, plain.node.theta)
+
+
 def test_stalled_branch_is_not_a_solution(toy):
     # At a minimum every step raises the loss: the ride makes no step and the branch stalls.
     theta = torch.tensor(toy.minima()["y+"], dtype=torch.float64)

@@ -210,7 +210,7 @@ class Ride(BaseModel):
     depth: int
     worker: str | None = Field(description="the lease holder")
     attempts: int = Field(description="claims so far, this one included")
-    steps: int = Field(description="ride steps taken so far")
+    steps: int = Field(description="steps taken so far: the ride's, then a leaf's polish")
     loss: float | None = Field(description="the loss after the last reported step")
     loss_start: float | None = Field(description="the loss where the ride began")
 

@@ -43,8 +43,8 @@ def expand(
         settings: search hyperparameters (``settings.device``: where to compute; the node and
             children come back on the CPU).
         branch: what to ride; the root (``direction is None``) is only branched from.
-        on_step: live progress of the ride (see ``core.ridge.ride``); it does not change the
-            result.
+        on_step: live progress of the ride and of a leaf's polish, in steps of the node so
+            far (see ``core.ridge.ride``); it does not change the result.
     """
     if settings.device == "cpu":
         return _expand(problem, settings, branch, on_step)
@@ -101,7 +101,14 @@ def _expand(
     is_leaf = leaf_reason is not None
     is_solution = is_leaf and not stalled
     if is_solution and settings.polish_steps:
-        theta, polished = polish(loss_fn, theta, settings.polish_steps, settings.polish_lr)
+        theta, polished = polish(
+            loss_fn,
+            theta,
+            settings.polish_steps,
+            settings.polish_lr,
+            on_step=on_step,
+            offset=steps,
+        )
         steps += polished
     loss_end = float(loss_fn(theta))
     children = [

@@ -315,17 +315,32 @@ def ride(
 
 
 def polish(
-    loss_fn: LossFn, theta: Tensor, steps: int, lr: float, tol: float = 1e-10
+    loss_fn: LossFn,
+    theta: Tensor,
+    steps: int,
+    lr: float,
+    tol: float = 1e-10,
+    *,
+    on_step: OnStep | None = None,
+    offset: int = 0,
 ) -> tuple[Tensor, int]:
     """Gradient descent at a leaf (the paper's Fig. 1 finishes leaves this way).
 
     Stops early once ``‖∇L‖ ≤ tol``. Returns the point and the gradient steps taken (they count
-    against the step budget like ride steps).
+    against the step budget like ride steps). ``on_step(offset + taken, loss)`` reports live
+    progress after each step, as a ride does (``offset``: the ride's steps before the polish);
+    the loss after a step comes with the next gradient, so only the last costs a forward pass.
     """
     x = theta.detach().clone()
     for taken in range(steps):
-        g = gradient(loss_fn, x)
+        xg = x.detach().requires_grad_(True)
+        loss = loss_fn(xg)
+        (g,) = torch.autograd.grad(loss, xg)
+        if on_step is not None and taken:
+            on_step(offset + taken, float(loss))
         if float(g.norm()) <= tol:
             return x, taken
         x = x - lr * g
+    if on_step is not None and steps:
+        on_step(offset + steps, float(loss_fn(x)))
     return x, steps

@@ -103,7 +103,8 @@ def _archive(database_url: str | None, redis_url: str | None = None) -> Iterator
 
 
 OnRiding = Callable[[int], None]
-"""Live progress: the ride steps taken so far by the branches in flight (not yet in the tree).
+"""Live progress: the steps (a ride's, then a leaf's polish) taken so far by the branches in
+flight (not yet in the tree).
 
 In this process it is called at most ten times a second while rides take steps; with Ray
 workers, every 0.2 s from what their heartbeats wrote to the archive.

@@ -178,7 +178,7 @@ class RideProgress:
     """How far a ride in flight got: what a worker's heartbeat reports for a held branch."""
 
     steps: int
-    """Ride steps taken so far."""
+    """Steps taken so far: the ride's, then those of a leaf's polish."""
     loss: float | None
     """The loss after the last step (``None`` before the first)."""
 
