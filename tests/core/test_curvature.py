@@ -12,6 +12,7 @@ from ridgerider.core.curvature import (
     gradient,
     hvp,
     symmetric_eigh,
+    value_and_gradient,
 )
 from ridgerider.problems.registry import create
 
@@ -66,6 +67,10 @@ def test_gradient_matches_torch_func(name, loss, n):
     assert got.shape == theta.shape
     assert not got.requires_grad
     torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+    value, g = value_and_gradient(loss, theta)
+    assert not value.requires_grad and not g.requires_grad
+    assert float(value) == pytest.approx(float(loss(theta)), rel=1e-14)
+    torch.testing.assert_close(g, ref, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize(("name", "loss", "n"), CASES, ids=IDS)

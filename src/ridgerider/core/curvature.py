@@ -21,14 +21,21 @@ __all__ = [
     "gradient",
     "hvp",
     "symmetric_eigh",
+    "value_and_gradient",
 ]
 
 
 def gradient(loss_fn: LossFn, theta: Tensor) -> Tensor:
     """Return ``∇L(θ)`` as a detached tensor shaped like ``theta``."""
+    return value_and_gradient(loss_fn, theta)[1]
+
+
+def value_and_gradient(loss_fn: LossFn, theta: Tensor) -> tuple[Tensor, Tensor]:
+    """``L(θ)`` and ``∇L(θ)``, both detached, from one forward and one backward pass."""
     x = theta.detach().requires_grad_(True)
-    (g,) = torch.autograd.grad(loss_fn(x), x)
-    return g.detach()
+    value = loss_fn(x)
+    (g,) = torch.autograd.grad(value, x)
+    return value.detach(), g.detach()
 
 
 def hvp(loss_fn: LossFn, theta: Tensor, v: Tensor) -> Tensor:

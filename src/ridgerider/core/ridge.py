@@ -28,6 +28,7 @@ from ridgerider.core.curvature import (
     gradient,
     hvp,
     symmetric_eigh,
+    value_and_gradient,
 )
 from ridgerider.core.hvp import AnalyticHVP
 from ridgerider.core.settings import RRSettings
@@ -333,9 +334,7 @@ def polish(
     """
     x = theta.detach().clone()
     for taken in range(steps):
-        xg = x.detach().requires_grad_(True)
-        loss = loss_fn(xg)
-        (g,) = torch.autograd.grad(loss, xg)
+        loss, g = value_and_gradient(loss_fn, x)
         if on_step is not None and taken:
             on_step(offset + taken, float(loss))
         if float(g.norm()) <= tol:
