@@ -117,12 +117,16 @@ def test_two_ray_workers_find_the_same_solutions_as_in_process(
     assert ray_report["solutions"]  # the budget reaches solutions
 
 
-def leased_to(store: SQLStorage, node_id: int) -> str | None:
-    """The owner of a node's lease, if the node is still leased."""
+def node_state(store: SQLStorage, node_id: int) -> tuple[str, int, str | None]:
+    """A node's status, how many leases it has had, and its lease's owner."""
     n = NODES.c
     with store.db.session(write=False) as s:
-        row = s.connection().execute(select(n.status, n.lease_owner).where(n.id == node_id)).one()
-    return row.lease_owner if row.status == "leased" else None
+        row = (
+            s.connection()
+            .execute(select(n.status, n.attempts, n.lease_owner).where(n.id == node_id))
+            .one()
+        )
+    return row.status, row.attempts, row.lease_owner
 
 
 def riding(pool: WorkerPool, store: SQLStorage, timeout: float = 180) -> tuple[int, str, int]:
@@ -151,13 +155,22 @@ def riding(pool: WorkerPool, store: SQLStorage, timeout: float = 180) -> tuple[i
 
 
 def kill_mid_ride(pool: WorkerPool, store: SQLStorage, tries: int = 20) -> tuple[int, int]:
-    """SIGKILL a worker while it rides a branch; the (pid, node) killed mid-ride."""
+    """SIGKILL a worker while it rides a branch; the (pid, node) killed mid-ride.
+
+    A kill landed mid-ride unless the worker finished the node under the lease it held: the
+    node is then ``done`` with no further lease. (Whether it is still leased to the dead worker
+    after the kill says nothing: the pool frees a dead process's leases at once.)
+    """
     for _ in range(tries):
         pid, worker_id, node_id = riding(pool, store)
+        status, attempts, owner = node_state(store, node_id)
+        if status != "leased" or owner != worker_id:
+            continue  # that ride already ended
         os.kill(pid, signal.SIGKILL)
         wait_until(lambda pid=pid: not _alive(pid), 10, "the process to die")
-        if leased_to(store, node_id) == worker_id:
-            return pid, node_id  # it died holding the lease: mid-ride
+        after, attempts_after, _ = node_state(store, node_id)
+        if not (after == "done" and attempts_after == attempts):
+            return pid, node_id
     raise AssertionError(f"no kill landed mid-ride in {tries} tries")
 
 
