@@ -542,12 +542,17 @@ def main(args: Args) -> dict[str, Any]:
     return out
 
 
-def parse() -> Args:
-    d = Args()
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_network_options(p: argparse.ArgumentParser, d: Any) -> None:
+    """``--sizes``, ``--points`` and ``--threads``, defaulting to ``d``'s fields."""
     p.add_argument("--sizes", nargs="+", default=d.sizes, choices=sorted(SIZES))
     p.add_argument("--points", nargs="+", default=d.points, choices=["init", "trained"])
     p.add_argument("--threads", type=int, default=d.threads)
+
+
+def parse() -> Args:
+    d = Args()
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_network_options(p, d)
     p.add_argument("--reps", type=int, default=d.reps)
     p.add_argument("--cap", type=float, default=d.cap)
     p.add_argument("--quick", action="store_true")

@@ -58,3 +58,15 @@ def test_paper_mnist_long_rides(tmp_path: Path) -> None:
     # A line's best point by training loss is never worse than its start.
     start_loss = curve[0]["loss"]
     assert all(r["best_by_train_loss"]["loss"] <= start_loss + 1e-6 for r in out["fixed_ev"])
+
+
+def test_warm_block_krylov(tmp_path: Path) -> None:
+    out = _run("warm_block_krylov.py", tmp_path, "--hidden", "8,8", "--points", "init", "trained")
+    assert [r["point"] for r in out["results"]] == ["init", "trained"]
+    for row in out["results"]:
+        for width in ("10", "13"):
+            run = row["krylov"][width]
+            assert run["trace"][0][0] == int(width)  # degree 0: the warm block itself
+            assert run["products"] == run["trace"][-1][0] and run["trace"][-1][1] <= 1.0
+        # Expanding only the unconverged pairs' residuals beats growing the whole block.
+        assert row["warm"] < row["krylov"]["13"]["products"]
