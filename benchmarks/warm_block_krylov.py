@@ -15,6 +15,7 @@ Usage::
 
     python benchmarks/warm_block_krylov.py                     # all networks, both points
     python benchmarks/warm_block_krylov.py --sizes 10k --points init
+    python benchmarks/warm_block_krylov.py --step 0.01          # after a 1 % step
     python benchmarks/warm_block_krylov.py --hidden 8,8        # a small custom network
 """
 
@@ -158,7 +159,8 @@ def main(args: Args) -> dict[str, Any]:
             )
     out = {"threads": torch.get_num_threads(), "k": K, "tol": TOL, "step": args.step}
     out["results"] = results
-    path = Path(args.out) / "warm_block_krylov.json"
+    name = "warm_block_krylov" + ("" if args.step == Args.step else f"_step{args.step:g}")
+    path = Path(args.out) / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))
     return out
