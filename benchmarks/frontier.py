@@ -1,7 +1,7 @@
 """Frontier throughput: claim-and-complete cycles per second with no compute.
 
 A cycle is one branch claimed with a lease, its node written, its children inserted and the
-branch completed (fenced by its lease), as :class:`~ridgerider.services.worker.Worker` does:
+branch completed (fenced by its lease), as :class:`~ridgerider.workers.worker.Worker` does:
 each worker process loops ``claim(k) → complete_many`` (a worker with ``batch = k``) on one BFS
 job whose synthetic tree never runs out (every node has two children), so only the frontier is
 measured: SQLite (single writer), PostgreSQL (``FOR UPDATE SKIP LOCKED``) and PostgreSQL +

@@ -51,10 +51,10 @@ from ridgerider.core.ridge import OnStep
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem, create
 from ridgerider.services import jobs
-from ridgerider.services.distributed import WorkerOptions, ensure_ray, start_workers
-from ridgerider.services.runner import Archive, open_archive
+from ridgerider.services.archive import Archive, open_archive
 from ridgerider.services.storage.records import JobSpec
-from ridgerider.services.worker import BatchSize, Worker
+from ridgerider.workers.ray import WorkerOptions, ensure_ray, start_workers
+from ridgerider.workers.worker import BatchSize, Worker
 
 torch.set_num_threads(1)
 THETA = torch.zeros(2, dtype=torch.float64)

@@ -33,7 +33,7 @@ from ridgerider.services.storage.tables import NODES
 
 ray = pytest.importorskip("ray")
 
-from ridgerider.services.distributed import (  # noqa: E402
+from ridgerider.workers.ray import (  # noqa: E402
     WorkerOptions,
     WorkerPool,
     start_workers,

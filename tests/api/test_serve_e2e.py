@@ -27,7 +27,7 @@ from ridgerider.cli import main
 from ridgerider.client import Client
 from ridgerider.core import RRSettings, run_search
 from ridgerider.problems import create
-from ridgerider.services.runner import open_archive
+from ridgerider.services.archive import open_archive
 from ridgerider.services.storage.sql import SQLStorage
 from services.conftest import _pg_admin, pg_database_url
 
@@ -183,8 +183,8 @@ def test_ray_workers_on_postgres_and_redis_match_ridgerider_run(
 ) -> None:
     import importlib.util
 
-    if importlib.util.find_spec("ridgerider.services.distributed") is None:
-        pytest.skip("Ray workers (ridgerider.services.distributed) are not in this checkout")
+    if importlib.util.find_spec("ridgerider.workers.ray") is None:
+        pytest.skip("Ray workers (ridgerider.workers.ray) are not in this checkout")
     report = cli_run(tmp_path, "--database-url", f"sqlite:///{tmp_path}/r.db")
     args = ["--database-url", pg_fresh_url, "--redis-url", REDIS_URL]
     with serving(tmp_path, "--dev", *args, "--ray-address", "local", "--workers", "2") as service:

@@ -21,8 +21,8 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 
 from ridgerider.api import ApiSettings, create_app
-from ridgerider.services.runner import open_archive
-from ridgerider.services.worker import Worker
+from ridgerider.services.archive import open_archive
+from ridgerider.workers.worker import Worker
 
 CHROMIUM = "/usr/bin/chromium"
 API = "/api/v1"

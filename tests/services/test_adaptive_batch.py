@@ -12,7 +12,7 @@ from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.storage.sql import SQLStorage
-from ridgerider.services.worker import AdaptiveBatch, Worker
+from ridgerider.workers.worker import AdaptiveBatch, Worker
 
 from .synthetic import expansion, submit
 

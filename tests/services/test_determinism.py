@@ -19,7 +19,7 @@ from ridgerider.services import jobs
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.storage.sql import SQLStorage
-from ridgerider.services.worker import Worker
+from ridgerider.workers.worker import Worker
 
 from .conftest import PG, make_frontier
 

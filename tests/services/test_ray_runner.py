@@ -6,7 +6,8 @@ import pytest
 
 from ridgerider.core import RRSettings, run_search
 from ridgerider.problems import create
-from ridgerider.services import runner
+from ridgerider.services import archive as archive_mod
+from ridgerider.workers import runner
 
 from .conftest import PG, REDIS, REDIS_URL
 
@@ -36,7 +37,7 @@ def test_ray_workers_with_postgres_and_redis(pg_url: str) -> None:
         [list(c) for c in n.fingerprint] for n in ref.solutions
     ]
     assert [s["loss"] for s in out["solutions"]] == [n.loss for n in ref.solutions]
-    archive = runner.open_archive(pg_url, REDIS_URL)
+    archive = archive_mod.open_archive(pg_url, REDIS_URL)
     client, ns = archive.frontier.redis, archive.frontier.ns  # type: ignore[attr-defined]
     keys = list(client.scan_iter(f"{ns}:*"))
     assert keys  # the job ran through this archive's Redis namespace

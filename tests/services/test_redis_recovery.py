@@ -10,7 +10,7 @@ from ridgerider.core import RRSettings, run_search
 from ridgerider.problems import create
 from ridgerider.services import jobs
 from ridgerider.services.frontier.redis import RedisFrontier
-from ridgerider.services.worker import Worker
+from ridgerider.workers.worker import Worker
 
 from .conftest import PG, REDIS, make_frontier, wipe
 from .synthetic import drain, expansion, reference, submit, tree_keys

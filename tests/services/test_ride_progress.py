@@ -11,11 +11,11 @@ from ridgerider.core.branch import Branch
 from ridgerider.core.expand import Expansion
 from ridgerider.core.ridge import OnStep
 from ridgerider.problems import RegisteredProblem
-from ridgerider.services import runner
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.storage.records import RideProgress
 from ridgerider.services.storage.sql import SQLStorage
-from ridgerider.services.worker import Worker
+from ridgerider.workers import runner
+from ridgerider.workers.worker import Worker
 
 from .synthetic import expansion, submit
 

@@ -10,9 +10,10 @@ import pytest
 from ridgerider.core import RRSettings, run_search
 from ridgerider.core.search import coverage
 from ridgerider.problems import create
-from ridgerider.services import runner
+from ridgerider.services import archive as archive_mod
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.storage.sql import SQLStorage
+from ridgerider.workers import runner
 
 from .conftest import PG, REDIS, REDIS_URL
 
@@ -116,7 +117,7 @@ def test_run_with_postgres_and_redis(pg_url: str) -> None:
         k: v for k, v in expected(s, 9).items() if k in ("nodes", "solutions")
     }
     assert runner.show(out["job_id"], database_url=pg_url) == out
-    archive = runner.open_archive(pg_url, REDIS_URL)
+    archive = archive_mod.open_archive(pg_url, REDIS_URL)
     ns = archive.frontier.ns  # type: ignore[attr-defined]
     assert ns.startswith("rr:") and ns != "rr"  # named after the database
     client = archive.frontier.redis  # type: ignore[attr-defined]
@@ -130,9 +131,9 @@ def test_default_database_is_a_file_in_the_user_data_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    url = runner.default_database_url()
+    url = archive_mod.default_database_url()
     assert url == f"sqlite:///{tmp_path / 'ridgerider' / 'archive.db'}"
-    archive = runner.open_archive()
+    archive = archive_mod.open_archive()
     assert archive.location == str(tmp_path / "ridgerider" / "archive.db")
     archive.close()
     assert (tmp_path / "ridgerider" / "archive.db").is_file()

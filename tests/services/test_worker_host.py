@@ -16,7 +16,7 @@ from ridgerider.services.storage.sql import SQLStorage
 
 pytest.importorskip("ray")
 
-from ridgerider.services.distributed import WorkerHost, WorkerOptions, start_workers
+from ridgerider.workers.ray import WorkerHost, WorkerOptions, start_workers
 
 PARAMS = {"depth": 6, "tree_seed": 2}
 

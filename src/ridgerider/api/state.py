@@ -15,11 +15,11 @@ from fastapi import FastAPI, Request
 from ridgerider.api.metrics import Metrics
 from ridgerider.api.settings import ApiSettings
 from ridgerider.services import accounts
-from ridgerider.services.processes import start_process_workers
-from ridgerider.services.runner import Archive, default_database_url, open_archive
-from ridgerider.services.serving import WorkerPool, recover, start_local_workers
+from ridgerider.services.archive import Archive, default_database_url, open_archive, recover
 from ridgerider.services.storage.records import UserRecord
 from ridgerider.services.submission import Limits
+from ridgerider.workers.pools import WorkerPool, start_local_workers
+from ridgerider.workers.processes import start_process_workers
 
 __all__ = ["PoolFactory", "Service", "get_service", "lifespan"]
 

@@ -23,8 +23,8 @@ from rich.table import Table
 
 from ridgerider.core.settings import ORDERS, RRSettings
 from ridgerider.problems import ParamError, UnknownProblemError, available, create
-from ridgerider.services import runner
-from ridgerider.services.worker import NodeView
+from ridgerider.workers import runner
+from ridgerider.workers.worker import NodeView
 
 __all__ = ["main"]
 
@@ -213,7 +213,7 @@ def _ray_plan(workers: int, ray_address: str | None, threads: int = 1) -> runner
         if ray_address:
             _usage_error("--ray-address needs --workers >= 1")
         return None
-    from ridgerider.services.distributed import WorkerOptions
+    from ridgerider.workers.ray import WorkerOptions
 
     return runner.RayPlan(workers, ray_address, WorkerOptions(torch_threads=threads))
 

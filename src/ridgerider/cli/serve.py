@@ -19,8 +19,8 @@ import click
 import torch
 
 from ridgerider.cli import DATABASE_URL, REDIS_URL, _usage_error, console, main
-from ridgerider.services.runner import Archive, default_database_url
-from ridgerider.services.serving import WorkerPool, start_ray_workers
+from ridgerider.services.archive import Archive, default_database_url
+from ridgerider.workers.pools import WorkerPool, start_ray_workers
 
 __all__ = ["serve"]
 
@@ -83,7 +83,7 @@ def serve(
         _usage_error(f"--host: --dev serves without authentication, so only loopback ({host!r})")
     pool_factory: Callable[[Archive, Any], WorkerPool | None] | None = None
     if ray_address is not None:
-        if importlib.util.find_spec("ridgerider.services.distributed") is None:
+        if importlib.util.find_spec("ridgerider.workers.ray") is None:
             _usage_error("--ray-address: Ray workers are not part of this installation")
         pool_factory = _ray_pool(ray_address)
     torch.set_num_threads(threads)

@@ -6,7 +6,7 @@ import click
 
 from ridgerider.cli import DATABASE_URL, _usage_error, console, main
 from ridgerider.services import accounts
-from ridgerider.services.runner import open_archive
+from ridgerider.services.archive import open_archive
 
 __all__ = ["token"]
 

@@ -9,7 +9,7 @@ from types import FrameType
 import click
 
 from ridgerider.cli import DATABASE_URL, REDIS_URL, console, main
-from ridgerider.services.runner import default_database_url
+from ridgerider.services.archive import default_database_url
 
 
 @main.command()
@@ -63,7 +63,7 @@ def worker(
     Workers that die are replaced; their branches come back when their leases expire. This
     process also runs the frontier's reaper (expired leases, wall-time budgets).
     """
-    from ridgerider.services.distributed import WorkerOptions, start_workers
+    from ridgerider.workers.ray import WorkerOptions, start_workers
 
     try:
         if batch != "auto" and not batch.isdecimal():

@@ -1,5 +1,7 @@
-"""All I/O of ridgerider: storage (SQLAlchemy, Alembic), frontiers, jobs and the local runner.
+"""What talks to storage: the archive, job lifecycle, submission, accounts, cross-play runs.
 
-Layering: services import :mod:`ridgerider.core` and :mod:`ridgerider.problems`, never the CLI
-or the API.
+The archive is storage and frontier opened together, with recovery after a crash.
+
+Layering: services import :mod:`ridgerider.problems`, :mod:`ridgerider.core` and the status
+enums of :mod:`ridgerider.schemas`, never the workers, the CLI or the API.
 """

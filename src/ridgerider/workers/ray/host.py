@@ -16,7 +16,8 @@ import ray
 import torch
 
 from ridgerider.problems import RegisteredProblem, create
-from ridgerider.services.worker import BatchSize, ExpandFn, Worker, check_batch
+from ridgerider.services.archive import open_archive
+from ridgerider.workers.worker import BatchSize, ExpandFn, Worker, check_batch
 
 __all__ = ["ProblemStore", "WorkerHost", "WorkerOptions"]
 
@@ -34,7 +35,7 @@ class WorkerOptions:
             place their tensors on the current CUDA device.)
         batch: branches claimed at once, or ``"auto"`` (sized from measured ride and queue
             times so the archive's round trips stay ~5 % of a worker's time; see
-            :class:`~ridgerider.services.worker.AdaptiveBatch`). The default is 1: a BFS job
+            :class:`~ridgerider.workers.worker.AdaptiveBatch`). The default is 1: a BFS job
             admits a level at a time, and claims of several branches can leave a worker idle
             at the end of a level; on the compute-bound benchmark (~40 ms ``tree-rl``
             branches) ``"auto"`` scaled no better than claims of one (``benchmarks/README.md``).
@@ -114,8 +115,6 @@ class WorkerHost:
         store: Any = None,
         expand_fn: ExpandFn | None = None,
     ) -> None:
-        from ridgerider.services.runner import open_archive  # runner imports us lazily
-
         torch.set_num_threads(options.torch_threads)
         if options.device.startswith("cuda"):
             torch.cuda.set_device(torch.device(options.device))

@@ -1,9 +1,10 @@
 """What a long-running service needs: recover running jobs on start, run local worker threads.
 
-``ridgerider serve`` opens the archive (:func:`ridgerider.services.runner.open_archive`), calls
-:func:`recover` (leases of a previous process of this host that died are released at once, the
-sequencers resume), then :func:`start_local_workers`. Shutting down stops the workers after the
-branch each holds, so every lease is either completed or released; nothing accepted is lost.
+``ridgerider serve`` opens the archive (:func:`ridgerider.services.archive.open_archive`), calls
+:func:`~ridgerider.services.archive.recover` (leases of a previous process of this host that
+died are released at once, the sequencers resume), then :func:`start_local_workers`. Shutting
+down stops the workers after the branch each holds, so every lease is either completed or
+released; nothing accepted is lost.
 """
 
 from __future__ import annotations
@@ -15,36 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ridgerider.services.frontier.base import Frontier
-from ridgerider.services.worker import Worker
+from ridgerider.workers.worker import Worker
 
 __all__ = [
     "LocalWorkers",
     "RemoteWorkers",
     "WorkerPool",
-    "recover",
     "start_local_workers",
     "start_ray_workers",
 ]
 
 log = logging.getLogger(__name__)
-
-
-def recover(frontier: Frontier) -> list[int]:
-    """Make every running job claimable again after a restart; returns their ids."""
-    storage = frontier.storage
-    ids: list[int] = []
-    cursor: int | None = None
-    while True:
-        page = storage.list_jobs(status="running", cursor=cursor, limit=500)
-        ids += [job.id for job in page.items]
-        if page.next_cursor is None:
-            break
-        cursor = page.next_cursor
-    for job_id in ids:
-        frontier.release_orphans(job_id)
-        frontier.advance(job_id)
-        frontier.reindex(job_id)
-    return ids
 
 
 class WorkerPool(ABC):
@@ -157,14 +139,14 @@ def start_ray_workers(
     """``n`` workers as Ray actors on the cluster at ``address`` serving every running job.
 
     ``address="local"`` starts a private local Ray, shut down with the pool. Raises
-    ``RuntimeError`` when Ray workers (``ridgerider.services.distributed``) are not available
+    ``RuntimeError`` when Ray workers (``ridgerider.workers.ray``) are not available
     in this installation.
     """
     try:
-        from ridgerider.services import distributed  # type: ignore[attr-defined,unused-ignore]
+        from ridgerider.workers.ray import start_workers
     except ImportError as exc:
         raise RuntimeError(f"Ray workers are not available: {exc}") from None
-    pool = distributed.start_workers(
+    pool = start_workers(
         database_url,
         redis_url,
         n,

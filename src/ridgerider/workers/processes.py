@@ -1,11 +1,12 @@
-"""Local worker processes, each running a :class:`~ridgerider.services.worker.Worker`.
+"""Local worker processes, each running a :class:`~ridgerider.workers.worker.Worker`.
 
 Each process has its own
 connection to the archive, so the ride's Python work never competes with the API for the GIL.
 
 A process stops after the branch in hand when asked (:meth:`ProcessWorkers.stop`) or when its
 parent dies (it checks its parent pid), so a killed service leaves no worker behind; leases of a
-dead process are released at once by the next service start (:func:`~.serving.recover`).
+dead process are released at once by the next service start
+(:func:`ridgerider.services.archive.recover`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from ridgerider.services.serving import WorkerPool
+from ridgerider.services.archive import open_archive
+from ridgerider.workers.pools import WorkerPool
 
 __all__ = ["ProcessWorkers", "start_process_workers"]
 
@@ -36,8 +38,7 @@ def _worker_main(
     """Entry point of a worker process."""
     import torch
 
-    from ridgerider.services.runner import open_archive
-    from ridgerider.services.worker import Worker
+    from ridgerider.workers.worker import Worker
 
     torch.set_num_threads(1)
     parent = os.getppid()

@@ -1,10 +1,10 @@
-"""Ray workers: the plain :class:`~ridgerider.services.worker.Worker` in Ray actors.
+"""Ray workers: the plain :class:`~ridgerider.workers.worker.Worker` in Ray actors.
 
 ``start_workers(database_url, redis_url, n, job_id=None, ray_address=None, options=...)``
 returns a supervised :class:`WorkerPool` (``.alive()``, ``.wait()``, ``.error``, ``.stop()``).
 A service serving every job of its archive::
 
-    from ridgerider.services.distributed import WorkerOptions, start_workers
+    from ridgerider.workers.ray import WorkerOptions, start_workers
 
     pool = start_workers(database_url, redis_url, 4, options=WorkerOptions(num_cpus=1))
     ...                      # jobs submitted meanwhile are picked up by the workers
@@ -14,8 +14,8 @@ Importing this package imports Ray; the rest of ``services`` imports it only whe
 are asked for.
 """
 
-from ridgerider.services.distributed.host import ProblemStore, WorkerHost, WorkerOptions
-from ridgerider.services.distributed.pool import (
+from ridgerider.workers.ray.host import ProblemStore, WorkerHost, WorkerOptions
+from ridgerider.workers.ray.pool import (
     WorkerPool,
     WorkerPoolError,
     ensure_ray,

@@ -1,6 +1,6 @@
 """A supervised pool of Ray worker actors: start them, replace the dead, stop them.
 
-Branches are never Ray tasks: each actor runs a :class:`~ridgerider.services.worker.Worker`
+Branches are never Ray tasks: each actor runs a :class:`~ridgerider.workers.worker.Worker`
 loop that claims branches from the frontier under a lease. Ray's own retries are therefore off
 (``max_restarts=0``, ``max_task_retries=0``): a branch whose worker dies comes back when its
 lease expires (at once for a dead process of this host), and the supervisor replaces the actor.
@@ -18,8 +18,9 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
-from ridgerider.services.distributed.host import ProblemStore, WorkerHost, WorkerOptions
-from ridgerider.services.worker import ExpandFn
+from ridgerider.services.archive import open_archive
+from ridgerider.workers.ray.host import ProblemStore, WorkerHost, WorkerOptions
+from ridgerider.workers.worker import ExpandFn
 
 __all__ = ["WorkerPool", "WorkerPoolError", "ensure_ray", "start_workers"]
 
@@ -90,8 +91,6 @@ class WorkerPool:
     _cls: Any = None
 
     def _start(self, reaper: bool) -> None:
-        from ridgerider.services.runner import open_archive
-
         self._archive = open_archive(self.database_url, self.redis_url)
         if reaper:
             self._archive.frontier.start_reaper()

@@ -5,7 +5,7 @@ folder, see :func:`default_database_url`), applies pending migrations, does its 
 the archive. Results use the JSON shape of ``ridgerider run``, plus ``job_id``.
 
 Two ways to run a job's branches: ``workers`` threads in this process (the default), or Ray
-actors (``ray=RayPlan(n, address)``, :mod:`ridgerider.services.distributed`) on a local Ray
+actors (``ray=RayPlan(n, address)``, :mod:`ridgerider.workers.ray`) on a local Ray
 started on demand (shut down afterwards) or on the cluster at ``address``. Ray workers are separate
 processes, so they share the archive, not memory: the embedded default is the database frontier
 on the SQLite file (every process opens the same file; SQLite's writer lock is a file lock), or
@@ -16,81 +16,32 @@ reachable on its own machine).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from platformdirs import user_data_dir
 
 from ridgerider.core.settings import MISSettings, RRSettings
 from ridgerider.services import jobs
-from ridgerider.services.frontier.base import Frontier
-from ridgerider.services.frontier.database import DatabaseFrontier
+from ridgerider.services.archive import Archive, open_archive
 from ridgerider.services.jobs import JobNotFoundError
 from ridgerider.services.storage.records import RideProgress
-from ridgerider.services.storage.sql import SQLStorage
-from ridgerider.services.worker import OnNode, Worker
+from ridgerider.workers.worker import OnNode, Worker
 
 if TYPE_CHECKING:
-    from ridgerider.services.distributed import WorkerOptions
+    from ridgerider.workers.ray import WorkerOptions
 
 __all__ = [
-    "Archive",
     "JobNotFoundError",
     "OnRiding",
     "RayPlan",
-    "default_database_url",
     "extend",
     "list_jobs",
-    "open_archive",
     "resume",
     "run",
     "show",
 ]
-
-
-def default_database_url() -> str:
-    """``sqlite:///<user data folder>/ridgerider/archive.db`` (the embedded default)."""
-    return f"sqlite:///{Path(user_data_dir('ridgerider')) / 'archive.db'}"
-
-
-@dataclass
-class Archive:
-    """An opened storage and the frontier over it."""
-
-    storage: SQLStorage
-    frontier: Frontier
-    location: str
-    """Where the archive lives, safe to print (a file path, or the URL without password)."""
-
-    def close(self) -> None:
-        """Stop the reaper and close connections."""
-        self.frontier.close()
-        self.storage.close()
-
-
-def open_archive(
-    database_url: str | None = None, redis_url: str | None = None, *, lease_s: float | None = None
-) -> Archive:
-    """Open (and migrate) the archive; with ``redis_url`` claims go through Redis."""
-    url = database_url or default_database_url()
-    storage = SQLStorage(url)
-    u = storage.db.url
-    location = str(u.database) if storage.db.is_sqlite else u.render_as_string(hide_password=True)
-    frontier: Frontier
-    if redis_url:
-        from ridgerider.services.frontier.redis import RedisFrontier
-
-        # Archives sharing one Redis keep apart: the key prefix names the database.
-        namespace = "rr:" + hashlib.sha256(location.encode()).hexdigest()[:12]
-        frontier = RedisFrontier.from_url(storage, redis_url, namespace=namespace, lease_s=lease_s)
-    else:
-        frontier = DatabaseFrontier(storage, lease_s=lease_s)
-    return Archive(storage, frontier, location)
 
 
 @contextlib.contextmanager
@@ -191,7 +142,7 @@ def _work_ray(
     archive: Archive, job_id: int, report: _Report, plan: RayPlan, redis_url: str | None
 ) -> None:
     """Run ``plan.workers`` Ray workers on one job until it finishes, reporting progress."""
-    from ridgerider.services.distributed import WorkerPoolError, start_workers
+    from ridgerider.workers.ray import WorkerPoolError, start_workers
 
     archive.frontier.start_reaper()
     url = archive.storage.db.url.render_as_string(hide_password=False)

@@ -1,0 +1,80 @@
+"""The archive: a storage and the frontier over it, opened together, and crash recovery.
+
+``open_archive(database_url, redis_url)`` opens (and migrates) the database and puts a frontier
+on it: the database frontier by default, or Redis in front of the database with ``redis_url``.
+Every entry point that touches stored jobs (the CLI, the service, worker processes and Ray
+actors) opens its archive here, so there is one way to get from a URL to working storage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from platformdirs import user_data_dir
+
+from ridgerider.schemas.enums import JobStatus
+from ridgerider.services.frontier.base import Frontier
+from ridgerider.services.frontier.database import DatabaseFrontier
+from ridgerider.services.storage.sql import SQLStorage
+
+__all__ = ["Archive", "default_database_url", "open_archive", "recover"]
+
+
+def default_database_url() -> str:
+    """``sqlite:///<user data folder>/ridgerider/archive.db`` (the embedded default)."""
+    return f"sqlite:///{Path(user_data_dir('ridgerider')) / 'archive.db'}"
+
+
+@dataclass
+class Archive:
+    """An opened storage and the frontier over it."""
+
+    storage: SQLStorage
+    frontier: Frontier
+    location: str
+    """Where the archive lives, safe to print (a file path, or the URL without password)."""
+
+    def close(self) -> None:
+        """Stop the reaper and close connections."""
+        self.frontier.close()
+        self.storage.close()
+
+
+def open_archive(
+    database_url: str | None = None, redis_url: str | None = None, *, lease_s: float | None = None
+) -> Archive:
+    """Open (and migrate) the archive; with ``redis_url`` claims go through Redis."""
+    url = database_url or default_database_url()
+    storage = SQLStorage(url)
+    u = storage.db.url
+    location = str(u.database) if storage.db.is_sqlite else u.render_as_string(hide_password=True)
+    frontier: Frontier
+    if redis_url:
+        from ridgerider.services.frontier.redis import RedisFrontier
+
+        # Archives sharing one Redis keep apart: the key prefix names the database.
+        namespace = "rr:" + hashlib.sha256(location.encode()).hexdigest()[:12]
+        frontier = RedisFrontier.from_url(storage, redis_url, namespace=namespace, lease_s=lease_s)
+    else:
+        frontier = DatabaseFrontier(storage, lease_s=lease_s)
+    return Archive(storage, frontier, location)
+
+
+def recover(frontier: Frontier) -> list[int]:
+    """Make every running job claimable again after a restart; returns their ids."""
+    storage = frontier.storage
+    ids: list[int] = []
+    cursor: int | None = None
+    while True:
+        page = storage.list_jobs(status=JobStatus.RUNNING, cursor=cursor, limit=500)
+        ids += [job.id for job in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    for job_id in ids:
+        frontier.release_orphans(job_id)
+        frontier.advance(job_id)
+        frontier.reindex(job_id)
+    return ids
