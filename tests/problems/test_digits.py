@@ -13,7 +13,8 @@ import torch
 from ridgerider.core.approx import approx_get_ridges
 from ridgerider.core.curvature import dense_hessian, gradient
 from ridgerider.problems.base import ParamError
-from ridgerider.problems.digits import DigitsMLP, stratified_split
+from ridgerider.problems.digits import DigitsMLP
+from ridgerider.problems.mlp import stratified_split
 from ridgerider.problems.mnist import IDXError, MnistMLP, read_idx
 
 pytest.importorskip("sklearn")

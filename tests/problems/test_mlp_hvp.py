@@ -9,7 +9,7 @@ from ridgerider.core.curvature import dense_hessian
 from ridgerider.core.hvp import make_hvp
 from ridgerider.problems import create
 from ridgerider.problems.digits import DigitsMLP
-from ridgerider.problems.mlp_hvp import MLPHessian
+from ridgerider.problems.mlp import MLPHessian
 
 
 @pytest.mark.parametrize(

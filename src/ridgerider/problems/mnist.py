@@ -5,9 +5,10 @@
     train-images-idx3-ubyte  train-labels-idx1-ubyte  t10k-images-idx3-ubyte  t10k-labels-idx1-ubyte
 
 Pixels are scaled to [0, 1] and flattened (784 inputs for 28×28 images). The network, loss,
-metrics and starting point are those of ``digits-mlp`` (see :mod:`ridgerider.problems.digits`);
-the paper's network is the default, two hidden layers of 128. The loss is full-batch over the
-first ``n_train`` training images of a seeded permutation (``0``: all), so it is deterministic.
+metrics, starting point and HVP are the shared MLP's (:mod:`ridgerider.problems.mlp`), as for
+``digits-mlp``; the paper's network is the default, two hidden layers of 128. The loss is
+full-batch over the first ``n_train`` training images of a seeded permutation (``0``: all), so it
+is deterministic.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from ridgerider.problems.digits import MLPClassifier, MLPParams
+from ridgerider.problems.mlp import MLPClassifier, MLPParams
 
 __all__ = ["IDXError", "MnistMLP", "MnistMLPParams", "find_idx", "read_idx"]
 
