@@ -202,8 +202,9 @@ def serve(db_url: str) -> tuple[subprocess.Popen[bytes], str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     code = (
-        "import uvicorn; from ridgerider.api import ApiSettings, create_app; "
-        f"uvicorn.run(create_app(ApiSettings(database_url={db_url!r}, dev=True, workers=0)), "
+        "import uvicorn; from ridgerider.api import create_app; "
+        "from ridgerider.config import Settings; "
+        f"uvicorn.run(create_app(Settings(database_url={db_url!r}, dev=True, workers=0)), "
         f"host='127.0.0.1', port={port}, log_level='warning')"
     )
     proc = subprocess.Popen(

@@ -4,7 +4,8 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from ridgerider.cli import _progress, main
+from ridgerider.cli import main
+from ridgerider.cli.report import progress_bar
 
 
 @pytest.fixture
@@ -126,7 +127,7 @@ def test_unknown_job_exits_2(runner, command):
 
 def test_the_bar_counts_the_steps_of_rides_in_flight():
     """A long ride moves the bar's step count while it runs; a finished node replaces it."""
-    progress, on_node, on_riding = _progress(True, "job 1", 10)
+    progress, on_node, on_riding = progress_bar(True, "job 1", 10)
     (task,) = progress.tasks
     on_riding(250)
     assert task.fields["steps"] == 250 and task.completed == 0

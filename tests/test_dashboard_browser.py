@@ -48,7 +48,8 @@ from dashboard.browser import (  # noqa: E402
     shot,
     submit,
 )
-from ridgerider.api import ApiSettings, create_app  # noqa: E402
+from ridgerider.api import create_app  # noqa: E402
+from ridgerider.config import Settings  # noqa: E402
 from ridgerider.services import accounts  # noqa: E402
 from ridgerider.services.storage.sql import SQLStorage  # noqa: E402
 
@@ -391,7 +392,7 @@ def test_token_required_outside_dev_mode(browser: Any, db_url: str, finished_job
         _, secret = accounts.create_token(storage, "browser-user")
     finally:
         storage.close()
-    app = create_app(ApiSettings(database_url=db_url, dev=False, workers=0))
+    app = create_app(Settings(database_url=db_url, dev=False, workers=0))
     context = browser.new_context()
     try:
         with Server(app) as server:

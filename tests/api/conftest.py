@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ridgerider.api import ApiSettings, create_app
+from ridgerider.api import create_app
+from ridgerider.config import Settings
 from ridgerider.core import RRSettings, run_search
 from ridgerider.problems import create
 from ridgerider.services.storage.sql import SQLStorage
@@ -47,7 +48,7 @@ def make_client(db_url: str) -> Iterator[Callable[..., Any]]:
 
     @contextmanager
     def make(**kw: Any) -> Iterator[TestClient]:
-        settings = ApiSettings(**{"database_url": db_url, "worker_poll_s": 0.02, **kw})
+        settings = Settings(**{"database_url": db_url, "worker_poll_s": 0.02, **kw})
         with TestClient(create_app(settings)) as client:
             yield client
 

@@ -23,7 +23,8 @@ import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from ridgerider.api import ApiSettings, create_app
+from ridgerider.api import create_app
+from ridgerider.config import Settings
 from ridgerider.services import accounts
 from ridgerider.services.storage.sql import SQLStorage
 
@@ -31,7 +32,7 @@ from .conftest import API, BODY
 from .test_serve_e2e import free_port
 
 schema = schemathesis.openapi.from_dict(
-    create_app(ApiSettings(database_url="sqlite://", workers=0)).openapi()
+    create_app(Settings(database_url="sqlite://", workers=0)).openapi()
 ).exclude(name="GET /api/v1/jobs/{job_id}/events")
 
 
@@ -42,7 +43,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     storage = SQLStorage(url)
     _, token = accounts.create_token(storage, "fuzzer")
     storage.close()
-    app = create_app(ApiSettings(database_url=url, workers=1, worker_poll_s=0.05))
+    app = create_app(Settings(database_url=url, workers=1, worker_poll_s=0.05))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)

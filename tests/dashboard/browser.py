@@ -20,7 +20,8 @@ import pytest
 import uvicorn
 from playwright.sync_api import sync_playwright
 
-from ridgerider.api import ApiSettings, create_app
+from ridgerider.api import create_app
+from ridgerider.config import Settings
 from ridgerider.services.archive import open_archive
 from ridgerider.workers.worker import Worker
 
@@ -68,7 +69,7 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="module")
 def dev_server(db_url: str) -> Iterator[Server]:
     """Development mode (no token), API only: this test module's worker rides the jobs."""
-    app = create_app(ApiSettings(database_url=db_url, dev=True, workers=0, events_poll_s=0.1))
+    app = create_app(Settings(database_url=db_url, dev=True, workers=0, events_poll_s=0.1))
     with Server(app) as server:
         yield server
 

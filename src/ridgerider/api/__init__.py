@@ -6,6 +6,5 @@ check that the caller owns the job and call :mod:`ridgerider.services`.
 """
 
 from ridgerider.api.app import API_PREFIX, create_app
-from ridgerider.api.settings import ApiSettings
 
-__all__ = ["API_PREFIX", "ApiSettings", "create_app"]
+__all__ = ["API_PREFIX", "create_app"]

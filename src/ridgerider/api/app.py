@@ -10,8 +10,8 @@ import ridgerider
 from ridgerider.api.errors import AllowHeaderMiddleware, BodyLimitMiddleware, install_handlers
 from ridgerider.api.metrics import Metrics, MetricsMiddleware
 from ridgerider.api.routes import crossplay, events, jobs, system, tree
-from ridgerider.api.settings import ApiSettings
 from ridgerider.api.state import PoolFactory, lifespan
+from ridgerider.config import Settings
 from ridgerider.dashboard import mount_dashboard
 from ridgerider.problems import available
 
@@ -21,7 +21,7 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(
-    settings: ApiSettings | None = None, *, pool_factory: PoolFactory | None = None
+    settings: Settings | None = None, *, pool_factory: PoolFactory | None = None
 ) -> FastAPI:
     """The service app; ``settings`` default to the ``RIDGERIDER_*`` environment.
 
@@ -29,7 +29,7 @@ def create_app(
     The archive is opened, running jobs recovered and workers started when the app starts
     (its lifespan), and all of it is stopped when it shuts down.
     """
-    settings = settings or ApiSettings()
+    settings = settings or Settings()
     metrics = Metrics()
     app = FastAPI(
         title="ridgerider",

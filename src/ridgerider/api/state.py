@@ -13,7 +13,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 
 from ridgerider.api.metrics import Metrics
-from ridgerider.api.settings import ApiSettings
+from ridgerider.config import Settings
 from ridgerider.services import accounts
 from ridgerider.services.archive import Archive, default_database_url, open_archive, recover
 from ridgerider.services.storage.records import UserRecord
@@ -23,11 +23,11 @@ from ridgerider.workers.processes import start_process_workers
 
 __all__ = ["PoolFactory", "Service", "get_service", "lifespan"]
 
-PoolFactory = Callable[[Archive, ApiSettings], WorkerPool | None]
+PoolFactory = Callable[[Archive, Settings], WorkerPool | None]
 """Starts the workers of a service (``None``: an API-only node)."""
 
 
-def local_pool(archive: Archive, settings: ApiSettings) -> WorkerPool | None:
+def local_pool(archive: Archive, settings: Settings) -> WorkerPool | None:
     """``settings.workers`` processes, or threads of this process (none for 0)."""
     if settings.workers == 0:
         return None
@@ -47,7 +47,7 @@ def local_pool(archive: Archive, settings: ApiSettings) -> WorkerPool | None:
 class Service:
     """The state the routes use."""
 
-    settings: ApiSettings
+    settings: Settings
     archive: Archive
     pool: WorkerPool | None
     dev_user: UserRecord | None
@@ -74,7 +74,7 @@ def get_service(request: Request) -> Service:
 
 
 def lifespan(
-    settings: ApiSettings, pool_factory: PoolFactory | None, metrics: Metrics
+    settings: Settings, pool_factory: PoolFactory | None, metrics: Metrics
 ) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
     """Open the archive, recover running jobs, start workers; undo it all on shutdown."""
 

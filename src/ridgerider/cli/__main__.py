@@ -1,5 +1,5 @@
 """``python -m ridgerider.cli``: the same as the ``ridgerider`` command."""
 
-from ridgerider.cli import main
+from ridgerider.cli.main import main
 
 main()

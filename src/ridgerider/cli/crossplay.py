@@ -15,15 +15,8 @@ import click
 import torch
 from rich.table import Table
 
-from ridgerider.cli import (
-    _check_json_path,
-    _parse_pairs,
-    _usage_error,
-    _write_json,
-    console,
-    main,
-    out,
-)
+from ridgerider.cli.common import check_json_path, console, out, parse_pairs, usage_error
+from ridgerider.cli.report import write_json
 from ridgerider.services.crossplay import MAX_REPLICATES, CrossplayInputError, run_crossplay
 
 __all__ = ["crossplay", "plot_crossplay"]
@@ -115,7 +108,7 @@ def _fmt(x: float) -> str:
     return "nan" if math.isnan(x) else f"{x:.3f}"
 
 
-@main.command()
+@click.command()
 @click.argument("problem")
 @click.option("--set", "params", multiple=True, metavar="KEY=VALUE", help="problem parameter")
 @click.option(
@@ -161,11 +154,11 @@ def crossplay(
     Each fingerprint (eigen-index and sign at the MIS) is scored by its cross-play: the mean
     return of player 1 from one replicate with player 2 from another.
     """
-    raw = _parse_pairs(params, "--set")
-    _check_json_path(json_path)
+    raw = parse_pairs(params, "--set")
+    check_json_path(json_path)
     if plot_path is not None:
         if not plot_path.parent.exists():
-            _usage_error(f"--plot: folder {str(plot_path.parent)!r} does not exist")
+            usage_error(f"--plot: folder {str(plot_path.parent)!r} does not exist")
         _require_matplotlib()
     torch.set_num_threads(1)
 
@@ -178,7 +171,7 @@ def crossplay(
             problem, raw, replicates, fingerprints, seed, workers=workers, on_replicate=progress
         )
     except CrossplayInputError as exc:
-        _usage_error(str(exc))
+        usage_error(str(exc))
     report = result.to_dict()
     if not quiet:
         out.print(_table(report))
@@ -196,7 +189,7 @@ def crossplay(
             f"RR's self-play choice {rr_sp['fingerprint']} XP {_fmt(rr_sp['xp'])}"
         )
         out.print(f"{report['elapsed_s']:.3g} s, workers {workers}")
-    _write_json(report, json_path, quiet)
+    write_json(report, json_path, quiet)
     if plot_path is not None:
         plot_crossplay(report, plot_path)
         if not quiet:

@@ -18,7 +18,13 @@ from typing import Any
 import click
 import torch
 
-from ridgerider.cli import DATABASE_URL, REDIS_URL, _usage_error, console, main
+from ridgerider.cli.common import (
+    DATABASE_URL,
+    REDIS_URL,
+    console,
+    ray_address_option,
+    usage_error,
+)
 from ridgerider.services.archive import Archive, default_database_url
 from ridgerider.workers.pools import WorkerPool, start_ray_workers
 
@@ -36,18 +42,13 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-@main.command()
+@click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--dev", is_flag=True, help="development mode: no tokens needed, loopback only")
 @DATABASE_URL
 @REDIS_URL
-@click.option(
-    "--ray-address",
-    envvar="RIDGERIDER_RAY_ADDRESS",
-    default=None,
-    help="run the workers as Ray actors on this cluster ('local': a private local Ray)",
-)
+@ray_address_option("Ray actors on this cluster run the workers ('local': a private local Ray)")
 @click.option(
     "--workers",
     type=click.IntRange(0, 256),
@@ -77,17 +78,18 @@ def serve(
     """Serve the API (and run workers) until interrupted."""
     import uvicorn
 
-    from ridgerider.api import ApiSettings, create_app
+    from ridgerider.api import create_app
+    from ridgerider.config import Settings
 
     if dev and not _is_loopback(host):
-        _usage_error(f"--host: --dev serves without authentication, so only loopback ({host!r})")
+        usage_error(f"--host: --dev serves without authentication, so only loopback ({host!r})")
     pool_factory: Callable[[Archive, Any], WorkerPool | None] | None = None
     if ray_address is not None:
         if importlib.util.find_spec("ridgerider.workers.ray") is None:
-            _usage_error("--ray-address: Ray workers are not part of this installation")
+            usage_error("--ray-address: Ray workers are not part of this installation")
         pool_factory = _ray_pool(ray_address)
     torch.set_num_threads(threads)
-    settings = ApiSettings(
+    settings = Settings(
         database_url=database_url,
         redis_url=redis_url,
         dev=dev,

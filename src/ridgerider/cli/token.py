@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from ridgerider.cli import DATABASE_URL, _usage_error, console, main
+from ridgerider.cli.common import DATABASE_URL, console, usage_error
 from ridgerider.services import accounts
 from ridgerider.services.archive import open_archive
 
 __all__ = ["token"]
 
 
-@main.group()
+@click.group()
 def token() -> None:
     """Create and revoke API tokens."""
 
@@ -23,7 +23,7 @@ def token() -> None:
 def create(user: str, name: str, database_url: str | None) -> None:
     """Print a new token for USER; it is shown only this once."""
     if not 1 <= len(user) <= 64:
-        _usage_error("--user: a name of 1 to 64 characters")
+        usage_error("--user: a name of 1 to 64 characters")
     archive = open_archive(database_url)
     try:
         record, secret = accounts.create_token(archive.storage, user, name)
@@ -40,12 +40,12 @@ def create(user: str, name: str, database_url: str | None) -> None:
 def revoke(secret: str | None, token_id: int | None, database_url: str | None) -> None:
     """Revoke a token given its SECRET or its --id."""
     if (secret is None) == (token_id is None):
-        _usage_error("give either the token (SECRET) or --id")
+        usage_error("give either the token (SECRET) or --id")
     archive = open_archive(database_url)
     try:
         done = accounts.revoke_token(archive.storage, secret=secret, token_id=token_id)
     finally:
         archive.close()
     if not done:
-        _usage_error("no such live token")
+        usage_error("no such live token")
     console.print("token revoked")

@@ -8,17 +8,13 @@ from types import FrameType
 
 import click
 
-from ridgerider.cli import DATABASE_URL, REDIS_URL, console, main
+from ridgerider.cli.common import DATABASE_URL, REDIS_URL, console, ray_address_option
+from ridgerider.core.errors import SettingsError
 from ridgerider.services.archive import default_database_url
 
 
-@main.command()
-@click.option(
-    "--ray-address",
-    envvar="RIDGERIDER_RAY_ADDRESS",
-    default=None,
-    help="Ray cluster to join (e.g. auto, host:6379); default: start a local Ray",
-)
+@click.command()
+@ray_address_option("Ray cluster to join (e.g. auto, host:6379); default: start a local Ray")
 @DATABASE_URL
 @REDIS_URL
 @click.option(
@@ -67,7 +63,7 @@ def worker(
 
     try:
         if batch != "auto" and not batch.isdecimal():
-            raise ValueError(f"batch: an integer >= 1 or 'auto', got {batch!r}")
+            raise SettingsError("batch", f"batch: an integer >= 1 or 'auto', got {batch!r}")
         options = WorkerOptions(
             batch="auto" if batch == "auto" else int(batch),
             num_cpus=num_cpus,
@@ -77,9 +73,9 @@ def worker(
             lease_s=lease_s,
             poll_s=0.2,
         )
-    except ValueError as exc:
-        field, _, why = str(exc).partition(": ")
-        option = {"torch_threads": "threads"}.get(field, field).replace("_", "-")
+    except SettingsError as exc:
+        option = {"torch_threads": "threads"}.get(exc.field, exc.field).replace("_", "-")
+        why = exc.message.removeprefix(f"{exc.field}: ")
         raise click.UsageError(f"--{option}: {why}") from None
     url = database_url or default_database_url()
     pool = start_workers(url, redis_url, num_workers, ray_address=ray_address, options=options)

@@ -18,22 +18,26 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ridgerider.core.errors import SettingsError
+
 __all__ = ["DEVICE_PATTERN", "check_device", "move_tensors", "on_device", "to_device"]
 
 DEVICE_PATTERN = re.compile(r"^(cpu|cuda(:\d{1,2})?)$")
 
 
 def check_device(name: str) -> torch.device:
-    """The ``torch.device`` of a ``device`` setting; ``ValueError`` naming the field if unusable."""
+    """The ``torch.device`` of a ``device`` setting; :class:`SettingsError` if unusable."""
     if not isinstance(name, str) or not DEVICE_PATTERN.match(name):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {name!r}")
+        raise SettingsError("device", f"device must be 'cpu', 'cuda' or 'cuda:N', got {name!r}")
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ValueError(f"device must be 'cpu' here: CUDA is not available (got {name!r})")
+            raise SettingsError(
+                "device", f"device must be 'cpu' here: CUDA is not available (got {name!r})"
+            )
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
-            raise ValueError(f"device must be cuda:0..cuda:{count - 1}, got {name!r}")
+            raise SettingsError("device", f"device must be cuda:0..cuda:{count - 1}, got {name!r}")
     return device
 
 

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 from ridgerider.core.device import check_device
+from ridgerider.core.errors import SettingsError
 
 __all__ = [
     "APPROX_UPDATES",
@@ -17,6 +18,7 @@ __all__ = [
     "UPDATES",
     "MISSettings",
     "RRSettings",
+    "SettingsError",
 ]
 
 ORDERS = ("bfs", "dfs", "priority", "random")
@@ -157,7 +159,7 @@ class RRSettings:
         ]
         for name, ok, limit in checks:
             if not ok:
-                raise ValueError(f"{name} must be {limit}, got {getattr(self, name)!r}")
+                raise SettingsError(name, f"{name} must be {limit}, got {getattr(self, name)!r}")
         check_device(self.device)
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,7 +172,7 @@ class RRSettings:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown setting {unknown[0]!r}")
+            raise SettingsError(unknown[0], f"unknown setting {unknown[0]!r}")
         return cls(**data)
 
     def with_(self, **changes: Any) -> RRSettings:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ridgerider.core.errors import SettingsError
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import ParamError, UnknownProblemError, create, get
 from ridgerider.services import jobs
@@ -89,11 +90,8 @@ def _check_paths(
 def _settings(problem_defaults: dict[str, Any], overrides: dict[str, Any]) -> RRSettings:
     try:
         return RRSettings(**{**problem_defaults, **overrides})
-    except ValueError as exc:
-        message = str(exc)
-        field = message.split(" ", 1)[0]
-        known = set(RRSettings().to_dict())
-        raise FieldError(("settings", field if field in known else "settings"), message) from None
+    except SettingsError as exc:
+        raise FieldError(("settings", exc.field), exc.message) from None
 
 
 def submit_spec(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from ridgerider.core.branch import Branch
+from ridgerider.core.errors import SettingsError
 from ridgerider.core.expand import Expansion, expand
 from ridgerider.core.ridge import OnStep
 from ridgerider.core.settings import RRSettings
@@ -34,9 +35,9 @@ BatchSize = int | Literal["auto"]
 
 
 def check_batch(batch: object) -> None:
-    """Raise ``ValueError`` (naming the field) unless ``batch`` is an int ≥ 1 or ``"auto"``."""
+    """Raise :class:`SettingsError` unless ``batch`` is an int ≥ 1 or ``"auto"``."""
     if batch != "auto" and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
-        raise ValueError(f"batch: an integer >= 1 or 'auto', got {batch!r}")
+        raise SettingsError("batch", f"batch: an integer >= 1 or 'auto', got {batch!r}")
 
 
 class NodeView(Protocol):

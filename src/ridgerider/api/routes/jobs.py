@@ -11,6 +11,7 @@ from ridgerider.api.auth import CurrentUser, ServiceDep, owned_job
 from ridgerider.api.convert import job_out
 from ridgerider.api.errors import field_error
 from ridgerider.client import models
+from ridgerider.core.errors import SettingsError
 from ridgerider.services import jobs
 from ridgerider.services.submission import submit_spec
 
@@ -140,7 +141,6 @@ def extend_job(
             max_steps=body.max_steps,
             wall_time_s=body.wall_time_s,
         )
-    except ValueError as exc:
-        field = str(exc).split(" ", 1)[0]
-        return field_error(("body", field), str(exc))
+    except SettingsError as exc:
+        return field_error(("body", exc.field), exc.message)
     return job_out(owned_job(service, user, job_id))

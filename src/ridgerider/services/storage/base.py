@@ -21,6 +21,7 @@ from typing import Any
 from torch import Tensor
 
 from ridgerider.core.branch import Branch
+from ridgerider.core.errors import SettingsError
 from ridgerider.services.storage.records import (
     EventRecord,
     JobRecord,
@@ -76,11 +77,13 @@ def extended_budgets(
     for name, value in (("max_nodes", max_nodes), ("max_steps", max_steps)):
         if value is not None:
             if value < new[name]:
-                raise ValueError(f"{name} can only grow ({new[name]} → {value})")
+                raise SettingsError(name, f"{name} can only grow ({new[name]} → {value})")
             new[name] = value
     if wall_time_s is not None:
         if wall is not None and wall_time_s < wall:
-            raise ValueError(f"wall_time_s can only grow ({wall} → {wall_time_s})")
+            raise SettingsError(
+                "wall_time_s", f"wall_time_s can only grow ({wall} → {wall_time_s})"
+            )
         wall = wall_time_s
     return new, wall
 

@@ -15,6 +15,7 @@ from typing import Any
 import ray
 import torch
 
+from ridgerider.core.errors import SettingsError
 from ridgerider.problems import RegisteredProblem, create
 from ridgerider.services.archive import open_archive
 from ridgerider.workers.worker import BatchSize, ExpandFn, Worker, check_batch
@@ -55,13 +56,15 @@ class WorkerOptions:
 
     def __post_init__(self) -> None:
         if self.num_cpus < 0:
-            raise ValueError(f"num_cpus: must be >= 0, got {self.num_cpus}")
+            raise SettingsError("num_cpus", f"num_cpus: must be >= 0, got {self.num_cpus}")
         if self.num_gpus < 0:
-            raise ValueError(f"num_gpus: must be >= 0, got {self.num_gpus}")
+            raise SettingsError("num_gpus", f"num_gpus: must be >= 0, got {self.num_gpus}")
         if self.torch_threads < 1:
-            raise ValueError(f"torch_threads: must be >= 1, got {self.torch_threads}")
+            raise SettingsError(
+                "torch_threads", f"torch_threads: must be >= 1, got {self.torch_threads}"
+            )
         if self.device != "cpu" and not self.device.startswith("cuda"):
-            raise ValueError(f"device: 'cpu' or 'cuda[:i]', got {self.device!r}")
+            raise SettingsError("device", f"device: 'cpu' or 'cuda[:i]', got {self.device!r}")
         check_batch(self.batch)
 
 

@@ -1,4 +1,11 @@
-"""Service settings, read from ``RIDGERIDER_*`` environment variables (pydantic-settings)."""
+"""Every ``RIDGERIDER_*`` setting of the deployment, in one pydantic-settings class.
+
+:class:`Settings` is read at the entry points only (the CLI's commands, ``create_app``, a worker
+process's start), never deep inside the library: the library takes plain arguments, so a test
+or an embedding program passes what it means instead of patching the environment. Each field is
+``RIDGERIDER_<FIELD>`` in the environment (``RIDGERIDER_DATABASE_URL``, ...); command-line
+options override the environment. The module imports nothing of ridgerider.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +14,21 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ApiSettings"]
+__all__ = ["ENV_PREFIX", "Settings"]
+
+ENV_PREFIX = "RIDGERIDER_"
 
 
-class ApiSettings(BaseSettings):
-    """How the service runs: where the archive is, workers, auth and limits.
+class Settings(BaseSettings):
+    """Where the archive is, how workers run, authentication and the service's limits."""
 
-    Every field can be set by an environment variable ``RIDGERIDER_<FIELD>`` (e.g.
-    ``RIDGERIDER_DATABASE_URL``); ``ridgerider serve`` options override them.
-    """
-
-    model_config = SettingsConfigDict(env_prefix="RIDGERIDER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     database_url: str | None = Field(None, description="default: the user's SQLite archive")
     redis_url: str | None = Field(None, description="Redis frontier (default: the database)")
+    ray_address: str | None = Field(
+        None, description="Ray cluster for workers (e.g. auto, host:6379; 'local': a private Ray)"
+    )
     dev: bool = Field(False, description="development mode: no authentication")
     workers: int = Field(1, ge=0, le=256, description="in-process worker threads (0: API only)")
     worker_processes: bool = Field(

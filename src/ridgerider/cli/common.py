@@ -1,0 +1,148 @@
+"""What every command shares: the consoles, shared options, input parsing, exit code 2.
+
+Options that name a deployment setting (``--database-url``, ``--redis-url``, ``--ray-address``)
+take their default from :class:`ridgerider.config.Settings`, i.e. the ``RIDGERIDER_*``
+environment, read when the command runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+from rich.console import Console
+
+from ridgerider.config import Settings
+from ridgerider.core.errors import SettingsError
+from ridgerider.core.settings import RRSettings
+from ridgerider.workers import runner
+
+__all__ = [
+    "DATABASE_URL",
+    "JSON_PATH",
+    "QUIET",
+    "RAY_ADDRESS",
+    "REDIS_URL",
+    "WORKERS",
+    "build_settings",
+    "check_json_path",
+    "coerce_settings",
+    "console",
+    "job_call",
+    "out",
+    "parse_pairs",
+    "ray_address_option",
+    "ray_plan",
+    "usage_error",
+]
+
+console = Console(stderr=True)
+out = Console()
+
+
+def _from_config(name: str) -> Any:
+    """A click default read from the ``RIDGERIDER_*`` environment when the command runs."""
+    return lambda: getattr(Settings(), name)
+
+
+def usage_error(message: str) -> NoReturn:
+    """Report bad input and exit with status 2 (click's usage-error convention)."""
+    raise click.UsageError(message)
+
+
+def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:
+    """``KEY=VALUE`` strings of a repeated option as a dict (exit 2 on a malformed one)."""
+    parsed: dict[str, str] = {}
+    for item in pairs:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            usage_error(f"{option} expects KEY=VALUE, got {item!r}")
+        parsed[key.strip()] = value.strip()
+    return parsed
+
+
+def coerce_settings(raw: dict[str, str]) -> dict[str, Any]:
+    """Convert ``--setting`` strings to the types of :class:`RRSettings` fields."""
+    types = {name: type(value) for name, value in RRSettings().to_dict().items()}
+    result: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in types:
+            usage_error(f"setting {key!r}: unknown (known: {', '.join(sorted(types))})")
+        kind = types[key]
+        try:
+            if kind is bool:
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                result[key] = value.lower() in ("true", "1", "yes")
+            else:
+                result[key] = kind(value)
+        except ValueError:
+            usage_error(f"setting {key!r}: expected {kind.__name__}, got {value!r}")
+    return result
+
+
+def build_settings(problem_defaults: dict[str, Any], overrides: dict[str, Any]) -> RRSettings:
+    """The problem's default settings with ``overrides``; exit 2 naming a bad setting."""
+    try:
+        return RRSettings(**{**problem_defaults, **overrides})
+    except SettingsError as exc:
+        usage_error(f"setting {exc.field}: {exc.message}")
+
+
+def job_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a runner call, turning an unknown job or a bad value into exit code 2."""
+    try:
+        return fn(*args, **kwargs)
+    except runner.JobNotFoundError as exc:
+        usage_error(f"JOB: {exc}")
+    except ValueError as exc:
+        usage_error(str(exc))
+
+
+def check_json_path(json_path: Path | None) -> None:
+    """Refuse a ``--json`` path whose folder does not exist (before any work)."""
+    if json_path is not None and not json_path.parent.exists():
+        usage_error(f"--json: folder {str(json_path.parent)!r} does not exist")
+
+
+DATABASE_URL = click.option(
+    "--database-url",
+    default=_from_config("database_url"),
+    help="archive database (default: a SQLite file in the user's data folder)",
+)
+REDIS_URL = click.option(
+    "--redis-url", default=_from_config("redis_url"), help="Redis frontier (optional)"
+)
+JSON_PATH = click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="write a report"
+)
+QUIET = click.option("--quiet", is_flag=True, help="no progress bar or table")
+WORKERS = click.option(
+    "--workers",
+    type=click.IntRange(0, 4096),
+    default=0,
+    show_default=True,
+    help="Ray workers (a local Ray is started on demand); 0 rides in this process",
+)
+
+
+def ray_address_option(help_text: str) -> Any:
+    """``--ray-address`` with its own help text, defaulting to ``RIDGERIDER_RAY_ADDRESS``."""
+    return click.option("--ray-address", default=_from_config("ray_address"), help=help_text)
+
+
+RAY_ADDRESS = ray_address_option(
+    "with --workers: join this Ray cluster (e.g. auto, host:6379) instead of a local Ray"
+)
+
+
+def ray_plan(workers: int, ray_address: str | None, threads: int = 1) -> runner.RayPlan | None:
+    """``--workers N`` (N >= 1) as a Ray plan; ``None`` (in-process) for 0."""
+    if workers == 0:
+        if ray_address:
+            usage_error("--ray-address needs --workers >= 1")
+        return None
+    from ridgerider.workers.ray import WorkerOptions
+
+    return runner.RayPlan(workers, ray_address, WorkerOptions(torch_threads=threads))

@@ -1,0 +1,280 @@
+"""``ridgerider run | jobs | show | resume | extend | problems``: searches as stored jobs.
+
+Every search is a stored job (``--database-url``, default a SQLite file in the user's data
+folder, or ``$RIDGERIDER_DATABASE_URL``), so ``jobs``, ``show``, ``resume`` and ``extend`` work
+on what ``run`` left behind, even if its process died.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+import torch
+from rich.table import Table
+
+from ridgerider.cli.common import (
+    DATABASE_URL,
+    JSON_PATH,
+    QUIET,
+    RAY_ADDRESS,
+    REDIS_URL,
+    WORKERS,
+    build_settings,
+    check_json_path,
+    coerce_settings,
+    console,
+    job_call,
+    out,
+    parse_pairs,
+    ray_plan,
+    usage_error,
+)
+from ridgerider.cli.report import print_report, run_with_progress, write_json
+from ridgerider.core.settings import ORDERS
+from ridgerider.problems import ParamError, UnknownProblemError, available, create
+from ridgerider.schemas.enums import JobStatus
+from ridgerider.workers import runner
+
+__all__ = ["extend", "jobs", "problems", "resume", "run", "show"]
+
+
+@click.command()
+@click.argument("problem")
+@click.option("--set", "params", multiple=True, metavar="KEY=VALUE", help="problem parameter")
+@click.option(
+    "--setting", "settings", multiple=True, metavar="KEY=VALUE", help="any search setting"
+)
+@click.option(
+    "--method",
+    type=click.Choice(["exact", "approx"]),
+    default=None,
+    help="exact (dense Hessian) or approx (Hessian-vector products only)",
+)
+@click.option("--order", type=click.Choice(ORDERS), default=None, help="search order")
+@click.option("--device", default=None, help="cpu, cuda or cuda:N (default cpu)")
+@click.option("--max-nodes", type=click.IntRange(1, 10_000_000), default=None)
+@click.option("--max-steps", type=click.IntRange(0, 10**9), default=None)
+@click.option(
+    "--wall-time",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="budget in seconds",
+)
+@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
+@WORKERS
+@RAY_ADDRESS
+@DATABASE_URL
+@REDIS_URL
+@JSON_PATH
+@QUIET
+def run(
+    problem: str,
+    params: tuple[str, ...],
+    settings: tuple[str, ...],
+    method: str | None,
+    order: str | None,
+    device: str | None,
+    max_nodes: int | None,
+    max_steps: int | None,
+    wall_time: float | None,
+    seed: int,
+    threads: int,
+    workers: int,
+    ray_address: str | None,
+    database_url: str | None,
+    redis_url: str | None,
+    json_path: Path | None,
+    quiet: bool,
+) -> None:
+    """Run a Ridge Rider search on PROBLEM, store it as a job and print its solutions.
+
+    ``--workers N`` rides branches on N Ray workers (same tree and solutions as ``--workers 0``,
+    which rides them in this process).
+    """
+    raw_params = parse_pairs(params, "--set")
+    try:
+        prob = create(problem, raw_params)
+    except (UnknownProblemError, ParamError) as exc:
+        usage_error(str(exc))
+    overrides = coerce_settings(parse_pairs(settings, "--setting"))
+    for key, value in (
+        ("method", method),
+        ("order", order),
+        ("device", device),
+        ("max_nodes", max_nodes),
+        ("max_steps", max_steps),
+    ):
+        if value is not None:
+            overrides[key] = value
+    rr = build_settings(prob.default_settings(), overrides)
+    check_json_path(json_path)
+    plan = ray_plan(workers, ray_address, threads)
+    torch.set_num_threads(threads)
+
+    def created(job_id: int, location: str) -> None:
+        console.print(f"job {job_id} stored in {location}")
+
+    run_with_progress(
+        f"{prob.name} nodes",
+        rr.max_nodes,
+        runner.run,
+        problem,
+        prob.params_dict(),
+        rr,
+        json_path=json_path,
+        quiet=quiet,
+        seed=seed,
+        wall_time_s=wall_time,
+        database_url=database_url,
+        redis_url=redis_url,
+        on_created=created,
+        ray=plan,
+    )
+
+
+@click.command()
+@click.option(
+    "--status",
+    type=click.Choice([s.value for s in JobStatus]),
+    default=None,
+)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@DATABASE_URL
+def jobs(status: str | None, limit: int, as_json: bool, database_url: str | None) -> None:
+    """List stored jobs, newest first."""
+    rows = runner.list_jobs(database_url=database_url, status=status, limit=limit)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title=f"{len(rows)} jobs")
+    for col in ("id", "problem", "status", "nodes", "solutions", "steps", "created"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            str(r["job_id"]),
+            r["problem"],
+            r["status"] + (f" ({r['stopped_by']})" if r.get("stopped_by") else ""),
+            str(r["nodes"]),
+            str(r.get("solutions", "")),
+            str(r["steps"]),
+            r["created_at"][:19],
+        )
+    out.print(table)
+
+
+@click.command()
+@click.argument("job", type=click.IntRange(1))
+@DATABASE_URL
+@JSON_PATH
+@QUIET
+def show(job: int, database_url: str | None, json_path: Path | None, quiet: bool) -> None:
+    """Print one stored job with its solutions (the same JSON as ``run``)."""
+    check_json_path(json_path)
+    report = job_call(runner.show, job, database_url=database_url)
+    if not quiet:
+        print_report(report)
+    write_json(report, json_path, quiet)
+
+
+@click.command()
+@click.argument("job", type=click.IntRange(1))
+@WORKERS
+@RAY_ADDRESS
+@DATABASE_URL
+@REDIS_URL
+@JSON_PATH
+@QUIET
+def resume(
+    job: int,
+    workers: int,
+    ray_address: str | None,
+    database_url: str | None,
+    redis_url: str | None,
+    json_path: Path | None,
+    quiet: bool,
+) -> None:
+    """Continue a job whose process died, exactly where it stopped."""
+    check_json_path(json_path)
+    plan = ray_plan(workers, ray_address)
+    run_with_progress(
+        f"job {job} nodes",
+        None,
+        job_call,
+        runner.resume,
+        job,
+        json_path=json_path,
+        quiet=quiet,
+        database_url=database_url,
+        redis_url=redis_url,
+        ray=plan,
+    )
+
+
+@click.command()
+@click.argument("job", type=click.IntRange(1))
+@click.option("--max-nodes", type=click.IntRange(1, 10_000_000), default=None)
+@click.option("--max-steps", type=click.IntRange(0, 10**9), default=None)
+@WORKERS
+@RAY_ADDRESS
+@DATABASE_URL
+@REDIS_URL
+@JSON_PATH
+@QUIET
+def extend(
+    job: int,
+    max_nodes: int | None,
+    max_steps: int | None,
+    workers: int,
+    ray_address: str | None,
+    database_url: str | None,
+    redis_url: str | None,
+    json_path: Path | None,
+    quiet: bool,
+) -> None:
+    """Raise a finished job's budgets and run it on to the new ones."""
+    check_json_path(json_path)
+    plan = ray_plan(workers, ray_address)
+    run_with_progress(
+        f"job {job} nodes",
+        None,
+        job_call,
+        runner.extend,
+        job,
+        json_path=json_path,
+        quiet=quiet,
+        max_nodes=max_nodes,
+        max_steps=max_steps,
+        database_url=database_url,
+        redis_url=redis_url,
+        ray=plan,
+    )
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def problems(as_json: bool) -> None:
+    """List the installed problems and their parameters."""
+    registry = available()
+    if as_json:
+        data = [
+            {"name": name, "summary": cls.summary, "params": cls.params_schema()}
+            for name, cls in sorted(registry.items())
+        ]
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return
+    table = Table(title="installed problems")
+    table.add_column("name")
+    table.add_column("parameters (default)")
+    table.add_column("summary")
+    for name, cls in sorted(registry.items()):
+        fields = cls.Params.model_fields
+        shown = ", ".join(
+            f"{k} (required)" if f.is_required() else f"{k}={f.default}" for k, f in fields.items()
+        )
+        table.add_row(name, shown, cls.summary)
+    out.print(table)
