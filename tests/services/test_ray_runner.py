@@ -7,6 +7,7 @@ import pytest
 from ridgerider.core import RRSettings, run_search
 from ridgerider.problems import create
 from ridgerider.services import archive as archive_mod
+from ridgerider.services import jobs
 from ridgerider.workers import runner
 
 from .conftest import PG, REDIS, REDIS_URL
@@ -27,9 +28,11 @@ def test_ray_workers_with_postgres_and_redis(pg_url: str) -> None:
     problem = create("tree-rl", PARAMS)
     s = RRSettings(**{**problem.default_settings(), "order": "bfs", "max_nodes": 9})
     out = runner.run(
-        "tree-rl", PARAMS, s, seed=6, database_url=pg_url, redis_url=REDIS_URL,
+        jobs.Submission.build("tree-rl", PARAMS, s, seed=6),
+        database_url=pg_url,
+        redis_url=REDIS_URL,
         ray=runner.RayPlan(2),
-    )  # fmt: skip
+    )
     assert not ray.is_initialized()  # the local Ray started on demand is shut down again
     ref = run_search(problem, s, seed=6)
     assert out["nodes"] == len(ref.nodes)
@@ -54,7 +57,10 @@ def test_ray_workers_report_a_long_ride_while_it_runs(sqlite_url: str) -> None:
     s = RRSettings(step_rule="fixed", alpha=1e-4, max_ride_steps=6000, max_nodes=2, max_depth=1)
     riding: list[int] = []
     out = runner.run(
-        "toy2d", {}, s, database_url=sqlite_url, on_riding=riding.append, ray=runner.RayPlan(1)
+        jobs.Submission.build("toy2d", {}, s),
+        database_url=sqlite_url,
+        on_riding=riding.append,
+        ray=runner.RayPlan(1),
     )
     assert out["nodes"] == 2
     during = [x for x in riding if x > 0]

@@ -11,6 +11,7 @@ from ridgerider.core.branch import Branch
 from ridgerider.core.expand import Expansion
 from ridgerider.core.ridge import OnStep
 from ridgerider.problems import RegisteredProblem
+from ridgerider.services import jobs
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.storage.records import RideProgress
 from ridgerider.services.storage.sql import SQLStorage
@@ -77,9 +78,7 @@ def test_the_runner_reports_steps_of_a_real_ride_while_it_runs(sqlite_url: str) 
     riding: list[int] = []
     nodes: list[int] = []
     report = runner.run(
-        "toy2d",
-        {},
-        settings,
+        jobs.Submission.build("toy2d", {}, settings),
         database_url=sqlite_url,
         on_node=lambda node, steps: nodes.append(steps),
         on_riding=riding.append,

@@ -11,6 +11,7 @@ from ridgerider.core import RRSettings, run_search
 from ridgerider.core.search import coverage
 from ridgerider.problems import create
 from ridgerider.services import archive as archive_mod
+from ridgerider.services import jobs
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.storage.sql import SQLStorage
 from ridgerider.workers import runner
@@ -60,10 +61,7 @@ def test_run_show_jobs_resume(sqlite_url: str) -> None:
     created: list[tuple[int, str]] = []
     seen: list[str] = []
     out = runner.run(
-        "tree-rl",
-        PARAMS,
-        s,
-        seed=3,
+        jobs.Submission.build("tree-rl", PARAMS, s, seed=3),
         database_url=sqlite_url,
         on_created=lambda job_id, where: created.append((job_id, where)),
         on_node=lambda node, steps: seen.append(node.key),
@@ -85,7 +83,10 @@ def test_run_show_jobs_resume(sqlite_url: str) -> None:
 
 def test_extend_runs_on_to_the_larger_budget(sqlite_url: str) -> None:
     s = settings(order="bfs", max_nodes=4)
-    out = runner.run("tree-rl", PARAMS, s, seed=5, database_url=sqlite_url)
+    out = runner.run(
+        jobs.Submission.build("tree-rl", PARAMS, s, seed=5),
+        database_url=sqlite_url,
+    )
     more = runner.extend(out["job_id"], max_nodes=9, database_url=sqlite_url)
     assert {k: more[k] for k in ("nodes", "solutions")} == {
         k: v
@@ -97,7 +98,6 @@ def test_extend_runs_on_to_the_larger_budget(sqlite_url: str) -> None:
 def test_resume_finishes_a_job_whose_process_died(sqlite_url: str) -> None:
     s = settings(order="priority", max_nodes=8)
     store = SQLStorage(sqlite_url)
-    from ridgerider.services import jobs
 
     job = jobs.submit(store, DatabaseFrontier(store), "tree-rl", PARAMS, s, seed=2)
     store.close()  # "the process died" before any worker ran
@@ -111,7 +111,10 @@ def test_resume_finishes_a_job_whose_process_died(sqlite_url: str) -> None:
 def test_run_with_postgres_and_redis(pg_url: str) -> None:
     s = settings(order="random", max_nodes=7)
     out = runner.run(
-        "tree-rl", PARAMS, s, seed=9, database_url=pg_url, redis_url=REDIS_URL, workers=2
+        jobs.Submission.build("tree-rl", PARAMS, s, seed=9),
+        database_url=pg_url,
+        redis_url=REDIS_URL,
+        workers=2,
     )
     assert {k: out[k] for k in ("nodes", "solutions")} == {
         k: v for k, v in expected(s, 9).items() if k in ("nodes", "solutions")

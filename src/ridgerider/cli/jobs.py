@@ -36,6 +36,7 @@ from ridgerider.cli.report import print_report, run_with_progress, write_json
 from ridgerider.core.settings import ORDERS
 from ridgerider.problems import ParamError, UnknownProblemError, available, create
 from ridgerider.schemas.enums import JobStatus
+from ridgerider.services.jobs import Submission
 from ridgerider.workers import runner
 
 __all__ = ["extend", "jobs", "problems", "resume", "run", "show"]
@@ -122,13 +123,9 @@ def run(
         f"{prob.name} nodes",
         rr.max_nodes,
         runner.run,
-        problem,
-        prob.params_dict(),
-        rr,
+        Submission(prob, rr, seed=seed, wall_time_s=wall_time),
         json_path=json_path,
         quiet=quiet,
-        seed=seed,
-        wall_time_s=wall_time,
         database_url=database_url,
         redis_url=redis_url,
         on_created=created,

@@ -9,6 +9,7 @@ installation metadata.
 
 from __future__ import annotations
 
+import warnings
 from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
@@ -55,6 +56,12 @@ def available() -> dict[str, type[RegisteredProblem]]:
             continue
         cls = ep.load()
         if isinstance(cls, type) and issubclass(cls, RegisteredProblem):
+            if cls.name != ep.name:  # a job stores ``problem.name``: it must find the class again
+                warnings.warn(
+                    f"problem entry point {ep.name!r} names a class called {cls.name!r}: skipped",
+                    stacklevel=2,
+                )
+                continue
             found[ep.name] = cls
     return found
 

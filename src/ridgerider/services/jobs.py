@@ -7,6 +7,7 @@ Every function takes the storage and frontier it works on, so the same code serv
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, cast
 
 import torch
@@ -22,6 +23,7 @@ from ridgerider.services.storage.records import JobRecord, JobSpec, SolutionReco
 
 __all__ = [
     "JobNotFoundError",
+    "Submission",
     "cancel",
     "extend",
     "job_result",
@@ -30,6 +32,7 @@ __all__ = [
     "resume",
     "start",
     "submit",
+    "submit_job",
 ]
 
 
@@ -53,6 +56,33 @@ def mis_summary(mis: MISResult) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Submission:
+    """A validated job request: the built problem, its settings and seed, built once.
+
+    Everything downstream (finding the MIS, storing the job, the CLI's report) reads the problem
+    from here instead of creating it again from its name and parameters.
+    """
+
+    problem: RegisteredProblem
+    settings: RRSettings
+    seed: int = 0
+    wall_time_s: float | None = None
+    mis_settings: MISSettings | None = None
+    owner_id: int | None = None
+    idempotency_key: str | None = None
+
+    @classmethod
+    def build(
+        cls, problem: str, params: dict[str, Any] | None, settings: RRSettings, **rest: Any
+    ) -> Submission:
+        """Build the registered problem from its name and parameters, once.
+
+        Raises ``ParamError`` / ``UnknownProblemError`` for an invalid problem.
+        """
+        return cls(create(problem, params), settings, **rest)
+
+
 def submit(
     storage: Storage,
     frontier: Frontier,
@@ -61,34 +91,52 @@ def submit(
     settings: RRSettings,
     *,
     seed: int = 0,
-    mis_settings: MISSettings | None = None,
-    wall_time_s: float | None = None,
     lease_s: float = 60.0,
     max_attempts: int = 3,
-    owner_id: int | None = None,
-    idempotency_key: str | None = None,
+    start_now: bool = True,
+    **rest: Any,
+) -> JobRecord:
+    """:func:`submit_job` for a problem given by name and parameters (see :class:`Submission`)."""
+    submission = Submission.build(problem, params, settings, seed=seed, **rest)
+    return submit_job(
+        storage,
+        frontier,
+        submission,
+        lease_s=lease_s,
+        max_attempts=max_attempts,
+        start_now=start_now,
+    )
+
+
+def submit_job(
+    storage: Storage,
+    frontier: Frontier,
+    submission: Submission,
+    *,
+    lease_s: float = 60.0,
+    max_attempts: int = 3,
     start_now: bool = True,
 ) -> JobRecord:
-    """Validate the problem, find its MIS, store the job with its root branch and start it.
+    """Find the submission's MIS, store the job with its root branch and start it.
 
-    Raises ``ParamError`` / ``UnknownProblemError`` for a bad problem before storing anything,
-    ``DuplicateJobError`` when the owner already used ``idempotency_key``.
+    Raises ``DuplicateJobError`` when the owner already used the idempotency key.
     """
     t0 = time.perf_counter()
-    built = create(problem, params)
-    mis = find_mis(built, mis_settings, torch.Generator().manual_seed(seed), settings.zero_tol)
+    built, settings, seed = submission.problem, submission.settings, submission.seed
+    gen = torch.Generator().manual_seed(seed)
+    mis = find_mis(built, submission.mis_settings, gen, settings.zero_tol)
     spec = JobSpec(
-        problem=problem,
+        problem=built.name,
         params=built.params_dict(),
         seed=seed,
         settings=settings.to_dict(),
         mis=mis_summary(mis),
-        wall_time_s=wall_time_s,
+        wall_time_s=submission.wall_time_s,
         lease_s=lease_s,
         max_attempts=max_attempts,
-        owner_id=owner_id,
+        owner_id=submission.owner_id,
         elapsed_s=time.perf_counter() - t0,
-        idempotency_key=idempotency_key,
+        idempotency_key=submission.idempotency_key,
     )
     job = storage.create_job(spec, root_branch(mis, seed))
     if start_now:

@@ -132,36 +132,34 @@ def submit_spec(
             f"exact needs a dense Hessian: {built.n_params} parameters exceed "
             f"{limits.max_exact_params}; use method 'approx'",
         )
+    submission = jobs.Submission(
+        built,
+        settings,
+        seed=seed,
+        wall_time_s=wall_time_s,
+        owner_id=owner_id,
+        idempotency_key=idempotency_key,
+    )
     if idempotency_key is not None:
         first = storage.find_job(owner_id, idempotency_key)
         if first is not None:
-            return _replay(first, built.params_dict(), seed, settings), False
+            return _replay(first, submission), False
     try:
-        job = jobs.submit(
-            storage,
-            frontier,
-            problem,
-            built.params_dict(),
-            settings,
-            seed=seed,
-            wall_time_s=wall_time_s,
-            owner_id=owner_id,
-            idempotency_key=idempotency_key,
-        )
+        job = jobs.submit_job(storage, frontier, submission)
     except DuplicateJobError:  # a concurrent retry stored it first
         assert idempotency_key is not None
         first = storage.find_job(owner_id, idempotency_key)
         assert first is not None
-        return _replay(first, built.params_dict(), seed, settings), False
+        return _replay(first, submission), False
     return job, True
 
 
-def _replay(first: JobRecord, params: dict[str, Any], seed: int, settings: RRSettings) -> JobRecord:
+def _replay(first: JobRecord, submission: jobs.Submission) -> JobRecord:
     """The first job of a retried submission, if the retry asks for the same search."""
-    same = first.params == params and first.seed == seed
+    same = first.params == submission.problem.params_dict() and first.seed == submission.seed
     budgets = ("max_nodes", "max_steps")  # an extension may have raised these since
     stored = {k: v for k, v in first.settings.items() if k not in budgets}
-    wanted = {k: v for k, v in settings.to_dict().items() if k not in budgets}
+    wanted = {k: v for k, v in submission.settings.to_dict().items() if k not in budgets}
     if not (same and stored == wanted):
         raise IdempotencyConflictError(first.id)
     return first

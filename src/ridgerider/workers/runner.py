@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ridgerider.core.settings import MISSettings, RRSettings
 from ridgerider.services import jobs
 from ridgerider.services.archive import Archive, open_archive
 from ridgerider.services.jobs import JobNotFoundError
@@ -200,13 +199,8 @@ def _dispatch(
 
 
 def run(
-    problem: str,
-    params: dict[str, Any] | None,
-    settings: RRSettings,
+    submission: jobs.Submission,
     *,
-    seed: int = 0,
-    mis_settings: MISSettings | None = None,
-    wall_time_s: float | None = None,
     database_url: str | None = None,
     redis_url: str | None = None,
     on_created: Callable[[int, str], None] | None = None,
@@ -225,20 +219,11 @@ def run(
     threads here or with Ray workers (``ray``, see :class:`RayPlan`).
     """
     with _archive(database_url, redis_url) as archive:
-        job = jobs.submit(
-            archive.storage,
-            archive.frontier,
-            problem,
-            params,
-            settings,
-            seed=seed,
-            mis_settings=mis_settings,
-            wall_time_s=wall_time_s,
-        )
+        job = jobs.submit_job(archive.storage, archive.frontier, submission)
         if on_created is not None:
             on_created(job.id, archive.location)
         _dispatch(archive, job.id, _Report(on_node, on_riding), workers, ray, redis_url)
-        return jobs.job_result(archive.storage, job.id)
+        return jobs.job_result(archive.storage, job.id, submission.problem)
 
 
 def resume(
