@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import Table, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ridgerider.schemas.enums import CrossplayStatus
 from ridgerider.services.crossplay import CrossplayInputError, check_request, run_crossplay
 from ridgerider.services.storage.models import CrossplayRun, utcnow
 from ridgerider.services.storage.sql import SQLStorage
@@ -49,7 +50,7 @@ __all__ = [
 ]
 
 RUNS: Table = CrossplayRun.__table__  # type: ignore[assignment]
-FINISHED = ("succeeded", "failed")
+FINISHED = (CrossplayStatus.SUCCEEDED, CrossplayStatus.FAILED)
 REQUEST_KEYS = ("problem", "params", "replicates", "fingerprints", "seed")
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def create_run(
     values = {
         "owner_id": owner_id,
         "request": request,
-        "status": "queued",
+        "status": CrossplayStatus.QUEUED.value,
         "done": 0,
         "idempotency_key": idempotency_key,
         "created_at": utcnow(),
@@ -205,7 +206,7 @@ class CrossplayExecutor:
         if row is None or row["status"] in FINISHED or self._stopping.is_set():
             return
         req = row["request"]
-        _update(self.storage, run_id, status="running", done=0)
+        _update(self.storage, run_id, status=CrossplayStatus.RUNNING.value, done=0)
 
         def progress(done: int, _total: int) -> None:
             if self._stopping.is_set():
@@ -224,17 +225,29 @@ class CrossplayExecutor:
         except _StopRequestedError:
             return
         except CrossplayInputError as exc:
-            _update(self.storage, run_id, status="failed", error=str(exc), finished_at=utcnow())
+            _update(
+                self.storage,
+                run_id,
+                status=CrossplayStatus.FAILED.value,
+                error=str(exc),
+                finished_at=utcnow(),
+            )
             return
         except Exception as exc:  # a run must never take the executor down
             log.exception("cross-play %d failed", run_id)
             error = f"{type(exc).__name__}: {exc}"
-            _update(self.storage, run_id, status="failed", error=error, finished_at=utcnow())
+            _update(
+                self.storage,
+                run_id,
+                status=CrossplayStatus.FAILED.value,
+                error=error,
+                finished_at=utcnow(),
+            )
             return
         _update(
             self.storage,
             run_id,
-            status="succeeded",
+            status=CrossplayStatus.SUCCEEDED.value,
             done=req["replicates"],
             result=_json_safe(report.to_dict()),
             finished_at=utcnow(),

@@ -17,6 +17,7 @@ from ridgerider.core.mis import MISResult, find_mis
 from ridgerider.core.search import coverage, root_branch
 from ridgerider.core.settings import MISSettings, RRSettings
 from ridgerider.problems import RegisteredProblem, create
+from ridgerider.schemas.enums import JobStatus
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.storage.base import Storage
 from ridgerider.services.storage.records import JobRecord, JobSpec, SolutionRecord
@@ -153,7 +154,7 @@ def _get(storage: Storage, job_id: int) -> JobRecord:
 
 def start(storage: Storage, frontier: Frontier, job_id: int) -> bool:
     """``queued → running``, then admit the root; ``False`` if the job was not queued."""
-    if not storage.transition(job_id, "running"):
+    if not storage.transition(job_id, JobStatus.RUNNING):
         return False
     frontier.advance(job_id)
     return True
@@ -161,7 +162,7 @@ def start(storage: Storage, frontier: Frontier, job_id: int) -> bool:
 
 def cancel(storage: Storage, job_id: int) -> bool:
     """Cancel a queued or running job (in-flight completions are then refused)."""
-    return storage.transition(job_id, "cancelled")
+    return storage.transition(job_id, JobStatus.CANCELLED)
 
 
 def extend(
@@ -190,10 +191,10 @@ def resume(storage: Storage, frontier: Frontier, job_id: int) -> JobRecord:
     dead-lettered branches get fresh attempts, and the sequencer picks up where it stopped.
     """
     job = _get(storage, job_id)
-    if job.status == "failed":
+    if job.status == JobStatus.FAILED:
         storage.requeue_dead(job_id)
-    if job.status in ("queued", "failed", "cancelled"):
-        storage.transition(job_id, "running")
+    if job.status in (JobStatus.QUEUED, JobStatus.FAILED, JobStatus.CANCELLED):
+        storage.transition(job_id, JobStatus.RUNNING)
         storage.add_event(job_id, "resumed", {"from": job.status})
     frontier.release_orphans(job_id)
     frontier.advance(job_id)

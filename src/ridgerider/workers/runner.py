@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ridgerider.schemas.enums import JobStatus
 from ridgerider.services import jobs
 from ridgerider.services.archive import Archive, open_archive
 from ridgerider.services.jobs import JobNotFoundError
@@ -243,7 +244,7 @@ def resume(
     """
     with _archive(database_url, redis_url) as archive:
         job = jobs.resume(archive.storage, archive.frontier, job_id)
-        if job.status == "running":
+        if job.status == JobStatus.RUNNING:
             _dispatch(archive, job_id, _Report(on_node, on_riding), workers, ray, redis_url)
         return jobs.job_result(archive.storage, job_id)
 

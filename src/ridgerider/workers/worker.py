@@ -15,6 +15,7 @@ from ridgerider.core.expand import Expansion, expand
 from ridgerider.core.ridge import OnStep
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem, create
+from ridgerider.schemas.enums import JobStatus
 from ridgerider.services.frontier.base import Frontier, Lease, default_worker_id
 from ridgerider.services.storage.records import RideProgress
 
@@ -235,8 +236,10 @@ class Worker:
         storage = self.frontier.storage
         if self.job_id is not None:
             job = storage.get_job(self.job_id)
-            return job is None or job.status != "running"
-        return self.stop_when_idle and not storage.list_jobs(status="running", limit=1).items
+            return job is None or job.status != JobStatus.RUNNING
+        return (
+            self.stop_when_idle and not storage.list_jobs(status=JobStatus.RUNNING, limit=1).items
+        )
 
     def _setup(self, job_id: int) -> tuple[RegisteredProblem, RRSettings]:
         if job_id not in self._problems:

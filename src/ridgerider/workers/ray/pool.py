@@ -18,6 +18,7 @@ from typing import Any
 import ray
 from ray.exceptions import RayActorError
 
+from ridgerider.schemas.enums import JobStatus
 from ridgerider.services.archive import open_archive
 from ridgerider.workers.ray.host import ProblemStore, WorkerHost, WorkerOptions
 from ridgerider.workers.worker import ExpandFn
@@ -168,7 +169,7 @@ class WorkerPool:
         jobs = (
             [self.job_id]
             if self.job_id is not None
-            else [j.id for j in storage.list_jobs(status="running", limit=1000).items]
+            else [j.id for j in storage.list_jobs(status=JobStatus.RUNNING, limit=1000).items]
         )
         for job_id in jobs:
             frontier.release_orphans(job_id)
