@@ -11,7 +11,7 @@ It returns a :class:`CrossplayReport`, whose :meth:`~CrossplayReport.to_dict` is
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from ridgerider.core.crossplay import (
+    FingerprintScore,
     Replicate,
     ReplicateSettings,
     choose,
@@ -257,22 +258,7 @@ def run_crossplay(
     scores = score_fingerprints(game, runs)
     if not scores:
         raise CrossplayInputError("problem", "the MIS has no negative curvature to branch on")
-    sym_gen = torch.Generator().manual_seed(replicate_seed(seed, -2))
-    rows = []
-    for s in scores:
-        leaves = [r.by_choice()[s.choice] for r in runs]
-        row: dict[str, Any] = {
-            "fingerprint": s.key,
-            "choice": list(s.choice),
-            "eigenvalue": sum(leaf.eigenvalue for leaf in leaves) / len(leaves),
-            **asdict(s.stats),
-            "metrics": problem.metrics(leaves[0].theta),
-            "solution_keys": [problem.solution_key(leaf.theta) for leaf in leaves],
-        }
-        xp_sym = symmetric_cross_play(game, [leaf.theta for leaf in leaves], sym_gen)
-        if xp_sym is not None:
-            row["xp_sym"] = xp_sym
-        rows.append(row)
+    rows = _fingerprint_rows(problem, scores, runs, replicate_seed(seed, -2))
 
     def pick(index: int) -> dict[str, Any]:
         r = rows[index]
@@ -296,6 +282,33 @@ def run_crossplay(
         workers=workers,
         elapsed_s=time.perf_counter() - start,
     )
+
+
+def _fingerprint_rows(
+    problem: RegisteredProblem,
+    scores: Sequence[FingerprintScore],
+    runs: Sequence[Replicate],
+    sym_seed: int,
+) -> list[dict[str, Any]]:
+    """The report's row per scored fingerprint: its scores, leaves' keys and metrics."""
+    game: TwoPlayerGame = problem  # type: ignore[assignment]
+    sym_gen = torch.Generator().manual_seed(sym_seed)
+    rows = []
+    for s in scores:
+        leaves = [r.by_choice()[s.choice] for r in runs]
+        row: dict[str, Any] = {
+            "fingerprint": s.key,
+            "choice": list(s.choice),
+            "eigenvalue": sum(leaf.eigenvalue for leaf in leaves) / len(leaves),
+            **asdict(s.stats),
+            "metrics": problem.metrics(leaves[0].theta),
+            "solution_keys": [problem.solution_key(leaf.theta) for leaf in leaves],
+        }
+        xp_sym = symmetric_cross_play(game, [leaf.theta for leaf in leaves], sym_gen)
+        if xp_sym is not None:
+            row["xp_sym"] = xp_sym
+        rows.append(row)
+    return rows
 
 
 def _fingerprint_matrix(
