@@ -32,6 +32,9 @@ SHAPE = {
     "solutions",
     "elapsed_s",
     "coverage",
+    "status",
+    "stopped_by",
+    "error",
 }
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-import torch
 from rich.table import Table
 
 from ridgerider.cli.common import check_json_path, console, out, parse_pairs, usage_error
 from ridgerider.cli.report import write_json
+from ridgerider.core.threads import use_compute_threads
 from ridgerider.services.crossplay import MAX_REPLICATES, CrossplayInputError, run_crossplay
 
 __all__ = ["crossplay", "plot_crossplay"]
@@ -160,7 +160,7 @@ def crossplay(
         if not plot_path.parent.exists():
             usage_error(f"--plot: folder {str(plot_path.parent)!r} does not exist")
         _require_matplotlib()
-    torch.set_num_threads(1)
+    use_compute_threads()
 
     def progress(done: int, total: int) -> None:
         if not quiet:

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import click
-import torch
 from rich.table import Table
 
 from ridgerider.cli.common import (
@@ -32,11 +31,13 @@ from ridgerider.cli.common import (
     ray_plan,
     usage_error,
 )
-from ridgerider.cli.report import print_report, run_with_progress, write_json
+from ridgerider.cli.report import JobRef, print_report, run_with_progress, write_json
 from ridgerider.core.settings import ORDERS
+from ridgerider.core.threads import use_compute_threads
 from ridgerider.problems import ParamError, UnknownProblemError, available, create
 from ridgerider.schemas.enums import JobStatus
 from ridgerider.services.jobs import Submission
+from ridgerider.services.submission import FieldError, check_exact_size
 from ridgerider.workers import runner
 
 __all__ = ["extend", "jobs", "problems", "resume", "run", "show"]
@@ -65,7 +66,6 @@ __all__ = ["extend", "jobs", "problems", "resume", "run", "show"]
     help="budget in seconds",
 )
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
-@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
 @WORKERS
 @RAY_ADDRESS
 @DATABASE_URL
@@ -83,7 +83,6 @@ def run(
     max_steps: int | None,
     wall_time: float | None,
     seed: int,
-    threads: int,
     workers: int,
     ray_address: str | None,
     database_url: str | None,
@@ -113,10 +112,16 @@ def run(
             overrides[key] = value
     rr = build_settings(prob.default_settings(), overrides)
     check_json_path(json_path)
-    plan = ray_plan(workers, ray_address, threads)
-    torch.set_num_threads(threads)
+    try:
+        check_exact_size(prob, rr)
+    except FieldError as exc:
+        usage_error(f"--method: {exc.message}")
+    plan = ray_plan(workers, ray_address)
+    use_compute_threads()
+    ref = JobRef()
 
     def created(job_id: int, location: str) -> None:
+        ref.id = job_id
         console.print(f"job {job_id} stored in {location}")
 
     run_with_progress(
@@ -124,6 +129,7 @@ def run(
         rr.max_nodes,
         runner.run,
         Submission(prob, rr, seed=seed, wall_time_s=wall_time),
+        job=ref,
         json_path=json_path,
         quiet=quiet,
         database_url=database_url,
@@ -198,12 +204,24 @@ def resume(
     """Continue a job whose process died, exactly where it stopped."""
     check_json_path(json_path)
     plan = ray_plan(workers, ray_address)
+    shown = job_call(runner.show, job, database_url=database_url)
+    if shown["status"] == JobStatus.SUCCEEDED:
+        console.print(
+            f"job {job} already succeeded ({shown['stopped_by'] or 'done'}): nothing to resume; "
+            f"`ridgerider extend {job} --max-nodes N` raises its budget"
+        )
+        if not quiet:
+            print_report(shown)
+        write_json(shown, json_path, quiet)
+        return
+    use_compute_threads()
     run_with_progress(
         f"job {job} nodes",
         None,
         job_call,
         runner.resume,
         job,
+        job=JobRef(job),
         json_path=json_path,
         quiet=quiet,
         database_url=database_url,
@@ -234,14 +252,18 @@ def extend(
     quiet: bool,
 ) -> None:
     """Raise a finished job's budgets and run it on to the new ones."""
+    if max_nodes is None and max_steps is None:
+        usage_error("extend: give the new budget, --max-nodes and/or --max-steps")
     check_json_path(json_path)
     plan = ray_plan(workers, ray_address)
+    use_compute_threads()
     run_with_progress(
         f"job {job} nodes",
         None,
         job_call,
         runner.extend,
         job,
+        job=JobRef(job),
         json_path=json_path,
         quiet=quiet,
         max_nodes=max_nodes,

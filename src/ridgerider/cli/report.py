@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ridgerider.cli.common import console, out
+from ridgerider.schemas.enums import JobStatus
+from ridgerider.workers import runner
 from ridgerider.workers.worker import NodeView
 
-__all__ = ["print_report", "progress_bar", "run_with_progress", "write_json"]
+__all__ = ["JobRef", "print_report", "progress_bar", "run_with_progress", "write_json"]
 
 
 def _solutions_table(solutions: list[dict[str, Any]], limit: int = 30) -> Table:
@@ -90,19 +93,49 @@ def progress_bar(quiet: bool, description: str, total: int | None) -> tuple[Prog
     return progress, on_node, on_riding
 
 
+@dataclass
+class JobRef:
+    """The job a command works on, once known (``run`` learns it when the job is stored)."""
+
+    id: int | None = None
+
+
 def run_with_progress(
     description: str,
     total: int | None,
     call: Any,
     *args: Any,
+    job: JobRef,
     json_path: Path | None,
     quiet: bool,
     **kwargs: Any,
 ) -> None:
-    """Run a runner call under a progress bar, then print and/or write its report."""
+    """Run a runner call under a progress bar, then print and/or write its report.
+
+    Ctrl-C marks the job interrupted and prints how to resume it (exit 130); a job that ended
+    ``failed`` prints its error and exits 1.
+    """
     progress, on_node, on_riding = progress_bar(quiet, description, total)
-    with progress:
-        report = call(*args, on_node=on_node, on_riding=on_riding, **kwargs)
+    try:
+        with progress:
+            report = call(*args, on_node=on_node, on_riding=on_riding, **kwargs)
+    except KeyboardInterrupt:
+        _interrupted(job, kwargs)
     if not quiet:
         print_report(report)
     write_json(report, json_path, quiet)
+    if report.get("status") == JobStatus.FAILED:
+        console.print(f"[red]job {report.get('job_id')} failed:[/red] {report.get('error')}")
+        raise SystemExit(1)
+
+
+def _interrupted(job: JobRef, kwargs: dict[str, Any]) -> NoReturn:
+    if job.id is None:
+        console.print("interrupted before the job was stored: nothing was kept")
+        raise SystemExit(130)
+    urls = {k: kwargs.get(k) for k in ("database_url", "redis_url")}
+    runner.interrupt(job.id, **urls)
+    console.print(
+        f"interrupted: job {job.id} stopped; continue it with `ridgerider resume {job.id}`"
+    )
+    raise SystemExit(130)

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any
 
 import click
-import torch
 
 from ridgerider.cli.common import (
     DATABASE_URL,
@@ -25,6 +24,7 @@ from ridgerider.cli.common import (
     ray_address_option,
     usage_error,
 )
+from ridgerider.core.threads import use_compute_threads
 from ridgerider.services.archive import Archive, default_database_url
 from ridgerider.workers.pools import WorkerPool, start_ray_workers
 
@@ -61,7 +61,6 @@ def _is_loopback(host: str) -> bool:
     is_flag=True,
     help="run the workers as threads of this process (default: one process each)",
 )
-@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True)
 @click.option("--log-level", default="info", show_default=True)
 def serve(
     host: str,
@@ -72,7 +71,6 @@ def serve(
     ray_address: str | None,
     workers: int,
     worker_threads: bool,
-    threads: int,
     log_level: str,
 ) -> None:
     """Serve the API (and run workers) until interrupted."""
@@ -88,7 +86,7 @@ def serve(
         if importlib.util.find_spec("ridgerider.workers.ray") is None:
             usage_error("--ray-address: Ray workers are not part of this installation")
         pool_factory = _ray_pool(ray_address)
-    torch.set_num_threads(threads)
+    use_compute_threads()
     settings = Settings(
         database_url=database_url,
         redis_url=redis_url,

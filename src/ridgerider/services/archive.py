@@ -9,9 +9,11 @@ actors) opens its archive here, so there is one way to get from a URL to working
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
 from platformdirs import user_data_dir
 
 from ridgerider.schemas.enums import JobStatus
@@ -19,7 +21,35 @@ from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.storage.sql import SQLStorage
 
-__all__ = ["Archive", "default_database_url", "open_archive", "recover"]
+__all__ = [
+    "Archive",
+    "ArchiveUnavailableError",
+    "default_database_url",
+    "mask_url",
+    "open_archive",
+    "recover",
+]
+
+_PASSWORD = re.compile(r"(?P<head>://[^/@:]*):(?P<password>[^/@]*)@")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (also for URLs nothing parses)."""
+    return _PASSWORD.sub(lambda m: f"{m['head']}:***@", url)
+
+
+class ArchiveUnavailableError(RuntimeError):
+    """The database or Redis at a URL cannot be used; the message names it, password masked.
+
+    ``option`` is the setting that named the URL (``database_url`` or ``redis_url``).
+    """
+
+    def __init__(self, option: str, url: str, reason: str) -> None:
+        first = reason.strip().splitlines()[0] if reason.strip() else "unavailable"
+        self.option = option
+        self.url = mask_url(url)
+        self.reason = mask_url(first)
+        super().__init__(f"{option} {self.url}: {self.reason}")
 
 
 def default_database_url() -> str:
@@ -47,7 +77,10 @@ def open_archive(
 ) -> Archive:
     """Open (and migrate) the archive; with ``redis_url`` claims go through Redis."""
     url = database_url or default_database_url()
-    storage = SQLStorage(url)
+    try:
+        storage = SQLStorage(url)
+    except Exception as exc:  # a bad scheme, a refused connection, a failed migration
+        raise ArchiveUnavailableError("database_url", url, str(exc)) from exc
     u = storage.db.url
     location = str(u.database) if storage.db.is_sqlite else u.render_as_string(hide_password=True)
     frontier: Frontier
@@ -56,7 +89,13 @@ def open_archive(
 
         # Archives sharing one Redis keep apart: the key prefix names the database.
         namespace = "rr:" + hashlib.sha256(location.encode()).hexdigest()[:12]
-        frontier = RedisFrontier.from_url(storage, redis_url, namespace=namespace, lease_s=lease_s)
+        try:
+            client = redis.Redis.from_url(redis_url)
+            client.ping()
+        except Exception as exc:  # nothing is stored before Redis answers
+            storage.close()
+            raise ArchiveUnavailableError("redis_url", redis_url, str(exc)) from exc
+        frontier = RedisFrontier(storage, client, namespace=namespace, lease_s=lease_s)
     else:
         frontier = DatabaseFrontier(storage, lease_s=lease_s)
     return Archive(storage, frontier, location)

@@ -39,6 +39,7 @@ from ridgerider.core.games import (
 )
 from ridgerider.core.mis import MISResult, find_mis
 from ridgerider.core.settings import MISSettings, RRSettings
+from ridgerider.core.threads import use_compute_threads
 from ridgerider.problems import ParamError, RegisteredProblem, UnknownProblemError, create
 
 __all__ = [
@@ -180,7 +181,7 @@ def _replicate_task(
     mis: MISResult,
 ) -> Replicate:
     """One replicate in a worker process (arguments are plain data and tensors)."""
-    torch.set_num_threads(1)
+    use_compute_threads()
     problem = create(problem_name, params)
     rr = RRSettings.from_dict(settings)
     return run_replicate(problem, rr, ReplicateSettings(**replicate), n_indices, seed, mis)

@@ -27,6 +27,7 @@ __all__ = [
     "Submission",
     "cancel",
     "extend",
+    "interrupt",
     "job_result",
     "job_summary",
     "mis_summary",
@@ -160,6 +161,17 @@ def start(storage: Storage, frontier: Frontier, job_id: int) -> bool:
     return True
 
 
+def interrupt(storage: Storage, job_id: int) -> bool:
+    """Mark a job whose process was interrupted (Ctrl-C) as stopped.
+
+    It becomes ``cancelled`` with ``stopped_by="interrupted"``; ``resume`` continues it.
+    """
+    if not storage.transition(job_id, JobStatus.CANCELLED, stopped_by="interrupted"):
+        return False
+    storage.add_event(job_id, "interrupted", {})
+    return True
+
+
 def cancel(storage: Storage, job_id: int) -> bool:
     """Cancel a queued or running job (in-flight completions are then refused)."""
     return storage.transition(job_id, JobStatus.CANCELLED)
@@ -253,6 +265,9 @@ def job_result(
             for s in sols
         ],
         "elapsed_s": job.elapsed_s,
+        "status": job.status,
+        "stopped_by": job.stopped_by,
+        "error": job.error,
     }
     cov = coverage(problem, cast(list[Node], [_SolutionView(s) for s in sols]))
     if cov is not None:

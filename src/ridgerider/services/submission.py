@@ -15,13 +15,19 @@ from typing import Any
 
 from ridgerider.core.errors import SettingsError
 from ridgerider.core.settings import RRSettings
-from ridgerider.problems import ParamError, UnknownProblemError, create, get
+from ridgerider.problems import ParamError, RegisteredProblem, UnknownProblemError, create, get
 from ridgerider.services import jobs
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.storage.base import Storage
 from ridgerider.services.storage.records import DuplicateJobError, JobRecord
 
-__all__ = ["FieldError", "IdempotencyConflictError", "Limits", "submit_spec"]
+__all__ = [
+    "FieldError",
+    "IdempotencyConflictError",
+    "Limits",
+    "check_exact_size",
+    "submit_spec",
+]
 
 
 class FieldError(ValueError):
@@ -94,6 +100,23 @@ def _settings(problem_defaults: dict[str, Any], overrides: dict[str, Any]) -> RR
         raise FieldError(("settings", exc.field), exc.message) from None
 
 
+def check_exact_size(
+    problem: RegisteredProblem, settings: RRSettings, max_params: int = Limits.max_exact_params
+) -> None:
+    """Refuse ``method="exact"`` on a problem whose dense Hessian is too large, before any work.
+
+    Raises :class:`FieldError` on ``settings.method`` naming the Hessian's memory.
+    """
+    n = problem.n_params
+    if settings.method == "exact" and n > max_params:
+        gib = n * n * 8 / 2**30
+        raise FieldError(
+            ("settings", "method"),
+            f"exact needs a dense Hessian of {n} x {n} float64 ({gib:.3g} GiB, more while it is "
+            f"built): {n} parameters exceed {max_params}; use method 'approx'",
+        )
+
+
 def submit_spec(
     storage: Storage,
     frontier: Frontier,
@@ -126,12 +149,7 @@ def submit_spec(
         raise FieldError(
             ("params",), f"{built.n_params} parameters exceed the limit {limits.max_params}"
         )
-    if settings.method == "exact" and built.n_params > limits.max_exact_params:
-        raise FieldError(
-            ("settings", "method"),
-            f"exact needs a dense Hessian: {built.n_params} parameters exceed "
-            f"{limits.max_exact_params}; use method 'approx'",
-        )
+    check_exact_size(built, settings, limits.max_exact_params)
     submission = jobs.Submission(
         built,
         settings,

@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from ridgerider.core.threads import use_compute_threads
 from ridgerider.services.archive import open_archive
 from ridgerider.workers.pools import WorkerPool
 
@@ -36,11 +37,9 @@ def _worker_main(
     completed: Any,
 ) -> None:
     """Entry point of a worker process."""
-    import torch
-
     from ridgerider.workers.worker import Worker
 
-    torch.set_num_threads(1)
+    use_compute_threads()
     parent = os.getppid()
     archive = open_archive(database_url, redis_url, lease_s=lease_s)
     worker = Worker(archive.frontier, job_id=None, stop_when_idle=False, poll_s=poll_s)

@@ -37,6 +37,7 @@ __all__ = [
     "OnRiding",
     "RayPlan",
     "extend",
+    "interrupt",
     "list_jobs",
     "resume",
     "run",
@@ -275,6 +276,14 @@ def extend(
         if more:
             _dispatch(archive, job_id, _Report(on_node, on_riding), workers, ray, redis_url)
         return jobs.job_result(archive.storage, job_id)
+
+
+def interrupt(
+    job_id: int, *, database_url: str | None = None, redis_url: str | None = None
+) -> bool:
+    """Mark a job this process was running as interrupted (see :func:`jobs.interrupt`)."""
+    with _archive(database_url, redis_url) as archive:
+        return jobs.interrupt(archive.storage, job_id)
 
 
 def list_jobs(

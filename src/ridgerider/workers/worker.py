@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -30,6 +31,11 @@ __all__ = [
     "Worker",
     "check_batch",
 ]
+
+log = logging.getLogger(__name__)
+BACKOFF_S = 0.2
+"""First wait after a backend error; doubles up to :data:`MAX_BACKOFF_S`."""
+MAX_BACKOFF_S = 5.0
 
 BatchSize = int | Literal["auto"]
 """Branches per claim: a fixed count, or ``"auto"`` (see :class:`AdaptiveBatch`)."""
@@ -200,37 +206,93 @@ class Worker:
             return dict(self._progress)
 
     def run(self) -> int:
-        """Work until the job finishes (or :meth:`stop`); returns how many nodes it completed."""
+        """Work until the job finishes (or :meth:`stop`); returns how many nodes it completed.
+
+        A backend error (a lost connection, a serialization failure, Redis restarting) costs at
+        most the claim in hand: its leases expire and the branches are ridden again, while
+        this loop backs off and goes on. Errors of one branch fail that branch only.
+        """
         beat = threading.Thread(target=self._heartbeat, daemon=True)
         beat.start()
+        backoff = BACKOFF_S
         try:
             while not self._stop.is_set():
-                t0 = time.perf_counter()
-                leases = self.frontier.claim(self.worker_id, self.claim_size(), job_id=self.job_id)
-                if not leases:
-                    if self._idle_done():
-                        break
-                    time.sleep(self.poll_s)
+                try:
+                    finished = self._round()
+                except Exception:
+                    log.exception("worker %s: backend error, retrying", self.worker_id)
+                    with self._lock:
+                        self._held, self._progress = [], {}
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
                     continue
-                with self._lock:
-                    self._held = list(leases)
-                    self._progress = {x.node_id: RideProgress(0, None) for x in leases}
-                t1 = time.perf_counter()
-                rides = [(x, e) for x in leases if (e := self._expand(x)) is not None]
-                t2 = time.perf_counter()
-                recorded = self.frontier.complete_many(rides)  # one transaction per claim
-                if self._sizer is not None:
-                    queue_s = (t1 - t0) + (time.perf_counter() - t2)
-                    self._sizer.observe(queue_s, t2 - t1, len(leases))
-                with self._lock:  # before the callbacks: a finished ride is no longer in flight
-                    self._held, self._progress = [], {}
-                for (lease, expansion), ok in zip(rides, recorded, strict=True):
-                    if ok:
-                        self._completed(lease, expansion)
+                backoff = BACKOFF_S
+                if finished:
+                    break
         finally:
             self._stop.set()
             beat.join()
         return self.completed
+
+    def _round(self) -> bool:
+        """Claim, ride and complete one batch of branches; ``True`` when there is no more work."""
+        t0 = time.perf_counter()
+        leases = self.frontier.claim(self.worker_id, self.claim_size(), job_id=self.job_id)
+        if not leases:
+            if self._idle_done():
+                return True
+            time.sleep(self.poll_s)
+            return False
+        with self._lock:
+            self._held = list(leases)
+            self._progress = {x.node_id: RideProgress(0, None) for x in leases}
+        t1 = time.perf_counter()
+        rides = [(x, e) for x in leases if (e := self._expand(x)) is not None]
+        t2 = time.perf_counter()
+        recorded = self._complete(rides)
+        if self._sizer is not None:
+            queue_s = (t1 - t0) + (time.perf_counter() - t2)
+            self._sizer.observe(queue_s, t2 - t1, len(leases))
+        with self._lock:  # before the callbacks: a finished ride is no longer in flight
+            self._held, self._progress = [], {}
+        for (lease, expansion), ok in zip(rides, recorded, strict=True):
+            if ok:
+                self._completed(lease, expansion)
+        return False
+
+    def _complete(self, rides: list[tuple[Lease, Expansion]]) -> list[bool]:
+        """Complete the claim in one transaction; if that fails, each branch on its own.
+
+        A branch whose own completion fails (the database refuses its values) is failed with
+        that error, so it cannot take the rest of the claim, or the worker, down with it. If
+        the backend itself is down the single completions fail too and the error propagates
+        to :meth:`run`, which backs off.
+        """
+        try:
+            return self.frontier.complete_many(rides)  # one transaction per claim
+        except Exception:
+            if not rides:
+                raise
+        recorded: list[bool] = []
+        failures = 0
+        for lease, expansion in rides:
+            try:
+                recorded.append(self.frontier.complete(lease, expansion))
+            except Exception as exc:
+                failures += 1
+                if failures == len(rides) and not self._backend_alive():
+                    raise
+                self.frontier.fail(lease, f"completion failed: {type(exc).__name__}: {exc}")
+                recorded.append(False)
+        return recorded
+
+    def _backend_alive(self) -> bool:
+        """Whether the archive answers a trivial read (tells a bad branch from a dead backend)."""
+        try:
+            self.frontier.storage.get_job(0)
+        except Exception:
+            return False
+        return True
 
     def _idle_done(self) -> bool:
         storage = self.frontier.storage
@@ -251,7 +313,11 @@ class Worker:
         return self._problems[job_id]
 
     def _expand(self, lease: Lease) -> Expansion | None:
-        problem, settings = self._setup(lease.job_id)
+        try:
+            problem, settings = self._setup(lease.job_id)
+        except Exception as exc:  # the problem cannot be built here: this branch fails
+            self.frontier.fail(lease, f"building the problem: {type(exc).__name__}: {exc}")
+            return None
 
         def on_step(steps: int, loss: float) -> None:
             done = RideProgress(steps, loss)
@@ -284,7 +350,12 @@ class Worker:
                 held, progress = list(self._held), dict(self._progress)
             if held:
                 moved = {k: p for k, p in progress.items() if sent.get(k) != p}
-                self.frontier.heartbeat(held, progress=moved)
+                try:
+                    self.frontier.heartbeat(held, progress=moved)
+                except Exception:  # a missed beat costs at most the lease; try again soon
+                    log.warning("worker %s: heartbeat failed", self.worker_id, exc_info=True)
+                    period = 0.5
+                    continue
                 period = min(self._lease_s.get(lease.job_id, 1.5) for lease in held) / 3
                 if moved:  # riding: beat again soon
                     period = min(period, self.progress_s)

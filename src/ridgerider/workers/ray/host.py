@@ -16,6 +16,7 @@ import ray
 import torch
 
 from ridgerider.core.errors import SettingsError
+from ridgerider.core.threads import use_compute_threads
 from ridgerider.problems import RegisteredProblem, create
 from ridgerider.services.archive import open_archive
 from ridgerider.workers.worker import BatchSize, ExpandFn, Worker, check_batch
@@ -118,7 +119,7 @@ class WorkerHost:
         store: Any = None,
         expand_fn: ExpandFn | None = None,
     ) -> None:
-        torch.set_num_threads(options.torch_threads)
+        use_compute_threads(options.torch_threads)
         if options.device.startswith("cuda"):
             torch.cuda.set_device(torch.device(options.device))
         self._store = store
