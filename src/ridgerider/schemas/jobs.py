@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field, JsonValue, model_validator
 
@@ -20,12 +20,13 @@ MAX_WALL_S = 30 * 86_400.0
 class JobCreate(RequestModel):
     """``POST /jobs``: what to search and how."""
 
+    # No device: where branches run is each worker's choice (``ridgerider worker --device``).
+
     problem: ProblemName
     params: dict[str, JsonValue] = Field(default_factory=dict, max_length=64)
     seed: int = Field(0, ge=0, le=SEED_MAX)
     settings: SearchSettings = Field(default_factory=SearchSettings)
     wall_time_s: float | None = Field(None, gt=0, le=MAX_WALL_S, description="budget: seconds")
-    device: Literal["cpu"] = Field("cpu", description="workers' device (CPU workers only)")
 
 
 class JobExtend(RequestModel):
