@@ -25,10 +25,11 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def test_the_sdk_imports_neither_torch_nor_the_server() -> None:
+    """Neither the SDK nor the wire models it returns load the engine or the server."""
     code = (
-        "import json, sys\nimport ridgerider.client\n"
-        "heavy = ('torch', 'numpy', 'fastapi', 'sqlalchemy', 'ridgerider.core',"
-        " 'ridgerider.services', 'ridgerider.problems')\n"
+        "import json, sys\nimport ridgerider.client, ridgerider.schemas\n"
+        "heavy = ('torch', 'numpy', 'fastapi', 'sqlalchemy', 'starlette', 'ridgerider.core',"
+        " 'ridgerider.services', 'ridgerider.problems', 'ridgerider.api', 'ridgerider.workers')\n"
         "print(json.dumps([m for m in heavy if m in sys.modules]))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(SRC)}
@@ -45,6 +46,7 @@ for name in ("torch", "numpy", "fastapi", "sqlalchemy", "starlette", "uvicorn"):
     sys.modules[name] = None  # importing them now raises ImportError
 import httpx
 from ridgerider.client import Client, ValidationError
+from ridgerider.schemas import JobPublic, JobStatus
 
 job, error = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 
@@ -55,6 +57,7 @@ def answer(request):
 
 rr = Client(http=httpx.Client(transport=httpx.MockTransport(answer), base_url="http://t"))
 got = rr.get(job["id"])
+assert isinstance(got, JobPublic) and isinstance(got.status, JobStatus)
 try:
     rr.submit("tree-rl", {"depth": 0})
 except ValidationError as exc:

@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from ridgerider import schemas
 from ridgerider.client import AsyncClient, Client, ConflictError, NotFound
-from ridgerider.client import crossplay_models as xm
+from ridgerider.schemas import CrossplayPublic, CrossplayReportPublic
 from ridgerider.services import crossplay as service_xp
 from ridgerider.services.crossplay import run_crossplay
 from ridgerider.services.crossplay_runs import RUNS, create_run, get_run, unfinished_runs
@@ -45,8 +46,8 @@ def timeless(report: Any) -> dict[str, Any]:
 
 
 def test_limits_agree_with_the_service() -> None:
-    assert xm.MAX_REPLICATES == service_xp.MAX_REPLICATES
-    assert xm.MAX_FINGERPRINTS == service_xp.MAX_FINGERPRINTS
+    assert schemas.MAX_REPLICATES == service_xp.MAX_REPLICATES
+    assert schemas.MAX_FINGERPRINTS == service_xp.MAX_FINGERPRINTS
 
 
 @pytest.mark.parametrize(
@@ -136,22 +137,22 @@ def test_sdk_lever_game_end_to_end_equals_run_crossplay(make_client) -> None:
     with make_client(dev=True, workers=0) as http:
         rr = Client(http=http)
         report = rr.crossplay(GAME, replicates=4, seed=2, timeout=300, poll_s=0.05)
-        assert isinstance(report, xm.CrossplayReport)
+        assert isinstance(report, CrossplayReportPublic)
         assert timeless(report) == want
         assert report.chosen["fingerprint"] == want["chosen"]["fingerprint"]
         run = rr.crossplays().items[0]
         assert run.status == "succeeded" and run.done == 4 and run.progress == 1.0
         pending = rr.crossplay(GAME, {"payoffs": "1,1,0.6"}, replicates=2, wait=False)
-        assert isinstance(pending, xm.Crossplay) and pending.params == {"payoffs": [1, 1, 0.6]}
+        assert isinstance(pending, CrossplayPublic) and pending.params == {"payoffs": [1, 1, 0.6]}
         app = http.app
 
-        async def main() -> xm.CrossplayReport:
+        async def main() -> CrossplayReportPublic:
             transport = httpx.ASGITransport(app=app)
             async with AsyncClient(
                 http=httpx.AsyncClient(transport=transport, base_url="http://t")
             ) as arr:
                 got = await arr.crossplay(**SMALL, timeout=300, poll_s=0.05)
-                assert isinstance(got, xm.CrossplayReport)
+                assert isinstance(got, CrossplayReportPublic)
                 return got
 
         assert timeless(asyncio.run(main())) == direct(**SMALL)

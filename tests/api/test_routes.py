@@ -146,6 +146,7 @@ def test_extend_runs_a_budget_stopped_job_on(make_client) -> None:
         (BODY | {"seed": "3"}, ["body", "seed"]),
         (BODY | {"wall_time_s": 0}, ["body", "wall_time_s"]),
         (BODY | {"device": "tpu"}, ["body", "device"]),
+        (BODY | {"device": "cpu"}, ["body", "device"]),  # the worker's choice, not the job's
         (BODY | {"extra": 1}, ["body", "extra"]),
         ({"problem": "digits-mlp"}, ["body", "settings", "method"]),
     ],

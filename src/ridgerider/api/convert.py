@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
-from ridgerider.client import models
+from ridgerider.schemas import JobPublic, MisPublic, NodePublic, RidePublic, SolutionPublic
 from ridgerider.services.storage.records import JobRecord, NodeRecord, RideRecord, SolutionRecord
 
 __all__ = [
@@ -35,10 +35,10 @@ def finite(value: Any) -> Any:
     return value
 
 
-def job_out(job: JobRecord) -> models.Job:
+def job_out(job: JobRecord) -> JobPublic:
     """A job as the API shows it."""
     s = job.settings
-    return models.Job(
+    return JobPublic(
         id=job.id,
         problem=job.problem,
         params=finite(job.params),
@@ -49,7 +49,7 @@ def job_out(job: JobRecord) -> models.Job:
         method=s["method"],
         order=s["order"],
         settings=finite(s),
-        mis=models.Mis(
+        mis=MisPublic(
             loss=finite(job.mis.get("loss")),
             grad_norm=finite(job.mis.get("grad_norm")),
             negative_eigenvalues=job.mis.get("negative_eigenvalues", 0),
@@ -67,9 +67,9 @@ def job_out(job: JobRecord) -> models.Job:
     )
 
 
-def node_out(node: NodeRecord) -> models.Node:
+def node_out(node: NodeRecord) -> NodePublic:
     """A node (or a branch not ridden yet) as the API shows it."""
-    return models.Node(
+    return NodePublic(
         id=node.id,
         parent_id=node.parent_id,
         fingerprint=[list(c) for c in node.fingerprint],
@@ -94,9 +94,9 @@ def node_out(node: NodeRecord) -> models.Node:
     )
 
 
-def ride_out(ride: RideRecord) -> models.Ride:
+def ride_out(ride: RideRecord) -> RidePublic:
     """A ride in flight as the API shows it."""
-    return models.Ride(
+    return RidePublic(
         node_id=ride.node_id,
         fingerprint=[list(c) for c in ride.fingerprint],
         key=ride.key,
@@ -109,9 +109,9 @@ def ride_out(ride: RideRecord) -> models.Ride:
     )
 
 
-def solution_out(sol: SolutionRecord) -> models.Solution:
+def solution_out(sol: SolutionRecord) -> SolutionPublic:
     """A solution as the API shows it."""
-    return models.Solution(
+    return SolutionPublic(
         node_id=sol.node_id,
         fingerprint=[list(c) for c in sol.fingerprint],
         key=sol.key,

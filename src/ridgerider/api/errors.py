@@ -12,21 +12,32 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ridgerider.schemas import ErrorItem, ErrorPublic
 from ridgerider.services.jobs import JobNotFoundError
 from ridgerider.services.submission import FieldError, IdempotencyConflictError
 
-__all__ = ["AllowHeaderMiddleware", "BodyLimitMiddleware", "field_error", "install_handlers"]
+__all__ = [
+    "AllowHeaderMiddleware",
+    "BodyLimitMiddleware",
+    "field_error",
+    "install_handlers",
+    "invalid_body",
+]
+
+
+def invalid_body(items: list[ErrorItem]) -> dict[str, Any]:
+    """The JSON of an invalid-input answer (:class:`~ridgerider.schemas.ErrorPublic`)."""
+    return ErrorPublic(detail=items).model_dump(mode="json")
 
 
 def field_error(loc: tuple[str | int, ...], msg: str, kind: str = "value_error") -> JSONResponse:
     """A 422 naming one field."""
-    return JSONResponse({"detail": [{"loc": list(loc), "msg": msg, "type": kind}]}, 422)
+    return JSONResponse(invalid_body([ErrorItem(loc=list(loc), msg=msg, type=kind)]), 422)
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -34,8 +45,8 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        return JSONResponse({"detail": jsonable_encoder(errors)}, 422)
+        items = [ErrorItem(loc=list(e["loc"]), msg=e["msg"], type=e["type"]) for e in exc.errors()]
+        return JSONResponse(invalid_body(items), 422)
 
     @app.exception_handler(FieldError)
     async def bad_field(_: Request, exc: FieldError) -> JSONResponse:
@@ -62,17 +73,9 @@ class BodyLimitMiddleware:
         self.limit = limit
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {
-                "detail": [
-                    {
-                        "loc": ["body"],
-                        "msg": f"request body larger than {self.limit} bytes",
-                        "type": "too_large",
-                    }
-                ]
-            }
-        ).encode()
+        msg = f"request body larger than {self.limit} bytes"
+        item = ErrorItem(loc=["body"], msg=msg, type="too_large")
+        body = json.dumps(invalid_body([item])).encode()
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -1,9 +1,9 @@
 """Python SDK of the ridgerider service: ``Client`` (blocking) and ``AsyncClient`` (asyncio).
 
 Install: the SDK ships in the base package (``pip install ridgerider``). It imports only
-``httpx`` and ``pydantic`` (plus ``rich`` for ``wait(progress=True)``, and ``numpy``/``torch``
-only inside ``params()``), so ``import ridgerider.client`` never loads torch or the server's
-libraries. Where torch is not wanted at all::
+``httpx``, ``pydantic`` and :mod:`ridgerider.schemas` (plus ``rich`` for ``wait(progress=True)``,
+and ``numpy``/``torch`` only inside ``params()``), so ``import ridgerider.client`` never loads
+torch or the server's libraries. Where torch is not wanted at all::
 
     pip install --no-deps ridgerider && pip install httpx pydantic
 
@@ -21,12 +21,13 @@ Example::
             print(sol.fingerprint, sol.loss)
         theta = rr.params(job.id, sol.node_id)  # a torch tensor
 
-Errors raise :class:`AuthError` (401), :class:`NotFound` (404), :class:`ValidationError` (422,
-with ``fields``: the server's message per field), :class:`ConflictError` (409) or
+Answers are the wire models of :mod:`ridgerider.schemas`, the ones the server sends
+(``JobPublic``, ``TreePublic``, ``NodePublic``, ``SolutionPublic``, ``CrossplayReportPublic``,
+...). Errors raise :class:`AuthError` (401), :class:`NotFound` (404), :class:`ValidationError`
+(422, with ``fields``: the server's message per field), :class:`ConflictError` (409) or
 :class:`ServerError` (5xx); all are :class:`ApiError`.
 """
 
-from ridgerider.client import models
 from ridgerider.client.aio import AsyncClient
 from ridgerider.client.errors import (
     ApiError,
@@ -47,5 +48,4 @@ __all__ = [
     "NotFound",
     "ServerError",
     "ValidationError",
-    "models",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ridgerider.client import models
+from ridgerider import schemas
 from ridgerider.client._base import Call
 
 __all__ = ["Calls"]
@@ -35,55 +35,57 @@ class Calls:
         if wall_time_s is not None:
             body["wall_time_s"] = wall_time_s
         key = {"Idempotency-Key": idempotency_key or f"sdk-{uuid.uuid4().hex}"}
-        return Call("POST", "/jobs", models.Job, json=body, headers=key, retry=True)
+        return Call("POST", "/jobs", schemas.JobPublic, json=body, headers=key, retry=True)
 
     @staticmethod
     def get(job_id: int) -> Call:
         """``GET /jobs/{id}``."""
-        return Call("GET", f"/jobs/{job_id}", models.Job, retry=True)
+        return Call("GET", f"/jobs/{job_id}", schemas.JobPublic, retry=True)
 
     @staticmethod
     def list(status: str | None, limit: int, after: int | None) -> Call:
         """``GET /jobs``."""
         query = {"status": status, "limit": limit, "after": after}
-        return Call("GET", "/jobs", models.JobPage, params=query, retry=True)
+        return Call("GET", "/jobs", schemas.JobsPublic, params=query, retry=True)
 
     @staticmethod
     def cancel(job_id: int) -> Call:
         """``POST /jobs/{id}/cancel``."""
-        return Call("POST", f"/jobs/{job_id}/cancel", models.Job)
+        return Call("POST", f"/jobs/{job_id}/cancel", schemas.JobPublic)
 
     @staticmethod
     def extend(job_id: int, budgets: dict[str, Any]) -> Call:
         """``POST /jobs/{id}/extend``."""
         body = {k: v for k, v in budgets.items() if v is not None}
-        return Call("POST", f"/jobs/{job_id}/extend", models.Job, json=body)
+        return Call("POST", f"/jobs/{job_id}/extend", schemas.JobPublic, json=body)
 
     @staticmethod
     def tree(job_id: int, pending: bool) -> Call:
         """``GET /jobs/{id}/tree``."""
-        return Call("GET", f"/jobs/{job_id}/tree", models.Tree, {"pending": pending}, retry=True)
+        return Call(
+            "GET", f"/jobs/{job_id}/tree", schemas.TreePublic, {"pending": pending}, retry=True
+        )
 
     @staticmethod
     def nodes(job_id: int, after: int | None, limit: int) -> Call:
         """``GET /jobs/{id}/nodes``: one page."""
         query = {"after": after, "limit": limit}
-        return Call("GET", f"/jobs/{job_id}/nodes", models.NodePage, params=query, retry=True)
+        return Call("GET", f"/jobs/{job_id}/nodes", schemas.NodesPublic, params=query, retry=True)
 
     @staticmethod
     def node(job_id: int, node_id: int) -> Call:
         """``GET /jobs/{id}/nodes/{node}``."""
-        return Call("GET", f"/jobs/{job_id}/nodes/{node_id}", models.Node, retry=True)
+        return Call("GET", f"/jobs/{job_id}/nodes/{node_id}", schemas.NodePublic, retry=True)
 
     @staticmethod
     def solutions(job_id: int) -> Call:
         """``GET /jobs/{id}/solutions``."""
-        return Call("GET", f"/jobs/{job_id}/solutions", list[models.Solution], retry=True)
+        return Call("GET", f"/jobs/{job_id}/solutions", list[schemas.SolutionPublic], retry=True)
 
     @staticmethod
     def rides(job_id: int) -> Call:
         """``GET /jobs/{id}/rides``."""
-        return Call("GET", f"/jobs/{job_id}/rides", list[models.Ride], retry=True)
+        return Call("GET", f"/jobs/{job_id}/rides", list[schemas.RidePublic], retry=True)
 
     @staticmethod
     def params(job_id: int, node_id: int) -> Call:
@@ -94,4 +96,4 @@ class Calls:
     @staticmethod
     def problems() -> Call:
         """``GET /problems``."""
-        return Call("GET", "/problems", list[models.Problem], retry=True)
+        return Call("GET", "/problems", list[schemas.ProblemPublic], retry=True)

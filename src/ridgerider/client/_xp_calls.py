@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from ridgerider.client import crossplay_models as xm
+from ridgerider import schemas
 from ridgerider.client._base import Call
 
 __all__ = ["XpCalls"]
@@ -33,20 +33,22 @@ class XpCalls:
         if fingerprints is not None:
             body["fingerprints"] = fingerprints
         key = {"Idempotency-Key": idempotency_key or f"sdk-{uuid.uuid4().hex}"}
-        return Call("POST", "/crossplay", xm.Crossplay, json=body, headers=key, retry=True)
+        return Call(
+            "POST", "/crossplay", schemas.CrossplayPublic, json=body, headers=key, retry=True
+        )
 
     @staticmethod
     def get(run_id: int) -> Call:
         """``GET /crossplay/{id}``."""
-        return Call("GET", f"/crossplay/{run_id}", xm.Crossplay, retry=True)
+        return Call("GET", f"/crossplay/{run_id}", schemas.CrossplayPublic, retry=True)
 
     @staticmethod
     def result(run_id: int) -> Call:
         """``GET /crossplay/{id}/result``."""
-        return Call("GET", f"/crossplay/{run_id}/result", xm.CrossplayReport, retry=True)
+        return Call("GET", f"/crossplay/{run_id}/result", schemas.CrossplayReportPublic, retry=True)
 
     @staticmethod
     def list(limit: int, after: int | None) -> Call:
         """``GET /crossplay``."""
         query = {"limit": limit, "after": after}
-        return Call("GET", "/crossplay", xm.CrossplayPage, params=query, retry=True)
+        return Call("GET", "/crossplay", schemas.CrossplaysPublic, params=query, retry=True)

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ridgerider.client import crossplay_models as xm
-from ridgerider.client import models
+from ridgerider import schemas
 from ridgerider.client._base import Call, retry_delay, to_tensor, unwrap
 from ridgerider.client._calls import Calls
 from ridgerider.client._xp_calls import XpCalls
@@ -59,7 +58,7 @@ class AsyncClient:
         settings: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         **named: Any,
-    ) -> models.Job:
+    ) -> schemas.JobPublic:
         """Submit a search; ``named``: search settings as for ``Client.submit``.
 
         For example ``method``, ``order``, ``alpha``, ``n_ridges``, ``max_nodes``.
@@ -67,13 +66,13 @@ class AsyncClient:
         call = Calls.submit(problem, params, seed, wall_time_s, settings, named, idempotency_key)
         return await self._do(call)
 
-    async def get(self, job_id: int) -> models.Job:
+    async def get(self, job_id: int) -> schemas.JobPublic:
         """One job."""
         return await self._do(Calls.get(job_id))
 
     async def list(
         self, *, status: str | None = None, limit: int = 50, after: int | None = None
-    ) -> models.JobPage:
+    ) -> schemas.JobsPublic:
         """A page of your jobs, newest first."""
         return await self._do(Calls.list(status, limit, after))
 
@@ -84,7 +83,7 @@ class AsyncClient:
         timeout: float | None = None,
         poll_s: float = 0.5,
         progress: bool = False,
-    ) -> models.Job:
+    ) -> schemas.JobPublic:
         """Poll until the job finishes (``TimeoutError`` after ``timeout`` seconds)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with JobProgress(job_id, progress) as bar:
@@ -99,38 +98,40 @@ class AsyncClient:
                     raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
                 await asyncio.sleep(poll_s)
 
-    async def cancel(self, job_id: int) -> models.Job:
+    async def cancel(self, job_id: int) -> schemas.JobPublic:
         """Cancel a queued or running job."""
         return await self._do(Calls.cancel(job_id))
 
-    async def extend(self, job_id: int, **budgets: Any) -> models.Job:
+    async def extend(self, job_id: int, **budgets: Any) -> schemas.JobPublic:
         """Raise budgets: ``max_nodes``, ``max_steps``, ``wall_time_s``."""
         return await self._do(Calls.extend(job_id, budgets))
 
-    async def tree(self, job_id: int, *, pending: bool = False) -> models.Tree:
+    async def tree(self, job_id: int, *, pending: bool = False) -> schemas.TreePublic:
         """The job's tree."""
         return await self._do(Calls.tree(job_id, pending))
 
-    async def nodes(self, job_id: int, *, page_size: int = 500) -> AsyncIterator[models.Node]:
+    async def nodes(
+        self, job_id: int, *, page_size: int = 500
+    ) -> AsyncIterator[schemas.NodePublic]:
         """Every node of the finished tree, a page at a time."""
         after: int | None = None
         while True:
-            page: models.NodePage = await self._do(Calls.nodes(job_id, after, page_size))
+            page: schemas.NodesPublic = await self._do(Calls.nodes(job_id, after, page_size))
             for node in page.items:
                 yield node
             if page.next_after is None:
                 return
             after = page.next_after
 
-    async def node(self, job_id: int, node_id: int) -> models.Node:
+    async def node(self, job_id: int, node_id: int) -> schemas.NodePublic:
         """One node."""
         return await self._do(Calls.node(job_id, node_id))
 
-    async def solutions(self, job_id: int) -> builtins.list[models.Solution]:
+    async def solutions(self, job_id: int) -> builtins.list[schemas.SolutionPublic]:
         """The solutions in expansion order."""
         return await self._do(Calls.solutions(job_id))
 
-    async def rides(self, job_id: int) -> builtins.list[models.Ride]:
+    async def rides(self, job_id: int) -> builtins.list[schemas.RidePublic]:
         """The branches being ridden now, with their live steps and loss."""
         return await self._do(Calls.rides(job_id))
 
@@ -138,7 +139,7 @@ class AsyncClient:
         """θ of a done node as a torch tensor."""
         return to_tensor(await self._do(Calls.params(job_id, node_id)))
 
-    async def problems(self) -> builtins.list[models.Problem]:
+    async def problems(self) -> builtins.list[schemas.ProblemPublic]:
         """The installed problems."""
         return await self._do(Calls.problems())
 
@@ -154,10 +155,10 @@ class AsyncClient:
         timeout: float | None = None,
         poll_s: float = 0.5,
         idempotency_key: str | None = None,
-    ) -> xm.CrossplayReport | xm.Crossplay:
+    ) -> schemas.CrossplayReportPublic | schemas.CrossplayPublic:
         """Cross-play ``replicates`` RR runs of a two-player game (as ``Client.crossplay``)."""
         call = XpCalls.submit(problem, params, replicates, fingerprints, seed, idempotency_key)
-        run: xm.Crossplay = await self._do(call)
+        run: schemas.CrossplayPublic = await self._do(call)
         if not wait:
             return run
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -168,15 +169,17 @@ class AsyncClient:
             run = await self.crossplay_status(run.id)
         return await self.crossplay_result(run.id)
 
-    async def crossplay_status(self, run_id: int) -> xm.Crossplay:
+    async def crossplay_status(self, run_id: int) -> schemas.CrossplayPublic:
         """A cross-play run's status and progress."""
         return await self._do(XpCalls.get(run_id))
 
-    async def crossplay_result(self, run_id: int) -> xm.CrossplayReport:
+    async def crossplay_result(self, run_id: int) -> schemas.CrossplayReportPublic:
         """A finished cross-play run's report (``ConflictError`` until it succeeded)."""
         return await self._do(XpCalls.result(run_id))
 
-    async def crossplays(self, *, limit: int = 50, after: int | None = None) -> xm.CrossplayPage:
+    async def crossplays(
+        self, *, limit: int = 50, after: int | None = None
+    ) -> schemas.CrossplaysPublic:
         """A page of your cross-play runs, newest first."""
         return await self._do(XpCalls.list(limit, after))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ridgerider.client.models import ErrorItem
+from ridgerider.schemas import ErrorItem
 
 __all__ = ["ApiError", "AuthError", "ConflictError", "NotFound", "ServerError", "ValidationError"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ridgerider.client.models import Job
+from ridgerider.schemas import JobPublic
 
 __all__ = ["JobProgress"]
 
@@ -34,7 +34,7 @@ class JobProgress:
             self._progress.start()
         return self
 
-    def update(self, job: Job, riding: int = 0) -> None:
+    def update(self, job: JobPublic, riding: int = 0) -> None:
         """Show the job's nodes against its node budget, and its steps with ``riding`` ones.
 
         ``riding``: the steps of the rides in flight (``GET /jobs/{id}/rides``), so a ride of

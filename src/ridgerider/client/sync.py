@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from ridgerider.client import crossplay_models as xm
-from ridgerider.client import models
+from ridgerider import schemas
 from ridgerider.client._base import Call, retry_delay, to_tensor, unwrap
 from ridgerider.client._calls import Calls
 from ridgerider.client._xp_calls import XpCalls
@@ -75,7 +74,7 @@ class Client:
         wall_time_s: float | None = None,
         settings: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
-    ) -> models.Job:
+    ) -> schemas.JobPublic:
         """Submit a search of ``problem``; settings not given take the problem's defaults.
 
         ``settings`` sets any other search setting by name. Without ``idempotency_key`` a
@@ -94,13 +93,13 @@ class Client:
         call = Calls.submit(problem, params, seed, wall_time_s, settings, named, idempotency_key)
         return self._do(call)
 
-    def get(self, job_id: int) -> models.Job:
+    def get(self, job_id: int) -> schemas.JobPublic:
         """One job."""
         return self._do(Calls.get(job_id))
 
     def list(
         self, *, status: str | None = None, limit: int = 50, after: int | None = None
-    ) -> models.JobPage:
+    ) -> schemas.JobsPublic:
         """A page of your jobs, newest first (pass ``page.next_after`` as ``after``)."""
         return self._do(Calls.list(status, limit, after))
 
@@ -111,7 +110,7 @@ class Client:
         timeout: float | None = None,
         poll_s: float = 0.5,
         progress: bool = False,
-    ) -> models.Job:
+    ) -> schemas.JobPublic:
         """Poll until the job finishes (``TimeoutError`` after ``timeout`` seconds).
 
         ``progress=True`` shows a progress bar of its nodes and steps (rich) on stderr, the
@@ -130,7 +129,7 @@ class Client:
                     raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
                 time.sleep(poll_s)
 
-    def cancel(self, job_id: int) -> models.Job:
+    def cancel(self, job_id: int) -> schemas.JobPublic:
         """Cancel a queued or running job."""
         return self._do(Calls.cancel(job_id))
 
@@ -141,34 +140,34 @@ class Client:
         max_nodes: int | None = None,
         max_steps: int | None = None,
         wall_time_s: float | None = None,
-    ) -> models.Job:
+    ) -> schemas.JobPublic:
         """Raise a job's budgets; a job a budget stopped runs on."""
         budgets = {"max_nodes": max_nodes, "max_steps": max_steps, "wall_time_s": wall_time_s}
         return self._do(Calls.extend(job_id, budgets))
 
-    def tree(self, job_id: int, *, pending: bool = False) -> models.Tree:
+    def tree(self, job_id: int, *, pending: bool = False) -> schemas.TreePublic:
         """The job's tree (with ``pending``: also the branches in flight)."""
         return self._do(Calls.tree(job_id, pending))
 
-    def nodes(self, job_id: int, *, page_size: int = 500) -> Iterator[models.Node]:
+    def nodes(self, job_id: int, *, page_size: int = 500) -> Iterator[schemas.NodePublic]:
         """Every node of the finished tree in expansion order, fetched a page at a time."""
         after: int | None = None
         while True:
-            page: models.NodePage = self._do(Calls.nodes(job_id, after, page_size))
+            page: schemas.NodesPublic = self._do(Calls.nodes(job_id, after, page_size))
             yield from page.items
             if page.next_after is None:
                 return
             after = page.next_after
 
-    def node(self, job_id: int, node_id: int) -> models.Node:
+    def node(self, job_id: int, node_id: int) -> schemas.NodePublic:
         """One node."""
         return self._do(Calls.node(job_id, node_id))
 
-    def solutions(self, job_id: int) -> builtins.list[models.Solution]:
+    def solutions(self, job_id: int) -> builtins.list[schemas.SolutionPublic]:
         """The solutions, in the order the single-worker search finds them."""
         return self._do(Calls.solutions(job_id))
 
-    def rides(self, job_id: int) -> builtins.list[models.Ride]:
+    def rides(self, job_id: int) -> builtins.list[schemas.RidePublic]:
         """The branches being ridden now, with their live steps and loss."""
         return self._do(Calls.rides(job_id))
 
@@ -176,7 +175,7 @@ class Client:
         """θ where a done node's ride ended, as a torch tensor (needs torch installed)."""
         return to_tensor(self._do(Calls.params(job_id, node_id)))
 
-    def problems(self) -> builtins.list[models.Problem]:
+    def problems(self) -> builtins.list[schemas.ProblemPublic]:
         """The installed problems with their parameter schemas."""
         return self._do(Calls.problems())
 
@@ -192,7 +191,7 @@ class Client:
         timeout: float | None = None,
         poll_s: float = 0.5,
         idempotency_key: str | None = None,
-    ) -> xm.CrossplayReport | xm.Crossplay:
+    ) -> schemas.CrossplayReportPublic | schemas.CrossplayPublic:
         """Cross-play ``replicates`` RR runs of a two-player game on the service.
 
         With ``wait`` (default) poll until it finishes and return the report (as
@@ -200,7 +199,7 @@ class Client:
         the reason); without, return the accepted run (see :meth:`crossplay_status`).
         """
         call = XpCalls.submit(problem, params, replicates, fingerprints, seed, idempotency_key)
-        run: xm.Crossplay = self._do(call)
+        run: schemas.CrossplayPublic = self._do(call)
         if not wait:
             return run
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -211,15 +210,15 @@ class Client:
             run = self.crossplay_status(run.id)
         return self.crossplay_result(run.id)
 
-    def crossplay_status(self, run_id: int) -> xm.Crossplay:
+    def crossplay_status(self, run_id: int) -> schemas.CrossplayPublic:
         """A cross-play run's status and progress."""
         return self._do(XpCalls.get(run_id))
 
-    def crossplay_result(self, run_id: int) -> xm.CrossplayReport:
+    def crossplay_result(self, run_id: int) -> schemas.CrossplayReportPublic:
         """A finished cross-play run's report (``ConflictError`` until it succeeded)."""
         return self._do(XpCalls.result(run_id))
 
-    def crossplays(self, *, limit: int = 50, after: int | None = None) -> xm.CrossplayPage:
+    def crossplays(self, *, limit: int = 50, after: int | None = None) -> schemas.CrossplaysPublic:
         """A page of your cross-play runs, newest first."""
         return self._do(XpCalls.list(limit, after))
 

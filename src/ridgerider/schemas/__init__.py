@@ -1,9 +1,71 @@
 """Every model on the wire, shared by the API and the SDK.
 
 Imports neither torch nor anything else of ridgerider (pydantic only), so the SDK installs and
-imports without the engine.
+imports without the engine. The names follow one pattern: ``XCreate`` and ``XExtend`` are
+request bodies, ``XPublic`` is what the API answers, ``XsPublic`` a page of them.
 """
 
+from ridgerider.schemas.common import (
+    SEED_MAX,
+    Choice,
+    CrossplayStatusText,
+    JobStatusText,
+    NodeStatusText,
+)
+from ridgerider.schemas.crossplay import (
+    MAX_FINGERPRINTS,
+    MAX_REPLICATES,
+    CrossplayCreate,
+    CrossplayPublic,
+    CrossplayReportPublic,
+    CrossplaysPublic,
+)
 from ridgerider.schemas.enums import CrossplayStatus, JobStatus, NodeStatus
+from ridgerider.schemas.errors import ErrorItem, ErrorPublic
+from ridgerider.schemas.jobs import (
+    MAX_WALL_S,
+    JobCreate,
+    JobExtend,
+    JobPublic,
+    JobsPublic,
+    MisPublic,
+)
+from ridgerider.schemas.nodes import NodePublic, NodesPublic, NodeTracePublic, RidePublic
+from ridgerider.schemas.problems import ProblemPublic
+from ridgerider.schemas.settings import MAX_NODES, MAX_STEPS, SearchSettings
+from ridgerider.schemas.tree import SolutionPublic, TreePublic
 
-__all__ = ["CrossplayStatus", "JobStatus", "NodeStatus"]
+__all__ = [
+    "MAX_FINGERPRINTS",
+    "MAX_NODES",
+    "MAX_REPLICATES",
+    "MAX_STEPS",
+    "MAX_WALL_S",
+    "SEED_MAX",
+    "Choice",
+    "CrossplayCreate",
+    "CrossplayPublic",
+    "CrossplayReportPublic",
+    "CrossplayStatus",
+    "CrossplayStatusText",
+    "CrossplaysPublic",
+    "ErrorItem",
+    "ErrorPublic",
+    "JobCreate",
+    "JobExtend",
+    "JobPublic",
+    "JobStatus",
+    "JobStatusText",
+    "JobsPublic",
+    "MisPublic",
+    "NodePublic",
+    "NodeStatus",
+    "NodeStatusText",
+    "NodeTracePublic",
+    "NodesPublic",
+    "ProblemPublic",
+    "RidePublic",
+    "SearchSettings",
+    "SolutionPublic",
+    "TreePublic",
+]

@@ -23,7 +23,12 @@ from ridgerider.api.convert import finite
 from ridgerider.api.errors import field_error
 from ridgerider.api.routes.jobs import BODY_ERRORS, IDEMPOTENCY
 from ridgerider.api.state import Service
-from ridgerider.client import crossplay_models as xm
+from ridgerider.schemas import (
+    CrossplayCreate,
+    CrossplayPublic,
+    CrossplayReportPublic,
+    CrossplaysPublic,
+)
 from ridgerider.services import crossplay_runs as runs
 from ridgerider.services.crossplay import CrossplayInputError
 from ridgerider.services.storage.records import UserRecord
@@ -72,9 +77,9 @@ def _storage(service: Service) -> SQLStorage:
     return cast(SQLStorage, service.archive.storage)
 
 
-def _out(row: dict[str, Any]) -> xm.Crossplay:
+def _out(row: dict[str, Any]) -> CrossplayPublic:
     req = row["request"]
-    return xm.Crossplay(
+    return CrossplayPublic(
         id=row["id"],
         problem=req["problem"],
         params=finite(req["params"]),
@@ -101,22 +106,22 @@ def _owned(service: Service, user: UserRecord, run_id: int) -> dict[str, Any]:
     "/crossplay",
     operation_id="submit_crossplay",
     status_code=http.HTTP_201_CREATED,
-    response_model=xm.Crossplay,
+    response_model=CrossplayPublic,
     responses={
         **ERRORS,
-        200: {"model": xm.Crossplay, "description": "a retry: the first run with this key"},
+        200: {"model": CrossplayPublic, "description": "a retry: the first run with this key"},
         409: {"description": "the Idempotency-Key was used for a different request"},
         **BODY_ERRORS,
     },
 )
 async def submit_crossplay(
-    body: xm.CrossplayCreate,
+    body: CrossplayCreate,
     request: Request,
     service: ServiceDep,
     user: CurrentUser,
     response: Response,
     idempotency_key: Annotated[str | None, IDEMPOTENCY] = None,
-) -> xm.Crossplay | JSONResponse:
+) -> CrossplayPublic | JSONResponse:
     """Cross-play ``replicates`` independent RR runs of a two-player game (in the background)."""
     try:
         row, created = await run_in_threadpool(
@@ -140,7 +145,7 @@ async def submit_crossplay(
 
 
 @router.get(
-    "/crossplay", operation_id="list_crossplay", response_model=xm.CrossplayPage, responses=ERRORS
+    "/crossplay", operation_id="list_crossplay", response_model=CrossplaysPublic, responses=ERRORS
 )
 def list_crossplay(
     service: ServiceDep,
@@ -149,19 +154,19 @@ def list_crossplay(
         int | None, Query(ge=1, le=2**63 - 1, description="next_after of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-) -> xm.CrossplayPage:
+) -> CrossplaysPublic:
     """The caller's cross-play runs, newest first, a page at a time."""
     rows, cursor = runs.list_runs(_storage(service), user.id, after=after, limit=limit)
-    return xm.CrossplayPage(items=[_out(r) for r in rows], next_after=cursor)
+    return CrossplaysPublic(items=[_out(r) for r in rows], next_after=cursor)
 
 
 @router.get(
     "/crossplay/{run_id}",
     operation_id="get_crossplay",
-    response_model=xm.Crossplay,
+    response_model=CrossplayPublic,
     responses=ERRORS,
 )
-def get_crossplay(run_id: RunId, service: ServiceDep, user: CurrentUser) -> xm.Crossplay:
+def get_crossplay(run_id: RunId, service: ServiceDep, user: CurrentUser) -> CrossplayPublic:
     """One run: its status and progress (replicates done)."""
     return _out(_owned(service, user, run_id))
 
@@ -169,15 +174,15 @@ def get_crossplay(run_id: RunId, service: ServiceDep, user: CurrentUser) -> xm.C
 @router.get(
     "/crossplay/{run_id}/result",
     operation_id="get_crossplay_result",
-    response_model=xm.CrossplayReport,
+    response_model=CrossplayReportPublic,
     responses={**ERRORS, 409: {"description": "not finished, or failed (`detail` says why)"}},
 )
 def get_crossplay_result(
     run_id: RunId, service: ServiceDep, user: CurrentUser
-) -> xm.CrossplayReport:
+) -> CrossplayReportPublic:
     """The report (as ``ridgerider crossplay --json`` writes it) once the run succeeded."""
     row = _owned(service, user, run_id)
     if row["status"] != "succeeded":
         why = f": {row['error']}" if row["error"] else ""
         raise HTTPException(409, f"cross-play {run_id} is {row['status']}{why}")
-    return xm.CrossplayReport.model_validate(row["result"])
+    return CrossplayReportPublic.model_validate(row["result"])

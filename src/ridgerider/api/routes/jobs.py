@@ -10,8 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from ridgerider.api.auth import CurrentUser, ServiceDep, owned_job
 from ridgerider.api.convert import job_out
 from ridgerider.api.errors import field_error
-from ridgerider.client import models
 from ridgerider.core.errors import SettingsError
+from ridgerider.schemas import JobCreate, JobExtend, JobPublic, JobsPublic, JobStatusText
 from ridgerider.services import jobs
 from ridgerider.services.submission import submit_spec
 
@@ -41,21 +41,21 @@ BODY_ERRORS: dict[int | str, dict[str, object]] = {
     "/jobs",
     operation_id="submit_job",
     status_code=status.HTTP_201_CREATED,
-    response_model=models.Job,
+    response_model=JobPublic,
     responses={
         **ERRORS,
-        200: {"model": models.Job, "description": "a retry: the first job with this key"},
+        200: {"model": JobPublic, "description": "a retry: the first job with this key"},
         409: {"description": "the Idempotency-Key was used for a different request"},
         **BODY_ERRORS,
     },
 )
 async def submit_job(
-    body: models.JobCreate,
+    body: JobCreate,
     service: ServiceDep,
     user: CurrentUser,
     response: Response,
     idempotency_key: Annotated[str | None, IDEMPOTENCY] = None,
-) -> models.Job:
+) -> JobPublic:
     """Submit a search; it starts as soon as a worker is free."""
     archive = service.archive
     async with service.submit_slots:
@@ -80,27 +80,25 @@ async def submit_job(
     return job_out(job)
 
 
-@router.get("/jobs", operation_id="list_jobs", response_model=models.JobPage, responses=ERRORS)
+@router.get("/jobs", operation_id="list_jobs", response_model=JobsPublic, responses=ERRORS)
 def list_jobs(
     service: ServiceDep,
     user: CurrentUser,
-    status: Annotated[
-        models.JobStatus | None, Query(description="only jobs in this status")
-    ] = None,
+    status: Annotated[JobStatusText | None, Query(description="only jobs in this status")] = None,
     after: Annotated[
         int | None, Query(ge=1, le=2**63 - 1, description="next_after of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-) -> models.JobPage:
+) -> JobsPublic:
     """The caller's jobs, newest first, a page at a time."""
     page = service.archive.storage.list_jobs(
         owner_id=user.id, status=status, cursor=after, limit=limit
     )
-    return models.JobPage(items=[job_out(j) for j in page.items], next_after=page.next_cursor)
+    return JobsPublic(items=[job_out(j) for j in page.items], next_after=page.next_cursor)
 
 
-@router.get("/jobs/{job_id}", operation_id="get_job", response_model=models.Job, responses=ERRORS)
-def get_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> models.Job:
+@router.get("/jobs/{job_id}", operation_id="get_job", response_model=JobPublic, responses=ERRORS)
+def get_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> JobPublic:
     """One job."""
     return job_out(owned_job(service, user, job_id))
 
@@ -108,10 +106,10 @@ def get_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> models.Job
 @router.post(
     "/jobs/{job_id}/cancel",
     operation_id="cancel_job",
-    response_model=models.Job,
+    response_model=JobPublic,
     responses={**ERRORS, 409: {"description": "the job already finished"}},
 )
-def cancel_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> models.Job:
+def cancel_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> JobPublic:
     """Cancel a queued or running job (its finished nodes stay readable)."""
     job = owned_job(service, user, job_id)
     storage = service.archive.storage
@@ -123,12 +121,12 @@ def cancel_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> models.
 @router.post(
     "/jobs/{job_id}/extend",
     operation_id="extend_job",
-    response_model=models.Job,
+    response_model=JobPublic,
     responses={**ERRORS, **BODY_ERRORS},
 )
 def extend_job(
-    job_id: JobId, body: models.JobExtend, service: ServiceDep, user: CurrentUser
-) -> models.Job | Response:
+    job_id: JobId, body: JobExtend, service: ServiceDep, user: CurrentUser
+) -> JobPublic | Response:
     """Raise a job's budgets (they can only grow); a job a budget stopped runs on."""
     owned_job(service, user, job_id)
     archive = service.archive

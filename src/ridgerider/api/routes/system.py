@@ -9,8 +9,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from ridgerider.api.auth import CurrentUser, ServiceDep
-from ridgerider.client import models
 from ridgerider.problems import available
+from ridgerider.schemas import ProblemPublic
 
 __all__ = ["health_router", "router"]
 
@@ -19,7 +19,7 @@ health_router = APIRouter(tags=["health"])
 
 
 @cache
-def _problems() -> list[models.Problem]:
+def _problems() -> list[ProblemPublic]:
     out = []
     for name, cls in sorted(available().items()):
         try:  # problem defaults are constants of the class (they never read the instance)
@@ -27,7 +27,7 @@ def _problems() -> list[models.Problem]:
         except Exception:
             defaults = {}
         out.append(
-            models.Problem(
+            ProblemPublic(
                 name=name,
                 summary=cls.summary,
                 params_schema=cls.params_schema(),
@@ -40,10 +40,10 @@ def _problems() -> list[models.Problem]:
 @router.get(
     "/problems",
     operation_id="list_problems",
-    response_model=list[models.Problem],
+    response_model=list[ProblemPublic],
     responses={401: {"description": "missing, invalid or revoked token"}},
 )
-def list_problems(user: CurrentUser) -> list[models.Problem]:
+def list_problems(user: CurrentUser) -> list[ProblemPublic]:
     """The installed problems (the only ones a job may name) with their parameter schemas."""
     del user
     return _problems()

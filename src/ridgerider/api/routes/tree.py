@@ -16,7 +16,14 @@ from ridgerider.api.convert import (
     solution_out,
 )
 from ridgerider.api.routes.jobs import ERRORS, JobId
-from ridgerider.client import models
+from ridgerider.schemas import (
+    NodePublic,
+    NodesPublic,
+    NodeTracePublic,
+    RidePublic,
+    SolutionPublic,
+    TreePublic,
+)
 
 __all__ = ["NPY", "SAFETENSORS", "router"]
 
@@ -29,7 +36,7 @@ SAFETENSORS = "application/vnd.safetensors"
 @router.get(
     "/jobs/{job_id}/nodes",
     operation_id="list_nodes",
-    response_model=models.NodePage,
+    response_model=NodesPublic,
     responses=ERRORS,
 )
 def list_nodes(
@@ -40,15 +47,15 @@ def list_nodes(
         int | None, Query(ge=0, le=2**31, description="next_after of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
-) -> models.NodePage:
+) -> NodesPublic:
     """The finished tree in single-worker expansion order, a page at a time."""
     owned_job(service, user, job_id)
     page = service.archive.storage.list_nodes(job_id, cursor=after, limit=limit, tree=True)
-    return models.NodePage(items=[node_out(n) for n in page.items], next_after=page.next_cursor)
+    return NodesPublic(items=[node_out(n) for n in page.items], next_after=page.next_cursor)
 
 
 @router.get(
-    "/jobs/{job_id}/tree", operation_id="get_tree", response_model=models.Tree, responses=ERRORS
+    "/jobs/{job_id}/tree", operation_id="get_tree", response_model=TreePublic, responses=ERRORS
 )
 def get_tree(
     job_id: JobId,
@@ -57,7 +64,7 @@ def get_tree(
     pending: Annotated[
         bool, Query(description="also branches not finished yet (waiting, leased, dead)")
     ] = False,
-) -> models.Tree:
+) -> TreePublic:
     """Every node with its parent, shaped for drawing.
 
     By default the finished tree (what ``ridgerider run`` returns, in expansion order); with
@@ -65,7 +72,7 @@ def get_tree(
     """
     job = owned_job(service, user, job_id)
     nodes = service.archive.storage.iter_nodes(job_id, tree=not pending)
-    return models.Tree(
+    return TreePublic(
         job_id=job.id,
         status=job.status,  # type: ignore[arg-type]
         complete=job.finished,
@@ -76,10 +83,10 @@ def get_tree(
 @router.get(
     "/jobs/{job_id}/solutions",
     operation_id="list_solutions",
-    response_model=list[models.Solution],
+    response_model=list[SolutionPublic],
     responses=ERRORS,
 )
-def list_solutions(job_id: JobId, service: ServiceDep, user: CurrentUser) -> list[models.Solution]:
+def list_solutions(job_id: JobId, service: ServiceDep, user: CurrentUser) -> list[SolutionPublic]:
     """The solutions found so far, in the order the single-worker search finds them."""
     owned_job(service, user, job_id)
     return [solution_out(s) for s in service.archive.storage.solutions(job_id)]
@@ -88,10 +95,10 @@ def list_solutions(job_id: JobId, service: ServiceDep, user: CurrentUser) -> lis
 @router.get(
     "/jobs/{job_id}/rides",
     operation_id="list_rides",
-    response_model=list[models.Ride],
+    response_model=list[RidePublic],
     responses=ERRORS,
 )
-def list_rides(job_id: JobId, service: ServiceDep, user: CurrentUser) -> list[models.Ride]:
+def list_rides(job_id: JobId, service: ServiceDep, user: CurrentUser) -> list[RidePublic]:
     """The branches being ridden right now and how far each got (live progress)."""
     owned_job(service, user, job_id)
     return [ride_out(r) for r in service.archive.storage.rides(job_id)]
@@ -100,10 +107,10 @@ def list_rides(job_id: JobId, service: ServiceDep, user: CurrentUser) -> list[mo
 @router.get(
     "/jobs/{job_id}/nodes/{node_id}",
     operation_id="get_node",
-    response_model=models.Node,
+    response_model=NodePublic,
     responses=ERRORS,
 )
-def get_node(job_id: JobId, node_id: NodeId, service: ServiceDep, user: CurrentUser) -> models.Node:
+def get_node(job_id: JobId, node_id: NodeId, service: ServiceDep, user: CurrentUser) -> NodePublic:
     """One node of the job (or a branch not ridden yet)."""
     owned_job(service, user, job_id)
     node = service.archive.storage.get_node(node_id)
@@ -158,18 +165,18 @@ def get_node_params(
 @router.get(
     "/jobs/{job_id}/nodes/{node_id}/trace",
     operation_id="get_node_trace",
-    response_model=models.NodeTrace,
+    response_model=NodeTracePublic,
     responses=ERRORS,
 )
 def get_node_trace(
     job_id: JobId, node_id: NodeId, service: ServiceDep, user: CurrentUser
-) -> models.NodeTrace:
+) -> NodeTracePublic:
     """The loss at every step of a done node's ride and the spectrum where it ended."""
     owned_job(service, user, job_id)
     node = service.archive.storage.get_node(node_id)
     if node is None or node.job_id != job_id or node.trace is None:
         raise HTTPException(404, f"job {job_id} has no done node {node_id}")
-    return models.NodeTrace(
+    return NodeTracePublic(
         node_id=node.id,
         losses=finite(node.trace.get("losses", [])),
         spectrum=finite(node.trace.get("spectrum", [])),

@@ -1,47 +1,46 @@
-"""Wire format of the cross-play routes (``/api/v1/crossplay``), shared by server and SDK.
+"""Cross-play on the wire (``/api/v1/crossplay``): a request, a run, a page, the report.
 
-Pure pydantic, like :mod:`ridgerider.client.models`. The ranges equal the service's
-(``ridgerider.services.crossplay``; a test checks they agree).
+The ranges equal the service's (``ridgerider.services.crossplay``; a test checks they agree).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from ridgerider.schemas.common import SEED_MAX, CrossplayStatusText, ProblemName, RequestModel
+from ridgerider.schemas.enums import CrossplayStatus
+
 __all__ = [
-    "CROSSPLAY_STATUSES",
     "MAX_FINGERPRINTS",
     "MAX_REPLICATES",
-    "Crossplay",
     "CrossplayCreate",
-    "CrossplayPage",
-    "CrossplayReport",
+    "CrossplayPublic",
+    "CrossplayReportPublic",
+    "CrossplaysPublic",
 ]
 
 MAX_REPLICATES = 256
+"""The most independent RR runs one cross-play may ask for."""
 MAX_FINGERPRINTS = 4096
-CROSSPLAY_STATUSES = ("queued", "running", "succeeded", "failed")
-CrossplayStatus = Literal["queued", "running", "succeeded", "failed"]
+"""The most fingerprints (top eigen-indices) one cross-play may ask for."""
 
 
-class CrossplayCreate(BaseModel):
+class CrossplayCreate(RequestModel):
     """``POST /crossplay``: a two-player problem and how many RR replicates to cross-play."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
-
-    problem: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    problem: ProblemName
     params: dict[str, JsonValue] = Field(default_factory=dict, max_length=64)
     replicates: int = Field(ge=2, le=MAX_REPLICATES, description="independent RR runs")
     fingerprints: int | None = Field(
         None, ge=1, le=MAX_FINGERPRINTS, description="top eigen-indices (default: n_ridges)"
     )
-    seed: int = Field(0, ge=0, le=2**63 - 1, description="master seed")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="master seed")
 
 
-class Crossplay(BaseModel):
+class CrossplayPublic(BaseModel):
     """A cross-play run and how far it got (``done`` of ``replicates`` replicates)."""
 
     id: int
@@ -50,7 +49,7 @@ class Crossplay(BaseModel):
     replicates: int
     fingerprints: int | None
     seed: int
-    status: CrossplayStatus
+    status: CrossplayStatusText
     done: int = Field(description="replicates finished")
     progress: float = Field(ge=0, le=1)
     error: str | None = None
@@ -60,17 +59,17 @@ class Crossplay(BaseModel):
     @property
     def finished(self) -> bool:
         """Whether it reached a final status."""
-        return self.status in ("succeeded", "failed")
+        return self.status in (CrossplayStatus.SUCCEEDED, CrossplayStatus.FAILED)
 
 
-class CrossplayPage(BaseModel):
+class CrossplaysPublic(BaseModel):
     """A page of cross-play runs, newest first."""
 
-    items: list[Crossplay]
+    items: list[CrossplayPublic]
     next_after: int | None = None
 
 
-class CrossplayReport(BaseModel):
+class CrossplayReportPublic(BaseModel):
     """The report, exactly what ``ridgerider crossplay --json`` writes."""
 
     model_config = ConfigDict(extra="allow")

@@ -1,0 +1,91 @@
+"""Jobs on the wire: ``POST /jobs`` and ``/extend`` bodies, a job, a page of jobs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, JsonValue, model_validator
+
+from ridgerider.schemas.common import SEED_MAX, JobStatusText, ProblemName, RequestModel
+from ridgerider.schemas.enums import JobStatus
+from ridgerider.schemas.settings import MAX_NODES, MAX_STEPS, SearchSettings
+
+__all__ = ["MAX_WALL_S", "JobCreate", "JobExtend", "JobPublic", "JobsPublic", "MisPublic"]
+
+MAX_WALL_S = 30 * 86_400.0
+"""The longest wall-time budget a job may ask for (30 days)."""
+
+
+class JobCreate(RequestModel):
+    """``POST /jobs``: what to search and how."""
+
+    # No device: where branches run is each worker's choice (``ridgerider worker --device``).
+
+    problem: ProblemName
+    params: dict[str, JsonValue] = Field(default_factory=dict, max_length=64)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
+    settings: SearchSettings = Field(default_factory=SearchSettings)
+    wall_time_s: float | None = Field(None, gt=0, le=MAX_WALL_S, description="budget: seconds")
+
+
+class JobExtend(RequestModel):
+    """``POST /jobs/{id}/extend``: new, larger budgets (at least one)."""
+
+    max_nodes: int | None = Field(None, ge=1, le=MAX_NODES)
+    max_steps: int | None = Field(None, ge=0, le=MAX_STEPS)
+    wall_time_s: float | None = Field(None, gt=0, le=MAX_WALL_S)
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> JobExtend:
+        if self.max_nodes is None and self.max_steps is None and self.wall_time_s is None:
+            raise ValueError("give at least one of max_nodes, max_steps, wall_time_s")
+        return self
+
+
+class MisPublic(BaseModel):
+    """The maximally invariant saddle the search started from."""
+
+    loss: float | None
+    grad_norm: float | None
+    negative_eigenvalues: int
+    spectrum: list[float | None] = Field(
+        default_factory=list, description="lowest Hessian eigenvalues at the MIS, ascending"
+    )
+
+
+class JobPublic(BaseModel):
+    """A job and how far it got."""
+
+    id: int
+    problem: str
+    params: dict[str, Any]
+    seed: int
+    status: JobStatusText
+    stopped_by: str | None
+    error: str | None
+    method: str
+    order: str
+    settings: dict[str, Any]
+    mis: MisPublic
+    nodes: int = Field(description="nodes of the finished tree (budget used)")
+    steps: int = Field(description="ride steps of those nodes (budget used)")
+    max_nodes: int
+    max_steps: int
+    wall_time_s: float | None
+    elapsed_s: float
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the job reached a final status."""
+        return JobStatus(self.status).finished
+
+
+class JobsPublic(BaseModel):
+    """A page of jobs, newest first; pass ``next_after`` as ``after`` for the next page."""
+
+    items: list[JobPublic]
+    next_after: int | None

@@ -1,0 +1,60 @@
+"""The search settings a job may set (``JobCreate.settings``) and the budget limits.
+
+Each field mirrors one of ``ridgerider.core.settings.RRSettings`` (a test checks names, allowed
+values and bounds agree); ``device`` is the exception: where branches run is the worker's choice.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from ridgerider.schemas.common import RequestModel
+
+__all__ = ["MAX_NODES", "MAX_STEPS", "SearchSettings"]
+
+MAX_NODES = 1_000_000
+"""The largest node budget a job may ask for."""
+MAX_STEPS = 1_000_000_000
+"""The largest ride-step budget a job may ask for."""
+
+
+class SearchSettings(RequestModel):
+    """Search settings of a job; a field left out takes the problem's default.
+
+    See ``ridgerider.core.settings.RRSettings`` for what each one does.
+    """
+
+    method: Literal["exact", "approx"] | None = None
+    order: Literal["bfs", "dfs", "priority", "random"] | None = None
+    approx_update: Literal["rayleigh_ritz", "paper"] | None = None
+    approx_tol: float | None = Field(None, gt=0, lt=1)
+    approx_steps: int | None = Field(None, ge=0, le=10_000, description="paper update steps")
+    approx_lr_e: float | None = Field(None, ge=0, le=1e6)
+    approx_lr_lambda: float | None = Field(None, ge=0, le=1e6)
+    step_rule: Literal["backtrack", "fixed"] | None = None
+    n_ridges: int | None = Field(None, ge=1, le=4096, description="ridges per branch")
+    one_per_group: bool | None = None
+    repeat_tol: float | None = Field(None, ge=0, le=1)
+    zero_tol: float | None = Field(None, ge=0, le=1)
+    alpha: float | None = Field(None, gt=0, le=1e6, description="largest step size")
+    alpha_min: float | None = Field(None, gt=0, le=1e6)
+    overlap_threshold: float | None = Field(None, gt=0, le=1, description="ride break threshold")
+    end_on_convex: bool | None = None
+    max_ride_steps: int | None = Field(None, ge=1, le=1_000_000)
+    min_progress: float | None = Field(None, ge=0, le=1)
+    signs: Literal["both", "descent"] | None = None
+    grad_tol: float | None = Field(None, ge=0, le=1e6)
+    cluster_tol: float | None = Field(None, ge=0, lt=1)
+    update: Literal["exact", "fixed"] | None = None
+    ridge_rule: Literal["eigen", "random_ascent"] | None = None
+    polish_steps: int | None = Field(None, ge=0, le=1_000_000)
+    polish_lr: float | None = Field(None, gt=0, le=1e6)
+    max_depth: int | None = Field(None, ge=0, le=1024)
+    max_nodes: int | None = Field(None, ge=1, le=MAX_NODES, description="budget: nodes")
+    max_steps: int | None = Field(None, ge=0, le=MAX_STEPS, description="budget: ride steps")
+
+    def given(self) -> dict[str, Any]:
+        """The settings the request sets (the rest take the problem's defaults)."""
+        return self.model_dump(exclude_none=True)
