@@ -21,9 +21,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, case, exists, func, select, update
 from typing_extensions import override
 
+import ridgerider.services.frontier.sequencer as sequencer
 from ridgerider.core.branch import Branch, Node
 from ridgerider.core.expand import Expansion
-from ridgerider.services.frontier import sequencer
 from ridgerider.services.frontier.base import Frontier, Lease, owner_is_dead_here
 from ridgerider.services.frontier.codec import child_rows, node_values
 from ridgerider.services.frontier.pgpath import (

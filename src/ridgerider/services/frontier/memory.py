@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 
 from typing_extensions import override
 
+import ridgerider.services.frontier.sequencer as sequencer
 from ridgerider.core.branch import Branch
 from ridgerider.core.expand import Expansion
-from ridgerider.services.frontier import sequencer
 from ridgerider.services.frontier.base import Frontier, Lease, owner_is_dead_here
 from ridgerider.services.frontier.codec import child_rows, node_values
 from ridgerider.services.frontier.sequencer import RankRow, SeqState, SeqStore

@@ -21,7 +21,7 @@ from typing import Any
 
 from typing_extensions import override
 
-from ridgerider.services.frontier import sequencer
+import ridgerider.services.frontier.sequencer as sequencer
 from ridgerider.services.frontier.pgpath import ASYNC, run
 from ridgerider.services.frontier.sequencer import RankRow, SeqState, SeqStore
 from ridgerider.services.frontier.sqlseq import save_params, state_of
