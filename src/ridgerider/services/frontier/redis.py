@@ -23,7 +23,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import redis
@@ -235,9 +235,3 @@ class RedisFrontier(DatabaseFrontier):
             if start < admitted:
                 self._index(self._waiting(n.job_id == job_id, n.rank >= start))
                 self.redis.set(self._key("synced", job_id), admitted)
-
-    def forget(self, job_ids: Sequence[int]) -> None:
-        """Drop the index of some jobs (e.g. deleted ones)."""
-        for job_id in job_ids:
-            self.redis.delete(self._key("ready", job_id), self._key("synced", job_id))
-            self.redis.zrem(self._key("jobs"), str(job_id))
