@@ -24,6 +24,7 @@ from typing_extensions import override
 import ridgerider.services.frontier.sequencer as sequencer
 from ridgerider.core.branch import Branch, Node
 from ridgerider.core.expand import Expansion
+from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Frontier, Lease, owner_is_dead_here
 from ridgerider.services.frontier.codec import child_rows, node_values
 from ridgerider.services.frontier.pgpath import (
@@ -158,7 +159,9 @@ class DatabaseFrontier(Frontier):
             conn = s.connection()
             for token, ids in by_token.items():
                 live = and_(
-                    n.lease_token == token, n.status == "leased", n.lease_expires > db_now()
+                    n.lease_token == token,
+                    n.status == NodeStatus.LEASED,
+                    n.lease_expires > db_now(),
                 )
                 stmt = (
                     update(NODES)
@@ -180,10 +183,10 @@ class DatabaseFrontier(Frontier):
 
     def _fenced(self, lease: Lease) -> Any:
         """The lease is still ours and live, and the job still runs."""
-        running = exists().where(j.id == n.job_id, j.status == "running")
+        running = exists().where(j.id == n.job_id, j.status == JobStatus.RUNNING)
         return and_(
             n.id == lease.node_id,
-            n.status == "leased",
+            n.status == NodeStatus.LEASED,
             n.lease_token == lease.token,
             n.lease_expires > db_now(),
             running,
@@ -299,7 +302,7 @@ class DatabaseFrontier(Frontier):
             update(NODES)
             .where(where)
             .values(
-                status=case((n.attempts >= cap, "dead"), else_="waiting"),
+                status=case((n.attempts >= cap, NodeStatus.DEAD), else_=NodeStatus.WAITING),
                 lease_owner=None,
                 lease_token=None,
                 lease_expires=None,
@@ -309,10 +312,10 @@ class DatabaseFrontier(Frontier):
         )
         rows = list(conn.execute(stmt))
         for r in rows:
-            if r.status == "dead":
+            if r.status == NodeStatus.DEAD:
                 add_event(conn, r.job_id, "dead_letter", {"node": r.id, "key": r.key})
                 msg = f"branch {r.key or '(root)'} failed {r.attempts} times: {error}"
-                apply_transition(conn, r.job_id, "failed", error=msg)
+                apply_transition(conn, r.job_id, JobStatus.FAILED, error=msg)
         return rows
 
     @override
@@ -326,7 +329,7 @@ class DatabaseFrontier(Frontier):
     def reap(self) -> int:
         expired = (
             select(n.id)
-            .where(n.status == "leased", n.lease_expires <= db_now())
+            .where(n.status == NodeStatus.LEASED, n.lease_expires <= db_now())
             .limit(_REAP_BATCH)
             .with_for_update(skip_locked=True)
         )
@@ -349,7 +352,7 @@ class DatabaseFrontier(Frontier):
         with self.db.session() as s:
             conn = s.connection()
             leased = conn.execute(
-                select(n.id, n.lease_owner).where(n.job_id == job_id, n.status == "leased")
+                select(n.id, n.lease_owner).where(n.job_id == job_id, n.status == NodeStatus.LEASED)
             )
             orphans = [r.id for r in leased if owner_is_dead_here(r.lease_owner)]
             if orphans:
@@ -433,7 +436,7 @@ class DatabaseFrontier(Frontier):
     def _first_waiting(conn: Connection, job_id: int, st: sequencer.SeqState) -> int | None:
         stmt = select(func.min(n.rank)).where(
             n.job_id == job_id,
-            n.status == "waiting",
+            n.status == NodeStatus.WAITING,
             n.rank >= st.prefix,
             n.rank < st.admitted,
         )
@@ -441,7 +444,8 @@ class DatabaseFrontier(Frontier):
 
     def _done_at(self, job_id: int, rank: int) -> bool:
         with self.db.session(write=False) as s:
-            return self.sql.status_at(s.connection(), job=job_id, rank=rank).scalar() == "done"
+            status = self.sql.status_at(s.connection(), job=job_id, rank=rank).scalar()
+        return status == NodeStatus.DONE
 
     _rows = False
     """Whether :meth:`_admitted` wants the admitted rows (a pipelined round reads them)."""
@@ -459,7 +463,7 @@ class DatabaseFrontier(Frontier):
             self._stats_due = time.monotonic() + _STATS_EVERY_S
         elapsed = j.active_s + (db_now() - j.segment_start)
         stmt = select(j.id).where(
-            j.status == "running",
+            j.status == JobStatus.RUNNING,
             j.wall_time_s.is_not(None),
             j.stopped_by.is_(None),
             elapsed >= j.wall_time_s,

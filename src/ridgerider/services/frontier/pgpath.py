@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
 from ridgerider.core.expand import Expansion
+from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Lease
 from ridgerider.services.frontier.codec import child_rows, node_values
 from ridgerider.services.frontier.statements import Compiled
@@ -59,20 +60,22 @@ def _records(param: str, cols: Sequence[tuple[str, str]], alias: str) -> str:
 COMPLETE = f"""
 WITH done AS (
     UPDATE nodes AS n SET
-        status = 'done', lease_owner = NULL, lease_token = NULL, lease_expires = NULL,
-        finished_at = now(), {", ".join(f"{c} = v.{c}" for c, _ in _RESULT)},
+        status = '{NodeStatus.DONE.value}',
+        lease_owner = NULL, lease_token = NULL, lease_expires = NULL, finished_at = now(),
+        {", ".join(f"{c} = v.{c}" for c, _ in _RESULT)},
         theta_data = decode(v.theta, 'hex'), theta_ref = NULL
     FROM {_records("nodes", _NODE, "v")}
-    WHERE n.id = v.id AND n.status = 'leased' AND n.lease_token = v.token
+    WHERE n.id = v.id AND n.status = '{NodeStatus.LEASED.value}' AND n.lease_token = v.token
         AND n.lease_expires > {_NOW}
-        AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = n.job_id AND jobs.status = 'running')
+        AND EXISTS (SELECT 1 FROM jobs
+                    WHERE jobs.id = n.job_id AND jobs.status = '{JobStatus.RUNNING.value}')
     RETURNING n.id, v.token, n.job_id, n.rank,
         v.bkey, v.is_solution, v.solution_key, v.loss, v.metrics
 ), kids AS (
     INSERT INTO nodes (job_id, parent_id, key, depth, child_index, branch_loss, branch_data,
                        branch_ref, status, attempts, created_at)
     SELECT done.job_id, c.parent_id, c.key, c.depth, c.child_index, c.branch_loss,
-           decode(c.data, 'hex'), NULL, 'waiting', 0, now()
+           decode(c.data, 'hex'), NULL, '{NodeStatus.WAITING.value}', 0, now()
     FROM {_records("children", _CHILD, "c")} JOIN done ON done.id = c.parent_id
     ON CONFLICT (job_id, key) DO NOTHING
 ), sols AS (

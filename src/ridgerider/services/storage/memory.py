@@ -17,6 +17,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from ridgerider.core.branch import Branch, tensor_from_bytes
+from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.storage.base import (
     FINAL,
     TRANSITIONS,
@@ -50,7 +51,7 @@ class JobRow:
     spec: JobSpec
     settings: dict[str, Any]
     wall_time_s: float | None
-    status: str = "queued"
+    status: str = JobStatus.QUEUED
     stopped_by: str | None = None
     error: str | None = None
     active_s: float = 0.0
@@ -78,7 +79,7 @@ class NodeRow:
     child_index: int
     branch_loss: float | None
     branch_data: bytes
-    status: str = "waiting"
+    status: str = NodeStatus.WAITING
     attempts: int = 0
     lease_owner: str | None = None
     lease_token: str | None = None
@@ -292,17 +293,17 @@ class InMemoryStorage(Storage):
         stopped_by: str | None = None,
     ) -> None:
         """Change a job's status and its time bookkeeping (the caller checked the CAS)."""
-        if job.status == "running" and job.segment_start is not None:
+        if job.status == JobStatus.RUNNING and job.segment_start is not None:
             job.active_s += max(now - job.segment_start, 0.0)
             job.segment_start = None
-        if to == "running":
+        if to == JobStatus.RUNNING:
             job.segment_start = now
             job.started_at = job.started_at or utcnow()
             job.finished_at = None
             job.error = None
         if to in FINAL:
             job.finished_at = utcnow()
-        if to == "failed":
+        if to == JobStatus.FAILED:
             job.error = error
         if stopped_by is not None:
             job.stopped_by = stopped_by
@@ -326,19 +327,21 @@ class InMemoryStorage(Storage):
                 job.settings, job.wall_time_s, max_nodes, max_steps, wall_time_s
             )
             self._event(job_id, "extended", budget_event(max_nodes, max_steps, wall_time_s))
-            if job.status == "succeeded" and job.stopped_by != "exhausted":
-                self.apply_transition(job, "running", self.clock())
+            if job.status == JobStatus.SUCCEEDED and job.stopped_by != "exhausted":
+                self.apply_transition(job, JobStatus.RUNNING, self.clock())
                 job.stopped_by = None
-            elif job.status == "running" and job.stopped_by not in (None, "exhausted"):
+            elif job.status == JobStatus.RUNNING and job.stopped_by not in (None, "exhausted"):
                 job.stopped_by = None
-            return job.status == "running"
+            return job.status == JobStatus.RUNNING
 
     @override
     def requeue_dead(self, job_id: int) -> int:
         with self.lock:
-            dead = [n for n in self.nodes.values() if n.job_id == job_id and n.status == "dead"]
+            dead = [
+                n for n in self.nodes.values() if n.job_id == job_id and n.status == NodeStatus.DEAD
+            ]
             for n in dead:
-                n.status, n.attempts = "waiting", 0
+                n.status, n.attempts = NodeStatus.WAITING, 0
             return len(dead)
 
     # -- events ----------------------------------------------------------------------------
@@ -447,7 +450,7 @@ class InMemoryStorage(Storage):
             return [
                 RideRecord.of_row(n)
                 for n in sorted(self.nodes.values(), key=lambda n: n.id)
-                if n.job_id == job_id and n.status == "leased"
+                if n.job_id == job_id and n.status == NodeStatus.LEASED
             ]
 
     @override

@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from ridgerider.core.branch import Fingerprint
+from ridgerider.schemas.enums import JobStatus
 
 __all__ = [
-    "JOB_STATUSES",
-    "NODE_STATUSES",
     "DuplicateJobError",
     "EventRecord",
     "JobRecord",
@@ -26,8 +25,6 @@ __all__ = [
     "parse_fingerprint_key",
 ]
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-NODE_STATUSES = ("waiting", "leased", "done", "dead")
 T = TypeVar("T")
 
 
@@ -135,7 +132,7 @@ class JobRecord:
     @property
     def finished(self) -> bool:
         """Whether the job reached a final status."""
-        return self.status in ("succeeded", "failed", "cancelled")
+        return JobStatus(self.status).finished
 
 
 @dataclass(frozen=True)

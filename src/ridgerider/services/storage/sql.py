@@ -16,6 +16,7 @@ from torch import Tensor
 from typing_extensions import override
 
 from ridgerider.core.branch import Branch, tensor_from_bytes
+from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.storage.base import (
     FINAL,
     TRANSITIONS,
@@ -109,7 +110,7 @@ def apply_transition(
     # Only a running job has a segment (segment_start is NULL otherwise): close it.
     values: dict[str, Any] = {"status": to, "active_s": j.active_s + segment}
     values["updated_at"] = utcnow()
-    if to == "running":
+    if to == JobStatus.RUNNING:
         values |= {
             "segment_start": now,
             "started_at": func.coalesce(j.started_at, utcnow()),
@@ -120,7 +121,7 @@ def apply_transition(
         values["segment_start"] = None
     if to in FINAL:
         values["finished_at"] = utcnow()
-    if to == "failed":
+    if to == JobStatus.FAILED:
         values["error"] = error
     if stopped_by is not None:
         values["stopped_by"] = stopped_by
@@ -257,7 +258,7 @@ class SQLStorage(Storage):
                     seed=spec.seed,
                     settings=spec.settings,
                     mis=spec.mis,
-                    status="queued",
+                    status=JobStatus.QUEUED,
                     wall_time_s=spec.wall_time_s,
                     lease_s=spec.lease_s,
                     max_attempts=spec.max_attempts,
@@ -285,7 +286,7 @@ class SQLStorage(Storage):
                     branch_loss=root.loss,
                     branch_data=data,
                     branch_ref=ref,
-                    status="waiting",
+                    status=NodeStatus.WAITING,
                     attempts=0,
                     created_at=utcnow(),
                 )
@@ -356,13 +357,13 @@ class SQLStorage(Storage):
             )
             values: dict[str, Any] = {"settings": settings, "wall_time_s": wall}
             resumable = job.stopped_by not in (None, "exhausted")
-            if resumable and job.status in ("running", "succeeded"):
+            if resumable and job.status in (JobStatus.RUNNING, JobStatus.SUCCEEDED):
                 values["stopped_by"] = None
             conn.execute(update(JOBS).where(j.id == job_id).values(values))
             add_event(conn, job_id, "extended", budget_event(max_nodes, max_steps, wall_time_s))
-            if job.status == "succeeded" and resumable:
-                return apply_transition(conn, job_id, "running")
-            return job.status == "running"
+            if job.status == JobStatus.SUCCEEDED and resumable:
+                return apply_transition(conn, job_id, JobStatus.RUNNING)
+            return job.status == JobStatus.RUNNING
 
     @override
     def requeue_dead(self, job_id: int) -> int:
@@ -370,8 +371,8 @@ class SQLStorage(Storage):
         with self.db.session() as s:
             stmt = (
                 update(NODES)
-                .where(n.job_id == job_id, n.status == "dead")
-                .values(status="waiting", attempts=0)
+                .where(n.job_id == job_id, n.status == NodeStatus.DEAD)
+                .values(status=NodeStatus.WAITING, attempts=0)
             )
             return s.connection().execute(stmt).rowcount
 
@@ -461,7 +462,7 @@ class SQLStorage(Storage):
         cols = (n.id, n.key, n.depth, n.lease_owner, n.attempts, n.ride_steps, n.ride_loss)
         stmt = (
             select(*cols, n.branch_loss)
-            .where(n.job_id == job_id, n.status == "leased")
+            .where(n.job_id == job_id, n.status == NodeStatus.LEASED)
             .order_by(n.id)
         )
         with self.db.session(write=False) as s:
