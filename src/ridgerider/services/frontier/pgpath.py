@@ -27,6 +27,7 @@ from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Lease
 from ridgerider.services.frontier.codec import child_rows, node_values
 from ridgerider.services.frontier.statements import Compiled
+from ridgerider.services.storage.records import NODE_RESULT_TYPES
 from ridgerider.services.storage.session import Database, Pipe, db_now
 from ridgerider.services.storage.tables import INLINE_LIMIT
 
@@ -37,13 +38,10 @@ ASYNC = "SET LOCAL synchronous_commit TO OFF"
 
 _NOW = str(db_now().compile(dialect=postgresql.dialect()))
 
-# (column, type) of a ridden node's results, as read from the batch's JSON.
-_RESULT = (
-    ("eigenvalue", "float8"), ("eigenvalue_end", "float8"), ("loss_start", "float8"),
-    ("loss", "float8"), ("steps", "int8"), ("end_reason", "text"), ("leaf_reason", "text"),
-    ("is_leaf", "bool"), ("is_solution", "bool"), ("solution_key", "text"),
-    ("n_children", "int8"), ("crossings", "int8"), ("metrics", "jsonb"), ("trace", "jsonb"),
-)  # fmt: skip
+_PG_TYPES = {float: "float8", int: "int8", str: "text", bool: "bool", dict: "jsonb"}
+"""The PostgreSQL type that reads each Python type of a result field from the batch's JSON."""
+_RESULT = tuple((c, _PG_TYPES[t]) for c, t in NODE_RESULT_TYPES.items())
+"""(column, type) of a ridden node's results (``NodeResult``), as read from the batch's JSON."""
 _NODE = (("id", "int8"), ("token", "text"), ("bkey", "text"), *_RESULT, ("theta", "text"))
 _CHILD = (
     ("parent_id", "int8"), ("key", "text"), ("depth", "int8"), ("child_index", "int8"),

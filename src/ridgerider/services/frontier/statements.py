@@ -35,18 +35,17 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 
 from ridgerider.schemas.enums import JobStatus, NodeStatus
+from ridgerider.services.storage.records import NODE_RESULT_FIELDS, NODE_RESULT_TYPES
 from ridgerider.services.storage.session import db_now
 from ridgerider.services.storage.tables import JOBS, NODES, SOLUTIONS
 
 __all__ = ["RESULT_COLS", "Compiled", "Result", "json_value", "statements"]
 
 n, j = NODES.c, JOBS.c
-RESULT_COLS = (
-    "eigenvalue", "eigenvalue_end", "loss_start", "loss", "steps", "end_reason", "leaf_reason",
-    "is_leaf", "is_solution", "solution_key", "n_children", "crossings", "metrics", "trace",
-    "theta_data", "theta_ref",
-)  # fmt: skip
-JSON_COLS = ("metrics", "trace")
+RESULT_COLS = (*NODE_RESULT_FIELDS, "theta_data", "theta_ref")
+"""What a completion writes: the node's results and its end parameters (inline or a ref)."""
+JSON_COLS = tuple(c for c, t in NODE_RESULT_TYPES.items() if t is dict)
+"""Result columns a completion passes as JSON text (``metrics``, ``trace``)."""
 CHILD_COLS = ("job_id", "parent_id", "key", "depth", "child_index", "branch_loss", "branch_data",
               "branch_ref")  # fmt: skip
 

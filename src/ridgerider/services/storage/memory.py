@@ -28,6 +28,7 @@ from ridgerider.services.storage.base import (
 )
 from ridgerider.services.storage.models import utcnow
 from ridgerider.services.storage.records import (
+    NODE_RESULT_FIELDS,
     DuplicateJobError,
     EventRecord,
     JobRecord,
@@ -368,7 +369,7 @@ class InMemoryStorage(Storage):
 
     def node_record(self, row: NodeRow) -> NodeRecord:
         """Snapshot of a node row."""
-        values = {k: v for k, v in row.values.items() if k != "theta_data"}
+        values = {k: row.values[k] for k in NODE_RESULT_FIELDS if k in row.values}
         return NodeRecord(
             id=row.id,
             job_id=row.job_id,

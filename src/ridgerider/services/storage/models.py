@@ -257,7 +257,8 @@ class Node(Base):
     seq: Mapped[int | None]
     rank: Mapped[int | None]
     slot: Mapped[int | None]
-    # Results (set on completion).
+    # Results (set on completion): the fields of records.NodeResult, where they are declared
+    # for every other list of them (tests/services/test_node_fields.py checks these columns).
     eigenvalue: Mapped[float | None]
     eigenvalue_end: Mapped[float | None]
     loss_start: Mapped[float | None]

@@ -7,6 +7,7 @@ id, so reading a job with 100k nodes costs one index range scan per page.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -53,13 +54,8 @@ from ridgerider.services.storage.tables import (
 
 __all__ = ["SQLStorage", "add_event", "apply_transition", "job_record"]
 
-_NODE_COLS = [
-    c
-    for c in NODES.c
-    if c.name not in ("branch_data", "branch_ref", "theta_data", "theta_ref", "lease_owner")
-    and c.name not in ("lease_token", "lease_expires", "seq", "slot", "branch_loss")
-    and c.name not in ("child_index", "created_at", "ride_steps", "ride_loss")
-]
+_NODE_COLS = [NODES.c[f.name] for f in fields(NodeRecord)]
+"""The columns a :class:`NodeRecord` is read from (its fields, by name)."""
 
 
 def job_record(row: Row[Any]) -> JobRecord:
