@@ -47,7 +47,8 @@ from ridgerider.services.frontier.statements import (
 )
 from ridgerider.services.storage.records import RideProgress
 from ridgerider.services.storage.session import db_now
-from ridgerider.services.storage.sql import SQLStorage, add_event, apply_transition
+from ridgerider.services.storage.sql import SQLStorage
+from ridgerider.services.storage.sqlrows import add_event, apply_transition
 from ridgerider.services.storage.tables import (
     JOBS,
     NODES,

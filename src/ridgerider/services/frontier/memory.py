@@ -14,7 +14,8 @@ from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Frontier, Lease, owner_is_dead_here
 from ridgerider.services.frontier.codec import child_rows, node_values
 from ridgerider.services.frontier.sequencer import RankRow, SeqState, SeqStore
-from ridgerider.services.storage.memory import InMemoryStorage, JobRow, NodeRow
+from ridgerider.services.storage.memory import InMemoryStorage
+from ridgerider.services.storage.memrows import JobRow, NodeRow
 from ridgerider.services.storage.models import utcnow
 from ridgerider.services.storage.records import RideProgress
 

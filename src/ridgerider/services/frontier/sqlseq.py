@@ -12,7 +12,7 @@ from typing_extensions import override
 from ridgerider.schemas.enums import JobStatus
 from ridgerider.services.frontier.sequencer import RankRow, SeqState, SeqStore
 from ridgerider.services.frontier.statements import Statements, json_value
-from ridgerider.services.storage.sql import apply_transition
+from ridgerider.services.storage.sqlrows import apply_transition
 from ridgerider.services.storage.tables import NODES
 
 __all__ = ["SqlSeqStore", "load_state", "save_params", "save_state", "state_of"]
