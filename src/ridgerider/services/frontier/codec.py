@@ -6,33 +6,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from ridgerider.core.branch import Branch, Node, tensor_to_bytes
+from ridgerider.services.storage.records import NODE_RESULT_FIELDS
 
 __all__ = ["child_rows", "node_values"]
 
 
 def node_values(node: Node) -> dict[str, Any]:
-    """Column values of a done node (``theta_data`` holds the raw end parameters)."""
-    return {
-        "eigenvalue": node.eigenvalue,
-        "eigenvalue_end": node.eigenvalue_end,
-        "loss_start": node.loss_start,
-        "loss": node.loss,
-        "steps": node.steps,
-        "end_reason": node.end_reason,
-        "leaf_reason": node.leaf_reason,
-        "is_leaf": node.is_leaf,
-        "is_solution": node.is_solution,
-        "solution_key": node.solution_key,
-        "n_children": node.n_children,
-        "crossings": node.crossings,
-        "metrics": node.metrics,
-        "trace": {
-            "losses": node.losses,
-            "spectrum": node.spectrum,
-            "dtype": str(node.theta.dtype).removeprefix("torch."),
-        },
-        "theta_data": tensor_to_bytes(node.theta),
+    """Column values of a done node: its ``NodeResult`` fields, and ``theta_data``.
+
+    Each result field is the node's attribute of the same name, except ``trace`` (built from
+    the ride's losses, the end spectrum and the parameters' dtype); ``theta_data`` holds the raw
+    end parameters.
+    """
+    values = {name: getattr(node, name) for name in NODE_RESULT_FIELDS if name != "trace"}
+    values["trace"] = {
+        "losses": node.losses,
+        "spectrum": node.spectrum,
+        "dtype": str(node.theta.dtype).removeprefix("torch."),
     }
+    values["theta_data"] = tensor_to_bytes(node.theta)
+    return values
 
 
 def child_rows(job_id: int, parent_id: int, children: Sequence[Branch]) -> list[dict[str, Any]]:

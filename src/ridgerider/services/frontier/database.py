@@ -2,57 +2,33 @@
 
 PostgreSQL claims with ``UPDATE … WHERE id IN (SELECT … ORDER BY job_id, rank LIMIT k FOR
 UPDATE SKIP LOCKED)``, so concurrent claimers never wait on each other's rows; SQLite does the
-same statement under its single writer. A completion touches only its own rows (the node, its
-children, its solution) and never the job row. The sequencer runs afterwards in a short
-transaction of its own, started by the worker whose rank the finished prefix waits for; a worker
-that finds it taken leaves the work to its holder, which checks after committing whether the
-prefix rank got done meanwhile, and the reaper's tick re-runs any job left with a done prefix
-rank, so no completion is ever left unsequenced and nobody waits for the job row.
+same statement under its single writer. Heartbeats extend leases (and report rides'
+progress); a failed or expired lease sends its branch back to waiting, or dead-letters it.
+
+The class is built in three layers: :class:`~.dbsequencer.DatabaseSequencer` (the storage, the
+compiled statements and the sequencer), :class:`~.dbcomplete.DatabaseCompletion` (completions
+and pushes) and :class:`DatabaseFrontier` here (claims, heartbeats, failures and expiry).
 """
 
 from __future__ import annotations
 
-import json
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, exists, func, select, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, select, update
 from typing_extensions import override
 
-from ridgerider.core.branch import Branch, Node
-from ridgerider.core.expand import Expansion
-from ridgerider.services.frontier import sequencer
-from ridgerider.services.frontier.base import Frontier, Lease, owner_is_dead_here
-from ridgerider.services.frontier.codec import child_rows, node_values
-from ridgerider.services.frontier.pgpath import (
-    ASYNC,
-    COMPLETE,
-    PREFIXES,
-    complete_params,
-    refresh_statistics,
-    run,
-)
-from ridgerider.services.frontier.pgseq import Fallback, bfs_round
-from ridgerider.services.frontier.sqlseq import SqlSeqStore, load_state, save_state
-from ridgerider.services.frontier.statements import (
-    CHILD_COLS,
-    JSON_COLS,
-    RESULT_COLS,
-    Compiled,
-    Result,
-    statements,
-)
+from ridgerider.core.branch import Branch
+from ridgerider.schemas.enums import JobStatus, NodeStatus
+from ridgerider.services.frontier.base import Lease, owner_is_dead_here
+from ridgerider.services.frontier.dbcomplete import DatabaseCompletion
+from ridgerider.services.frontier.pgpath import ASYNC, run
+from ridgerider.services.frontier.statements import Compiled, Result
 from ridgerider.services.storage.records import RideProgress
 from ridgerider.services.storage.session import db_now
-from ridgerider.services.storage.sql import SQLStorage, add_event, apply_transition
-from ridgerider.services.storage.tables import (
-    JOBS,
-    NODES,
-    load_blob,
-    store_blob,
-)
+from ridgerider.services.storage.sqlrows import add_event, apply_transition
+from ridgerider.services.storage.tables import JOBS, NODES, load_blob
 
 __all__ = ["DatabaseFrontier"]
 
@@ -65,32 +41,10 @@ _PROGRESS = (
 
 n, j = NODES.c, JOBS.c
 _REAP_BATCH = 1000
-_STATS_EVERY_S = 5.0
-"""How often one process checks whether the frontier's tables need new planner statistics."""
 
 
-def _first_of_each(done: Sequence[tuple[Lease, Expansion]]) -> list[tuple[Lease, Expansion]]:
-    """A batch without repeated leases (a lease listed twice is recorded once, the first time)."""
-    seen: set[tuple[int, str]] = set()
-    out = []
-    for lease, expansion in done:
-        if (lease.node_id, lease.token) not in seen:
-            seen.add((lease.node_id, lease.token))
-            out.append((lease, expansion))
-    return out
-
-
-class DatabaseFrontier(Frontier):
-    """A :class:`Frontier` on a :class:`SQLStorage` (PostgreSQL or SQLite)."""
-
-    def __init__(self, storage: SQLStorage, *, lease_s: float | None = None) -> None:
-        super().__init__()
-        self.storage: SQLStorage = storage
-        self.db = storage.db
-        self.sql = statements(self.db.dialect, self.db.engine.dialect)
-        self.lease_s = lease_s
-        self._general: set[int] = set()  # jobs whose sequencer rounds take the general path
-        self._stats_due = 0.0  # when this process next checks the planner statistics
+class DatabaseFrontier(DatabaseCompletion):
+    """A :class:`~.base.Frontier` on a :class:`~..storage.sql.SQLStorage` (PostgreSQL or SQLite)."""
 
     def _ttl(self, lease_s: float | None) -> Any:
         """Lease length: explicit, the frontier's, or the job's ``lease_s`` column."""
@@ -158,7 +112,9 @@ class DatabaseFrontier(Frontier):
             conn = s.connection()
             for token, ids in by_token.items():
                 live = and_(
-                    n.lease_token == token, n.status == "leased", n.lease_expires > db_now()
+                    n.lease_token == token,
+                    n.status == NodeStatus.LEASED,
+                    n.lease_expires > db_now(),
                 )
                 stmt = (
                     update(NODES)
@@ -176,121 +132,18 @@ class DatabaseFrontier(Frontier):
                 conn.execute(_PROGRESS, rows)
         return [lease.node_id in held for lease in leases]
 
-    # -- completion ------------------------------------------------------------------------
+    # -- failures and expiry ---------------------------------------------------------------
 
     def _fenced(self, lease: Lease) -> Any:
         """The lease is still ours and live, and the job still runs."""
-        running = exists().where(j.id == n.job_id, j.status == "running")
+        running = exists().where(j.id == n.job_id, j.status == JobStatus.RUNNING)
         return and_(
             n.id == lease.node_id,
-            n.status == "leased",
+            n.status == NodeStatus.LEASED,
             n.lease_token == lease.token,
             n.lease_expires > db_now(),
             running,
         )
-
-    @override
-    def complete(self, lease: Lease, expansion: Expansion) -> bool:
-        return self.complete_many([(lease, expansion)])[0]
-
-    @override
-    def complete_many(self, done: Sequence[tuple[Lease, Expansion]]) -> list[bool]:
-        if not done:
-            return []
-        if self.sql.pg and (params := complete_params(_first_of_each(done))) is not None:
-            return self._complete_pg(done, params)
-        ok: list[bool] = []
-        ranks: dict[int, set[int]] = {}  # job → ranks recorded here
-        with self.db.session() as s:
-            conn = s.connection()
-            kids: list[dict[str, Any]] = []
-            for lease, expansion in done:
-                row = self._record(conn, lease, expansion.node)
-                ok.append(row is not None)
-                if row is not None:
-                    kids += child_rows(lease.job_id, lease.node_id, expansion.children)
-                    if row.rank is not None:
-                        ranks.setdefault(lease.job_id, set()).add(row.rank)
-            self._insert_rows(conn, kids)
-        # The job row is not locked above: a completion never waits for the sequencer. If the
-        # prefix now waits for one of our ranks, sequence; if another worker holds the
-        # sequencer, it sees our commit in its check after committing (see _after).
-        for job_id, mine in ranks.items():
-            if self._prefix(job_id) in mine:
-                self._sequence(job_id, skip_locked=True)
-        return ok
-
-    def _complete_pg(
-        self, done: Sequence[tuple[Lease, Expansion]], params: dict[str, str]
-    ) -> list[bool]:
-        """``complete_many`` on PostgreSQL: one statement, committed, then the prefixes read.
-
-        Two round trips; the prefixes are read after the commit, as the per-statement path
-        does, so a rank the prefix waits for is sequenced by its worker or by the sequencer's
-        check after its own commit (see :meth:`_after`).
-        """
-        jobs = sorted({lease.job_id for lease, _ in done})
-        with self.db.pipeline() as pipe:
-            cur = run(pipe, COMPLETE, params)  # one statement: its own (durable) transaction
-            pipe.sync()
-            pre = run(pipe, PREFIXES, {"jobs": jobs})
-        recorded = {(r[0], r[1]): (r[2], r[3]) for r in cur.fetchall()}
-        prefix = dict(pre.fetchall())
-        ranks: dict[int, set[int]] = {}
-        for job_id, rank in recorded.values():
-            if rank is not None:
-                ranks.setdefault(job_id, set()).add(rank)
-        ok: list[bool] = []  # a lease listed twice is recorded once
-        for lease, _ in done:
-            ok.append(recorded.pop((lease.node_id, lease.token), None) is not None)
-        for job_id, mine in ranks.items():
-            if prefix.get(job_id) in mine:
-                self._sequence(job_id, skip_locked=True)
-        return ok
-
-    def _record(self, conn: Connection, lease: Lease, node: Node) -> Any:
-        """Write a ridden node if its lease is still ours; ``(rank, prefix)`` or ``None``."""
-        values = node_values(node)
-        values["theta_data"], values["theta_ref"] = store_blob(conn, values["theta_data"])
-        for col in JSON_COLS:
-            values[col] = json.dumps(values[col])
-        params = {f"v_{c}": values[c] for c in RESULT_COLS}
-        row = self.sql.complete(conn, node=lease.node_id, token=lease.token, **params).first()
-        if row is not None and node.is_solution:
-            self.sql.solution(
-                conn,
-                job_id_0=lease.job_id,
-                node_id_0=lease.node_id,
-                key_0=lease.branch.key,
-                solution_key_0=node.solution_key,
-                loss_0=node.loss,
-                metrics_0=json.dumps(node.metrics),
-            )
-        return row
-
-    def _insert(self, conn: Connection, job_id: int, parent_id: int, kids: Sequence[Branch]) -> int:
-        """Insert child branches, skipping fingerprints the job already has."""
-        return self._insert_rows(conn, child_rows(job_id, parent_id, list(kids)))
-
-    def _insert_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
-        if not rows:
-            return 0
-        params: dict[str, Any] = {}
-        for i, r in enumerate(rows):
-            r["branch_data"], r["branch_ref"] = store_blob(conn, r["branch_data"])
-            params |= {f"{c}_{i}": r[c] for c in CHILD_COLS}
-        return self.sql.children(len(rows))(conn, **params).rowcount
-
-    @override
-    def push(self, job_id: int, parent_id: int, branches: Sequence[Branch]) -> int:
-        with self.db.session() as s:
-            return self._insert(s.connection(), job_id, parent_id, branches)
-
-    def _prefix(self, job_id: int) -> int:
-        with self.db.session(write=False) as s:
-            return int(self.sql.prefix(s.connection(), job=job_id).scalar_one())
-
-    # -- failures and expiry ---------------------------------------------------------------
 
     def _release(self, conn: Connection, where: Any, error: str) -> list[Any]:
         """Waiting again, or dead after ``max_attempts``; a dead branch fails its job."""
@@ -299,7 +152,7 @@ class DatabaseFrontier(Frontier):
             update(NODES)
             .where(where)
             .values(
-                status=case((n.attempts >= cap, "dead"), else_="waiting"),
+                status=case((n.attempts >= cap, NodeStatus.DEAD), else_=NodeStatus.WAITING),
                 lease_owner=None,
                 lease_token=None,
                 lease_expires=None,
@@ -309,10 +162,10 @@ class DatabaseFrontier(Frontier):
         )
         rows = list(conn.execute(stmt))
         for r in rows:
-            if r.status == "dead":
+            if r.status == NodeStatus.DEAD:
                 add_event(conn, r.job_id, "dead_letter", {"node": r.id, "key": r.key})
                 msg = f"branch {r.key or '(root)'} failed {r.attempts} times: {error}"
-                apply_transition(conn, r.job_id, "failed", error=msg)
+                apply_transition(conn, r.job_id, JobStatus.FAILED, error=msg)
         return rows
 
     @override
@@ -326,7 +179,7 @@ class DatabaseFrontier(Frontier):
     def reap(self) -> int:
         expired = (
             select(n.id)
-            .where(n.status == "leased", n.lease_expires <= db_now())
+            .where(n.status == NodeStatus.LEASED, n.lease_expires <= db_now())
             .limit(_REAP_BATCH)
             .with_for_update(skip_locked=True)
         )
@@ -349,7 +202,7 @@ class DatabaseFrontier(Frontier):
         with self.db.session() as s:
             conn = s.connection()
             leased = conn.execute(
-                select(n.id, n.lease_owner).where(n.job_id == job_id, n.status == "leased")
+                select(n.id, n.lease_owner).where(n.job_id == job_id, n.status == NodeStatus.LEASED)
             )
             orphans = [r.id for r in leased if owner_is_dead_here(r.lease_owner)]
             if orphans:
@@ -359,118 +212,3 @@ class DatabaseFrontier(Frontier):
         if orphans:
             self.reap()
         return len(orphans)
-
-    # -- the sequencer ---------------------------------------------------------------------
-
-    @override
-    def advance(self, job_id: int) -> None:
-        self._sequence(job_id)
-
-    def _sequence(self, job_id: int, *, wall_stop: bool = False, skip_locked: bool = False) -> None:
-        """Run the sequencer in a short transaction of its own, then follow up.
-
-        Nothing waits for the sequencer but explicit calls (``advance``): workers pass
-        ``skip_locked`` and leave the work to the holder of the lock, whose check after
-        committing (:meth:`_after`) sees their completions.
-        """
-        while True:
-            if self.sql.pg and not wall_stop and job_id not in self._general:
-                try:
-                    done = bfs_round(
-                        self.db, self.sql, job_id, skip_locked=skip_locked, want_rows=self._rows
-                    )
-                except Fallback as fb:
-                    if fb.permanent:
-                        self._general.add(job_id)
-                else:
-                    if done is None:
-                        return
-                    st, admitted = done.state, done.admitted_before
-                    if st.admitted > admitted:
-                        self._admitted(job_id, admitted, st.admitted, done.admitted_rows)
-                    if not done.again:
-                        return
-                    continue
-            with self.db.session(durable=False) as s:
-                got = self._sequence_in(s.connection(), job_id, wall_stop, skip_locked)
-            if got is None:
-                return
-            st, admitted = got
-            if st.admitted > admitted:
-                self._admitted(job_id, admitted, st.admitted)
-            if not self._after(job_id, st):
-                return
-            wall_stop = False
-
-    def _sequence_in(
-        self, conn: Connection, job_id: int, wall_stop: bool, skip_locked: bool
-    ) -> tuple[sequencer.SeqState, int] | None:
-        """Lock the job, push, rank and admit; the new state and the old ``admitted``.
-
-        ``None`` when the job is not running (or, with ``skip_locked``, is being sequenced).
-        """
-        st = load_state(self.sql, conn, job_id, skip_locked=skip_locked)
-        if st is None:
-            return None
-        admitted = st.admitted
-        if wall_stop and st.stopped_by is None:
-            sequencer.stop(st, "wall_time", self._first_waiting(conn, job_id, st))
-        sequencer.advance(st, SqlSeqStore(self.sql, conn, job_id))
-        save_state(self.sql, conn, job_id, st)
-        return st, admitted
-
-    def _after(self, job_id: int, st: sequencer.SeqState) -> bool:
-        """Whether to run again after a sequencer commit.
-
-        A completion may have landed while we held the lock, unseen by us and not sequenced
-        by its worker (it found the lock taken, or read the prefix before we moved it): if the
-        rank the prefix now waits for is done, run again. This check after every commit is
-        what guarantees that no completion is left unsequenced.
-        """
-        return not st.finished and st.prefix < st.admitted and self._done_at(job_id, st.prefix)
-
-    @staticmethod
-    def _first_waiting(conn: Connection, job_id: int, st: sequencer.SeqState) -> int | None:
-        stmt = select(func.min(n.rank)).where(
-            n.job_id == job_id,
-            n.status == "waiting",
-            n.rank >= st.prefix,
-            n.rank < st.admitted,
-        )
-        return conn.execute(stmt).scalar()
-
-    def _done_at(self, job_id: int, rank: int) -> bool:
-        with self.db.session(write=False) as s:
-            return self.sql.status_at(s.connection(), job=job_id, rank=rank).scalar() == "done"
-
-    _rows = False
-    """Whether :meth:`_admitted` wants the admitted rows (a pipelined round reads them)."""
-
-    def _admitted(self, job_id: int, start: int, stop: int, rows: list[Any] | None = None) -> None:
-        """Hook: ranks ``start .. stop-1`` became claimable (the Redis frontier indexes them).
-
-        ``rows``: their ``(job_id, id, rank)`` rows if the round read them already.
-        """
-
-    @override
-    def tick(self) -> None:
-        if self.sql.pg and time.monotonic() >= self._stats_due:
-            refresh_statistics(self.db)
-            self._stats_due = time.monotonic() + _STATS_EVERY_S
-        elapsed = j.active_s + (db_now() - j.segment_start)
-        stmt = select(j.id).where(
-            j.status == "running",
-            j.wall_time_s.is_not(None),
-            j.stopped_by.is_(None),
-            elapsed >= j.wall_time_s,
-        )
-        with self.db.session(write=False) as s:
-            over = list(s.connection().execute(stmt).scalars())
-        for job_id in over:
-            self._sequence(job_id, wall_stop=True)
-        # Safety net: a job whose prefix rank is done but was left unsequenced (the lock was
-        # held by something other than the sequencer when its worker tried) moves on here.
-        with self.db.session(write=False) as s:
-            stuck = list(self.sql.stuck(s.connection()).scalars())
-        for job_id in stuck:
-            self._sequence(job_id, skip_locked=True)

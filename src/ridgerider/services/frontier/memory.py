@@ -7,13 +7,15 @@ from collections.abc import Mapping, Sequence
 
 from typing_extensions import override
 
+import ridgerider.services.frontier.sequencer as sequencer
 from ridgerider.core.branch import Branch
 from ridgerider.core.expand import Expansion
-from ridgerider.services.frontier import sequencer
+from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Frontier, Lease, owner_is_dead_here
 from ridgerider.services.frontier.codec import child_rows, node_values
 from ridgerider.services.frontier.sequencer import RankRow, SeqState, SeqStore
-from ridgerider.services.storage.memory import InMemoryStorage, JobRow, NodeRow
+from ridgerider.services.storage.memory import InMemoryStorage
+from ridgerider.services.storage.memrows import JobRow, NodeRow
 from ridgerider.services.storage.models import utcnow
 from ridgerider.services.storage.records import RideProgress
 
@@ -39,7 +41,7 @@ class _Store(SeqStore):
         for r in range(start, stop):
             node_id = self.s.ranks.get((self.job_id, r))
             n = None if node_id is None else self.s.nodes[node_id]
-            if n is not None and n.status == "done":
+            if n is not None and n.status == NodeStatus.DONE:
                 out.append(RankRow(r, n.id, n.values.get("steps") or 0))
         return out
 
@@ -124,16 +126,16 @@ class MemoryFrontier(Frontier):
         with s.lock:
             now, token, out = s.clock(), uuid.uuid4().hex, []
             for job in sorted(s.jobs.values(), key=lambda j: j.id):
-                if job.status != "running" or job_id not in (None, job.id):
+                if job.status != JobStatus.RUNNING or job_id not in (None, job.id):
                     continue
                 ttl = lease_s or self.lease_s or job.spec.lease_s
                 for r in range(job.prefix, job.admitted):
                     n = s.nodes[s.ranks[(job.id, r)]]
                     if len(out) == k:
                         return out
-                    if n.status != "waiting":
+                    if n.status != NodeStatus.WAITING:
                         continue
-                    n.status, n.lease_owner, n.lease_token = "leased", worker, token
+                    n.status, n.lease_owner, n.lease_token = NodeStatus.LEASED, worker, token
                     n.lease_expires, n.attempts = now + ttl, n.attempts + 1
                     branch = Branch.from_bytes(n.branch_data)
                     out.append(
@@ -143,7 +145,7 @@ class MemoryFrontier(Frontier):
 
     def _held(self, lease: Lease, now: float) -> NodeRow | None:
         n = self.storage.nodes.get(lease.node_id)
-        if n is None or n.status != "leased" or n.lease_token != lease.token:
+        if n is None or n.status != NodeStatus.LEASED or n.lease_token != lease.token:
             return None
         return n if (n.lease_expires or 0) > now else None
 
@@ -174,10 +176,11 @@ class MemoryFrontier(Frontier):
         s = self.storage
         with s.lock:
             n = self._held(lease, s.clock())
-            if n is None or s.jobs[n.job_id].status != "running":
+            if n is None or s.jobs[n.job_id].status != JobStatus.RUNNING:
                 return False
             n.values = node_values(expansion.node)
-            n.status, n.lease_owner, n.lease_token, n.lease_expires = "done", None, None, None
+            n.status = NodeStatus.DONE
+            n.lease_owner, n.lease_token, n.lease_expires = None, None, None
             n.finished_at = utcnow()
             self._insert(n.job_id, n.id, expansion.children)
             if expansion.node.is_solution:
@@ -220,13 +223,13 @@ class MemoryFrontier(Frontier):
         job = s.jobs[n.job_id]
         n.lease_owner, n.lease_token, n.lease_expires, n.last_error = None, None, None, error
         if n.attempts >= job.spec.max_attempts:
-            n.status = "dead"
+            n.status = NodeStatus.DEAD
             s.add_event(job.id, "dead_letter", {"node": n.id, "key": n.key, "error": error})
-            if job.status == "running":
+            if job.status == JobStatus.RUNNING:
                 msg = f"branch {n.key or '(root)'} failed {n.attempts} times: {error}"
-                s.apply_transition(job, "failed", s.clock(), error=msg)
+                s.apply_transition(job, JobStatus.FAILED, s.clock(), error=msg)
         else:
-            n.status = "waiting"
+            n.status = NodeStatus.WAITING
 
     @override
     def reap(self) -> int:
@@ -236,7 +239,7 @@ class MemoryFrontier(Frontier):
             expired = [
                 n
                 for n in s.nodes.values()
-                if n.status == "leased" and (n.lease_expires or 0) <= now
+                if n.status == NodeStatus.LEASED and (n.lease_expires or 0) <= now
             ]
             for n in expired:
                 self._release(n, "lease expired")
@@ -247,7 +250,7 @@ class MemoryFrontier(Frontier):
         s = self.storage
         with s.lock:
             job = s.jobs[job_id]
-            if job.status != "running":
+            if job.status != JobStatus.RUNNING:
                 return
             st = seq_state(job)
             sequencer.advance(st, _Store(s, job_id))
@@ -258,7 +261,7 @@ class MemoryFrontier(Frontier):
         job.prefix_steps, job.admitted, job.rng_state = st.prefix_steps, st.admitted, st.rng_state
         job.stopped_by = st.stopped_by
         if st.finished:
-            self.storage.apply_transition(job, "succeeded", self.storage.clock())
+            self.storage.apply_transition(job, JobStatus.SUCCEEDED, self.storage.clock())
 
     @override
     def tick(self) -> None:
@@ -266,7 +269,7 @@ class MemoryFrontier(Frontier):
         with s.lock:
             now = s.clock()
             for job in list(s.jobs.values()):
-                if job.status != "running" or job.wall_time_s is None or job.stopped_by:
+                if job.status != JobStatus.RUNNING or job.wall_time_s is None or job.stopped_by:
                     continue
                 if job.active_s + now - (job.segment_start or now) < job.wall_time_s:
                     continue
@@ -274,7 +277,7 @@ class MemoryFrontier(Frontier):
                 waiting = [
                     r
                     for r in range(job.prefix, job.admitted)
-                    if s.nodes[s.ranks[(job.id, r)]].status == "waiting"
+                    if s.nodes[s.ranks[(job.id, r)]].status == NodeStatus.WAITING
                 ]
                 sequencer.stop(st, "wall_time", waiting[0] if waiting else None)
                 sequencer.advance(st, _Store(s, job.id))
@@ -288,7 +291,7 @@ class MemoryFrontier(Frontier):
             for n in s.nodes.values():
                 if (
                     n.job_id == job_id
-                    and n.status == "leased"
+                    and n.status == NodeStatus.LEASED
                     and owner_is_dead_here(n.lease_owner)
                 ):
                     n.lease_expires, count = now, count + 1

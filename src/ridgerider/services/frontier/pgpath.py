@@ -23,9 +23,11 @@ from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
 from ridgerider.core.expand import Expansion
+from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Lease
 from ridgerider.services.frontier.codec import child_rows, node_values
 from ridgerider.services.frontier.statements import Compiled
+from ridgerider.services.storage.records import NODE_RESULT_TYPES
 from ridgerider.services.storage.session import Database, Pipe, db_now
 from ridgerider.services.storage.tables import INLINE_LIMIT
 
@@ -36,13 +38,10 @@ ASYNC = "SET LOCAL synchronous_commit TO OFF"
 
 _NOW = str(db_now().compile(dialect=postgresql.dialect()))
 
-# (column, type) of a ridden node's results, as read from the batch's JSON.
-_RESULT = (
-    ("eigenvalue", "float8"), ("eigenvalue_end", "float8"), ("loss_start", "float8"),
-    ("loss", "float8"), ("steps", "int8"), ("end_reason", "text"), ("leaf_reason", "text"),
-    ("is_leaf", "bool"), ("is_solution", "bool"), ("solution_key", "text"),
-    ("n_children", "int8"), ("crossings", "int8"), ("metrics", "jsonb"), ("trace", "jsonb"),
-)  # fmt: skip
+_PG_TYPES = {float: "float8", int: "int8", str: "text", bool: "bool", dict: "jsonb"}
+"""The PostgreSQL type that reads each Python type of a result field from the batch's JSON."""
+_RESULT = tuple((c, _PG_TYPES[t]) for c, t in NODE_RESULT_TYPES.items())
+"""(column, type) of a ridden node's results (``NodeResult``), as read from the batch's JSON."""
 _NODE = (("id", "int8"), ("token", "text"), ("bkey", "text"), *_RESULT, ("theta", "text"))
 _CHILD = (
     ("parent_id", "int8"), ("key", "text"), ("depth", "int8"), ("child_index", "int8"),
@@ -59,20 +58,22 @@ def _records(param: str, cols: Sequence[tuple[str, str]], alias: str) -> str:
 COMPLETE = f"""
 WITH done AS (
     UPDATE nodes AS n SET
-        status = 'done', lease_owner = NULL, lease_token = NULL, lease_expires = NULL,
-        finished_at = now(), {", ".join(f"{c} = v.{c}" for c, _ in _RESULT)},
+        status = '{NodeStatus.DONE.value}',
+        lease_owner = NULL, lease_token = NULL, lease_expires = NULL, finished_at = now(),
+        {", ".join(f"{c} = v.{c}" for c, _ in _RESULT)},
         theta_data = decode(v.theta, 'hex'), theta_ref = NULL
     FROM {_records("nodes", _NODE, "v")}
-    WHERE n.id = v.id AND n.status = 'leased' AND n.lease_token = v.token
+    WHERE n.id = v.id AND n.status = '{NodeStatus.LEASED.value}' AND n.lease_token = v.token
         AND n.lease_expires > {_NOW}
-        AND EXISTS (SELECT 1 FROM jobs WHERE jobs.id = n.job_id AND jobs.status = 'running')
+        AND EXISTS (SELECT 1 FROM jobs
+                    WHERE jobs.id = n.job_id AND jobs.status = '{JobStatus.RUNNING.value}')
     RETURNING n.id, v.token, n.job_id, n.rank,
         v.bkey, v.is_solution, v.solution_key, v.loss, v.metrics
 ), kids AS (
     INSERT INTO nodes (job_id, parent_id, key, depth, child_index, branch_loss, branch_data,
                        branch_ref, status, attempts, created_at)
     SELECT done.job_id, c.parent_id, c.key, c.depth, c.child_index, c.branch_loss,
-           decode(c.data, 'hex'), NULL, 'waiting', 0, now()
+           decode(c.data, 'hex'), NULL, '{NodeStatus.WAITING.value}', 0, now()
     FROM {_records("children", _CHILD, "c")} JOIN done ON done.id = c.parent_id
     ON CONFLICT (job_id, key) DO NOTHING
 ), sols AS (

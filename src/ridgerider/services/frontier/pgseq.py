@@ -21,7 +21,8 @@ from typing import Any
 
 from typing_extensions import override
 
-from ridgerider.services.frontier import sequencer
+import ridgerider.services.frontier.sequencer as sequencer
+from ridgerider.schemas.enums import NodeStatus
 from ridgerider.services.frontier.pgpath import ASYNC, run
 from ridgerider.services.frontier.sequencer import RankRow, SeqState, SeqStore
 from ridgerider.services.frontier.sqlseq import save_params, state_of
@@ -30,9 +31,9 @@ from ridgerider.services.storage.session import Database, Pipe
 
 __all__ = ["Fallback", "Round", "bfs_round"]
 
-_DONE_AHEAD = """
+_DONE_AHEAD = f"""
 SELECT n.rank, n.id, n.steps FROM nodes AS n JOIN jobs AS j ON j.id = n.job_id
-WHERE n.job_id = %(job)s AND n.status = 'done' AND n.rank >= j.prefix
+WHERE n.job_id = %(job)s AND n.status = '{NodeStatus.DONE.value}' AND n.rank >= j.prefix
     AND n.rank < j.prefix + %(batch)s
 ORDER BY n.rank
 """
@@ -142,5 +143,5 @@ def bfs_round(
         check = None
         if st.prefix < st.admitted:
             check = run(pipe, sql.status_at, {"job": job_id, "rank": st.prefix})
-    again = check is not None and check.fetchone() == ("done",)
+    again = check is not None and check.fetchone() == (NodeStatus.DONE,)
     return Round(st, before, None if rows is None else Result(rows).all(), again)

@@ -23,13 +23,14 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import redis
 from sqlalchemy import select
 from typing_extensions import override
 
+from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Lease
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.storage.sql import SQLStorage
@@ -38,6 +39,8 @@ from ridgerider.services.storage.tables import JOBS, NODES
 __all__ = ["RedisFrontier"]
 
 n, j = NODES.c, JOBS.c
+_RUNNING = select(j.id, j.admitted).where(j.status == JobStatus.RUNNING)
+"""The running jobs and how many ranks each admitted."""
 
 _CLAIM = """
 for i = 5, #ARGV, 2 do
@@ -159,7 +162,12 @@ class RedisFrontier(DatabaseFrontier):
         stmt = (
             select(n.job_id, n.id, n.rank)
             .join(JOBS, j.id == n.job_id)
-            .where(n.status == "waiting", j.status == "running", n.rank < j.admitted, *where)
+            .where(
+                n.status == NodeStatus.WAITING,
+                j.status == JobStatus.RUNNING,
+                n.rank < j.admitted,
+                *where,
+            )
         )
         with self.db.session(write=False) as s:
             return list(s.connection().execute(stmt))
@@ -180,7 +188,7 @@ class RedisFrontier(DatabaseFrontier):
 
     @override
     def _requeued(self, rows: list[Any]) -> None:
-        self._index(r for r in rows if r.status == "waiting" and r.rank is not None)
+        self._index(r for r in rows if r.status == NodeStatus.WAITING and r.rank is not None)
 
     # -- recovery --------------------------------------------------------------------------
 
@@ -191,9 +199,7 @@ class RedisFrontier(DatabaseFrontier):
             return False
         try:
             with self.db.session(write=False) as s:
-                running = list(
-                    s.connection().execute(select(j.id, j.admitted).where(j.status == "running"))
-                )
+                running = list(s.connection().execute(_RUNNING))
             for job_id, _ in running:
                 self._index(self._waiting(n.job_id == job_id))
             pipe = self.redis.pipeline(transaction=False)
@@ -225,8 +231,7 @@ class RedisFrontier(DatabaseFrontier):
     def _sync(self) -> None:
         """Re-push ranks admitted since the last sync (covers a death after commit)."""
         with self.db.session(write=False) as s:
-            stmt = select(j.id, j.admitted).where(j.status == "running")
-            running = list(s.connection().execute(stmt))
+            running = list(s.connection().execute(_RUNNING))
         if not running:
             return
         synced = self.redis.mget([self._key("synced", job_id) for job_id, _ in running])
@@ -235,9 +240,3 @@ class RedisFrontier(DatabaseFrontier):
             if start < admitted:
                 self._index(self._waiting(n.job_id == job_id, n.rank >= start))
                 self.redis.set(self._key("synced", job_id), admitted)
-
-    def forget(self, job_ids: Sequence[int]) -> None:
-        """Drop the index of some jobs (e.g. deleted ones)."""
-        for job_id in job_ids:
-            self.redis.delete(self._key("ready", job_id), self._key("synced", job_id))
-            self.redis.zrem(self._key("jobs"), str(job_id))

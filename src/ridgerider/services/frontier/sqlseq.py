@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from typing_extensions import override
 
+from ridgerider.schemas.enums import JobStatus
 from ridgerider.services.frontier.sequencer import RankRow, SeqState, SeqStore
 from ridgerider.services.frontier.statements import Statements, json_value
-from ridgerider.services.storage.sql import apply_transition
+from ridgerider.services.storage.sqlrows import apply_transition
 from ridgerider.services.storage.tables import NODES
 
 __all__ = ["SqlSeqStore", "load_state", "save_params", "save_state", "state_of"]
@@ -123,4 +124,4 @@ def save_state(sql: Statements, conn: Connection, job_id: int, st: SeqState) -> 
     """Write the sequencer counters back; a finished job becomes ``succeeded``."""
     sql.save(conn, **save_params(job_id, st))
     if st.finished:
-        apply_transition(conn, job_id, "succeeded")
+        apply_transition(conn, job_id, JobStatus.SUCCEEDED)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from collections import namedtuple
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from functools import cache
 from typing import Any
 
@@ -33,18 +34,18 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 
+from ridgerider.schemas.enums import JobStatus, NodeStatus
+from ridgerider.services.storage.records import NODE_RESULT_FIELDS, NODE_RESULT_TYPES
 from ridgerider.services.storage.session import db_now
 from ridgerider.services.storage.tables import JOBS, NODES, SOLUTIONS
 
 __all__ = ["RESULT_COLS", "Compiled", "Result", "json_value", "statements"]
 
 n, j = NODES.c, JOBS.c
-RESULT_COLS = (
-    "eigenvalue", "eigenvalue_end", "loss_start", "loss", "steps", "end_reason", "leaf_reason",
-    "is_leaf", "is_solution", "solution_key", "n_children", "crossings", "metrics", "trace",
-    "theta_data", "theta_ref",
-)  # fmt: skip
-JSON_COLS = ("metrics", "trace")
+RESULT_COLS = (*NODE_RESULT_FIELDS, "theta_data", "theta_ref")
+"""What a completion writes: the node's results and its end parameters (inline or a ref)."""
+JSON_COLS = tuple(c for c, t in NODE_RESULT_TYPES.items() if t is dict)
+"""Result columns a completion passes as JSON text (``metrics``, ``trace``)."""
 CHILD_COLS = ("job_id", "parent_id", "key", "depth", "child_index", "branch_loss", "branch_data",
               "branch_ref")  # fmt: skip
 
@@ -128,18 +129,24 @@ class Result:
         return rows[0][0]
 
 
-def _is(col: Any, value: str) -> Any:
+def _constant(value: StrEnum) -> Any:
+    """A status written into the SQL as a constant (``'waiting'``), not bound."""
+    return literal_column(f"'{value.value}'")
+
+
+def _is(col: Any, value: StrEnum) -> Any:
     """``col = 'value'`` with the value written into the SQL, not bound.
 
     A constant lets the planner match the partial indexes (``WHERE status = 'waiting'``) in
     every plan, prepared or not; a bound parameter would hide it.
     """
-    return col == literal_column(f"'{value}'")
+    return col == _constant(value)
 
 
 def _claim(by: str, pg: bool) -> Executable:
     """Lease up to ``k`` admitted waiting rows: of one job, of any job, or among given ids."""
-    where = [_is(n.status, "waiting"), _is(j.status, "running"), n.rank < j.admitted]
+    where = [_is(n.status, NodeStatus.WAITING), _is(j.status, JobStatus.RUNNING)]
+    where.append(n.rank < j.admitted)
     if by == "job":
         where.append(n.job_id == bindparam("job"))
     elif by == "ids" and pg:
@@ -165,7 +172,7 @@ def _lease(where: Any) -> Executable:
         update(NODES)
         .where(where)
         .values(
-            status="leased",
+            status=NodeStatus.LEASED,
             lease_owner=bindparam("worker"),
             lease_token=bindparam("token"),
             lease_expires=db_now() + ttl,
@@ -177,19 +184,19 @@ def _lease(where: Any) -> Executable:
 
 def _complete() -> Executable:
     """Fenced: the lease is ours and live, the job still runs. Returns rank and prefix."""
-    running = exists().where(j.id == n.job_id, _is(j.status, "running"))
+    running = exists().where(j.id == n.job_id, _is(j.status, JobStatus.RUNNING))
     prefix = select(j.prefix).where(j.id == n.job_id).scalar_subquery()
     return (
         update(NODES)
         .where(
             n.id == bindparam("node"),
-            _is(n.status, "leased"),
+            _is(n.status, NodeStatus.LEASED),
             n.lease_token == bindparam("token"),
             n.lease_expires > db_now(),
             running,
         )
         .values(
-            status="done",
+            status=NodeStatus.DONE,
             lease_owner=None,
             lease_token=None,
             lease_expires=None,
@@ -204,7 +211,7 @@ def _insert(table: Any, cols: tuple[str, ...], rows: int, keys: tuple[str, ...],
     ins = postgresql.insert if pg else sqlite.insert
     fixed: dict[str, Any] = {"created_at": func.now()}
     if table is NODES:  # column defaults, written out (no per-execution default processing)
-        fixed |= {"status": literal_column("'waiting'"), "attempts": literal_column("0")}
+        fixed |= {"status": _constant(NodeStatus.WAITING), "attempts": literal_column("0")}
     values = [{**{c: bindparam(f"{c}_{i}") for c in cols}, **fixed} for i in range(rows)]
     return ins(table).values(values).on_conflict_do_nothing(index_elements=list(keys))
 
@@ -247,7 +254,7 @@ def _load(skip_locked: bool) -> Executable:
             j.stopped_by,
             j.rng_state,
         )
-        .where(j.id == bindparam("job"), _is(j.status, "running"))
+        .where(j.id == bindparam("job"), _is(j.status, JobStatus.RUNNING))
         .with_for_update(key_share=True, skip_locked=skip_locked)
     )
 
@@ -282,7 +289,7 @@ _BUILDERS: dict[str, Callable[[bool], Any]] = {
             n.job_id == bindparam("job"),
             n.rank >= bindparam("start"),
             n.rank < bindparam("stop"),
-            _is(n.status, "done"),
+            _is(n.status, NodeStatus.DONE),
         )
         .order_by(n.rank)
     ),
@@ -298,7 +305,11 @@ _BUILDERS: dict[str, Callable[[bool], Any]] = {
     "stuck": lambda pg: (
         select(j.id)
         .join(NODES, (n.job_id == j.id) & (n.rank == j.prefix))
-        .where(_is(j.status, "running"), j.prefix < j.admitted, _is(n.status, "done"))
+        .where(
+            _is(j.status, JobStatus.RUNNING),
+            j.prefix < j.admitted,
+            _is(n.status, NodeStatus.DONE),
+        )
     ),
     "waiting_range": lambda pg: (
         select(n.job_id, n.id, n.rank)
@@ -307,8 +318,8 @@ _BUILDERS: dict[str, Callable[[bool], Any]] = {
             n.job_id == bindparam("job"),
             n.rank >= bindparam("start"),
             n.rank < bindparam("stop"),
-            _is(n.status, "waiting"),
-            _is(j.status, "running"),
+            _is(n.status, NodeStatus.WAITING),
+            _is(j.status, JobStatus.RUNNING),
             n.rank < j.admitted,
         )
     ),

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ridgerider.core.branch import Branch
 from ridgerider.core.errors import SettingsError
+from ridgerider.schemas.enums import JobStatus
 from ridgerider.services.storage.records import (
     EventRecord,
     JobRecord,
@@ -44,13 +45,14 @@ __all__ = [
     "new_token_secret",
 ]
 
-FINAL = ("succeeded", "failed", "cancelled")
+FINAL = tuple(s for s in JobStatus if s.finished)
+"""The statuses a job stops in (it can still be resumed or extended)."""
 TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "queued": (),
-    "running": ("queued", "succeeded", "failed", "cancelled"),
-    "succeeded": ("running",),
-    "failed": ("queued", "running"),
-    "cancelled": ("queued", "running"),
+    JobStatus.QUEUED: (),
+    JobStatus.RUNNING: (JobStatus.QUEUED, *FINAL),
+    JobStatus.SUCCEEDED: (JobStatus.RUNNING,),
+    JobStatus.FAILED: (JobStatus.QUEUED, JobStatus.RUNNING),
+    JobStatus.CANCELLED: (JobStatus.QUEUED, JobStatus.RUNNING),
 }
 """Allowed ``to: from`` status changes."""
 

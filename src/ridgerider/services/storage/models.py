@@ -31,6 +31,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import TextClause
+
+from ridgerider.schemas.enums import NodeStatus
 
 __all__ = [
     "ApiToken",
@@ -71,6 +74,11 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+def _status_is(status: NodeStatus) -> TextClause:
+    """A partial index's condition on a node status (SQL text: the enum's value)."""
+    return text(f"status = '{status.value}'")
 
 
 def utcnow() -> datetime:
@@ -186,14 +194,14 @@ class Node(Base):
             "ix_nodes_claim",
             "job_id",
             "rank",
-            postgresql_where=text("status = 'waiting'"),
-            sqlite_where=text("status = 'waiting'"),
+            postgresql_where=_status_is(NodeStatus.WAITING),
+            sqlite_where=_status_is(NodeStatus.WAITING),
         ),
         Index(
             "ix_nodes_lease",
             "lease_expires",
-            postgresql_where=text("status = 'leased'"),
-            sqlite_where=text("status = 'leased'"),
+            postgresql_where=_status_is(NodeStatus.LEASED),
+            sqlite_where=_status_is(NodeStatus.LEASED),
         ),
         Index(
             "ix_nodes_pushed",
@@ -234,7 +242,7 @@ class Node(Base):
     branch_data: Mapped[bytes | None]
     """``Branch.to_bytes()``, or ``None`` when stored as an artifact (``branch_ref``)."""
     branch_ref: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(8), default="waiting")
+    status: Mapped[str] = mapped_column(String(8), default=NodeStatus.WAITING)
     """``waiting``, ``leased``, ``done`` or ``dead`` (dead-lettered after ``max_attempts``)."""
     attempts: Mapped[int] = mapped_column(default=0)
     lease_owner: Mapped[str | None] = mapped_column(String(128))
@@ -249,7 +257,8 @@ class Node(Base):
     seq: Mapped[int | None]
     rank: Mapped[int | None]
     slot: Mapped[int | None]
-    # Results (set on completion).
+    # Results (set on completion): the fields of records.NodeResult, where they are declared
+    # for every other list of them (tests/services/test_node_fields.py checks these columns).
     eigenvalue: Mapped[float | None]
     eigenvalue_end: Mapped[float | None]
     loss_start: Mapped[float | None]

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args, get_origin, get_type_hints
 
 from ridgerider.core.branch import Fingerprint
+from ridgerider.schemas.enums import JobStatus
 
 __all__ = [
-    "JOB_STATUSES",
-    "NODE_STATUSES",
+    "NODE_RESULT_FIELDS",
+    "NODE_RESULT_TYPES",
     "DuplicateJobError",
     "EventRecord",
     "JobRecord",
     "JobSpec",
     "NodeRecord",
+    "NodeResult",
     "Page",
     "RideProgress",
     "RideRecord",
@@ -26,8 +28,6 @@ __all__ = [
     "parse_fingerprint_key",
 ]
 
-JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-NODE_STATUSES = ("waiting", "leased", "done", "dead")
 T = TypeVar("T")
 
 
@@ -135,21 +135,19 @@ class JobRecord:
     @property
     def finished(self) -> bool:
         """Whether the job reached a final status."""
-        return self.status in ("succeeded", "failed", "cancelled")
+        return JobStatus(self.status).finished
 
 
-@dataclass(frozen=True)
-class NodeRecord:
-    """A stored branch or node (results are ``None`` until it is done)."""
+@dataclass(frozen=True, kw_only=True)
+class NodeResult:
+    """What riding a branch produced: the result columns of a ``nodes`` row.
 
-    id: int
-    job_id: int
-    parent_id: int | None
-    key: str
-    depth: int
-    status: str
-    attempts: int
-    rank: int | None
+    The one declaration of those columns: the row codec, the hot statements, the PostgreSQL
+    batch path and the in-memory storage derive their lists from it, and a test checks the
+    ORM model (:class:`~.models.Node`) against it. Every field is ``None`` until the node is
+    done. Each is the core ``Node``'s attribute of the same name, except ``trace``.
+    """
+
     eigenvalue: float | None = None
     eigenvalue_end: float | None = None
     loss_start: float | None = None
@@ -164,6 +162,35 @@ class NodeRecord:
     crossings: int | None = None
     metrics: dict[str, Any] | None = None
     trace: dict[str, Any] | None = None
+    """Per-ride detail: ``losses``, ``spectrum`` and the ``dtype`` of the end parameters."""
+
+
+def _value_type(hint: Any) -> type:
+    """``float`` for ``float | None``, ``dict`` for ``dict[str, Any] | None``."""
+    (value,) = (a for a in get_args(hint) if a is not type(None))
+    return get_origin(value) or value
+
+
+NODE_RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(NodeResult))
+"""The result columns of a ``nodes`` row, in declaration order."""
+NODE_RESULT_TYPES: dict[str, type] = {
+    name: _value_type(hint) for name, hint in get_type_hints(NodeResult).items()
+}
+"""Each result column's Python type, ``None`` left out (``dict[str, Any] | None`` → ``dict``)."""
+
+
+@dataclass(frozen=True)
+class NodeRecord(NodeResult):
+    """A stored branch or node (its :class:`NodeResult` fields are ``None`` until it is done)."""
+
+    id: int
+    job_id: int
+    parent_id: int | None
+    key: str
+    depth: int
+    status: str
+    attempts: int
+    rank: int | None
     last_error: str | None = None
     finished_at: datetime | None = None
 

@@ -1,0 +1,114 @@
+"""Reads of a job's search tree in the SQL storage: nodes, their blobs, solutions, rides.
+
+Large reads are paginated by a cursor over an index: the tree by ``(job_id, rank)``, a job's
+rows by id, so reading a job with 100k nodes costs one index range scan per page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from sqlalchemy import Row, func, select
+from torch import Tensor
+from typing_extensions import override
+
+from ridgerider.core.branch import Branch, tensor_from_bytes
+from ridgerider.schemas.enums import NodeStatus
+from ridgerider.services.storage.base import Storage
+from ridgerider.services.storage.records import NodeRecord, Page, RideRecord, SolutionRecord
+from ridgerider.services.storage.session import Database
+from ridgerider.services.storage.tables import JOBS, NODES, SOLUTIONS, load_blob
+
+__all__ = ["SQLTree"]
+
+_NODE_COLS = [NODES.c[f.name] for f in fields(NodeRecord)]
+"""The columns a :class:`NodeRecord` is read from (its fields, by name)."""
+
+
+def _node_record(row: Row[Any]) -> NodeRecord:
+    return NodeRecord(**row._asdict())
+
+
+class SQLTree(Storage):
+    """The search-tree reads of :class:`~.sql.SQLStorage` (which opens ``db``)."""
+
+    db: Database
+
+    @override
+    def list_nodes(
+        self, job_id: int, *, cursor: int | None = None, limit: int = 1000, tree: bool = True
+    ) -> Page[NodeRecord]:
+        n = NODES.c
+        stmt = select(*_NODE_COLS).where(n.job_id == job_id).limit(limit + 1)
+        if tree:
+            prefix = select(JOBS.c.prefix).where(JOBS.c.id == job_id).scalar_subquery()
+            stmt = stmt.where(n.rank >= (cursor or 0), n.rank < prefix).order_by(n.rank)
+        else:
+            stmt = stmt.where(n.id > (cursor or 0)).order_by(n.id)
+        with self.db.session(write=False) as s:
+            rows = [_node_record(r) for r in s.connection().execute(stmt)]
+        if len(rows) <= limit:
+            return Page(rows, None)
+        last = rows[limit - 1]
+        return Page(rows[:limit], (last.rank or 0) + 1 if tree else last.id)
+
+    @override
+    def get_node(self, node_id: int) -> NodeRecord | None:
+        with self.db.session(write=False) as s:
+            row = s.connection().execute(select(*_NODE_COLS).where(NODES.c.id == node_id)).first()
+        return None if row is None else _node_record(row)
+
+    @override
+    def node_theta(self, node_id: int) -> Tensor | None:
+        n = NODES.c
+        with self.db.session(write=False) as s:
+            conn = s.connection()
+            row = conn.execute(
+                select(n.theta_data, n.theta_ref, n.trace).where(n.id == node_id)
+            ).first()
+            if row is None or row.trace is None:
+                return None
+            data = load_blob(conn, row.theta_data, row.theta_ref)
+        return None if data is None else tensor_from_bytes(data, row.trace["dtype"])
+
+    @override
+    def node_branch(self, node_id: int) -> Branch | None:
+        n = NODES.c
+        with self.db.session(write=False) as s:
+            conn = s.connection()
+            row = conn.execute(select(n.branch_data, n.branch_ref).where(n.id == node_id)).first()
+            data = None if row is None else load_blob(conn, row.branch_data, row.branch_ref)
+        return None if data is None else Branch.from_bytes(data)
+
+    @override
+    def solutions(self, job_id: int) -> list[SolutionRecord]:
+        s_, n = SOLUTIONS.c, NODES.c
+        prefix = select(JOBS.c.prefix).where(JOBS.c.id == job_id).scalar_subquery()
+        stmt = (
+            select(s_.node_id, s_.key, n.rank, s_.solution_key, s_.loss, s_.metrics)
+            .join(NODES, n.id == s_.node_id)
+            .where(s_.job_id == job_id, n.rank < prefix)
+            .order_by(n.rank)
+        )
+        with self.db.session(write=False) as s:
+            return [SolutionRecord(**r._asdict()) for r in s.connection().execute(stmt)]
+
+    @override
+    def rides(self, job_id: int) -> list[RideRecord]:
+        n = NODES.c
+        cols = (n.id, n.key, n.depth, n.lease_owner, n.attempts, n.ride_steps, n.ride_loss)
+        stmt = (
+            select(*cols, n.branch_loss)
+            .where(n.job_id == job_id, n.status == NodeStatus.LEASED)
+            .order_by(n.id)
+        )
+        with self.db.session(write=False) as s:
+            return [RideRecord.of_row(r) for r in s.connection().execute(stmt)]
+
+    @override
+    def count_nodes(self, job_id: int) -> dict[str, int]:
+        n = NODES.c
+        stmt = select(n.status, func.count()).where(n.job_id == job_id).group_by(n.status)
+        with self.db.session(write=False) as s:
+            return {status: int(c) for status, c in s.connection().execute(stmt)}
