@@ -17,6 +17,7 @@ import redis
 from platformdirs import user_data_dir
 
 from ridgerider.schemas.enums import JobStatus
+from ridgerider.services import jobs
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.storage.sql import SQLStorage
@@ -101,17 +102,26 @@ def open_archive(
     return Archive(storage, frontier, location)
 
 
-def recover(frontier: Frontier) -> list[int]:
-    """Make every running job claimable again after a restart; returns their ids."""
-    storage = frontier.storage
+def _job_ids(frontier: Frontier, status: JobStatus) -> list[int]:
     ids: list[int] = []
     cursor: int | None = None
     while True:
-        page = storage.list_jobs(status=JobStatus.RUNNING, cursor=cursor, limit=500)
+        page = frontier.storage.list_jobs(status=status, cursor=cursor, limit=500)
         ids += [job.id for job in page.items]
         if page.next_cursor is None:
-            break
+            return ids
         cursor = page.next_cursor
+
+
+def recover(frontier: Frontier) -> list[int]:
+    """Make every accepted job run again after a restart; returns the running jobs' ids.
+
+    Queued jobs (stored by a process that died before starting them) are started; running
+    jobs get the leases of dead local processes back and their sequencers resumed.
+    """
+    for job_id in _job_ids(frontier, JobStatus.QUEUED):
+        jobs.start(frontier.storage, frontier, job_id)
+    ids = _job_ids(frontier, JobStatus.RUNNING)
     for job_id in ids:
         frontier.release_orphans(job_id)
         frontier.advance(job_id)

@@ -6,6 +6,7 @@ Every function takes the storage and frontier it works on, so the same code serv
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, cast
@@ -27,6 +28,7 @@ __all__ = [
     "Submission",
     "cancel",
     "extend",
+    "fail",
     "interrupt",
     "job_result",
     "job_summary",
@@ -36,6 +38,9 @@ __all__ = [
     "submit",
     "submit_job",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 class JobNotFoundError(LookupError):
@@ -154,10 +159,18 @@ def _get(storage: Storage, job_id: int) -> JobRecord:
 
 
 def start(storage: Storage, frontier: Frontier, job_id: int) -> bool:
-    """``queued → running``, then admit the root; ``False`` if the job was not queued."""
+    """``queued → running``, then admit the root; ``False`` if the job was not queued.
+
+    The database is the source of truth: once the job is ``running`` it is accepted. If the
+    frontier cannot index the admitted root right now (Redis down), the job is not lost: the
+    frontier rebuilds its index from the database when it is back (its reaper's tick).
+    """
     if not storage.transition(job_id, JobStatus.RUNNING):
         return False
-    frontier.advance(job_id)
+    try:
+        frontier.advance(job_id)
+    except Exception:
+        log.warning("job %s: the frontier is unavailable; it resynchronises later", job_id)
     return True
 
 
@@ -170,6 +183,11 @@ def interrupt(storage: Storage, job_id: int) -> bool:
         return False
     storage.add_event(job_id, "interrupted", {})
     return True
+
+
+def fail(storage: Storage, job_id: int, error: str) -> bool:
+    """End a queued or running job ``failed`` with ``error`` (``resume`` can run it again)."""
+    return storage.transition(job_id, JobStatus.FAILED, error=error)
 
 
 def cancel(storage: Storage, job_id: int) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,10 +54,48 @@ class WorkerPool(ABC):
 
 @dataclass
 class LocalWorkers(WorkerPool):
-    """Worker threads in this process serving every running job."""
+    """Worker threads in this process serving every running job, each slot supervised.
 
-    workers: list[Worker]
+    A worker whose loop ends with an unexpected error (its lease expires and the branch is
+    ridden again) is replaced by a fresh one in the same thread after ``restart_s``; only
+    :meth:`stop` ends a slot.
+    """
+
+    make_worker: Callable[[], Worker]
+    n: int
+    restart_s: float = 1.0
+    workers: list[Worker] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
+    restarts: int = 0
+    _retired: int = 0
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> LocalWorkers:
+        """Start the ``n`` supervised threads."""
+        self.workers = [self.make_worker() for _ in range(self.n)]
+        self.threads = [
+            threading.Thread(target=self._slot, args=(i,), name=f"ridgerider-worker-{i}")
+            for i in range(self.n)
+        ]
+        for t in self.threads:
+            t.daemon = True
+            t.start()
+        return self
+
+    def _slot(self, i: int) -> None:
+        while True:
+            worker = self.workers[i]
+            try:
+                worker.run()
+            except Exception:
+                log.exception("worker %s stopped: replacing it", worker.worker_id)
+            if self._stopping.wait(self.restart_s):
+                return
+            with self._lock:
+                self._retired += worker.completed
+                self.restarts += 1
+                self.workers[i] = self.make_worker()
 
     def alive(self) -> int:
         """Threads still running."""
@@ -69,12 +108,16 @@ class LocalWorkers(WorkerPool):
 
     @property
     def completed(self) -> int:
-        """Nodes completed by these threads."""
-        return sum(w.completed for w in self.workers)
+        """Nodes completed by these threads (replaced workers included)."""
+        with self._lock:
+            return self._retired + sum(w.completed for w in self.workers)
 
     def stop(self, timeout: float = 60.0) -> None:
         """Ask every worker to stop after its branch, and wait for them."""
-        for w in self.workers:
+        self._stopping.set()
+        with self._lock:
+            workers = list(self.workers)
+        for w in workers:
             w.stop()
         for t in self.threads:
             t.join(timeout)
@@ -82,25 +125,14 @@ class LocalWorkers(WorkerPool):
                 log.warning("worker %s still busy after %.0f s", t.name, timeout)
 
 
-def _guarded(worker: Worker) -> None:
-    """Run a worker; an unexpected error is logged (the lease expires and another retries)."""
-    try:
-        worker.run()
-    except Exception:
-        log.exception("worker %s stopped", worker.worker_id)
-
-
 def start_local_workers(frontier: Frontier, n: int, *, poll_s: float = 0.1) -> LocalWorkers:
     """Start ``n`` worker threads on every running job (they idle, polling, when none has work)."""
     frontier.start_reaper()
-    workers = [Worker(frontier, job_id=None, stop_when_idle=False, poll_s=poll_s) for _ in range(n)]
-    threads = [
-        threading.Thread(target=_guarded, args=(w,), name=f"ridgerider-worker-{i}", daemon=True)
-        for i, w in enumerate(workers)
-    ]
-    for t in threads:
-        t.start()
-    return LocalWorkers(workers, threads)
+
+    def make() -> Worker:
+        return Worker(frontier, job_id=None, stop_when_idle=False, poll_s=poll_s)
+
+    return LocalWorkers(make, n).start()
 
 
 @dataclass

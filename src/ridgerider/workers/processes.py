@@ -1,12 +1,15 @@
 """Local worker processes, each running a :class:`~ridgerider.workers.worker.Worker`.
 
-Each process has its own
-connection to the archive, so the ride's Python work never competes with the API for the GIL.
+Each process has its own connection to the archive, so the ride's Python work never competes
+with the API for the GIL.
 
-A process stops after the branch in hand when asked (:meth:`ProcessWorkers.stop`) or when its
-parent dies (it checks its parent pid), so a killed service leaves no worker behind; leases of a
-dead process are released at once by the next service start
-(:func:`ridgerider.services.archive.recover`).
+Nothing is shared between the processes and the service but a counter per process that only
+that process writes (no lock): a process killed at any instant (SIGKILL, the OOM killer) can
+hold no lock the service or the others wait on. The service asks a process to stop with
+SIGTERM (it stops after the branch in hand); a process also stops when its parent dies (it
+checks its parent pid), so a killed service leaves no worker behind. A supervisor thread
+replaces a process that died while the pool runs; the dead one's leases are released at once
+by the next service start (:func:`ridgerider.services.archive.recover`) or expire.
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import signal
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 from ridgerider.core.threads import use_compute_threads
 from ridgerider.services.archive import open_archive
 from ridgerider.workers.pools import WorkerPool
+from ridgerider.workers.worker import Worker
 
 __all__ = ["ProcessWorkers", "start_process_workers"]
 
@@ -28,33 +35,37 @@ log = logging.getLogger(__name__)
 _CTX = mp.get_context("spawn")
 
 
-def _worker_main(
-    database_url: str,
-    redis_url: str | None,
-    lease_s: float | None,
-    poll_s: float,
-    stop: Any,
-    completed: Any,
-) -> None:
-    """Entry point of a worker process."""
-    from ridgerider.workers.worker import Worker
+@dataclass(frozen=True)
+class _Spec:
+    """What a worker process needs (passed through the spawn pipe, not the command line)."""
 
+    database_url: str
+    redis_url: str | None
+    lease_s: float | None
+    poll_s: float
+
+
+def _worker_main(spec: _Spec, completed: Any) -> None:
+    """Entry point of a worker process: work until SIGTERM or the parent's death."""
     use_compute_threads()
     parent = os.getppid()
-    archive = open_archive(database_url, redis_url, lease_s=lease_s)
-    worker = Worker(archive.frontier, job_id=None, stop_when_idle=False, poll_s=poll_s)
+    archive = open_archive(spec.database_url, spec.redis_url, lease_s=spec.lease_s)
+    worker = Worker(archive.frontier, job_id=None, stop_when_idle=False, poll_s=spec.poll_s)
 
     def on_node(_node: Any, _steps: int) -> None:
-        with completed.get_lock():
-            completed.value += 1
+        completed.value += 1  # this process is the only writer
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        worker.stop()  # after the branch in hand
 
     worker.on_node = on_node
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the service, which stops us
 
     def watch() -> None:
-        while not stop.wait(0.5):
-            if os.getppid() != parent:  # the service died: stop after this branch
-                break
-        worker.stop()
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        worker.stop()  # the service died: stop after this branch
 
     threading.Thread(target=watch, daemon=True).start()
     try:
@@ -65,11 +76,47 @@ def _worker_main(
 
 @dataclass
 class ProcessWorkers(WorkerPool):
-    """Worker processes on this machine serving every running job."""
+    """Worker processes on this machine serving every running job, supervised."""
 
-    processes: list[Any]
-    stop_event: Any
-    counter: Any
+    spec: _Spec
+    n: int
+    restart_s: float = 1.0
+    processes: list[Any] = field(default_factory=list)
+    counters: list[Any] = field(default_factory=list)
+    restarts: int = 0
+    _stopping: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _supervisor: threading.Thread | None = None
+
+    def start(self) -> ProcessWorkers:
+        """Start the ``n`` processes and the supervisor that replaces dead ones."""
+        self.processes = [self._spawn(i) for i in range(self.n)]
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="ridgerider-process-supervisor", daemon=True
+        )
+        self._supervisor.start()
+        return self
+
+    def _spawn(self, i: int) -> Any:
+        counter = _CTX.RawValue("q", 0)
+        self.counters.append(counter)
+        p = _CTX.Process(
+            target=_worker_main, args=(self.spec, counter), name=f"ridgerider-worker-{i}"
+        )
+        p.daemon = True
+        p.start()
+        return p
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(self.restart_s):
+            with self._lock:
+                for i, p in enumerate(self.processes):
+                    if not p.is_alive() and not self._stopping.is_set():
+                        log.warning(
+                            "worker process %s exited (%s): replacing it", p.pid, p.exitcode
+                        )
+                        self.processes[i] = self._spawn(i)
+                        self.restarts += 1
 
     def alive(self) -> int:
         """Processes still running."""
@@ -82,17 +129,25 @@ class ProcessWorkers(WorkerPool):
 
     @property
     def completed(self) -> int:
-        """Nodes completed by these processes."""
-        return int(self.counter.value)
+        """Nodes completed by these processes (replaced ones included)."""
+        return sum(int(c.value) for c in self.counters)
 
     def stop(self, timeout: float = 60.0) -> None:
-        """Ask every process to stop after its branch; terminate those still busy after it."""
-        self.stop_event.set()
-        for p in self.processes:
-            p.join(timeout)
+        """SIGTERM every process (it stops after its branch); kill those still busy after it."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
+        with self._lock:
+            processes = list(self.processes)
+        for p in processes:
             if p.is_alive():
-                log.warning("worker process %s still busy after %.0f s: terminated", p.pid, timeout)
-                p.terminate()
+                p.terminate()  # SIGTERM: handled, the branch in hand is finished first
+        deadline = time.monotonic() + timeout
+        for p in processes:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                log.warning("worker process %s still busy after %.0f s: killed", p.pid, timeout)
+                p.kill()
                 p.join()
 
 
@@ -104,18 +159,5 @@ def start_process_workers(
     lease_s: float | None = None,
     poll_s: float = 0.1,
 ) -> ProcessWorkers:
-    """Start ``n`` worker processes on the archive at ``database_url``."""
-    stop = _CTX.Event()
-    counter = _CTX.Value("q", 0)
-    processes = [
-        _CTX.Process(
-            target=_worker_main,
-            args=(database_url, redis_url, lease_s, poll_s, stop, counter),
-            name=f"ridgerider-worker-{i}",
-            daemon=True,
-        )
-        for i in range(n)
-    ]
-    for p in processes:
-        p.start()
-    return ProcessWorkers(processes, stop, counter)
+    """Start ``n`` supervised worker processes on the archive at ``database_url``."""
+    return ProcessWorkers(_Spec(database_url, redis_url, lease_s, poll_s), n).start()

@@ -194,10 +194,18 @@ def _dispatch(
     ray: RayPlan | None,
     redis_url: str | None,
 ) -> None:
-    if ray is not None:
-        _work_ray(archive, job_id, report, ray, redis_url)
-    else:
-        _work(archive, job_id, report, workers)
+    """Run the job's branches to the end.
+
+    If the workers cannot run at all (Ray fails to start, its pool stops), the job ends
+    ``failed`` with that reason instead of staying ``running``.
+    """
+    try:
+        if ray is not None:
+            _work_ray(archive, job_id, report, ray, redis_url)
+        else:
+            _work(archive, job_id, report, workers)
+    except Exception as exc:
+        jobs.fail(archive.storage, job_id, f"workers: {type(exc).__name__}: {exc}")
 
 
 def run(
