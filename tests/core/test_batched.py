@@ -104,9 +104,9 @@ def test_ride_batched_refuses_approx():
 
 @pytest.mark.parametrize("spread", [0.0, 1e-4, 0.3])
 def test_continuation_is_ridge_update_exact(spread):
-    """The batched rule and ridge._update_exact agree, clusters included (spread 0: repeated)."""
+    """The batched rule and update_exact agree, clusters included (spread 0: repeated)."""
     from ridgerider.core.batched import continuation
-    from ridgerider.core.ridge import _update_exact
+    from ridgerider.core.update_ridge import update_exact
 
     g = torch.Generator().manual_seed(3)
     q, _ = torch.linalg.qr(torch.randn(12, 12, generator=g, dtype=torch.float64))
@@ -116,7 +116,7 @@ def test_continuation_is_ridge_update_exact(spread):
     for trial in range(4):
         e_prev = q[:, 1 + trial % 3] + 0.2 * torch.randn(12, generator=g, dtype=torch.float64)
         e_prev = e_prev / e_prev.norm()
-        ref = _update_exact(lambda _x: h, torch.zeros(12), e_prev, settings)
+        ref = update_exact(lambda _x: h, torch.zeros(12), e_prev, settings)
         val, vec = symmetric_eigh(h)
         out = continuation(val, vec, e_prev, settings)
         assert torch.allclose(out[0], ref[0], atol=1e-10)

@@ -8,8 +8,9 @@ from torch import Tensor
 
 from ridgerider.core.curvature import dense_hessian, gradient
 from ridgerider.core.mis import find_mis
-from ridgerider.core.ridge import _update_exact, get_ridges, polish, ride
+from ridgerider.core.ridge import get_ridges, polish, ride
 from ridgerider.core.settings import RRSettings
+from ridgerider.core.update_ridge import update_exact
 from ridgerider.problems.registry import create
 
 D = torch.float64
@@ -105,7 +106,7 @@ def test_random_ascent_ridges_are_unit_and_descend():
 
 
 def _hess(loss):
-    """The Hessian function _update_exact takes, from a loss."""
+    """The Hessian function update_exact takes, from a loss."""
     return lambda t: dense_hessian(loss, t)
 
 
@@ -122,8 +123,8 @@ def test_update_exact_sign_alignment_and_best_overlap():
         # A slightly perturbed eigenvector, in both signs.
         e_prev = vecs[:, i] + 0.05 * torch.randn(8, generator=g, dtype=D)
         e_prev = e_prev / e_prev.norm()
-        e_pos, lam_pos, ov_pos, rank = _update_exact(_hess(loss), theta, e_prev, s)
-        e_neg, lam_neg, ov_neg, rank_neg = _update_exact(_hess(loss), theta, -e_prev, s)
+        e_pos, lam_pos, ov_pos, rank = update_exact(_hess(loss), theta, e_prev, s)
+        e_neg, lam_neg, ov_neg, rank_neg = update_exact(_hess(loss), theta, -e_prev, s)
         assert rank == rank_neg == i
         assert lam_neg == lam_pos
         assert ov_neg == pytest.approx(ov_pos)
@@ -143,7 +144,7 @@ def test_update_exact_follows_a_degenerate_pair_by_projection():
         return 0.5 * t @ a @ t
 
     theta = torch.zeros(4, dtype=D)
-    e, lam, overlap, _ = _update_exact(_hess(loss), theta, e_prev, RRSettings())
+    e, lam, overlap, _ = update_exact(_hess(loss), theta, e_prev, RRSettings())
     torch.testing.assert_close(e, e_prev, rtol=0, atol=1e-10)
     assert lam == pytest.approx(-1.0)
     assert overlap == pytest.approx(1.0)
@@ -158,10 +159,10 @@ def test_update_exact_cluster_tol_controls_near_degenerate_projection():
         return 0.5 * t @ a @ t
 
     theta = torch.zeros(4, dtype=D)
-    e, lam, overlap, _ = _update_exact(_hess(loss), theta, e_prev, RRSettings(cluster_tol=1e-2))
+    e, lam, overlap, _ = update_exact(_hess(loss), theta, e_prev, RRSettings(cluster_tol=1e-2))
     assert overlap == pytest.approx(1.0)
     assert lam == pytest.approx(-1.0 + 0.5e-4, abs=1e-10)
-    e, lam, overlap, _ = _update_exact(_hess(loss), theta, e_prev, RRSettings(cluster_tol=0.0))
+    e, lam, overlap, _ = update_exact(_hess(loss), theta, e_prev, RRSettings(cluster_tol=0.0))
     assert overlap == pytest.approx(2**-0.5)
     assert lam in (pytest.approx(-1.0), pytest.approx(-1.0 + 1e-4))
     # Without a cluster, the answer is a single eigenvector, sign-aligned with e_prev.
@@ -190,7 +191,7 @@ def test_theorem_1_loss_decreases_every_two_steps(seed):
         if lam >= 0 or float(gradient(loss, theta) @ e) <= 0:
             break
         theta = theta - alpha * e
-        e, lam, overlap, _ = _update_exact(_hess(loss), theta, e, s)
+        e, lam, overlap, _ = update_exact(_hess(loss), theta, e, s)
         assert overlap > 0.99  # small α: the ridge is re-identified
         lams.append(lam)
         losses.append(float(loss(theta)))

@@ -21,8 +21,9 @@ import torch
 from torch import Tensor
 
 from ridgerider.core.curvature import LossFn, canonical_sign, dense_hessian
-from ridgerider.core.ridge import HessianFn, RideOutcome, Ridge, continuation, get_ridges
+from ridgerider.core.ridge import RideOutcome, Ridge, get_ridges
 from ridgerider.core.settings import RRSettings
+from ridgerider.core.update_ridge import HessianFn, continuation
 
 __all__ = [
     "batched_get_ridges",

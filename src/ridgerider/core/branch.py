@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -161,7 +161,6 @@ class Node:
     solution_key: str | None = None
     crossings: int = 0
     """Steps where the followed eigenvector changed rank in the spectrum."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def depth(self) -> int:

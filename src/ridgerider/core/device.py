@@ -4,7 +4,7 @@
 are moved there once when the block starts (every factory call inside, e.g. an eigensolver's
 basis, allocates there too, through ``torch.device`` as a context manager), and the problem's
 tensors are moved back when it ends. Seeded random draws stay on the CPU (see
-``eigensolver._random``), so a CUDA run draws the same start vectors as a CPU run.
+``eigen_basis.random_rows``), so a CUDA run draws the same start vectors as a CPU run.
 """
 
 from __future__ import annotations

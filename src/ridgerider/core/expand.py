@@ -6,12 +6,15 @@ so any worker on any machine produces the same node and children for the same br
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
+from torch import Tensor
 
 from ridgerider.core.branch import Branch, Node, child_seed
 from ridgerider.core.device import on_device, to_device
 from ridgerider.core.problem import Problem
-from ridgerider.core.ridge import OnStep, get_ridges, polish, ride
+from ridgerider.core.ridge import OnStep, Ridge, get_ridges, polish, ride
 from ridgerider.core.settings import RRSettings
 
 __all__ = ["Expansion", "expand"]
@@ -53,67 +56,45 @@ def expand(
     return Expansion(to_device(out.node, "cpu"), [to_device(c, "cpu") for c in out.children])
 
 
+@dataclass
+class _Ridden:
+    """Where the ride of a branch ended (the root is not ridden: zero steps)."""
+
+    theta: Tensor
+    steps: int
+    reason: str
+    losses: list[float]
+    eigenvalue_end: float | None
+    crossings: int
+
+
 def _expand(
     problem: Problem, settings: RRSettings, branch: Branch, on_step: OnStep | None
 ) -> Expansion:
-    loss_fn = problem.loss
+    """Ride, branch again with GetRidges, polish a solution leaf, record node and children."""
     generator = torch.Generator().manual_seed(branch.seed)
-    if branch.direction is None:
-        loss0 = float(loss_fn(branch.theta))
-        theta, steps, reason, losses = branch.theta.detach().clone(), 0, "root", [loss0]
-        eig_end, crossings = None, 0
-    else:
-        assert branch.eigenvalue is not None
-        out = ride(
-            loss_fn,
-            branch.theta,
-            branch.direction,
-            branch.eigenvalue,
-            settings,
-            hessian_fn=problem.hessian,
-            on_step=on_step,
-            hvp_fn=problem.exact_hvp,
-        )
-        theta, steps, reason, losses = out.theta, out.steps, out.end_reason, out.losses
-        eig_end, crossings = out.eigenvalue, out.crossings
-
-    stalled = branch.direction is not None and steps == 0
-    at_max_depth = branch.depth >= settings.max_depth
+    ridden = _ride_branch(problem, settings, branch, on_step)
+    stalled = branch.direction is not None and ridden.steps == 0
     ridges, spectrum = (
         ([], None)
         if stalled
         else get_ridges(
-            loss_fn,
-            theta,
+            problem.loss,
+            ridden.theta,
             settings,
             generator,
             hessian_fn=problem.hessian,
             hvp_fn=problem.exact_hvp,
         )
     )
-    leaf_reason = None
-    if stalled:
-        leaf_reason = "stalled"
-    elif at_max_depth:
-        leaf_reason, ridges = "max_depth", []
-    elif not ridges:
-        leaf_reason = "no_ridges"
-    is_leaf = leaf_reason is not None
-    is_solution = is_leaf and not stalled
+    leaf_reason, ridges = _leaf_reason(stalled, branch.depth >= settings.max_depth, ridges)
+    is_solution = leaf_reason is not None and not stalled
     if is_solution and settings.polish_steps:
-        theta, polished = polish(
-            loss_fn,
-            theta,
-            settings.polish_steps,
-            settings.polish_lr,
-            on_step=on_step,
-            offset=steps,
-        )
-        steps += polished
-    loss_end = float(loss_fn(theta))
+        _polish_leaf(problem, settings, ridden, on_step)
+    loss_end = float(problem.loss(ridden.theta))
     children = [
         Branch(
-            theta=theta,
+            theta=ridden.theta,
             direction=r.direction,
             eigenvalue=r.eigenvalue,
             fingerprint=(*branch.fingerprint, r.choice),
@@ -122,23 +103,86 @@ def _expand(
         )
         for r in ridges
     ]
-    node = Node(
+    node = _node(problem, branch, ridden, loss_end, spectrum, children, leaf_reason, is_solution)
+    return Expansion(node, children)
+
+
+def _ride_branch(
+    problem: Problem, settings: RRSettings, branch: Branch, on_step: OnStep | None
+) -> _Ridden:
+    """Ride the branch's ridge; the root stays where it is."""
+    if branch.direction is None:
+        loss0 = float(problem.loss(branch.theta))
+        return _Ridden(branch.theta.detach().clone(), 0, "root", [loss0], None, 0)
+    assert branch.eigenvalue is not None
+    out = ride(
+        problem.loss,
+        branch.theta,
+        branch.direction,
+        branch.eigenvalue,
+        settings,
+        hessian_fn=problem.hessian,
+        on_step=on_step,
+        hvp_fn=problem.exact_hvp,
+    )
+    return _Ridden(out.theta, out.steps, out.end_reason, out.losses, out.eigenvalue, out.crossings)
+
+
+def _leaf_reason(
+    stalled: bool, at_max_depth: bool, ridges: list[Ridge]
+) -> tuple[str | None, list[Ridge]]:
+    """Why the node is a leaf (``None``: it is not) and the ridges it branches into."""
+    if stalled:
+        return "stalled", ridges
+    if at_max_depth:
+        return "max_depth", []
+    if not ridges:
+        return "no_ridges", ridges
+    return None, ridges
+
+
+def _polish_leaf(
+    problem: Problem, settings: RRSettings, ridden: _Ridden, on_step: OnStep | None
+) -> None:
+    """Finish a solution leaf by gradient descent; its steps count as the node's."""
+    ridden.theta, polished = polish(
+        problem.loss,
+        ridden.theta,
+        settings.polish_steps,
+        settings.polish_lr,
+        on_step=on_step,
+        offset=ridden.steps,
+    )
+    ridden.steps += polished
+
+
+def _node(
+    problem: Problem,
+    branch: Branch,
+    ridden: _Ridden,
+    loss_end: float,
+    spectrum: Tensor | None,
+    children: list[Branch],
+    leaf_reason: str | None,
+    is_solution: bool,
+) -> Node:
+    """The node record of an expanded branch."""
+    return Node(
         fingerprint=branch.fingerprint,
-        theta=theta,
+        theta=ridden.theta,
         eigenvalue=branch.eigenvalue,
-        eigenvalue_end=eig_end,
-        loss_start=losses[0],
+        eigenvalue_end=ridden.eigenvalue_end,
+        loss_start=ridden.losses[0],
         loss=loss_end,
-        steps=steps,
-        end_reason=reason,
-        losses=losses,
-        metrics=problem.metrics(theta),
+        steps=ridden.steps,
+        end_reason=ridden.reason,
+        losses=ridden.losses,
+        metrics=problem.metrics(ridden.theta),
         spectrum=[] if spectrum is None else spectrum[:SPECTRUM_KEEP].tolist(),
         n_children=len(children),
-        is_leaf=is_leaf,
+        is_leaf=leaf_reason is not None,
         is_solution=is_solution,
         leaf_reason=leaf_reason,
-        solution_key=problem.solution_key(theta) if is_solution else None,
-        crossings=crossings,
+        solution_key=problem.solution_key(ridden.theta) if is_solution else None,
+        crossings=ridden.crossings,
     )
-    return Expansion(node, children)

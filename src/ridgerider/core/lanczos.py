@@ -76,27 +76,10 @@ def _krylov_run(
     vals = s = resid = None
     scale = _TINY
     for j in range(max_steps):
-        rows = buf[: j + 1]
-        w = matvec(rows[j])
+        w = _next_vector(matvec, buf[: j + 1], locked, alphas, betas)
         used += 1
-        w = _orthogonalise(w, locked)
-        alphas.append(float(rows[j] @ w))
-        w = w - alphas[j] * rows[j]
-        if j > 0:
-            w = w - betas[j - 1] * rows[j - 1]
-        before = w.norm()
-        w = w - rows.T @ (rows @ w)
-        if w.norm() < 0.7 * before:
-            w = w - rows.T @ (rows @ w)
-        w = _orthogonalise(w, locked)
         beta = float(w.norm())
-        t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
-        if j > 0:
-            off = torch.tensor(betas, dtype=torch.float64)
-            t = t + torch.diag(off, 1) + torch.diag(off, -1)
-        every, vecs_t = torch.linalg.eigh(t)  # LAPACK's dense solver beats stemr here
-        scale = max(float(every.abs().max()), _TINY)
-        vals, s = every[:count].numpy(), vecs_t[:, :count].numpy()
+        vals, s, scale = _tridiagonal_ritz(alphas, betas, count)
         resid = abs(beta) * np.abs(s[-1, :])
         r = min(want, j + 1)
         invariant = beta <= 1e-12 * scale
@@ -104,16 +87,57 @@ def _krylov_run(
             break
         betas.append(beta)
         if j + 1 < max_steps:
-            if j + 1 == buf.shape[0]:
-                size = (min(max_steps, 2 * buf.shape[0]), buf.shape[1])
-                grown = torch.empty(size, dtype=buf.dtype, device=buf.device)
-                grown[: j + 1] = buf
-                buf = grown
-            buf[j + 1] = w / beta
+            buf = _put_row(buf, j + 1, w / beta, max_steps)
     assert vals is not None and s is not None and resid is not None
     vecs = buf[: s.shape[0]].T @ torch.as_tensor(s, dtype=buf.dtype, device=buf.device)
     values = torch.as_tensor(vals, dtype=buf.dtype, device=buf.device)
     return values, vecs, torch.as_tensor(resid, dtype=buf.dtype), scale, used
+
+
+def _next_vector(
+    matvec: MatVec, rows: Tensor, locked: Tensor | None, alphas: list[float], betas: list[float]
+) -> Tensor:
+    """One product and the recurrence on basis ``rows``: appends ``α_j``, returns ``β_j q_{j+1}``.
+
+    Three-term recurrence, then reorthogonalisation against the basis (a second pass only when
+    the first removed more than ~30 %) and the locked vectors.
+    """
+    j = rows.shape[0] - 1
+    w = matvec(rows[j])
+    w = _orthogonalise(w, locked)
+    alphas.append(float(rows[j] @ w))
+    w = w - alphas[j] * rows[j]
+    if j > 0:
+        w = w - betas[j - 1] * rows[j - 1]
+    before = w.norm()
+    w = w - rows.T @ (rows @ w)
+    if w.norm() < 0.7 * before:
+        w = w - rows.T @ (rows @ w)
+    return _orthogonalise(w, locked)
+
+
+def _tridiagonal_ritz(
+    alphas: list[float], betas: list[float], count: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The ``count`` lowest eigenpairs of the tridiagonal matrix and its largest |eigenvalue|."""
+    t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+    if betas:
+        off = torch.tensor(betas, dtype=torch.float64)
+        t = t + torch.diag(off, 1) + torch.diag(off, -1)
+    every, vecs_t = torch.linalg.eigh(t)  # LAPACK's dense solver beats stemr here
+    scale = max(float(every.abs().max()), _TINY)
+    return every[:count].numpy(), vecs_t[:, :count].numpy(), scale
+
+
+def _put_row(buf: Tensor, i: int, row: Tensor, max_steps: int) -> Tensor:
+    """``buf`` with ``row`` at index ``i``, doubled (up to ``max_steps`` rows) when full."""
+    if i == buf.shape[0]:
+        size = (min(max_steps, 2 * buf.shape[0]), buf.shape[1])
+        grown = torch.empty(size, dtype=buf.dtype, device=buf.device)
+        grown[:i] = buf
+        buf = grown
+    buf[i] = row
+    return buf
 
 
 def lanczos_bottom(
@@ -156,34 +180,13 @@ def lanczos_bottom(
             matvec, start, locked_vecs, want, k, min(steps_cap, room), tol
         )
         used += m
-        ref = max(scale, float(locked_vals.abs().max()) if len(locked_vals) else 0.0)
-        ok = (resid <= tol * ref).to(torch.int64)
-        # Only the converged prefix from the bottom counts: Lanczos converges extremes first,
-        # and skipping an unconverged lower pair would misorder the result.
-        prefix = int(torch.cumprod(ok, 0).sum())
-        new_vals, new_vecs = vals[:prefix], vecs[:, :prefix]
-        if len(locked_vals) >= k:
-            kth = float(locked_vals[k - 1])
-            below = new_vals < kth - tol * scale
-            if not bool(below.any()):
-                break
-            new_vals, new_vecs = new_vals[below], new_vecs[:, below]
-        elif len(new_vals) == 0:
-            converged = False
-            break
-        # Lock only the bottom of what this run found: higher converged values may hide
-        # missing copies of lower repeated values.
-        take = min(len(new_vals), max(1, k - len(locked_vals)))
-        new_vecs = _orthogonalise(new_vecs[:, :take], locked_vecs)
-        new_vecs = new_vecs / new_vecs.norm(dim=0, keepdim=True)
-        locked_vecs = torch.cat([locked_vecs, new_vecs], dim=1)
-        locked_vals = torch.cat([locked_vals, new_vals[:take]])
-        order = torch.argsort(locked_vals)
-        locked_vals, locked_vecs = locked_vals[order], locked_vecs[:, order]
+        new_vals, new_vecs = _lockable(vals, vecs, resid, scale, locked_vals, k, tol)
+        if len(new_vals) == 0:
+            break  # nothing new: done once k are locked, else stuck
+        locked_vals, locked_vecs = _lock(locked_vals, locked_vecs, new_vals, new_vecs, k)
     else:
         converged = False
-    if len(locked_vals) < k:
-        converged = False
+    converged = converged and len(locked_vals) >= k
     kk = min(k, len(locked_vals))
     return LanczosResult(
         values=locked_vals[:kk],
@@ -191,3 +194,44 @@ def lanczos_bottom(
         matvecs=used,
         converged=converged,
     )
+
+
+def _lockable(
+    vals: Tensor,
+    vecs: Tensor,
+    resid: Tensor,
+    scale: float,
+    locked_vals: Tensor,
+    k: int,
+    tol: float,
+) -> tuple[Tensor, Tensor]:
+    """The pairs of a run worth locking.
+
+    Only the converged prefix from the bottom counts: Lanczos converges extremes first, and
+    skipping an unconverged lower pair would misorder the result. Once ``k`` pairs are locked,
+    only those below the ``k``-th locked value are new.
+    """
+    ref = max(scale, float(locked_vals.abs().max()) if len(locked_vals) else 0.0)
+    ok = (resid <= tol * ref).to(torch.int64)
+    prefix = int(torch.cumprod(ok, 0).sum())
+    new_vals, new_vecs = vals[:prefix], vecs[:, :prefix]
+    if len(locked_vals) >= k:
+        below = new_vals < float(locked_vals[k - 1]) - tol * scale
+        new_vals, new_vecs = new_vals[below], new_vecs[:, below]
+    return new_vals, new_vecs
+
+
+def _lock(
+    locked_vals: Tensor, locked_vecs: Tensor, new_vals: Tensor, new_vecs: Tensor, k: int
+) -> tuple[Tensor, Tensor]:
+    """Add the bottom of the new pairs to the locked set, kept in ascending order.
+
+    Only the bottom: higher converged values may hide missing copies of lower repeated values.
+    """
+    take = min(len(new_vals), max(1, k - len(locked_vals)))
+    new_vecs = _orthogonalise(new_vecs[:, :take], locked_vecs)
+    new_vecs = new_vecs / new_vecs.norm(dim=0, keepdim=True)
+    locked_vecs = torch.cat([locked_vecs, new_vecs], dim=1)
+    locked_vals = torch.cat([locked_vals, new_vals[:take]])
+    order = torch.argsort(locked_vals)
+    return locked_vals[order], locked_vecs[:, order]

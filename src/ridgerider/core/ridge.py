@@ -32,8 +32,8 @@ from ridgerider.core.curvature import (
 )
 from ridgerider.core.hvp import AnalyticHVP
 from ridgerider.core.settings import RRSettings
+from ridgerider.core.update_ridge import HessianFn, update_exact
 
-HessianFn = Callable[[Tensor], Tensor]
 OnStep = Callable[[int, float], None]
 """Live progress of a ride: called with the steps taken so far and the current loss."""
 
@@ -151,55 +151,45 @@ def get_ridges(
     return ridges, values
 
 
-def _update_exact(
-    hessian_fn: HessianFn, theta: Tensor, e_prev: Tensor, settings: RRSettings
-) -> tuple[Tensor, float, float, int]:
-    """Exact UpdateRidge: the eigenvector of largest |overlap| with ``e_prev``, sign-aligned.
+@dataclass(frozen=True)
+class _Rules:
+    """What a ride needs besides its state: the loss, the settings and the curvature."""
 
-    Near-degenerate eigenvalues make single eigenvectors ill-defined: after a step out of a
-    symmetric point, a repeated eigenvalue splits and its eigenvectors rotate by O(1) however
-    small the step, so a single-vector overlap never reaches the threshold. The continuation of
-    the ridge is then the projection of ``e_prev`` onto the eigenvectors whose eigenvalues lie
-    within ``cluster_tol`` (relative to the spectral radius) of the best match, taken in order
-    of overlap until the threshold is met; its overlap is the projection's norm and its
-    eigenvalue the Rayleigh quotient. Without a cluster this is the paper's rule exactly.
-
-    Returns the new direction, its eigenvalue, the overlap and the spectral rank of the best
-    match.
-    """
-    values, vectors = symmetric_eigh(hessian_fn(theta))
-    return continuation(values, vectors, e_prev, settings)
+    loss_fn: LossFn
+    settings: RRSettings
+    hessian_fn: HessianFn
+    hvp_fn: AnalyticHVP | None
 
 
-def continuation(
-    values: Tensor, vectors: Tensor, e_prev: Tensor, settings: RRSettings
-) -> tuple[Tensor, float, float, int]:
-    """Exact UpdateRidge from a spectrum (see :func:`_update_exact`), shared with batched RR.
+@dataclass
+class _Riding:
+    """A ride in progress: the point, the followed ridge and the bookkeeping of its steps."""
 
-    Returns the direction, eigenvalue, overlap and the spectral rank of the best match.
-    """
-    overlaps = vectors.T @ e_prev
-    order = torch.argsort(overlaps.abs(), descending=True).tolist()
-    i = order[0]
-    tol = settings.cluster_tol * max(float(values.abs().max()), 1e-300)
-    members = [i]
-    mass = float(overlaps[i]) ** 2
-    target = settings.overlap_threshold**2
-    for j in order[1:]:
-        if mass >= target or float(overlaps[j]) ** 2 < 1e-12:
-            break
-        if abs(float(values[j] - values[i])) <= tol:
-            members.append(j)
-            mass += float(overlaps[j]) ** 2
-    if len(members) == 1:
-        e = vectors[:, i] * (1.0 if float(overlaps[i]) >= 0 else -1.0)
-        return e, float(values[i]), abs(float(overlaps[i])), i
-    idx = torch.tensor(members)
-    coef = overlaps[idx]
-    e = vectors[:, idx] @ coef
-    e = e / e.norm()
-    lam = float((coef**2 * values[idx]).sum() / (coef**2).sum())
-    return e, lam, mass**0.5, i
+    theta: Tensor
+    e: Tensor
+    lam: float
+    loss: float
+    losses: list[float]
+    track: RidgeTrack | None
+    alpha: float
+    """The last accepted step size."""
+    steps: int = 0
+    crossings: int = 0
+    rank: int | None = None
+
+
+@dataclass(frozen=True)
+class _Step:
+    """A candidate step ``θ − α·e`` and the ridge UpdateRidge re-identified there."""
+
+    theta: Tensor
+    loss: float
+    e: Tensor
+    lam: float
+    overlap: float
+    rank: int | None
+    track: RidgeTrack | None
+    alpha: float
 
 
 def ride(
@@ -232,87 +222,113 @@ def ride(
             return dense_hessian(loss_fn, x)
 
     cap = settings.max_ride_steps if max_steps is None else min(max_steps, settings.max_ride_steps)
-    fixed = settings.update == "fixed"
-    approx = settings.method == "approx"
+    rules = _Rules(loss_fn, settings, hessian_fn, hvp_fn)
+    r = _start_ride(rules, theta, direction, eigenvalue)
+    take_step = _backtrack if settings.step_rule == "backtrack" else _fixed_step
+    reason = "max_steps"
+    while r.steps < cap:
+        a = min(settings.alpha, 2.0 * r.alpha) if r.steps else settings.alpha
+        step, failure = take_step(rules, r, a)
+        if step is None:
+            reason = failure
+            break
+        prev_loss = r.loss
+        _advance(r, step)
+        if on_step is not None:
+            on_step(r.steps, r.loss)
+        end = _end_reason(settings, r, prev_loss)
+        if end is not None:
+            reason = end
+            break
+    return RideOutcome(r.theta, r.e, r.lam, r.losses, r.steps, reason, r.crossings)
+
+
+def _start_ride(rules: _Rules, theta: Tensor, direction: Tensor, eigenvalue: float) -> _Riding:
+    """The state at the branch point: a unit ridge, the loss there, the full step size."""
+    approx = rules.settings.method == "approx"
     track = track_from_direction(direction, eigenvalue) if approx else None
     theta = theta.detach().clone()
     e = direction / direction.norm()
-    lam = float(eigenvalue)
-    loss = float(loss_fn(theta))
-    losses = [loss]
-    steps = 0
-    crossings = 0
-    rank: int | None = None
+    loss = float(rules.loss_fn(theta))
+    return _Riding(theta, e, float(eigenvalue), loss, [loss], track, rules.settings.alpha)
 
-    def update_at(cand: Tensor) -> tuple[Tensor, float, float, int | None, RidgeTrack | None]:
-        """UpdateRidge at a candidate point: direction, eigenvalue, overlap, rank, track."""
-        if fixed:
-            return e, lam, 1.0, rank, track
-        if approx:
-            assert track is not None
-            upd = approx_update_ridge(
-                loss_fn,
-                cand,
-                track,
-                method=settings.approx_update,
-                tol=settings.approx_tol,
-                steps=settings.approx_steps,
-                lr_e=settings.approx_lr_e or None,
-                lr_lambda=settings.approx_lr_lambda or None,
-                analytic=hvp_fn,
-            )
-            new_rank = (rank or 0) + int(upd.crossing)
-            return upd.direction, upd.eigenvalue, upd.overlap, new_rank, upd.track
-        e_new, lam_new, overlap, new_rank = _update_exact(hessian_fn, cand, e, settings)
-        return e_new, lam_new, overlap, new_rank, track
 
+def _update_at(rules: _Rules, r: _Riding, cand: Tensor, cand_loss: float, a: float) -> _Step:
+    """UpdateRidge at a candidate point: the re-identified direction, eigenvalue and overlap."""
+    settings = rules.settings
+    if settings.update == "fixed":
+        return _Step(cand, cand_loss, r.e, r.lam, 1.0, r.rank, r.track, a)
+    if settings.method == "approx":
+        assert r.track is not None
+        upd = approx_update_ridge(
+            rules.loss_fn,
+            cand,
+            r.track,
+            method=settings.approx_update,
+            tol=settings.approx_tol,
+            steps=settings.approx_steps,
+            lr_e=settings.approx_lr_e or None,
+            lr_lambda=settings.approx_lr_lambda or None,
+            analytic=rules.hvp_fn,
+        )
+        new_rank = (r.rank or 0) + int(upd.crossing)
+        return _Step(
+            cand, cand_loss, upd.direction, upd.eigenvalue, upd.overlap, new_rank, upd.track, a
+        )
+    e_new, lam_new, overlap, new_rank = update_exact(rules.hessian_fn, cand, r.e, settings)
+    return _Step(cand, cand_loss, e_new, lam_new, overlap, new_rank, r.track, a)
+
+
+def _fixed_step(rules: _Rules, r: _Riding, a: float) -> tuple[_Step | None, str]:
+    """``step_rule="fixed"``: step by ``α`` untested; ``None`` when the loss is not finite."""
+    cand = r.theta - a * r.e
+    cand_loss = float(rules.loss_fn(cand))
+    if not math.isfinite(cand_loss):
+        return None, "diverged"
+    return _update_at(rules, r, cand, cand_loss, a), "diverged"
+
+
+def _backtrack(rules: _Rules, r: _Riding, a: float) -> tuple[_Step | None, str]:
+    """Halve ``α`` from ``a`` until a step lowers the loss and keeps the ridge.
+
+    Returns the accepted step, or ``None`` and why every step size down to ``alpha_min``
+    failed (``no_progress`` or ``overlap``, whichever the smallest try met).
+    """
+    settings = rules.settings
+    failure = "no_progress"
+    while a >= settings.alpha_min:
+        cand = r.theta - a * r.e
+        cand_loss = float(rules.loss_fn(cand))
+        if cand_loss < r.loss:
+            step = _update_at(rules, r, cand, cand_loss, a)
+            if step.overlap >= settings.overlap_threshold:
+                return step, failure
+            failure = "overlap"
+        else:
+            failure = "no_progress"
+        a *= 0.5
+    return None, failure
+
+
+def _advance(r: _Riding, step: _Step) -> None:
+    """Take an accepted step, counting a crossing when the ridge changed spectral rank."""
+    if r.rank is not None and step.rank is not None and step.rank != r.rank:
+        r.crossings += 1
+    r.theta, r.loss, r.e = step.theta, step.loss, step.e
+    r.lam, r.rank, r.track = step.lam, step.rank, step.track
+    r.alpha = step.alpha
+    r.steps += 1
+    r.losses.append(r.loss)
+
+
+def _end_reason(settings: RRSettings, r: _Riding, prev_loss: float) -> str | None:
+    """EndRide after an accepted step: ``convex``, ``no_progress`` or ``None`` to go on."""
+    if settings.end_on_convex and settings.update != "fixed" and r.lam >= -settings.zero_tol:
+        return "convex"
     backtrack = settings.step_rule == "backtrack"
-    alpha = settings.alpha
-    reason = "max_steps"
-    while steps < cap:
-        a = min(settings.alpha, 2.0 * alpha) if steps else settings.alpha
-        failure = "no_progress"
-        accepted = None
-        if not backtrack:
-            cand = theta - a * e
-            cand_loss = float(loss_fn(cand))
-            if math.isfinite(cand_loss):
-                e_new, lam_new, _, new_rank, track = update_at(cand)
-                accepted = (cand, cand_loss, e_new, lam_new, new_rank)
-            failure = "diverged"
-        while backtrack and a >= settings.alpha_min:
-            cand = theta - a * e
-            cand_loss = float(loss_fn(cand))
-            if cand_loss < loss:
-                e_new, lam_new, overlap, new_rank, new_track = update_at(cand)
-                if overlap >= settings.overlap_threshold:
-                    accepted = (cand, cand_loss, e_new, lam_new, new_rank)
-                    track = new_track
-                    break
-                failure = "overlap"
-            else:
-                failure = "no_progress"
-            a *= 0.5
-        if accepted is None:
-            reason = failure
-            break
-        prev_loss = loss
-        theta, loss, e, lam, new_rank = accepted
-        if rank is not None and new_rank is not None and new_rank != rank:
-            crossings += 1
-        rank = new_rank
-        alpha = a
-        steps += 1
-        losses.append(loss)
-        if on_step is not None:
-            on_step(steps, loss)
-        if settings.end_on_convex and not fixed and lam >= -settings.zero_tol:
-            reason = "convex"
-            break
-        if backtrack and prev_loss - loss <= settings.min_progress * (1.0 + abs(prev_loss)):
-            reason = "no_progress"
-            break
-    return RideOutcome(theta, e, lam, losses, steps, reason, crossings)
+    if backtrack and prev_loss - r.loss <= settings.min_progress * (1.0 + abs(prev_loss)):
+        return "no_progress"
+    return None
 
 
 def polish(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -30,7 +30,6 @@ class SearchResult:
     """``exhausted`` (frontier empty), ``max_nodes`` or ``max_steps``."""
     pending: int = 0
     """Branches left in the frontier when the search stopped."""
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def solutions(self) -> list[Node]:

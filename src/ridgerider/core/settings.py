@@ -110,7 +110,7 @@ class RRSettings:
     grad_tol: float = 1e-6
     cluster_tol: float = 1e-2
     """UpdateRidge: eigenvalues this close (relative to the spectral radius) form a cluster
-    inside which the ridge is followed by projection (ours; see ``ridge._update_exact``)."""
+    inside which the ridge is followed by projection (ours; see ``update_ridge.update_exact``)."""
     update: Literal["exact", "fixed"] = "exact"
     """UpdateRidge: ``exact`` re-identifies the eigenvector; ``fixed`` is the paper's ablation."""
     ridge_rule: Literal["eigen", "random_ascent"] = "eigen"

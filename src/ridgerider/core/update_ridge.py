@@ -1,0 +1,70 @@
+"""Exact UpdateRidge: re-identify the followed ridge in the spectrum at a new point.
+
+Shared by the one-branch ride (:func:`~ridgerider.core.ridge.ride`) and the batched one
+(:func:`~ridgerider.core.batched.ride_batched`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from ridgerider.core.curvature import symmetric_eigh
+from ridgerider.core.settings import RRSettings
+
+HessianFn = Callable[[Tensor], Tensor]
+
+__all__ = ["HessianFn", "continuation", "update_exact"]
+
+
+def update_exact(
+    hessian_fn: HessianFn, theta: Tensor, e_prev: Tensor, settings: RRSettings
+) -> tuple[Tensor, float, float, int]:
+    """Exact UpdateRidge: the eigenvector of largest |overlap| with ``e_prev``, sign-aligned.
+
+    Near-degenerate eigenvalues make single eigenvectors ill-defined: after a step out of a
+    symmetric point, a repeated eigenvalue splits and its eigenvectors rotate by O(1) however
+    small the step, so a single-vector overlap never reaches the threshold. The continuation of
+    the ridge is then the projection of ``e_prev`` onto the eigenvectors whose eigenvalues lie
+    within ``cluster_tol`` (relative to the spectral radius) of the best match, taken in order
+    of overlap until the threshold is met; its overlap is the projection's norm and its
+    eigenvalue the Rayleigh quotient. Without a cluster this is the paper's rule exactly.
+
+    Returns the new direction, its eigenvalue, the overlap and the spectral rank of the best
+    match.
+    """
+    values, vectors = symmetric_eigh(hessian_fn(theta))
+    return continuation(values, vectors, e_prev, settings)
+
+
+def continuation(
+    values: Tensor, vectors: Tensor, e_prev: Tensor, settings: RRSettings
+) -> tuple[Tensor, float, float, int]:
+    """Exact UpdateRidge from a spectrum (see :func:`update_exact`), shared with batched RR.
+
+    Returns the direction, eigenvalue, overlap and the spectral rank of the best match.
+    """
+    overlaps = vectors.T @ e_prev
+    order = torch.argsort(overlaps.abs(), descending=True).tolist()
+    i = order[0]
+    tol = settings.cluster_tol * max(float(values.abs().max()), 1e-300)
+    members = [i]
+    mass = float(overlaps[i]) ** 2
+    target = settings.overlap_threshold**2
+    for j in order[1:]:
+        if mass >= target or float(overlaps[j]) ** 2 < 1e-12:
+            break
+        if abs(float(values[j] - values[i])) <= tol:
+            members.append(j)
+            mass += float(overlaps[j]) ** 2
+    if len(members) == 1:
+        e = vectors[:, i] * (1.0 if float(overlaps[i]) >= 0 else -1.0)
+        return e, float(values[i]), abs(float(overlaps[i])), i
+    idx = torch.tensor(members)
+    coef = overlaps[idx]
+    e = vectors[:, idx] @ coef
+    e = e / e.norm()
+    lam = float((coef**2 * values[idx]).sum() / (coef**2).sum())
+    return e, lam, mass**0.5, i
