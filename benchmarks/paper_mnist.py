@@ -121,10 +121,10 @@ def polished(problem: Any, theta: Any, args: Args) -> tuple[dict[int, float], di
     curve: dict[int, float] = {}
     done = 0
     for budget in sorted(b for b in args.curve if b < args.polish_steps):
-        theta, _ = polish(problem.loss, theta, budget - done, args.polish_lr)
+        theta, _, _ = polish(problem.loss, theta, budget - done, args.polish_lr)
         done = budget
         curve[budget] = problem.metrics(theta)["test_accuracy"]
-    theta, _ = polish(problem.loss, theta, args.polish_steps - done, args.polish_lr)
+    theta, _, _ = polish(problem.loss, theta, args.polish_steps - done, args.polish_lr)
     return curve, problem.metrics(theta)
 
 

@@ -228,7 +228,7 @@ def test_ride_toy2d_ends_convex_at_the_four_minima(toy, toy_settings):
         assert all(b < a for a, b in zip(out.losses, out.losses[1:], strict=False))
         assert float(out.direction @ r.direction) > 0  # sign aligned with the start
         assert float(out.direction.norm()) == pytest.approx(1.0)
-        leaf, _ = polish(toy.loss, out.theta, toy_settings.polish_steps, toy_settings.polish_lr)
+        leaf, _, _ = polish(toy.loss, out.theta, toy_settings.polish_steps, toy_settings.polish_lr)
         labels.append(toy.solution_key(leaf))
     # High-curvature ridges reach the local minima, low-curvature ones the global minima.
     assert labels == ["x-", "x+", "y-", "y+"]
@@ -342,10 +342,10 @@ def test_polish_reports_the_steps_it_took():
         return 0.5 * (x**2).sum()
 
     start = torch.tensor([0.6, 0.8], dtype=D)  # ‖x‖ = 1; each step at lr 0.5 halves it
-    x, taken = polish(loss, start, steps=100, lr=0.5, tol=1e-10)
+    x, taken, _ = polish(loss, start, steps=100, lr=0.5, tol=1e-10)
     assert taken == 34  # 0.5**33 > 1e-10 >= 0.5**34
     assert float(x.norm()) == pytest.approx(0.5**34)
-    x, taken = polish(loss, start, steps=5, lr=0.5)
+    x, taken, _ = polish(loss, start, steps=5, lr=0.5)
     assert taken == 5 and float(x.norm()) == pytest.approx(0.5**5)
 
 
@@ -355,16 +355,16 @@ def test_polish_reports_live_progress_after_the_ride_steps():
 
     start = torch.tensor([0.6, 0.8], dtype=D)  # after step i the loss is 0.5·0.25**i
     seen: list[tuple[int, float]] = []
-    x, taken = polish(
+    x, taken, _ = polish(
         loss, start, steps=5, lr=0.5, on_step=lambda k, v: seen.append((k, v)), offset=7
     )
     assert taken == 5
     assert [k for k, _ in seen] == [8, 9, 10, 11, 12]
     assert [v for _, v in seen] == pytest.approx([0.5 * 0.25**i for i in range(1, 6)], rel=1e-12)
     seen.clear()
-    _, taken = polish(loss, start, steps=100, lr=0.5, on_step=lambda k, v: seen.append((k, v)))
+    _, taken, _ = polish(loss, start, steps=100, lr=0.5, on_step=lambda k, v: seen.append((k, v)))
     assert taken == 34 and [k for k, _ in seen] == list(range(1, 35))  # stopped early
-    plain, _ = polish(loss, start, steps=5, lr=0.5)
+    plain, _, _ = polish(loss, start, steps=5, lr=0.5)
     assert torch.equal(x, plain)
 
 

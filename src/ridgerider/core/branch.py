@@ -157,7 +157,8 @@ class Node:
     is_leaf: bool
     is_solution: bool
     leaf_reason: str | None = None
-    """For leaves: ``no_ridges`` (locally convex), ``max_depth`` or ``stalled``."""
+    """For leaves: ``no_ridges`` (locally convex), ``max_depth``, ``stalled``, or ``diverged``
+    (a polish or the end point left the finite numbers: never a solution)."""
     solution_key: str | None = None
     crossings: int = 0
     """Steps where the followed eigenvector changed rank in the spectrum."""

@@ -14,7 +14,7 @@ from torch import Tensor
 from ridgerider.core.branch import Branch, Node, child_seed
 from ridgerider.core.device import on_device, to_device
 from ridgerider.core.problem import Problem
-from ridgerider.core.ridge import OnStep, Ridge, get_ridges, polish, ride
+from ridgerider.core.ridge import OnStep, Ridge, get_ridges, is_finite, polish, ride
 from ridgerider.core.settings import RRSettings
 
 __all__ = ["Expansion", "expand"]
@@ -89,9 +89,14 @@ def _expand(
     )
     leaf_reason, ridges = _leaf_reason(stalled, branch.depth >= settings.max_depth, ridges)
     is_solution = leaf_reason is not None and not stalled
-    if is_solution and settings.polish_steps:
-        _polish_leaf(problem, settings, ridden, on_step)
+    diverged = (
+        is_solution and settings.polish_steps and _polish_leaf(problem, settings, ridden, on_step)
+    )
     loss_end = float(problem.loss(ridden.theta))
+    if diverged or not is_finite(ridden.theta, loss_end):
+        # A polish the numbers left (a learning rate far too large), or a point whose loss
+        # is not finite, is no solution and branches no further: leaf reason ``diverged``.
+        leaf_reason, is_solution, ridges = "diverged", False, []
     children = [
         Branch(
             theta=ridden.theta,
@@ -143,9 +148,12 @@ def _leaf_reason(
 
 def _polish_leaf(
     problem: Problem, settings: RRSettings, ridden: _Ridden, on_step: OnStep | None
-) -> None:
-    """Finish a solution leaf by gradient descent; its steps count as the node's."""
-    ridden.theta, polished = polish(
+) -> bool:
+    """Finish a solution leaf by gradient descent; its steps count as the node's.
+
+    Returns whether the polish diverged (``ridden.theta`` is then its last finite point).
+    """
+    out = polish(
         problem.loss,
         ridden.theta,
         settings.polish_steps,
@@ -153,7 +161,9 @@ def _polish_leaf(
         on_step=on_step,
         offset=ridden.steps,
     )
-    ridden.steps += polished
+    ridden.theta = out.theta
+    ridden.steps += out.steps
+    return out.diverged
 
 
 def _node(

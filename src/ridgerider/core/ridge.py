@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -40,9 +41,11 @@ OnStep = Callable[[int, float], None]
 __all__ = [
     "HessianFn",
     "OnStep",
+    "Polished",
     "RideOutcome",
     "Ridge",
     "get_ridges",
+    "is_finite",
     "negative_spectrum",
     "polish",
     "ride",
@@ -331,6 +334,21 @@ def _end_reason(settings: RRSettings, r: _Riding, prev_loss: float) -> str | Non
     return None
 
 
+class Polished(NamedTuple):
+    """Where a polish ended."""
+
+    theta: Tensor
+    steps: int
+    """Gradient steps taken (they count against the step budget like ride steps)."""
+    diverged: bool
+    """The next step would have left the finite numbers; ``theta`` is the last finite point."""
+
+
+def is_finite(theta: Tensor, loss: float) -> bool:
+    """Whether a point and its loss are ordinary numbers (no NaN, no ±Inf)."""
+    return math.isfinite(loss) and bool(torch.isfinite(theta).all())
+
+
 def polish(
     loss_fn: LossFn,
     theta: Tensor,
@@ -340,22 +358,31 @@ def polish(
     *,
     on_step: OnStep | None = None,
     offset: int = 0,
-) -> tuple[Tensor, int]:
+) -> Polished:
     """Gradient descent at a leaf (the paper's Fig. 1 finishes leaves this way).
 
-    Stops early once ``‖∇L‖ ≤ tol``. Returns the point and the gradient steps taken (they count
-    against the step budget like ride steps). ``on_step(offset + taken, loss)`` reports live
-    progress after each step, as a ride does (``offset``: the ride's steps before the polish);
-    the loss after a step comes with the next gradient, so only the last costs a forward pass.
+    Stops early once ``‖∇L‖ ≤ tol``, or when a step would make θ, the loss or the gradient
+    non-finite (a learning rate far too large): then it returns the last finite point with
+    ``diverged=True``. ``on_step(offset + taken, loss)`` reports live progress after each step,
+    as a ride does (``offset``: the ride's steps before the polish); the loss after a step
+    comes with the next gradient, so only the last costs a forward pass.
     """
     x = theta.detach().clone()
+    prev = x  # after ``taken - 1`` steps: where a diverging polish stops
     for taken in range(steps):
         loss, g = value_and_gradient(loss_fn, x)
+        value = float(loss)
+        if not (is_finite(x, value) and bool(torch.isfinite(g).all())):
+            return Polished(prev, max(taken - 1, 0), True)
         if on_step is not None and taken:
-            on_step(offset + taken, float(loss))
+            on_step(offset + taken, value)
         if float(g.norm()) <= tol:
-            return x, taken
+            return Polished(x, taken, False)
+        prev = x
         x = x - lr * g
+    last = float(loss_fn(x))
+    if steps and not is_finite(x, last):
+        return Polished(prev, steps - 1, True)
     if on_step is not None and steps:
-        on_step(offset + steps, float(loss_fn(x)))
-    return x, steps
+        on_step(offset + steps, last)
+    return Polished(x, steps, False)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from ridgerider.core.branch import Branch, Node, tensor_to_bytes
-from ridgerider.services.storage.records import NODE_RESULT_FIELDS
+from ridgerider.services.storage.records import NODE_RESULT_FIELDS, NODE_RESULT_TYPES
 
-__all__ = ["child_rows", "node_values"]
+__all__ = ["child_rows", "finite_or_none", "node_values"]
 
 
 def node_values(node: Node) -> dict[str, Any]:
@@ -24,8 +25,38 @@ def node_values(node: Node) -> dict[str, Any]:
         "spectrum": node.spectrum,
         "dtype": str(node.theta.dtype).removeprefix("torch."),
     }
+    values = {
+        name: finite_or_none(v) if name in JSON_FIELDS else _not_nan(v)
+        for name, v in values.items()
+    }
     values["theta_data"] = tensor_to_bytes(node.theta)
     return values
+
+
+JSON_FIELDS = tuple(name for name, kind in NODE_RESULT_TYPES.items() if kind is dict)
+"""Result fields stored as JSON, which has no NaN or ±Inf."""
+
+
+def _not_nan(value: Any) -> Any:
+    """A float column keeps ±Inf (both databases store it); NaN becomes ``None``.
+
+    SQLite stores NaN as NULL anyway, and no reader expects a NaN.
+    """
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN or ±Inf float, however deeply nested, replaced by ``None``.
+
+    Neither PostgreSQL's JSON nor strict JSON on the wire has them.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(v) for v in value]
+    return value
 
 
 def child_rows(job_id: int, parent_id: int, children: Sequence[Branch]) -> list[dict[str, Any]]:
