@@ -86,37 +86,61 @@ def run_baseline(
     """
     if name not in BASELINES:
         raise ValueError(f"baseline must be one of {BASELINES}, got {name!r}")
+    if name in ("fixed_eigenvectors", "random_ascent"):
+        return _tree_baseline(problem, name, budget, mis, settings, seed)
     rate = settings.polish_lr if lr is None else lr
     gen = torch.Generator().manual_seed(seed)
     out = BaselineResult(name)
-    if name in ("fixed_eigenvectors", "random_ascent"):
-        changes: dict[str, object] = {"update": "fixed", "max_steps": budget}
-        if name == "random_ascent":
-            changes["ridge_rule"] = "random_ascent"
-        result = run_search(problem, settings.with_(**changes), seed=seed, mis=mis)
-        out.solution_keys = [n.solution_key for n in result.solutions]
-        out.steps, out.episodes = result.steps, len(result.solutions)
-        return out
     while out.steps < budget:
         cap = min(episode_steps, budget - out.steps)
-        if name == "gd_random":
-            start, used = problem.random_init(gen), 0
-        elif name == "gd_mis":
-            noise = torch.randn(mis.theta.numel(), generator=gen, dtype=mis.theta.dtype)
-            start, used = mis.theta + perturbation * noise, 0
-        else:
-            u = torch.randn(mis.theta.numel(), generator=gen, dtype=mis.theta.dtype)
-            walk = ride(
-                problem.loss,
-                mis.theta,
-                u / u.norm(),
-                0.0,
-                settings.with_(update="fixed"),
-                max_steps=cap,
-            )
-            start, used = walk.theta, walk.steps
+        start, used = _episode_start(problem, name, mis, settings, gen, perturbation, cap)
         theta, steps = gradient_descent(problem, start, rate, max(cap - used, 0))
         out.steps += used + max(steps, 1)
         out.episodes += 1
         out.solution_keys.append(problem.solution_key(theta))
     return out
+
+
+def _tree_baseline(
+    problem: Problem, name: str, budget: int, mis: MISResult, settings: RRSettings, seed: int
+) -> BaselineResult:
+    """The tree baselines: UpdateRidge off, plus random ascent ridges for ``random_ascent``."""
+    changes: dict[str, object] = {"update": "fixed", "max_steps": budget}
+    if name == "random_ascent":
+        changes["ridge_rule"] = "random_ascent"
+    result = run_search(problem, settings.with_(**changes), seed=seed, mis=mis)
+    out = BaselineResult(name)
+    out.solution_keys = [n.solution_key for n in result.solutions]
+    out.steps, out.episodes = result.steps, len(result.solutions)
+    return out
+
+
+def _episode_start(
+    problem: Problem,
+    name: str,
+    mis: MISResult,
+    settings: RRSettings,
+    gen: torch.Generator,
+    perturbation: float,
+    cap: int,
+) -> tuple[Tensor, int]:
+    """Where a gradient-descent episode starts, and the steps spent getting there.
+
+    A random initialisation (``gd_random``), a perturbed MIS (``gd_mis``), or the end of a walk
+    from the MIS along a random unit vector while the loss falls (``random_vectors``).
+    """
+    if name == "gd_random":
+        return problem.random_init(gen), 0
+    if name == "gd_mis":
+        noise = torch.randn(mis.theta.numel(), generator=gen, dtype=mis.theta.dtype)
+        return mis.theta + perturbation * noise, 0
+    u = torch.randn(mis.theta.numel(), generator=gen, dtype=mis.theta.dtype)
+    walk = ride(
+        problem.loss,
+        mis.theta,
+        u / u.norm(),
+        0.0,
+        settings.with_(update="fixed"),
+        max_steps=cap,
+    )
+    return walk.theta, walk.steps

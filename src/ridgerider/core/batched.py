@@ -156,16 +156,40 @@ def ride_batched(
     ``update="fixed"``, which needs no Hessian) is batched here. ``vectorize``: whether the
     Hessian function can be vmapped (probed once when ``None``).
     """
+    _check_batchable(settings)
+    cap = settings.max_ride_steps if max_steps is None else min(max_steps, settings.max_ride_steps)
+    if vectorize is None:
+        vectorize = settings.update != "fixed" and can_vectorize(loss_fn, thetas[0], hessian_fn)
+    rides = _start_rides(loss_fn, thetas, directions, eigenvalues, settings, cap)
+    while True:
+        active = [r for r in rides if r.reason is None]
+        if not active:
+            break
+        need = _try_steps(loss_fn, active, settings, cap)
+        if need:
+            _update_ridges(loss_fn, need, settings, cap, hessian_fn, vectorize)
+    return [r.outcome() for r in rides]
+
+
+def _check_batchable(settings: RRSettings) -> None:
+    """Raise ``ValueError`` unless the rides are exact and backtracking."""
     if settings.method != "exact":
         raise ValueError(f"method must be 'exact' for batched rides, got {settings.method!r}")
     if settings.step_rule != "backtrack":
         raise ValueError(
             f"step_rule must be 'backtrack' for batched rides, got {settings.step_rule!r}"
         )
-    cap = settings.max_ride_steps if max_steps is None else min(max_steps, settings.max_ride_steps)
-    fixed = settings.update == "fixed"
-    if vectorize is None:
-        vectorize = not fixed and can_vectorize(loss_fn, thetas[0], hessian_fn)
+
+
+def _start_rides(
+    loss_fn: LossFn,
+    thetas: Tensor,
+    directions: Tensor,
+    eigenvalues: list[float],
+    settings: RRSettings,
+    cap: int,
+) -> list[_Ride]:
+    """One ride state per row, at its branch point, trying the full step size first."""
     rides = []
     for theta, d, lam in zip(thetas, directions, eigenvalues, strict=True):
         loss = float(loss_fn(theta))
@@ -174,36 +198,51 @@ def ride_batched(
         if cap <= 0:
             r.reason = "max_steps"
         rides.append(r)
-    while True:
-        active = [r for r in rides if r.reason is None]
-        if not active:
-            break
-        need: list[_Ride] = []
-        for r in active:
-            cand = r.theta - r.trial * r.e
-            cand_loss = float(loss_fn(cand))
-            if cand_loss >= r.loss:
-                r.failure = "no_progress"
-                _reject(r, settings)
-            elif fixed:
-                _accept(r, cand, cand_loss, r.e, r.lam, r.rank, settings, cap)
-            else:
-                r.pending = (cand, cand_loss)
-                need.append(r)
-        if need:
-            cands = torch.stack([r.pending[0] for r in need if r.pending is not None])
-            values, vectors = batched_spectra(loss_fn, cands, hessian_fn, vectorize)
-            for r, val, vec in zip(need, values, vectors, strict=True):
-                assert r.pending is not None
-                cand, cand_loss = r.pending
-                r.pending = None
-                e_new, lam_new, overlap, rank = continuation(val, vec, r.e, settings)
-                if overlap >= settings.overlap_threshold:
-                    _accept(r, cand, cand_loss, e_new, lam_new, rank, settings, cap)
-                else:
-                    r.failure = "overlap"
-                    _reject(r, settings)
-    return [r.outcome() for r in rides]
+    return rides
+
+
+def _try_steps(loss_fn: LossFn, active: list[_Ride], settings: RRSettings, cap: int) -> list[_Ride]:
+    """Try each ride's step size; returns the rides whose candidate needs UpdateRidge.
+
+    A candidate that does not lower the loss halves the step size; with ``update="fixed"`` one
+    that does is accepted at once.
+    """
+    need: list[_Ride] = []
+    for r in active:
+        cand = r.theta - r.trial * r.e
+        cand_loss = float(loss_fn(cand))
+        if cand_loss >= r.loss:
+            r.failure = "no_progress"
+            _reject(r, settings)
+        elif settings.update == "fixed":
+            _accept(r, cand, cand_loss, r.e, r.lam, r.rank, settings, cap)
+        else:
+            r.pending = (cand, cand_loss)
+            need.append(r)
+    return need
+
+
+def _update_ridges(
+    loss_fn: LossFn,
+    need: list[_Ride],
+    settings: RRSettings,
+    cap: int,
+    hessian_fn: HessianFn | None,
+    vectorize: bool,
+) -> None:
+    """UpdateRidge at the pending candidates, spectra batched; accept or halve the step size."""
+    cands = torch.stack([r.pending[0] for r in need if r.pending is not None])
+    values, vectors = batched_spectra(loss_fn, cands, hessian_fn, vectorize)
+    for r, val, vec in zip(need, values, vectors, strict=True):
+        assert r.pending is not None
+        cand, cand_loss = r.pending
+        r.pending = None
+        e_new, lam_new, overlap, rank = continuation(val, vec, r.e, settings)
+        if overlap >= settings.overlap_threshold:
+            _accept(r, cand, cand_loss, e_new, lam_new, rank, settings, cap)
+        else:
+            r.failure = "overlap"
+            _reject(r, settings)
 
 
 def _reject(r: _Ride, settings: RRSettings) -> None:
