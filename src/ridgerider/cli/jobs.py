@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -32,9 +33,15 @@ from ridgerider.cli.common import (
     usage_error,
 )
 from ridgerider.cli.report import JobRef, print_report, run_with_progress, write_json
-from ridgerider.core.settings import ORDERS
+from ridgerider.core.settings import ORDERS, RRSettings
 from ridgerider.core.threads import use_compute_threads
-from ridgerider.problems import ParamError, UnknownProblemError, available, create
+from ridgerider.problems import (
+    ParamError,
+    RegisteredProblem,
+    UnknownProblemError,
+    available,
+    create,
+)
 from ridgerider.schemas.enums import JobStatus
 from ridgerider.services.jobs import Submission
 from ridgerider.services.submission import FieldError, check_exact_size
@@ -95,27 +102,10 @@ def run(
     ``--workers N`` rides branches on N Ray workers (same tree and solutions as ``--workers 0``,
     which rides them in this process).
     """
-    raw_params = parse_pairs(params, "--set")
-    try:
-        prob = create(problem, raw_params)
-    except (UnknownProblemError, ParamError) as exc:
-        usage_error(str(exc))
-    overrides = coerce_settings(parse_pairs(settings, "--setting"))
-    for key, value in (
-        ("method", method),
-        ("order", order),
-        ("device", device),
-        ("max_nodes", max_nodes),
-        ("max_steps", max_steps),
-    ):
-        if value is not None:
-            overrides[key] = value
-    rr = build_settings(prob.default_settings(), overrides)
+    shortcuts = {"method": method, "order": order, "device": device}
+    shortcuts |= {"max_nodes": max_nodes, "max_steps": max_steps}
+    prob, rr = _problem_and_settings(problem, params, settings, shortcuts)
     check_json_path(json_path)
-    try:
-        check_exact_size(prob, rr)
-    except FieldError as exc:
-        usage_error(f"--method: {exc.message}")
     plan = ray_plan(workers, ray_address)
     use_compute_threads()
     ref = JobRef()
@@ -137,6 +127,28 @@ def run(
         on_created=created,
         ray=plan,
     )
+
+
+def _problem_and_settings(
+    name: str, params: tuple[str, ...], settings: tuple[str, ...], shortcuts: dict[str, Any]
+) -> tuple[RegisteredProblem, RRSettings]:
+    """The problem and its settings from ``--set``, ``--setting`` and the shortcut options.
+
+    Exits with code 2 naming the field for bad input, and refuses the exact method on a
+    problem too large for a dense Hessian before anything is stored.
+    """
+    try:
+        prob = create(name, parse_pairs(params, "--set"))
+    except (UnknownProblemError, ParamError) as exc:
+        usage_error(str(exc))
+    overrides = coerce_settings(parse_pairs(settings, "--setting"))
+    overrides |= {k: v for k, v in shortcuts.items() if v is not None}
+    rr = build_settings(prob.default_settings(), overrides)
+    try:
+        check_exact_size(prob, rr)
+    except FieldError as exc:
+        usage_error(f"--method: {exc.message}")
+    return prob, rr
 
 
 @click.command()
