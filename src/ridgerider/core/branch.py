@@ -157,8 +157,9 @@ class Node:
     is_leaf: bool
     is_solution: bool
     leaf_reason: str | None = None
-    """For leaves: ``no_ridges`` (locally convex), ``max_depth``, ``stalled``, or ``diverged``
-    (a polish or the end point left the finite numbers: never a solution)."""
+    """For leaves: ``no_ridges`` (locally convex), ``max_depth``, ``stalled``, ``diverged``
+    (a polish or the end point left the finite numbers: never a solution), or ``error`` (its
+    expansion raised on every attempt; the error is in ``metrics``)."""
     solution_key: str | None = None
     crossings: int = 0
     """Steps where the followed eigenvector changed rank in the spectrum."""

@@ -6,6 +6,7 @@ so any worker on any machine produces the same node and children for the same br
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -17,7 +18,7 @@ from ridgerider.core.problem import Problem
 from ridgerider.core.ridge import OnStep, Ridge, get_ridges, is_finite, polish, ride
 from ridgerider.core.settings import RRSettings
 
-__all__ = ["Expansion", "expand"]
+__all__ = ["Expansion", "error_leaf", "expand"]
 
 SPECTRUM_KEEP = 32
 """How many of the lowest eigenvalues a node records."""
@@ -196,3 +197,31 @@ def _node(
         solution_key=problem.solution_key(ridden.theta) if is_solution else None,
         crossings=ridden.crossings,
     )
+
+
+def error_leaf(branch: Branch, error: str) -> Expansion:
+    """A branch whose expansion raised on its last attempt, recorded as a leaf.
+
+    It stays where the branch starts, takes no step, is never a solution, and keeps the error
+    in its metrics (``{"error": ...}``) and end reason (``error``): the tree goes on around it,
+    and the same failing branch gives the same tree on every run.
+    """
+    loss = branch.loss if branch.loss is not None else math.nan
+    node = Node(
+        fingerprint=branch.fingerprint,
+        theta=branch.theta,
+        eigenvalue=branch.eigenvalue,
+        eigenvalue_end=None,
+        loss_start=loss,
+        loss=loss,
+        steps=0,
+        end_reason="error",
+        losses=[],
+        metrics={"error": error},
+        spectrum=[],
+        n_children=0,
+        is_leaf=True,
+        is_solution=False,
+        leaf_reason="error",
+    )
+    return Expansion(node, [])

@@ -12,7 +12,7 @@ from typing import Any, Literal, Protocol
 
 from ridgerider.core.branch import Branch
 from ridgerider.core.errors import SettingsError
-from ridgerider.core.expand import Expansion, expand
+from ridgerider.core.expand import Expansion, error_leaf, expand
 from ridgerider.core.ridge import OnStep
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem, create
@@ -180,6 +180,7 @@ class Worker:
     _stop: threading.Event = field(default_factory=threading.Event)
     _problems: dict[int, tuple[RegisteredProblem, RRSettings]] = field(default_factory=dict)
     _lease_s: dict[int, float] = field(default_factory=dict)
+    _max_attempts: dict[int, int] = field(default_factory=dict)
     _sizer: AdaptiveBatch | None = None
 
     def __post_init__(self) -> None:
@@ -310,6 +311,7 @@ class Worker:
             problem = self.make_problem(job.problem, job.params)
             self._problems[job_id] = (problem, RRSettings.from_dict(job.settings))
             self._lease_s[job_id] = self.frontier.lease_s or job.lease_s
+            self._max_attempts[job_id] = job.max_attempts
         return self._problems[job_id]
 
     def _expand(self, lease: Lease) -> Expansion | None:
@@ -328,7 +330,12 @@ class Worker:
         try:
             return self.expand_fn(problem, settings, lease.branch, on_step=on_step)
         except Exception as exc:
-            self.frontier.fail(lease, f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            last = lease.attempt >= self._max_attempts[lease.job_id]
+            if last and lease.branch.direction is not None:
+                log.warning("branch %s of job %s failed: %s", lease.branch.key, lease.job_id, error)
+                return error_leaf(lease.branch, error)  # the job goes on with its other branches
+            self.frontier.fail(lease, error)  # retried; the root's last failure fails the job
             return None
 
     def _completed(self, lease: Lease, expansion: Expansion) -> None:
