@@ -143,3 +143,24 @@ def test_default_database_is_a_file_in_the_user_data_folder(
     assert archive.location == str(tmp_path / "ridgerider" / "archive.db")
     archive.close()
     assert (tmp_path / "ridgerider" / "archive.db").is_file()
+
+
+def test_workers_that_cannot_start_fail_the_job_with_the_reason(sqlite_url, monkeypatch) -> None:
+    """A Ray that cannot start leaves no job ``running`` for ever: it fails, saying why.
+
+    (Starting a real Ray against an unreachable address retries for minutes, so the start is
+    made to raise here; everything after it is the real runner and archive.)
+    """
+    import ridgerider.workers.ray as ray_workers
+
+    def no_ray(*args, **kwargs):
+        raise RuntimeError("Ray could not be started: no GCS at the address")
+
+    monkeypatch.setattr(ray_workers, "start_workers", no_ray)
+    out = runner.run(
+        jobs.Submission.build("tree-rl", PARAMS, settings(max_nodes=3), seed=1),
+        database_url=sqlite_url,
+        ray=runner.RayPlan(1),
+    )
+    assert out["status"] == "failed"
+    assert "Ray could not be started" in out["error"]
