@@ -115,3 +115,36 @@ def test_settings_never_show_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
 )  # fmt: skip
 def test_mask_url_hides_every_password(url: str, masked: str) -> None:
     assert mask_url(url) == masked
+
+
+def test_cli_reads_the_database_url_from_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "database-url"
+    secret.write_text(f"sqlite:///{tmp_path / 'from-file.db'}\n")
+    monkeypatch.setenv("RIDGERIDER_DATABASE_URL", f"sqlite:///{tmp_path / 'from-env.db'}")
+    result = CliRunner().invoke(main, ["jobs", "--json", "--database-url-file", str(secret)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "from-file.db").exists()  # the option wins over the environment
+    assert not (tmp_path / "from-env.db").exists()
+    monkeypatch.delenv("RIDGERIDER_DATABASE_URL")
+    monkeypatch.setenv("RIDGERIDER_DATABASE_URL_FILE", str(secret))
+    (tmp_path / "from-file.db").unlink()
+    assert CliRunner().invoke(main, ["jobs", "--json"]).exit_code == 0
+    assert (tmp_path / "from-file.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--database-url-file", "F", "--database-url", "sqlite:///x.db"],
+         "--database-url and --database-url-file: give one of them"),
+        (["--redis-url-file", "NOPE"], "--redis-url-file NOPE: cannot read it"),
+    ],
+)  # fmt: skip
+def test_cli_url_file_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "F").write_text(f"sqlite:///{tmp_path / 'a.db'}")
+    args = [str(tmp_path / a) if a in ("F", "NOPE") else a for a in args]
+    message = message.replace("NOPE", str(tmp_path / "NOPE"))
+    result = CliRunner().invoke(main, ["run", "toy2d", "--quiet", *args])
+    assert result.exit_code == 2 and message in result.output, result.output
