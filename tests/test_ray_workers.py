@@ -27,9 +27,10 @@ from ridgerider.cli import main
 from ridgerider.core import RRSettings, run_search
 from ridgerider.core.search import SearchResult
 from ridgerider.problems import create
-from ridgerider.services import jobs, runner
+from ridgerider.services import jobs
 from ridgerider.services.storage.sql import SQLStorage
 from ridgerider.services.storage.tables import NODES
+from ridgerider.workers import runner
 
 ray = pytest.importorskip("ray")
 
