@@ -18,4 +18,9 @@ def gen() -> torch.Generator:
 def _archive_in_tmp(tmp_path, monkeypatch):
     """Commands that store jobs write to a per-test SQLite file, never the user's data folder."""
     monkeypatch.setenv("RIDGERIDER_DATABASE_URL", f"sqlite:///{tmp_path / 'archive.db'}")
-    monkeypatch.delenv("RIDGERIDER_REDIS_URL", raising=False)
+    for name in (
+        "RIDGERIDER_DATABASE_URL_FILE",
+        "RIDGERIDER_REDIS_URL",
+        "RIDGERIDER_REDIS_URL_FILE",
+    ):
+        monkeypatch.delenv(name, raising=False)

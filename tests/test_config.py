@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from pydantic import ValidationError
 
 from ridgerider.cli import main
 from ridgerider.config import ENV_PREFIX, Settings
 from ridgerider.core.errors import SettingsError
 from ridgerider.core.settings import RRSettings
+from ridgerider.services.archive import mask_url
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "ridgerider"
 
@@ -63,3 +65,86 @@ def test_unknown_setting_names_itself() -> None:
     with pytest.raises(SettingsError) as info:
         RRSettings.from_dict({"alpha": 0.1, "bogus": 1})
     assert info.value.field == "bogus"
+
+
+def test_a_url_can_come_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = tmp_path / "database-url"
+    secret.write_text("postgresql://rr:hunter2@db/rr\n")  # a mounted secret ends in a newline
+    monkeypatch.delenv("RIDGERIDER_DATABASE_URL")
+    monkeypatch.setenv("RIDGERIDER_DATABASE_URL_FILE", str(secret))
+    assert Settings().database_url == "postgresql://rr:hunter2@db/rr"
+    monkeypatch.setenv("RIDGERIDER_DATABASE_URL", "postgresql://rr:hunter2@db/rr")
+    assert Settings().database_url == "postgresql://rr:hunter2@db/rr"  # the same URL twice
+    monkeypatch.setenv("RIDGERIDER_DATABASE_URL", "postgresql://rr:hunter2@other/rr")
+    with pytest.raises(ValidationError, match="name different URLs") as info:
+        Settings()
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("content", "why"), [(None, "cannot read it"), ("\n", "empty")], ids=["missing", "empty"]
+)
+def test_an_unusable_url_file_names_the_file(tmp_path: Path, content: str | None, why: str) -> None:
+    path = tmp_path / "redis-url"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(ValidationError, match=f"RIDGERIDER_REDIS_URL_FILE {path}: {why}"):
+        Settings(redis_url_file=path)
+
+
+def test_settings_never_show_a_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = Settings(database_url="postgresql://rr:hunter2@db/rr", redis_url="redis://:pw2@r")
+    assert "hunter2" not in repr(settings) and "pw2" not in repr(settings)
+    monkeypatch.setenv("RIDGERIDER_WORKERS", "many")
+    with pytest.raises(ValidationError) as info:
+        Settings(database_url="postgresql://rr:hunter2@db/rr")
+    assert "hunter2" not in str(info.value)  # errors never echo the input
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql+psycopg://rr:hunter2@db:5432/rr", "postgresql+psycopg://rr:***@db:5432/rr"),
+        ("redis://:hunter2@r:6379/0", "redis://:***@r:6379/0"),
+        ("postgresql://rr@db/rr?password=hunter2&sslmode=require",
+         "postgresql://rr@db/rr?password=***&sslmode=require"),
+        ("postgresql://rr@db/rr?sslmode=require&sslpassword=hunter2",
+         "postgresql://rr@db/rr?sslmode=require&sslpassword=***"),
+        ("sqlite:////data/archive.db", "sqlite:////data/archive.db"),
+    ],
+)  # fmt: skip
+def test_mask_url_hides_every_password(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_cli_reads_the_database_url_from_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "database-url"
+    secret.write_text(f"sqlite:///{tmp_path / 'from-file.db'}\n")
+    monkeypatch.setenv("RIDGERIDER_DATABASE_URL", f"sqlite:///{tmp_path / 'from-env.db'}")
+    result = CliRunner().invoke(main, ["jobs", "--json", "--database-url-file", str(secret)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "from-file.db").exists()  # the option wins over the environment
+    assert not (tmp_path / "from-env.db").exists()
+    monkeypatch.delenv("RIDGERIDER_DATABASE_URL")
+    monkeypatch.setenv("RIDGERIDER_DATABASE_URL_FILE", str(secret))
+    (tmp_path / "from-file.db").unlink()
+    assert CliRunner().invoke(main, ["jobs", "--json"]).exit_code == 0
+    assert (tmp_path / "from-file.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--database-url-file", "F", "--database-url", "sqlite:///x.db"],
+         "--database-url and --database-url-file: give one of them"),
+        (["--redis-url-file", "NOPE"], "--redis-url-file NOPE: cannot read it"),
+    ],
+)  # fmt: skip
+def test_cli_url_file_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    (tmp_path / "F").write_text(f"sqlite:///{tmp_path / 'a.db'}")
+    args = [str(tmp_path / a) if a in ("F", "NOPE") else a for a in args]
+    message = message.replace("NOPE", str(tmp_path / "NOPE"))
+    result = CliRunner().invoke(main, ["run", "toy2d", "--quiet", *args])
+    assert result.exit_code == 2 and message in result.output, result.output

@@ -1,8 +1,12 @@
-"""The Ray worker's building blocks without a Ray runtime: options, the actor body, the CLI."""
+"""The Ray worker's building blocks without a Ray runtime: options, the URL handover, the actor
+body, the CLI."""
 
 from __future__ import annotations
 
 import os
+import pickle
+import stat
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -11,12 +15,19 @@ from ridgerider.cli import main
 from ridgerider.core import RRSettings, run_search
 from ridgerider.problems import create
 from ridgerider.services import jobs
+from ridgerider.services.archive import mask_url
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.storage.sql import SQLStorage
 
 pytest.importorskip("ray")
 
-from ridgerider.workers.ray import WorkerHost, WorkerOptions, start_workers
+from ridgerider.workers.ray import (
+    Handover,
+    WorkerConfigError,
+    WorkerHost,
+    WorkerOptions,
+    start_workers,
+)
 
 PARAMS = {"depth": 6, "tree_seed": 2}
 
@@ -71,3 +82,45 @@ def test_the_actor_body_runs_a_job_like_the_engine(sqlite_url: str) -> None:
 def test_bad_worker_options_exit_2_naming_the_option(args: list[str], message: str) -> None:
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 2 and message in res.output, res.output
+
+
+def test_the_handover_sends_no_url_through_ray(tmp_path, monkeypatch) -> None:
+    url, redis_url = "postgresql://rr:hunter2@db/rr?sslpassword=key2", "redis://u:pw3@r:6379/0"
+    handover = Handover(url, redis_url)
+    sources = [handover.database, handover.redis]
+    sent = pickle.dumps(sources)  # what Ray would store as the actor's arguments
+    assert not any(secret in sent for secret in (b"hunter2", b"key2", b"pw3"))
+    assert [s.shown for s in sources] == [mask_url(url), mask_url(redis_url)]
+    folder = Path(handover.database.path).parent
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert all(stat.S_IMODE(Path(s.path).stat().st_mode) == 0o600 for s in sources)
+    monkeypatch.setenv("RIDGERIDER_DATABASE_URL", "postgresql://rr:other@db/elsewhere")
+    assert handover.database.resolve() == url  # the driver's file, where it exists
+    handover.close()
+    assert not folder.exists()
+    with pytest.raises(WorkerConfigError) as info:  # a node configured for another archive
+        handover.database.resolve()
+    assert "postgresql://rr:***@db/elsewhere" in str(info.value)
+    assert mask_url(url) in str(info.value) and "other" not in str(info.value)
+    monkeypatch.setenv("RIDGERIDER_DATABASE_URL", url)  # a node configured by its operator
+    assert handover.database.resolve() == url
+    secret = tmp_path / "url"
+    secret.write_text(redis_url)
+    monkeypatch.setenv("RIDGERIDER_REDIS_URL_FILE", str(secret))
+    assert handover.redis is not None and handover.redis.resolve() == redis_url
+    monkeypatch.delenv("RIDGERIDER_DATABASE_URL")
+    with pytest.raises(WorkerConfigError, match="RIDGERIDER_DATABASE_URL_FILE") as info:
+        handover.database.resolve()  # a node with nothing configured
+    assert "hunter2" not in str(info.value)
+
+
+def test_the_actor_body_reads_its_urls_from_the_handover(sqlite_url: str) -> None:
+    store = SQLStorage(sqlite_url)
+    s = RRSettings(**{**create("tree-rl", PARAMS).default_settings(), "max_nodes": 3})
+    job = jobs.submit(store, DatabaseFrontier(store), "tree-rl", PARAMS, s, seed=1)
+    handover = Handover(sqlite_url)
+    try:
+        assert WorkerHost(handover.database, None, job.id, WorkerOptions()).run() == 3
+    finally:
+        handover.close()
+        store.close()

@@ -2,18 +2,23 @@
 
 Options that name a deployment setting (``--database-url``, ``--redis-url``, ``--ray-address``)
 take their default from :class:`ridgerider.config.Settings`, i.e. the ``RIDGERIDER_*``
-environment, read when the command runs.
+environment, read when the command runs. A URL with a password on the command line shows in
+``ps``: ``--database-url-file`` / ``--redis-url-file`` (or ``RIDGERIDER_DATABASE_URL_FILE``,
+``RIDGERIDER_DATABASE_URL``, ...) keep it out.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
+from click.core import ParameterSource
+from pydantic import ValidationError
 from rich.console import Console
 
-from ridgerider.config import Settings
+from ridgerider.config import ENV_PREFIX, Settings, read_url_file
 from ridgerider.core.errors import SettingsError
 from ridgerider.core.settings import RRSettings
 from ridgerider.workers import runner
@@ -34,16 +39,32 @@ __all__ = [
     "parse_pairs",
     "ray_address_option",
     "ray_plan",
+    "url_option",
     "usage_error",
 ]
 
 console = Console(stderr=True)
 out = Console()
 
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _settings() -> Settings:
+    """The ``RIDGERIDER_*`` settings; exit 2 naming what is wrong (never echoing a value)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        why = "; ".join(
+            (f"{ENV_PREFIX}{str(e['loc'][0]).upper()}: " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+        usage_error(why)
+
 
 def _from_config(name: str) -> Any:
     """A click default read from the ``RIDGERIDER_*`` environment when the command runs."""
-    return lambda: getattr(Settings(), name)
+    return lambda: getattr(_settings(), name)
 
 
 def usage_error(message: str) -> NoReturn:
@@ -106,14 +127,56 @@ def check_json_path(json_path: Path | None) -> None:
         usage_error(f"--json: folder {str(json_path.parent)!r} does not exist")
 
 
-DATABASE_URL = click.option(
-    "--database-url",
-    default=_from_config("database_url"),
-    help="archive database (default: a SQLite file in the user's data folder)",
+def url_option(setting: str, help_text: str) -> Callable[[_F], _F]:
+    """``--<setting>`` and ``--<setting>-file`` (the URL read from a file), one parameter.
+
+    The command gets ``setting``: the URL given, or read from the file, or the environment's
+    (``RIDGERIDER_<SETTING>``, or the file ``RIDGERIDER_<SETTING>_FILE`` names). Giving both
+    options exits 2.
+    """
+    flag = "--" + setting.replace("_", "-")
+    key = f"ridgerider.{setting}_file"
+
+    def remember(ctx: click.Context, param: click.Parameter, path: Path | None) -> None:
+        if path is not None:  # eager: seen before the URL option
+            ctx.meta[key] = path
+
+    def resolve(ctx: click.Context, param: click.Parameter, url: str | None) -> str | None:
+        path = ctx.meta.get(key)
+        if path is None:
+            return url
+        if ctx.get_parameter_source(setting) is ParameterSource.COMMANDLINE:
+            usage_error(f"{flag} and {flag}-file: give one of them")
+        try:
+            return read_url_file(path)
+        except ValueError as exc:
+            usage_error(f"{flag}-file {exc}")
+
+    def decorate(fn: _F) -> _F:
+        fn = click.option(
+            f"{flag}-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            is_eager=True,
+            expose_value=False,
+            callback=remember,
+            help=f"read {flag} from this file (e.g. a mounted secret)",
+        )(fn)
+        return click.option(
+            flag,
+            setting,
+            default=_from_config(setting),
+            callback=resolve,
+            help=f"{help_text}; shows in ps with a password: prefer {flag}-file or "
+            f"{ENV_PREFIX}{setting.upper()}",
+        )(fn)
+
+    return decorate
+
+
+DATABASE_URL = url_option(
+    "database_url", "archive database (default: a SQLite file in the user's data folder)"
 )
-REDIS_URL = click.option(
-    "--redis-url", default=_from_config("redis_url"), help="Redis frontier (optional)"
-)
+REDIS_URL = url_option("redis_url", "Redis frontier (optional)")
 JSON_PATH = click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="write a report"
 )

@@ -2,9 +2,10 @@
 
 Embedded default: a SQLite file in the user's data folder, the database frontier and local
 worker threads, on http://127.0.0.1:8000, with no other service. Production: PostgreSQL
-(``--database-url``), a Redis frontier (``--redis-url``) and workers elsewhere (``--workers 0``
-makes an API-only node). SIGINT/SIGTERM shut down gracefully: the workers finish the branch
-in hand (so every lease is completed or released) before the process exits.
+(``--database-url``, or ``--database-url-file`` to keep a password out of ``ps``), a Redis
+frontier (``--redis-url``) and workers elsewhere (``--workers 0`` makes an API-only node).
+SIGINT/SIGTERM shut down gracefully: the workers finish the branch in hand (so every lease is
+completed or released) before the process exits.
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ def serve(
         pool_factory = _ray_pool(ray_address)
     use_compute_threads()
     settings = Settings(
-        database_url=database_url,
+        database_url=database_url,  # the options read any file already
+        database_url_file=None,
         redis_url=redis_url,
+        redis_url_file=None,
         dev=dev,
         workers=workers,
         worker_processes=not worker_threads,

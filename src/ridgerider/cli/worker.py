@@ -10,7 +10,7 @@ import click
 
 from ridgerider.cli.common import DATABASE_URL, REDIS_URL, console, ray_address_option
 from ridgerider.core.errors import SettingsError
-from ridgerider.services.archive import default_database_url
+from ridgerider.services.archive import default_database_url, mask_url
 
 
 @click.command()
@@ -57,7 +57,10 @@ def worker(
     """Serve every running job with Ray workers until interrupted (Ctrl-C or SIGTERM).
 
     Workers that die are replaced; their branches come back when their leases expire. This
-    process also runs the frontier's reaper (expired leases, wall-time budgets).
+    process also runs the frontier's reaper (expired leases, wall-time budgets). The URLs never
+    travel through Ray: workers on this machine read them from a private file of this process,
+    workers on other nodes from their node's RIDGERIDER_DATABASE_URL / RIDGERIDER_REDIS_URL
+    (or ..._FILE).
     """
     from ridgerider.workers.ray import WorkerOptions, start_workers
 
@@ -86,7 +89,7 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    console.print(f"{num_workers} workers serving {url.split('@')[-1]}")
+    console.print(f"{num_workers} workers serving {mask_url(url)}")
     try:
         while not stop.wait(1.0):
             if pool.wait(0):

@@ -32,11 +32,17 @@ __all__ = [
 ]
 
 _PASSWORD = re.compile(r"(?P<head>://[^/@:]*):(?P<password>[^/@]*)@")
+_QUERY_PASSWORD = re.compile(r"(?P<head>[?&][^=&#]*password=)[^&#]*", re.IGNORECASE)
 
 
 def mask_url(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***`` (also for URLs nothing parses)."""
-    return _PASSWORD.sub(lambda m: f"{m['head']}:***@", url)
+    """``url`` with its password, if any, replaced by ``***`` (also for URLs nothing parses).
+
+    Both places a URL can carry one are masked: ``user:password@`` and query parameters named
+    ``*password`` (``postgresql://u@host/db?password=...&sslpassword=...``, which libpq accepts).
+    """
+    masked = _PASSWORD.sub(lambda m: f"{m['head']}:***@", url)
+    return _QUERY_PASSWORD.sub(lambda m: f"{m['head']}***", masked)
 
 
 class ArchiveUnavailableError(RuntimeError):

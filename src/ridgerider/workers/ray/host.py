@@ -1,7 +1,9 @@
 """What runs inside Ray actors: a worker host and the per-deployment problem store.
 
 Both are plain classes; :mod:`.pool` wraps them with ``ray.remote`` where it creates them, so
-they can be unit-tested (and read) without Ray.
+they can be unit-tested (and read) without Ray. A worker host gets the archive's URLs as
+:class:`~ridgerider.workers.ray.handover.UrlSource` (where to read each, see :mod:`.handover`)
+and reads them in its own process.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import torch
 from ridgerider.core.errors import SettingsError
 from ridgerider.core.threads import use_compute_threads
 from ridgerider.problems import RegisteredProblem, create
-from ridgerider.services.archive import open_archive
+from ridgerider.services.archive import ArchiveUnavailableError, open_archive
+from ridgerider.workers.ray.handover import UrlSource
 from ridgerider.workers.worker import BatchSize, ExpandFn, Worker, check_batch
 
 __all__ = ["ProblemStore", "WorkerHost", "WorkerOptions"]
@@ -101,8 +104,9 @@ class WorkerHost:
     """A :class:`Worker` in its own process (the body of a Ray actor).
 
     Args:
-        database_url: the archive (PostgreSQL or a SQLite file every worker can open).
-        redis_url: the Redis frontier, if the deployment uses one.
+        database: the archive (PostgreSQL or a SQLite file every worker can open): where to
+            find its URL (a :class:`UrlSource`, as Ray actors get it), or the URL itself.
+        redis: the Redis frontier, if the deployment uses one (likewise).
         job_id: serve this job until it finishes; ``None`` serves every running job until
             stopped.
         options: resources and behaviour.
@@ -112,8 +116,8 @@ class WorkerHost:
 
     def __init__(
         self,
-        database_url: str,
-        redis_url: str | None,
+        database: UrlSource | str,
+        redis: UrlSource | str | None,
         job_id: int | None,
         options: WorkerOptions,
         store: Any = None,
@@ -123,7 +127,14 @@ class WorkerHost:
         if options.device.startswith("cuda"):
             torch.cuda.set_device(torch.device(options.device))
         self._store = store
-        self.archive = open_archive(database_url, redis_url, lease_s=options.lease_s)
+        database_url = database if isinstance(database, str) else database.resolve()
+        redis_url = redis.resolve() if isinstance(redis, UrlSource) else redis
+        try:
+            self.archive = open_archive(database_url, redis_url, lease_s=options.lease_s)
+        except ArchiveUnavailableError as exc:
+            # Its message masks the password; the exception it chains to might not,
+            # and Ray keeps the whole traceback of a failed actor (GCS, logs, the driver).
+            raise ArchiveUnavailableError(exc.option, exc.url, exc.reason) from None
         extra: dict[str, Any] = {} if expand_fn is None else {"expand_fn": expand_fn}
         self.worker = Worker(
             self.archive.frontier,

@@ -4,6 +4,9 @@ Branches are never Ray tasks: each actor runs a :class:`~ridgerider.workers.work
 loop that claims branches from the frontier under a lease. Ray's own retries are therefore off
 (``max_restarts=0``, ``max_task_retries=0``): a branch whose worker dies comes back when its
 lease expires (at once for a dead process of this host), and the supervisor replaces the actor.
+
+The actors never get the archive's URLs as arguments (Ray metadata): the URLs reach them through
+a :class:`~ridgerider.workers.ray.handover.Handover` file or their node's settings.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from ray.exceptions import RayActorError
 
 from ridgerider.schemas.enums import JobStatus
 from ridgerider.services.archive import open_archive
+from ridgerider.workers.ray.handover import Handover
 from ridgerider.workers.ray.host import ProblemStore, WorkerHost, WorkerOptions
 from ridgerider.workers.worker import ExpandFn
 
@@ -71,8 +75,8 @@ class WorkerPool:
     (up to ``max_replacements``) and releases the leases its process held.
     """
 
-    database_url: str
-    redis_url: str | None
+    database_url: str = field(repr=False)
+    redis_url: str | None = field(repr=False)
     n: int
     job_id: int | None = None
     options: WorkerOptions = field(default_factory=WorkerOptions)
@@ -90,9 +94,11 @@ class WorkerPool:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _archive: Any = None
     _cls: Any = None
+    _handover: Handover | None = None
 
     def _start(self, reaper: bool) -> None:
         self._archive = open_archive(self.database_url, self.redis_url)
+        self._handover = Handover(self.database_url, self.redis_url)
         if reaper:
             self._archive.frontier.start_reaper()
         self._store = ray.remote(num_cpus=0, max_restarts=-1)(ProblemStore).remote()
@@ -109,9 +115,10 @@ class WorkerPool:
         self._thread.start()
 
     def _spawn(self) -> _Slot:
+        assert self._handover is not None
         actor = self._cls.remote(
-            self.database_url,
-            self.redis_url,
+            self._handover.database,  # where to read each URL, never the URL
+            self._handover.redis,
             self.job_id,
             self.options,
             self._store,
@@ -228,6 +235,8 @@ class WorkerPool:
         if self._archive is not None:
             self._archive.close()
             self._archive = None
+        if self._handover is not None:
+            self._handover.close()
         if self.started_ray and ray.is_initialized():
             ray.shutdown()
 
