@@ -287,13 +287,13 @@ def test_worker_command_reads_the_urls_from_files(
     with log.open("w") as sink:
         proc = subprocess.Popen([*cmd, *args], stdout=sink, stderr=subprocess.STDOUT, env=env)
     try:
-        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode()
         job_id, nodes = submit(archive, seed=2, max_nodes=6)
         end = time.monotonic() + 180
         while archive.storage.get_job(job_id).status == "running":
             assert proc.poll() is None and time.monotonic() < end, log.read_text()
             time.sleep(0.05)
         assert proc.poll() is None, log.read_text()  # still serving
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().decode()  # what ps shows
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(60)

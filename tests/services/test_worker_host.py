@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pickle
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,7 @@ from ridgerider.workers.ray import (
     WorkerOptions,
     start_workers,
 )
+from ridgerider.workers.ray import handover as handover_mod
 
 PARAMS = {"depth": 6, "tree_seed": 2}
 
@@ -124,3 +126,23 @@ def test_the_actor_body_reads_its_urls_from_the_handover(sqlite_url: str) -> Non
     finally:
         handover.close()
         store.close()
+
+
+def test_a_handover_deletes_what_a_killed_driver_left(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(handover_mod, "SHM", tmp_path)
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a driver SIGKILLed before it could delete its folder
+    left = tmp_path / f"{handover_mod.PREFIX}{gone.pid}-abc"
+    alive = tmp_path / f"{handover_mod.PREFIX}{os.getppid()}-def"
+    for folder in (left, alive):
+        folder.mkdir()
+        (folder / "database_url").write_text("postgresql://rr:hunter2@db/rr")
+    handover = Handover("sqlite:///a.db")
+    try:
+        assert not left.exists() and alive.exists()
+        mine = Path(handover.database.path).parent
+        assert mine.parent == tmp_path and mine.name.startswith(
+            f"ridgerider-handover-{os.getpid()}-"
+        )
+    finally:
+        handover.close()

@@ -43,6 +43,8 @@ __all__ = ["Handover", "UrlSource", "WorkerConfigError"]
 
 SHM = Path("/dev/shm")
 """Where the driver's handover files go when it is writable (memory, not disk)."""
+PREFIX = "ridgerider-handover-"
+"""A handover folder is ``<PREFIX><pid of its driver>-<random>``."""
 
 
 class WorkerConfigError(RuntimeError):
@@ -99,7 +101,9 @@ class Handover:
     """The driver's side: a :class:`UrlSource` per URL, and the private files behind them.
 
     ``Handover(database_url, redis_url)`` writes each URL to a file of its own (mode 0600, in a
-    private folder of mode 0700); :meth:`close` deletes them.
+    private folder of mode 0700, named after this process); :meth:`close` deletes them. A driver
+    killed before it could (SIGKILL) leaves its folder behind: the next handover on the machine
+    deletes the folders of processes that are gone.
     """
 
     def __init__(self, database_url: str, redis_url: str | None = None) -> None:
@@ -113,8 +117,9 @@ class Handover:
 
     def _source(self, setting: str, url: str) -> UrlSource:
         if self._folder is None:
-            shm = SHM if SHM.is_dir() and os.access(SHM, os.W_OK) else None
-            self._folder = Path(tempfile.mkdtemp(prefix="ridgerider-", dir=shm))  # mode 0700
+            base = SHM if SHM.is_dir() and os.access(SHM, os.W_OK) else Path(tempfile.gettempdir())
+            _sweep(base)
+            self._folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=base))
         path = self._folder / setting
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -127,3 +132,17 @@ class Handover:
             with contextlib.suppress(OSError):
                 shutil.rmtree(self._folder)
             self._folder = None
+
+
+def _sweep(base: Path) -> None:
+    """Delete the handover folders (of this user) whose driver process is gone."""
+    for folder in base.glob(f"{PREFIX}*"):
+        pid = folder.name.removeprefix(PREFIX).split("-", 1)[0]
+        try:
+            if not pid.isdecimal() or folder.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # gone meanwhile, or a process of another user (alive)
+            continue
