@@ -16,6 +16,7 @@ reachable on its own machine).
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -61,6 +62,9 @@ flight (not yet in the tree).
 In this process it is called at most ten times a second while rides take steps; with Ray
 workers, every 0.2 s from what their heartbeats wrote to the archive.
 """
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -156,16 +160,25 @@ def _work_ray(
         options=plan.options,
         reaper=False,
     )
-    job = archive.storage.get_job(job_id)
-    cursor = job.nodes if job else 0  # report the nodes sequenced from now on
     try:
+        job = archive.storage.get_job(job_id)
+        cursor = job.nodes if job else 0  # report the nodes sequenced from now on
         while not pool.wait(0.2):
-            cursor = _report(archive, job_id, cursor, report)
+            cursor = _report_safely(archive, job_id, cursor, report)
         if pool.error is not None:
             raise WorkerPoolError(pool.error)
         _report(archive, job_id, cursor, report)
     finally:
         pool.stop()
+
+
+def _report_safely(archive: Archive, job_id: int, cursor: int, report: _Report) -> int:
+    """:func:`_report`, where a lost connection skips one report instead of the job."""
+    try:
+        return _report(archive, job_id, cursor, report)
+    except Exception:
+        log.warning("progress of job %s not read this time", job_id, exc_info=True)
+        return cursor
 
 
 def _report(archive: Archive, job_id: int, cursor: int, report: _Report) -> int:
