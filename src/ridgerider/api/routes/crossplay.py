@@ -24,6 +24,7 @@ from ridgerider.api.errors import field_error
 from ridgerider.api.routes.jobs import BODY_ERRORS, IDEMPOTENCY
 from ridgerider.api.state import Service
 from ridgerider.schemas import (
+    ID_MAX,
     CrossplayCreate,
     CrossplayPublic,
     CrossplayReportPublic,
@@ -65,7 +66,7 @@ def known_query(request: Request) -> None:
 
 
 router = APIRouter(tags=["crossplay"], lifespan=lifespan, dependencies=[Depends(known_query)])
-RunId = Annotated[int, Path(ge=1, le=2**63 - 1, description="cross-play id")]
+RunId = Annotated[int, Path(ge=1, le=ID_MAX, description="cross-play id")]
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"description": "missing, invalid or revoked token"},
     404: {"description": "no such cross-play (or another user's)"},
@@ -151,7 +152,7 @@ def list_crossplay(
     service: ServiceDep,
     user: CurrentUser,
     after: Annotated[
-        int | None, Query(ge=1, le=2**63 - 1, description="next_after of the previous page")
+        int | None, Query(ge=1, le=ID_MAX, description="next_after of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> CrossplaysPublic:
