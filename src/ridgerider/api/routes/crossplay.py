@@ -1,9 +1,10 @@
 """``/crossplay``: zero-shot coordination runs (submit, list, status, report).
 
 A request is validated (422 naming the field, nothing stored), stored, and run in the
-background by :class:`~ridgerider.services.crossplay_runs.CrossplayExecutor`; this router's
-lifespan starts the executor, resumes the runs an earlier process left unfinished and stops
-it on shutdown. Runs belong to the user who submitted them, like jobs.
+background by :class:`~ridgerider.services.crossplay_runs.CrossplayExecutor`, each run in a
+process of its own; this router's lifespan starts the executor, resumes the runs an earlier
+process left unfinished and stops it on shutdown (killing the run in progress, which the next
+start runs again). Runs belong to the user who submitted them, like jobs.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ __all__ = ["router"]
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the executor and resume unfinished runs; stop it (after a replicate) at the end."""
+    """Start the executor and resume unfinished runs; stop it (at once) at the end."""
     service = cast(Service, app.state.service)
     executor = runs.CrossplayExecutor(_storage(service))
     app.state.crossplay = executor
