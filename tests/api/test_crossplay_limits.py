@@ -1,7 +1,9 @@
-"""Cross-play runs never hold the service's shutdown.
+"""Cross-play runs are bounded per user and never hold the service's shutdown.
 
-Runs compute in a process of their own, so stopping the app in the middle of a long run returns
-at once, and the next start runs it again to the report a direct call writes.
+A user may have ``crossplay_max_runs`` runs queued or running (one more is a 429 naming the
+setting, nothing stored; other users are unaffected). Runs compute in a process of their own,
+so stopping the app in the middle of a long run returns at once, and the next start runs it
+again to the report a direct call writes.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from ridgerider.config import Settings
 from ridgerider.services.crossplay_runs import get_run, unfinished_runs
 from ridgerider.services.storage.sql import SQLStorage
 
-from .conftest import API
-from .test_crossplay import GAME, direct
+from .conftest import API, auth, user_token
+from .test_crossplay import GAME, SMALL, direct
 
 LONG = 16
 """Replicates of the long run: scoring them after the last one takes seconds (minutes at 233)."""
@@ -33,6 +35,30 @@ def wait_finished(c: TestClient, run_id: int, headers: dict[str, str], timeout: 
             return run
         time.sleep(0.05)
     raise AssertionError(f"cross-play {run_id} did not finish: {run}")
+
+
+def test_a_user_over_the_limit_gets_429_and_others_do_not(make_client, db_url: str) -> None:
+    alice, bob = auth(user_token(db_url, "alice")), auth(user_token(db_url, "bob"))
+    key = {"Idempotency-Key": "first"}
+    with make_client(workers=0, crossplay_max_runs=1) as c:
+        first = c.post(f"{API}/crossplay", json=SMALL, headers=alice | key)
+        assert first.status_code == 201, first.text
+        over = c.post(f"{API}/crossplay", json=SMALL | {"seed": 6}, headers=alice)
+        assert over.status_code == 429, over.text
+        body = over.json()
+        assert body["limit"] == "crossplay_max_runs" and body["max"] == 1 and body["active"] == 1
+        assert "crossplay_max_runs = 1" in body["detail"]
+        listed = c.get(f"{API}/crossplay", headers=alice).json()["items"]
+        assert [r["id"] for r in listed] == [first.json()["id"]]  # nothing stored
+        retry = c.post(f"{API}/crossplay", json=SMALL, headers=alice | key)
+        assert retry.status_code == 200 and retry.json()["id"] == first.json()["id"]
+        invalid = c.post(f"{API}/crossplay", json=SMALL | {"replicates": 1}, headers=alice)
+        assert invalid.status_code == 422  # input is checked first, whatever the count
+        assert c.post(f"{API}/crossplay", json=SMALL, headers=bob).status_code == 201
+        # a finished run frees its place
+        assert wait_finished(c, first.json()["id"], alice, 300)["status"] == "succeeded"
+        again = c.post(f"{API}/crossplay", json=SMALL | {"seed": 6}, headers=alice)
+        assert again.status_code == 201, again.text
 
 
 @pytest.mark.slow

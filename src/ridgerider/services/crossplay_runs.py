@@ -12,7 +12,9 @@ and scored against each other), so splitting it into worker tasks would need a s
 in the frontier for no gain in robustness; the replicates run in that process one after another
 (``workers=0``, the same report as the command line's). The process computes only: it sends its
 progress and its report (or its error) through a pipe, and the service's thread writes the row.
-Runs are queued, so a burst of requests never takes more than one core.
+Runs are queued, so a burst of requests never takes more than one core, and each user may have
+at most ``max_active`` runs queued or running (:func:`create_run` refuses more with
+:class:`RunLimitError`).
 
 Durability: a row is committed before the request is answered; at startup every row still
 ``queued`` or ``running`` (the service stopped or crashed) is run again from the start. A run
@@ -40,7 +42,8 @@ from multiprocessing import get_context
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Connection as SQLConnection
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ridgerider.core.threads import use_compute_threads
@@ -48,12 +51,14 @@ from ridgerider.schemas.enums import CrossplayStatus
 from ridgerider.services.crossplay import CrossplayInputError, check_request, run_crossplay
 from ridgerider.services.storage.models import CrossplayRun, utcnow
 from ridgerider.services.storage.sql import SQLStorage
+from ridgerider.services.storage.tables import USERS
 
 __all__ = [
     "FINISHED",
     "RUNS",
     "CrossplayExecutor",
     "IdempotencyReuseError",
+    "RunLimitError",
     "create_run",
     "get_run",
     "list_runs",
@@ -80,6 +85,18 @@ class IdempotencyReuseError(ValueError):
         self.run_id = run_id
 
 
+class RunLimitError(Exception):
+    """The owner already has ``limit`` runs queued or running (``active`` of them)."""
+
+    def __init__(self, limit: int, active: int) -> None:
+        super().__init__(
+            f"{active} of your cross-play runs are queued or running, the most one user may "
+            f"have (crossplay_max_runs = {limit}); submit again when one has finished"
+        )
+        self.limit = limit
+        self.active = active
+
+
 def _find_key(storage: SQLStorage, owner_id: int | None, key: str) -> dict[str, Any] | None:
     stmt = select(RUNS).where(RUNS.c.owner_id == owner_id, RUNS.c.idempotency_key == key)
     with storage.db.session(write=False) as s:
@@ -94,14 +111,17 @@ def create_run(
     owner_id: int | None,
     idempotency_key: str | None = None,
     max_params: int | None = None,
+    max_active: int | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Validate and store a request; returns the row and whether it is new.
 
-    ``max_params`` bounds the game's size (the service's limit on one job's parameters).
+    ``max_params`` bounds the game's size (the service's limit on one job's parameters),
+    ``max_active`` the owner's runs queued or running, this one included.
 
     Raises :class:`~ridgerider.services.crossplay.CrossplayInputError` (storing nothing) for
-    invalid input, :class:`IdempotencyReuseError` for a key used with another request. A key
-    used with the same request returns the first row (``created`` is ``False``).
+    invalid input, :class:`IdempotencyReuseError` for a key used with another request,
+    :class:`RunLimitError` when the owner has ``max_active`` unfinished runs. A key used with
+    the same request returns the first row (``created`` is ``False``), even at the limit.
     """
     request = {k: request.get(k) for k in REQUEST_KEYS}
     problem = check_request(
@@ -130,7 +150,10 @@ def create_run(
     }
     try:
         with storage.db.session() as s:
-            row = s.connection().execute(RUNS.insert().values(**values).returning(*RUNS.c))
+            conn = s.connection()
+            if max_active is not None and owner_id is not None:
+                _check_active(conn, owner_id, max_active)
+            row = conn.execute(RUNS.insert().values(**values).returning(*RUNS.c))
             return row.one()._asdict(), True
     except IntegrityError:  # a concurrent retry with the same key stored it first
         assert idempotency_key is not None
@@ -138,6 +161,19 @@ def create_run(
         if first is None:
             raise
         return _same_request(first, request), False
+
+
+def _check_active(conn: SQLConnection, owner_id: int, limit: int) -> None:
+    """Refuse a run over the owner's limit (in the transaction that would store it).
+
+    The owner's row is locked first (PostgreSQL; SQLite has one writer at a time), so two
+    concurrent submissions cannot both take the last place.
+    """
+    conn.execute(select(USERS.c.id).where(USERS.c.id == owner_id).with_for_update())
+    unfinished = RUNS.c.owner_id == owner_id, RUNS.c.status.not_in(FINISHED)
+    active = conn.execute(select(func.count()).select_from(RUNS).where(*unfinished)).scalar_one()
+    if active >= limit:
+        raise RunLimitError(limit, active)
 
 
 def _same_request(first: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:

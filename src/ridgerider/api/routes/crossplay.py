@@ -4,7 +4,8 @@ A request is validated (422 naming the field, nothing stored), stored, and run i
 background by :class:`~ridgerider.services.crossplay_runs.CrossplayExecutor`, each run in a
 process of its own; this router's lifespan starts the executor, resumes the runs an earlier
 process left unfinished and stops it on shutdown (killing the run in progress, which the next
-start runs again). Runs belong to the user who submitted them, like jobs.
+start runs again). Runs belong to the user who submitted them, like jobs, and a user may have
+``crossplay_max_runs`` of them queued or running (429 beyond).
 """
 
 from __future__ import annotations
@@ -113,6 +114,10 @@ def _owned(service: Service, user: UserRecord, run_id: int) -> dict[str, Any]:
         **ERRORS,
         200: {"model": CrossplayPublic, "description": "a retry: the first run with this key"},
         409: {"description": "the Idempotency-Key was used for a different request"},
+        429: {
+            "description": "the caller has `crossplay_max_runs` runs queued or running: "
+            "`detail` says so, `limit` names the setting, `max` is its value"
+        },
         **BODY_ERRORS,
     },
 )
@@ -124,7 +129,10 @@ async def submit_crossplay(
     response: Response,
     idempotency_key: Annotated[str | None, IDEMPOTENCY] = None,
 ) -> CrossplayPublic | JSONResponse:
-    """Cross-play ``replicates`` independent RR runs of a two-player game (in the background)."""
+    """Cross-play ``replicates`` independent RR runs of a two-player game (in the background).
+
+    Each user may have ``crossplay_max_runs`` runs queued or running; one more is a 429.
+    """
     try:
         row, created = await run_in_threadpool(
             runs.create_run,
@@ -133,11 +141,15 @@ async def submit_crossplay(
             owner_id=user.id,
             idempotency_key=idempotency_key,
             max_params=service.limits.max_params,
+            max_active=service.settings.crossplay_max_runs,
         )
     except CrossplayInputError as exc:
         return field_error(("body", *exc.field.split(".")), exc.message)
     except runs.IdempotencyReuseError as exc:
         return JSONResponse({"detail": str(exc)}, 409)
+    except runs.RunLimitError as exc:
+        limit = {"limit": "crossplay_max_runs", "max": exc.limit, "active": exc.active}
+        return JSONResponse({"detail": str(exc), **limit}, 429)
     if created:
         request.app.state.crossplay.submit(row["id"])
     else:
