@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     submit_concurrency: int = Field(
         2, ge=1, le=256, description="submissions validated (MIS found) at once; others wait"
     )
+    crossplay_max_runs: int = Field(
+        4, ge=1, le=10_000, description="cross-play runs one user may have queued or running"
+    )
     events_poll_s: float = Field(0.5, gt=0, le=60)
     shutdown_timeout_s: float = Field(60.0, ge=0)
 

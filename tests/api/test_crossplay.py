@@ -167,7 +167,7 @@ def test_accepted_runs_survive_a_restart(make_client, db_url: str) -> None:
         s.execute(RUNS.update().where(RUNS.c.id == crashed["id"]).values(status="running", done=1))
     assert unfinished_runs(storage) == [queued["id"], crashed["id"]]
     with make_client(dev=True, workers=0):
-        pass  # the startup resumes both; the shutdown waits for the run in progress
+        pass  # the startup resumes both; the shutdown kills the run in progress
     with make_client(dev=True, workers=0):  # a run the first shutdown stopped goes on here
         for _ in range(6000):
             if not unfinished_runs(storage):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def write_mnist(folder: Path) -> Path:
     return folder
 
 
-def body(data_dir: str) -> dict:
+def body(data_dir: object) -> dict:
     params = {"data_dir": data_dir, "hidden": "4", "n_train": 0}
     return {"problem": "mnist-mlp", "params": params, "settings": {"max_nodes": 1}}
 
@@ -63,3 +64,27 @@ def test_a_folder_inside_the_data_root_is_read(make_client, tmp_path: Path) -> N
         assert stored == str((tmp_path / "root" / "mnist").resolve())  # what the workers read
         missing = c.post(f"{API}/jobs", json=body("nowhere"))
         assert "does not exist" in refused(missing, "data_dir")
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("mnist\x00", "NUL"),
+        ("\x00", "NUL"),
+        ("x" * 300, "not a usable path"),  # one name over NAME_MAX
+        ("x/" * 3000, "at most 4096 characters"),
+        ("mnist\ud800", "not a usable path"),  # a lone surrogate: no file system encoding
+        (5, "must be a path (a string), got int"),
+        (["mnist"], "got list"),
+        ({"dir": "mnist"}, "got dict"),
+        (True, "got bool"),
+    ],
+)
+def test_odd_paths_are_422_naming_the_field(make_client, tmp_path: Path, value, words) -> None:
+    write_mnist(tmp_path / "root" / "mnist")
+    with make_client(dev=True, workers=0, data_root=tmp_path / "root") as c:
+        raw = json.dumps(body(value))  # escaped: a lone surrogate travels as \ud800
+        r = c.post(f"{API}/jobs", content=raw, headers={"Content-Type": "application/json"})
+        assert words in refused(r, "data_dir")
+        assert r.json()["detail"][0]["loc"] == ["body", "params", "data_dir"]
+        assert c.get(f"{API}/jobs").json()["items"] == []

@@ -6,6 +6,8 @@ request bodies, ``XPublic`` is what the API answers, ``XsPublic`` a page of them
 """
 
 from ridgerider.schemas.common import (
+    ID_MAX,
+    RANK_MAX,
     SEED_MAX,
     Choice,
     CrossplayStatusText,
@@ -36,11 +38,13 @@ from ridgerider.schemas.settings import MAX_NODES, MAX_STEPS, SearchSettings
 from ridgerider.schemas.tree import SolutionPublic, TreePublic
 
 __all__ = [
+    "ID_MAX",
     "MAX_FINGERPRINTS",
     "MAX_NODES",
     "MAX_REPLICATES",
     "MAX_STEPS",
     "MAX_WALL_S",
+    "RANK_MAX",
     "SEED_MAX",
     "Choice",
     "CrossplayCreate",

@@ -10,7 +10,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from ridgerider.schemas.enums import CrossplayStatus, JobStatus, NodeStatus
 
 __all__ = [
+    "ID_MAX",
     "PROBLEM_PATTERN",
+    "RANK_MAX",
     "SEED_MAX",
     "Choice",
     "CrossplayStatusText",
@@ -23,6 +25,11 @@ __all__ = [
 
 SEED_MAX = 2**63 - 1
 """The largest seed (a signed 64-bit integer, as stored)."""
+ID_MAX = 2**63 - 1
+"""The largest id of a job, a node or a cross-play run (signed 64-bit columns)."""
+RANK_MAX = 2**31 - 1
+"""The largest position in a job's finished tree (``nodes.rank``, a signed 32-bit column): a
+path or query parameter compared with a column must fit it, or PostgreSQL refuses the query."""
 PROBLEM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 Choice = Annotated[list[int], Field(min_length=2, max_length=2)]

@@ -22,12 +22,17 @@ from ridgerider.services.storage.base import Storage
 from ridgerider.services.storage.records import DuplicateJobError, JobRecord
 
 __all__ = [
+    "MAX_PATH_CHARS",
     "FieldError",
     "IdempotencyConflictError",
     "Limits",
     "check_exact_size",
     "submit_spec",
 ]
+
+
+MAX_PATH_CHARS = 4096
+"""The longest file parameter (``PATH_MAX`` on Linux): a longer one is refused unread."""
 
 
 class FieldError(ValueError):
@@ -83,14 +88,36 @@ def _check_paths(
                 "this service reads no local files (its operator can set a data root, "
                 "RIDGERIDER_DATA_ROOT)",
             )
-        base = root.resolve()
-        target = (base / str(value)).resolve()
-        if not target.is_relative_to(base):
-            raise FieldError(("params", name), f"must be a path inside the data root {base}")
-        if not target.exists():
-            raise FieldError(("params", name), f"{value!r} does not exist in the data root")
-        params = {**(params or {}), name: str(target)}
+        params = {**(params or {}), name: str(_inside(("params", name), value, root))}
     return params
+
+
+def _inside(loc: tuple[str, ...], value: object, root: Path) -> Path:
+    """``value`` resolved against ``root``, if it names something that exists inside it.
+
+    Anything else is a :class:`FieldError` on ``loc``: a value that is not a string, one the
+    operating system cannot take as a path (a NUL character, an unencodable character, a name
+    too long), one that leaves the root or names nothing.
+    """
+    if not isinstance(value, str):
+        raise FieldError(loc, f"must be a path (a string), got {type(value).__name__}")
+    if "\x00" in value:
+        raise FieldError(loc, "must not contain a NUL character")
+    if len(value) > MAX_PATH_CHARS:
+        raise FieldError(loc, f"must be at most {MAX_PATH_CHARS} characters")
+    base = root.resolve()
+    try:
+        target = (base / value).resolve()
+        inside = target.is_relative_to(base)
+        found = inside and target.exists()
+    except (OSError, ValueError) as exc:  # ENAMETOOLONG, a lone surrogate, ...
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise FieldError(loc, f"is not a usable path ({why})") from None
+    if not inside:
+        raise FieldError(loc, f"must be a path inside the data root {base}")
+    if not found:
+        raise FieldError(loc, f"{value!r} does not exist in the data root")
+    return target
 
 
 def _settings(problem_defaults: dict[str, Any], overrides: dict[str, Any]) -> RRSettings:

@@ -1,9 +1,11 @@
 """``/crossplay``: zero-shot coordination runs (submit, list, status, report).
 
 A request is validated (422 naming the field, nothing stored), stored, and run in the
-background by :class:`~ridgerider.services.crossplay_runs.CrossplayExecutor`; this router's
-lifespan starts the executor, resumes the runs an earlier process left unfinished and stops
-it on shutdown. Runs belong to the user who submitted them, like jobs.
+background by :class:`~ridgerider.services.crossplay_runs.CrossplayExecutor`, each run in a
+process of its own; this router's lifespan starts the executor, resumes the runs an earlier
+process left unfinished and stops it on shutdown (killing the run in progress, which the next
+start runs again). Runs belong to the user who submitted them, like jobs, and a user may have
+``crossplay_max_runs`` of them queued or running (429 beyond).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ridgerider.api.errors import field_error
 from ridgerider.api.routes.jobs import BODY_ERRORS, IDEMPOTENCY
 from ridgerider.api.state import Service
 from ridgerider.schemas import (
+    ID_MAX,
     CrossplayCreate,
     CrossplayPublic,
     CrossplayReportPublic,
@@ -39,7 +42,7 @@ __all__ = ["router"]
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the executor and resume unfinished runs; stop it (after a replicate) at the end."""
+    """Start the executor and resume unfinished runs; stop it (at once) at the end."""
     service = cast(Service, app.state.service)
     executor = runs.CrossplayExecutor(_storage(service))
     app.state.crossplay = executor
@@ -65,7 +68,7 @@ def known_query(request: Request) -> None:
 
 
 router = APIRouter(tags=["crossplay"], lifespan=lifespan, dependencies=[Depends(known_query)])
-RunId = Annotated[int, Path(ge=1, le=2**63 - 1, description="cross-play id")]
+RunId = Annotated[int, Path(ge=1, le=ID_MAX, description="cross-play id")]
 ERRORS: dict[int | str, dict[str, object]] = {
     401: {"description": "missing, invalid or revoked token"},
     404: {"description": "no such cross-play (or another user's)"},
@@ -111,6 +114,10 @@ def _owned(service: Service, user: UserRecord, run_id: int) -> dict[str, Any]:
         **ERRORS,
         200: {"model": CrossplayPublic, "description": "a retry: the first run with this key"},
         409: {"description": "the Idempotency-Key was used for a different request"},
+        429: {
+            "description": "the caller has `crossplay_max_runs` runs queued or running: "
+            "`detail` says so, `limit` names the setting, `max` is its value"
+        },
         **BODY_ERRORS,
     },
 )
@@ -122,7 +129,10 @@ async def submit_crossplay(
     response: Response,
     idempotency_key: Annotated[str | None, IDEMPOTENCY] = None,
 ) -> CrossplayPublic | JSONResponse:
-    """Cross-play ``replicates`` independent RR runs of a two-player game (in the background)."""
+    """Cross-play ``replicates`` independent RR runs of a two-player game (in the background).
+
+    Each user may have ``crossplay_max_runs`` runs queued or running; one more is a 429.
+    """
     try:
         row, created = await run_in_threadpool(
             runs.create_run,
@@ -131,11 +141,15 @@ async def submit_crossplay(
             owner_id=user.id,
             idempotency_key=idempotency_key,
             max_params=service.limits.max_params,
+            max_active=service.settings.crossplay_max_runs,
         )
     except CrossplayInputError as exc:
         return field_error(("body", *exc.field.split(".")), exc.message)
     except runs.IdempotencyReuseError as exc:
         return JSONResponse({"detail": str(exc)}, 409)
+    except runs.RunLimitError as exc:
+        limit = {"limit": "crossplay_max_runs", "max": exc.limit, "active": exc.active}
+        return JSONResponse({"detail": str(exc), **limit}, 429)
     if created:
         request.app.state.crossplay.submit(row["id"])
     else:
@@ -151,7 +165,7 @@ def list_crossplay(
     service: ServiceDep,
     user: CurrentUser,
     after: Annotated[
-        int | None, Query(ge=1, le=2**63 - 1, description="next_after of the previous page")
+        int | None, Query(ge=1, le=ID_MAX, description="next_after of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> CrossplaysPublic:

@@ -11,14 +11,21 @@ from ridgerider.api.auth import CurrentUser, ServiceDep, owned_job
 from ridgerider.api.convert import job_out
 from ridgerider.api.errors import field_error
 from ridgerider.core.errors import SettingsError
-from ridgerider.schemas import JobCreate, JobExtend, JobPublic, JobsPublic, JobStatusText
+from ridgerider.schemas import (
+    ID_MAX,
+    JobCreate,
+    JobExtend,
+    JobPublic,
+    JobsPublic,
+    JobStatusText,
+)
 from ridgerider.services import jobs
 from ridgerider.services.submission import submit_spec
 
 __all__ = ["ERRORS", "JobId", "router"]
 
 router = APIRouter(tags=["jobs"])
-JobId = Annotated[int, Path(ge=1, le=2**63 - 1, description="job id")]
+JobId = Annotated[int, Path(ge=1, le=ID_MAX, description="job id")]
 IDEMPOTENCY = Header(
     alias="Idempotency-Key",
     min_length=1,
@@ -86,7 +93,7 @@ def list_jobs(
     user: CurrentUser,
     status: Annotated[JobStatusText | None, Query(description="only jobs in this status")] = None,
     after: Annotated[
-        int | None, Query(ge=1, le=2**63 - 1, description="next_after of the previous page")
+        int | None, Query(ge=1, le=ID_MAX, description="next_after of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> JobsPublic:

@@ -17,6 +17,8 @@ from ridgerider.api.convert import (
 )
 from ridgerider.api.routes.jobs import ERRORS, JobId
 from ridgerider.schemas import (
+    ID_MAX,
+    RANK_MAX,
     NodePublic,
     NodesPublic,
     NodeTracePublic,
@@ -28,7 +30,7 @@ from ridgerider.schemas import (
 __all__ = ["NPY", "SAFETENSORS", "router"]
 
 router = APIRouter(tags=["tree"])
-NodeId = Annotated[int, Path(ge=1, le=2**63 - 1, description="node id")]
+NodeId = Annotated[int, Path(ge=1, le=ID_MAX, description="node id")]
 NPY = "application/x-npy"
 SAFETENSORS = "application/vnd.safetensors"
 
@@ -44,7 +46,7 @@ def list_nodes(
     service: ServiceDep,
     user: CurrentUser,
     after: Annotated[
-        int | None, Query(ge=0, le=2**31, description="next_after of the previous page")
+        int | None, Query(ge=0, le=RANK_MAX, description="next_after of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> NodesPublic:
