@@ -215,7 +215,7 @@ def resume(
 ) -> None:
     """Continue a job whose process died, exactly where it stopped."""
     check_json_path(json_path)
-    plan = ray_plan(workers, ray_address)
+    ray_plan(workers, ray_address)  # bad Ray options exit 2 before anything is read
     shown = job_call(runner.show, job, database_url=database_url)
     if shown["status"] == JobStatus.SUCCEEDED:
         console.print(
@@ -226,20 +226,7 @@ def resume(
             print_report(shown)
         write_json(shown, json_path, quiet)
         return
-    use_compute_threads()
-    run_with_progress(
-        f"job {job} nodes",
-        None,
-        job_call,
-        runner.resume,
-        job,
-        job=JobRef(job),
-        json_path=json_path,
-        quiet=quiet,
-        database_url=database_url,
-        redis_url=redis_url,
-        ray=plan,
-    )
+    _go_on(runner.resume, job, workers, ray_address, database_url, redis_url, json_path, quiet)
 
 
 @click.command()
@@ -267,22 +254,38 @@ def extend(
     if max_nodes is None and max_steps is None:
         usage_error("extend: give the new budget, --max-nodes and/or --max-steps")
     check_json_path(json_path)
+    budgets = {"max_nodes": max_nodes, "max_steps": max_steps}
+    args = (workers, ray_address, database_url, redis_url, json_path, quiet)
+    _go_on(runner.extend, job, *args, **budgets)
+
+
+def _go_on(
+    call: Any,
+    job: int,
+    workers: int,
+    ray_address: str | None,
+    database_url: str | None,
+    redis_url: str | None,
+    json_path: Path | None,
+    quiet: bool,
+    **extra: Any,
+) -> None:
+    """Run a stored job on (``runner.resume`` or ``runner.extend``) under a progress bar."""
     plan = ray_plan(workers, ray_address)
     use_compute_threads()
     run_with_progress(
         f"job {job} nodes",
         None,
         job_call,
-        runner.extend,
+        call,
         job,
         job=JobRef(job),
         json_path=json_path,
         quiet=quiet,
-        max_nodes=max_nodes,
-        max_steps=max_steps,
         database_url=database_url,
         redis_url=redis_url,
         ray=plan,
+        **extra,
     )
 
 
