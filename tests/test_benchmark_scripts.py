@@ -70,3 +70,18 @@ def test_warm_block_krylov(tmp_path: Path) -> None:
             assert run["products"] == run["trace"][-1][0] and run["trace"][-1][1] <= 1.0
         # Expanding only the unconverged pairs' residuals beats growing the whole block.
         assert row["warm"] < row["krylov"]["13"]["products"]
+
+
+def test_repeated_eigenvalues(tmp_path: Path) -> None:
+    out = _run(
+        "repeated_eigenvalues.py",
+        tmp_path,
+        *("--n", "600", "--seeds", "0", "--multiplicities", "2", "--no-digits"),
+    )
+    (row,) = out["results"]
+    runs = row["runs"]
+    assert row["wanted"] == 2
+    assert runs["ours"][0]["copies"] == 2 and runs["ours"][0]["converged"]
+    assert runs["ours"][0]["error"] <= 1e-4
+    assert runs["unverified"][0]["copies"] == 1  # one start vector sees one copy
+    assert row["ratio"] == runs["ours"][0]["products"] / runs["arpack"][0]["products"]

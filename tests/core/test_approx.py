@@ -225,3 +225,65 @@ def test_fixed_step_ride_is_the_papers_regime_step_for_step(gen):
     torch.testing.assert_close(out.theta, x, rtol=0, atol=1e-12)
     torch.testing.assert_close(out.direction, track.direction, rtol=0, atol=1e-12)
     assert out.eigenvalue == pytest.approx(track.rayleigh, rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def symmetric_saddle():
+    """``digits-mlp`` 64-16-10 at its permutation-invariant saddle (1,210 parameters).
+
+    Every Hessian eigenvalue is repeated once per hidden unit: λ₀ = −0.241 sixteen times,
+    then −0.208 sixteen times, and so on. The dense Hessian comes from the problem's R-op.
+    """
+    from ridgerider.problems import create
+
+    problem = create("digits-mlp", {"hidden": "16", "start": "saddle", "image_size": 8})
+    theta = problem.analytic_mis()
+    op = make_hvp(problem.loss, theta, analytic=problem.exact_hvp)
+    h = op(torch.eye(theta.numel(), dtype=theta.dtype))
+    return problem, theta, 0.5 * (h + h.T)
+
+
+@pytest.mark.parametrize("one_per_group", [False, True])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_approx_get_ridges_equal_exact_at_a_symmetric_saddle(symmetric_saddle, one_per_group, seed):
+    from ridgerider.core import RRSettings
+    from ridgerider.core.ridge import get_ridges
+
+    problem, theta, h = symmetric_saddle
+    vals, vecs = torch.linalg.eigh(h)
+    norm = float(vals.abs().max())
+    assert int((vals < vals[0] + 1e-9 * norm).sum()) == 16  # the symmetry's multiplicity
+    settings = RRSettings(n_ridges=6, one_per_group=one_per_group)
+    exact, _ = get_ridges(problem.loss, theta, settings, hessian_fn=lambda _x: h)
+    approx, _ = get_ridges(
+        problem.loss,
+        theta,
+        settings.with_(method="approx"),
+        torch.Generator().manual_seed(seed),
+        hvp_fn=problem.exact_hvp,
+    )
+    # The same fingerprints: eigen-indices (and signs) as in the whole spectrum.
+    assert [r.choice for r in approx] == [r.choice for r in exact]
+    expected = [0, 16, 32, 48, 64, 80] if one_per_group else [0, 1, 2, 3, 4, 5]
+    assert [r.choice[0] for r in exact[::2]] == expected
+    for a, e in zip(approx, exact, strict=True):
+        assert abs(a.eigenvalue - e.eigenvalue) <= 1e-4 * norm
+        # The ridge lies inside the eigenspace of its eigenvalue.
+        space = vecs[:, (vals - e.eigenvalue).abs() <= 1e-6 * norm]
+        assert float((space.T @ a.direction).norm()) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_group_indices_are_fixed_once_every_lower_copy_is_in():
+    from ridgerider.core.eigen_groups import group_starts, groups_fixed
+
+    values = torch.tensor([-3.0, -3.0, -2.0, -2.0, -1.0], dtype=F64)
+    assert group_starts(values, torch.arange(5), 1e-6, 3.0) == [0, 2, 4]
+
+    def fixed(v: list[float], count: int) -> bool:
+        return groups_fixed(torch.tensor(v, dtype=F64), count, 1e-6, 3.0, 1e-6, 1e-4)
+
+    assert fixed([-3.0, -3.0, -2.0, -2.0, -1.0], 3)  # groups −3 and −2 lie below −1
+    assert not fixed([-3.0, -3.0, -2.0, -2.0, -1.0], 4)  # a fourth group may follow
+    assert fixed([-3.0, -3.0, -2.0, -2.0, 0.5], 4)  # ... but no negative eigenvalue is left
+    assert fixed([-3.0, -3.0, -2.0], 2)  # the −2 group's start is fixed, if not its size
+    assert not fixed([-3.0, -3.0, -3.0], 2)  # no second group in view yet

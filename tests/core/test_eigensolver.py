@@ -192,3 +192,63 @@ def test_argument_errors():
         bottom_eigenpairs(Counting(a), 50, 2, tol=0.0)
     with pytest.raises(ValueError, match="init must have shape"):
         bottom_eigenpairs(Counting(a), 50, 2, init=torch.ones(49, 2, dtype=F64))
+
+
+def _repeated(multiplicity: int, n: int) -> list[float]:
+    """−0.2 repeated, then −0.19, −0.185, … (30 values) and a positive spectrum up to 1."""
+    negative = [-0.2] * multiplicity + [-0.19 + 0.005 * j for j in range(30)]
+    return negative + torch.linspace(0.0, 1.0, n - len(negative)).tolist()
+
+
+@pytest.mark.parametrize(("multiplicity", "k"), [(2, 10), (4, 10), (16, 10), (16, 20)])
+def test_defaults_find_every_copy_of_a_repeated_eigenvalue(multiplicity, k):
+    # One start vector sees one vector of each eigenspace; with its defaults the solver must
+    # still return every copy of −0.2 among its k pairs (all of them when k ≤ multiplicity).
+    n = 1000
+    a = _matrix(_repeated(multiplicity, n), seed=20 + multiplicity)
+    mv = Counting(a)
+    res = bottom_eigenpairs(mv, n, k, generator=torch.Generator().manual_seed(multiplicity))
+    _check(a, res, k, 1e-4)
+    assert int((res.values < -0.2 + 1e-6).sum()) == min(multiplicity, k)
+    assert res.matvecs == mv.count
+
+
+def test_converged_is_false_until_missing_copies_are_ruled_out(gen):
+    # Control: a budget that lets the k pairs pass the residual test but leaves no products to
+    # look for the missing copies must not be reported as converged.
+    n, k = 1000, 10
+    a = _matrix(_repeated(4, n), seed=24)
+    unchecked = bottom_eigenpairs(Counting(a), n, k, generator=gen, verify=False)
+    assert unchecked.converged  # the residual test alone cannot see the missing copies...
+    assert int((unchecked.values < -0.2 + 1e-6).sum()) < 4  # ...and some are missing
+    gen.manual_seed(1234)
+    capped = bottom_eigenpairs(Counting(a), n, k, generator=gen, max_matvecs=unchecked.matvecs)
+    assert not capped.converged
+    assert capped.matvecs <= unchecked.matvecs
+    full = bottom_eigenpairs(Counting(a), n, k, generator=gen)
+    _check(a, full, k, 1e-4)
+
+
+def test_probe_mass_bound_holds_along_a_lanczos_run(gen):
+    # The Christoffel bound a probe relies on: the start vector's spectral mass at or below any
+    # a under every Ritz value is at most mass_below(T, a), and it tightens as the run grows.
+    from ridgerider.core.eigen_basis import KrylovBasis
+    from ridgerider.core.eigen_probe import mass_below
+
+    values = torch.cat([torch.tensor([-2.0, -1.9, -1.9], dtype=F64), torch.linspace(-1, 3, 297)])
+    r = torch.randn(300, generator=gen, dtype=F64)
+    r = r / r.norm()
+    basis = KrylovBasis(300, F64, 8)
+    basis.add(r[None], (values * r)[None])
+    checked = 0
+    for _ in range(30):
+        t = basis.mm[: basis.m, : basis.m]
+        top = float(torch.linalg.eigvalsh(t)[0])
+        for a in torch.linspace(-2.5, top - 1e-9, 7).tolist():
+            mass = float((r[values <= a] ** 2).sum())
+            assert mass <= mass_below(t, a) * (1 + 1e-9)
+            checked += mass > 0
+        w = basis.orthonormalise(basis.av[basis.m - 1].clone()[None])
+        basis.add(w, values * w)
+    assert checked > 0  # some points had mass below them, so the bound was tested
+    assert mass_below(basis.mm[: basis.m, : basis.m], -2.5) < 1e-12

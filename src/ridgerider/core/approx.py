@@ -5,7 +5,9 @@ Pure functions over a loss ``θ ↦ L(θ)``; nothing here forms a Hessian.
 GetRidges (:func:`approx_get_ridges`)
     The ``N`` most negative eigenpairs by :func:`~ridgerider.core.eigensolver.bottom_eigenpairs`
     on products from :func:`~ridgerider.core.hvp.make_hvp`; warm-startable from a previous
-    spectrum.
+    spectrum. A cold solve is verified, so at a symmetric saddle the ``N`` pairs hold every copy
+    of a repeated eigenvalue, as exact GetRidges does. With one ridge per group of repeated
+    eigenvalues the solve grows until each group's first index is that of the whole spectrum.
 
 UpdateRidge (:func:`approx_update_ridge`), after a step ``θ' → θ``, two methods:
 
@@ -34,12 +36,14 @@ overlap ``|⟨e, e'⟩|`` and the products used; the state to carry to the next 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 from ridgerider.core.curvature import LossFn
+from ridgerider.core.eigen_groups import groups_fixed
 from ridgerider.core.eigensolver import EigenResult, bottom_eigenpairs
 from ridgerider.core.hvp import AnalyticHVP, HVPOperator, make_hvp
 
@@ -69,6 +73,8 @@ def approx_get_ridges(
     hvp_method: str = "auto",
     max_hvps: int | None = None,
     analytic: AnalyticHVP | None = None,
+    group_tol: float | None = None,
+    zero_tol: float = 0.0,
 ) -> EigenResult:
     """The ``n_ridges`` most negative Hessian eigenpairs at ``θ``, from products only.
 
@@ -84,23 +90,51 @@ def approx_get_ridges(
         hvp_method: see :func:`~ridgerider.core.hvp.make_hvp`.
         max_hvps: product budget.
         analytic: the problem's hand-written HVP (``Problem.exact_hvp``), preferred by ``auto``.
+        group_tol: for one ridge per group of repeated eigenvalues (``RRSettings.repeat_tol``):
+            the solve is repeated with twice as many pairs, warm-started, until the first index
+            of each of the ``n_ridges`` lowest groups below ``-zero_tol`` is fixed (every copy of
+            the groups below it found, :func:`~ridgerider.core.eigen_groups.groups_fixed`), so
+            eigen-indices are those of the whole spectrum, as in exact GetRidges. Groups are
+            relative to the returned ``norm_estimate``.
+        zero_tol: with ``group_tol``, eigenvalues above ``-zero_tol`` form no group.
 
     The caller keeps the eigenvalues below ``-zero_tol`` and takes both signs of each vector.
+    ``matvecs`` counts the products of every solve.
     """
     op = make_hvp(loss_fn, theta, hvp_method, analytic=analytic)
     n = theta.numel()
-    return bottom_eigenpairs(
+    solve = partial(
+        bottom_eigenpairs,
         op,
         n,
-        min(n_ridges, n),
         tol=tol,
-        init=init,
         generator=generator,
         guard=guard,
         block=block,
         max_matvecs=max_hvps,
         dtype=theta.dtype,
     )
+    k = min(n_ridges, n)
+    result = solve(k, init=init)
+    used = result.matvecs
+    while (
+        group_tol is not None
+        and k < n
+        and not _groups_fixed(result, n_ridges, group_tol, tol, zero_tol)
+    ):
+        k = min(n, 2 * k)
+        warm = torch.cat([result.vectors, result.guards], dim=1)
+        result = solve(k, init=warm, norm=result.norm_estimate, verify=True)
+        used += result.matvecs
+    return replace(result, matvecs=used)
+
+
+def _groups_fixed(
+    result: EigenResult, count: int, repeat_tol: float, tol: float, zero_tol: float
+) -> bool:
+    """Whether ``result`` fixes the first indices of the ``count`` lowest negative groups."""
+    norm = result.norm_estimate
+    return groups_fixed(result.values, count, repeat_tol, norm, zero_tol, tol * norm)
 
 
 @dataclass(frozen=True)

@@ -25,20 +25,49 @@ TINY = 1e-300
 class KrylovBasis:
     """Orthonormal rows ``V`` ``[m, n]``, ``AV``, ``M = V A Vᵀ`` and ``G = (AV)(AV)ᵀ``."""
 
-    def __init__(self, n: int, dtype: torch.dtype, cap: int) -> None:
+    def __init__(self, n: int, dtype: torch.dtype, cap: int, rows: Tensor | None = None) -> None:
         self.n, self.dtype, self.m = n, dtype, 0
         self.image_norm = 0.0
         """The largest ``‖Av‖`` over basis vectors seen (a lower bound on ``‖A‖``)."""
-        self.v = torch.empty(cap, n, dtype=dtype)
+        self.v = torch.empty(cap, n, dtype=dtype) if rows is None else rows
+        """Storage of ``V``: ``rows`` (``[cap, n]``) when given, so a run's buffer is reused."""
         self.av = torch.empty(cap, n, dtype=dtype)
         self.mm = torch.zeros(cap, cap, dtype=dtype)
         self.g = torch.zeros(cap, cap, dtype=dtype)
+
+    @classmethod
+    def from_lanczos(
+        cls, q: Tensor, m: int, alpha: Tensor, beta: Tensor, last: Tensor
+    ) -> KrylovBasis:
+        """The basis of a Lanczos run, with no products: ``AV`` follows from the recurrence.
+
+        ``q`` is the run's row buffer (its first ``m`` rows orthonormal; it becomes ``V``'s
+        storage), ``alpha`` and ``beta`` its tridiagonal ``T`` (``beta[i]`` couples rows ``i``
+        and ``i + 1``; ``beta[m − 1]`` is the norm of the unnormalised next vector ``last``).
+        ``A qᵢ = β_{i−1} q_{i−1} + αᵢ qᵢ + βᵢ q_{i+1}``, so ``M = T`` and
+        ``G = T² + β_{m−1}² e_m e_mᵀ``.
+        """
+        cap, n = q.shape
+        basis = cls(n, q.dtype, cap, rows=q)
+        off = beta[: m - 1]
+        av = basis.av[:m]
+        torch.mul(q[:m], alpha[:, None], out=av)
+        av[:-1] += off[:, None] * q[1:m]
+        av[1:] += off[:, None] * q[: m - 1]
+        av[m - 1] += last
+        t = torch.diag(alpha) + torch.diag(off, 1) + torch.diag(off, -1)
+        basis.mm[:m, :m] = t
+        basis.g[:m, :m] = t @ t
+        basis.g[m - 1, m - 1] += beta[m - 1] ** 2
+        basis.image_norm = float(av.norm(dim=1).max())
+        basis.m = m
+        return basis
 
     def _reserve(self, extra: int) -> None:
         cap = self.v.shape[0]
         if self.m + extra <= cap:
             return
-        new = max(self.m + extra, 2 * cap)
+        new = max(self.m + extra, cap + max(32, cap // 4))
         for name in ("v", "av"):
             old = getattr(self, name)
             grown = torch.empty(new, self.n, dtype=self.dtype)
@@ -66,6 +95,17 @@ class KrylovBasis:
         self.g[:e, m:e] = gc
         self.g[m:e, :e] = gc.T
         self.m = e
+
+    def extend_by_last_image(self, matvec: MatVec, room: int = 1) -> bool:
+        """One Lanczos product: add ``A·(last row)``, orthonormalised against ``V``.
+
+        ``False`` (and nothing added) when the image adds no direction or ``room`` is 0.
+        """
+        w = self.orthonormalise(self.av[self.m - 1].clone()[None, :])[:room]
+        if w.shape[0] != 1:
+            return False
+        self.add(w, apply_rows(matvec, w))
+        return True
 
     def ritz(self) -> tuple[Tensor, Tensor]:
         """Ritz values (ascending) and coefficient vectors (columns) of the current basis."""

@@ -7,14 +7,23 @@ thick-restarted Lanczos run (see the solver's module docstring).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
 from ridgerider.core.eigen_basis import TINY, KrylovBasis, MatVec, apply_rows, random_rows
+from ridgerider.core.eigen_probe import probe
 
-__all__ = ["CHECK_EVERY", "EXPAND_FLOOR", "Outcome", "SolverConfig", "block_phase", "from_block"]
+__all__ = [
+    "CHECK_EVERY",
+    "EXPAND_FLOOR",
+    "PROBE_GROWTH",
+    "Outcome",
+    "SolverConfig",
+    "block_phase",
+    "from_block",
+]
 
 CHECK_EVERY = 4
 """Single-vector runs past a thick restart check convergence every this many products."""
@@ -23,6 +32,9 @@ EXPAND_FLOOR = 2.0
 not expanded yet. Expanding the larger directions shrinks them as well (they share the Krylov
 space), and the stopping test still checks every pair. Measured in ``benchmarks/README.md``:
 against 1× it saves 0–4 products of a warm start after a 0.1 % step on the digits MLPs."""
+PROBE_GROWTH = 1.5
+"""Once a probe found a missed eigenvalue, the basis may grow to this many times ``max_basis``
+before a thick restart."""
 
 
 @dataclass
@@ -48,6 +60,9 @@ class SolverConfig:
     fixed_norm: bool
     block: int
     max_basis: int
+    verify: bool = False
+    """Probe for eigenvalues the basis misses (repeated ones) before declaring convergence
+    (:mod:`~ridgerider.core.eigen_probe`)."""
 
 
 def block_phase(
@@ -62,34 +77,83 @@ def block_phase(
 
     With ``block == 1`` the run is plain Lanczos between checks: after each expansion it extends
     the basis by the image of the last vector added, checking every :data:`CHECK_EVERY` products.
+    With ``verify``, converged pairs are probed for eigenvalues the basis misses
+    (:func:`_probe_for_missed`) before the run stops.
     """
-    used = 0
-    single = False  # single-vector mode: the last vector added has been expanded from
-    since_check = 0
+    loop = _Loop(cfg, verified=not cfg.verify)
     while True:
-        between_checks = single and since_check < CHECK_EVERY and basis.m < cfg.max_basis
-        if between_checks and _extend_by_last_image(matvec, basis, max(0, budget - used)):
-            used += 1
-            since_check += 1
+        if _between_checks(matvec, basis, loop, budget):
             continue
-        since_check = 0
-        room = min(basis.n - basis.m, budget - used)
-        r, norm, thresh = _residual_rows(basis, cfg, norm, room)
+        room = min(basis.n - basis.m, budget - loop.used)
+        r, norm, thresh = _residual_rows(basis, loop.cfg, norm, room)
+        if r is None and not loop.verified and room > 0:
+            if _probe_for_missed(matvec, basis, loop, thresh, budget, generator):
+                continue
+            break
         w = None if r is None else _new_rows(basis, r, thresh, room, generator)
         if w is None:
             break
         basis.add(w, apply_rows(matvec, w))
-        used += w.shape[0]
-        single = cfg.block == 1
-    return _final_outcome(basis, cfg, norm, used)
+        loop.used += w.shape[0]
+        loop.single = cfg.block == 1
+    return _final_outcome(basis, loop.cfg, norm, loop.used, loop.verified)
 
 
-def _extend_by_last_image(matvec: MatVec, basis: KrylovBasis, room: int) -> bool:
-    """One Lanczos product: extend by ``A·(last vector)``; ``False`` when it adds nothing."""
-    w = basis.orthonormalise(basis.av[basis.m - 1].clone()[None, :])[:room]
-    if w.shape[0] != 1:
-        return False
-    basis.add(w, apply_rows(matvec, w))
+@dataclass
+class _Loop:
+    """The block phase's bookkeeping between iterations."""
+
+    cfg: SolverConfig
+    verified: bool
+    """Whether a probe found nothing missing (always, when not verifying)."""
+    used: int = 0
+    single: bool = False
+    """Single-vector mode: the last vector added has been expanded from."""
+    since_check: int = 0
+    check_every: int = CHECK_EVERY
+
+
+def _between_checks(matvec: MatVec, basis: KrylovBasis, loop: _Loop, budget: int) -> bool:
+    """In single-vector mode, one Lanczos product without a check.
+
+    ``False`` when it is time to check (or the product would add nothing).
+    """
+    wait = loop.single and loop.since_check < loop.check_every
+    room = max(0, budget - loop.used)
+    if wait and basis.m < loop.cfg.max_basis and basis.extend_by_last_image(matvec, room):
+        loop.used += 1
+        loop.since_check += 1
+        return True
+    loop.since_check = 0
+    return False
+
+
+def _probe_for_missed(
+    matvec: MatVec,
+    basis: KrylovBasis,
+    loop: _Loop,
+    thresh: float,
+    budget: int,
+    generator: torch.Generator | None,
+) -> bool:
+    """The ``k`` lowest pairs converged: probe for eigenvalues below them that the basis misses.
+
+    ``False`` when the budget ran out. Otherwise the loop goes on: after a probe that found
+    nothing, Rayleigh–Ritz over the larger basis may have remixed a cluster of Ritz pairs, so
+    their residuals are checked again. After a probe that found something, the loop converges
+    it and probes again, checking after every product (each copy costs a few products more
+    when checked less often) and letting the basis grow to :data:`PROBE_GROWTH` × ``max_basis``
+    before a thick restart (a restart drops the spectrum the next probes are deflated against).
+    """
+    found = probe(matvec, basis, loop.cfg.k, thresh, budget - loop.used, generator)
+    loop.used += found.used
+    loop.verified = found.kind == "clear"
+    loop.single = False
+    if found.kind != "found":
+        return loop.verified
+    loop.check_every = 0
+    grown = int(PROBE_GROWTH * loop.cfg.max_basis)
+    loop.cfg = replace(loop.cfg, max_basis=max(loop.cfg.max_basis, grown))
     return True
 
 
@@ -145,15 +209,21 @@ def _new_rows(
     return w
 
 
-def _final_outcome(basis: KrylovBasis, cfg: SolverConfig, norm: float, used: int) -> Outcome:
-    """The ``k`` lowest Ritz pairs with explicit residuals, and the guards above them."""
+def _final_outcome(
+    basis: KrylovBasis, cfg: SolverConfig, norm: float, used: int, verified: bool
+) -> Outcome:
+    """The ``k`` lowest Ritz pairs with explicit residuals, and the guards above them.
+
+    Converged means every residual met the tolerance and, where asked, a probe found nothing
+    missing below them.
+    """
     mu, y = basis.ritz()
     p = min(cfg.active, mu.numel())
     kk = min(cfg.k, p)
     x, ax = basis.combine(y[:, :p])
     res = (ax - mu[:p, None] * x).norm(dim=1)
     limit = cfg.tol * max(norm, TINY) * (1 + 1e-6)
-    converged = kk == cfg.k and bool((res[:kk] <= limit).all())
+    converged = verified and kk == cfg.k and bool((res[:kk] <= limit).all())
     return Outcome(mu[:kk], x[:kk], res[:kk], x[kk:p], used, norm, converged)
 
 
@@ -173,9 +243,7 @@ def from_block(
     if w.shape[0] == 0:
         raise ValueError("init has no usable (nonzero) columns")
     basis.add(w, apply_rows(matvec, w))
-    big = SolverConfig(
-        cfg.k, cfg.active, cfg.tol, cfg.fixed_norm, cfg.block, max(cfg.max_basis, cap)
-    )
+    big = replace(cfg, max_basis=max(cfg.max_basis, cap))
     out = block_phase(matvec, basis, big, norm, budget - w.shape[0], generator)
     out.matvecs += w.shape[0]
     return out

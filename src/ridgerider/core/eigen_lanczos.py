@@ -3,7 +3,9 @@
 Lanczos with full reorthogonalisation from one start vector, checked on the tridiagonal matrix
 after every product (a Ritz pair's residual is ``β·|s_last|``). When the basis is full the run
 thick-restarts into the block phase (:mod:`ridgerider.core.eigen_block`) with the lowest Ritz
-vectors, whose images are known exactly.
+vectors, whose images are known exactly. A converged run that is to be verified goes to the
+block phase whole (its images follow from the recurrence), where probes look for eigenvalues
+it misses (:mod:`ridgerider.core.eigen_probe`).
 """
 
 from __future__ import annotations
@@ -65,7 +67,8 @@ def lanczos(
     """Lanczos until the ``k`` lowest Ritz pairs converge, or until the basis is full.
 
     A full basis is thick-restarted (the ``active`` lowest Ritz vectors with their exact images)
-    and the block phase continues from it with the products left.
+    and the block phase continues from it with the products left. With ``cfg.verify`` a
+    converged run is verified by the block phase's probes.
     """
     n = start.numel()
     run = _Run.begin(start, min(cfg.max_basis, n, budget))
@@ -75,6 +78,8 @@ def lanczos(
         invariant = run.b <= 1e-10 * max(norm, TINY)
         if not check.done and invariant and run.m < min(run.cap, n):
             w = _fresh_direction(run, generator)
+        elif check.done and cfg.verify:
+            return _verified(matvec, run, w, cfg, norm, budget, generator)
         elif check.done or invariant:
             return _outcome(run, check, norm)
         run.q[run.m] = w / run.b
@@ -136,6 +141,27 @@ def _fresh_direction(run: _Run, generator: torch.Generator | None) -> Tensor:
         w = w - (q[:m] @ w) @ q[:m]
     run.b, run.beta[m - 1], run.segment = float(w.norm()), 0.0, m
     return w
+
+
+def _verified(
+    matvec: MatVec,
+    run: _Run,
+    last: Tensor,
+    cfg: SolverConfig,
+    norm: float,
+    budget: int,
+    generator: torch.Generator | None,
+) -> Outcome:
+    """A converged run handed to the block phase, whose probes look for missed eigenvalues.
+
+    The whole Krylov basis goes over (its images follow from the recurrence, no products), so
+    the probes are deflated against everything the run resolved.
+    """
+    alpha, beta = (tensor_like(x[: run.m], run.q) for x in (run.alpha, run.beta))
+    basis = KrylovBasis.from_lanczos(run.q, run.m, alpha, beta, last)
+    out = block_phase(matvec, basis, cfg, norm, budget - run.m, generator)
+    out.matvecs += run.m
+    return out
 
 
 def _outcome(run: _Run, check: _Check, norm: float) -> Outcome:

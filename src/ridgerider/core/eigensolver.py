@@ -13,10 +13,15 @@ Cold start (no ``init``, ``block = 1``)
     one vector per iteration, which extends the same Krylov space.
 
     A single start vector sees one vector per eigenspace: an exactly repeated eigenvalue shows
-    up once (ARPACK has the same limit). Where multiplicities are expected (a symmetric saddle,
-    e.g. a maximally invariant one) pass ``block`` ≥ the multiplicity: the cold start is then a
-    block Krylov method from ``block`` random vectors. Warm starts resolve multiplicities up to
-    the number of columns of ``init``.
+    up once (ARPACK has the same limit), and every residual test still passes. So a converged
+    cold run is *verified* (``verify``, on by default for cold starts): probes from fresh random
+    vectors, deflated against the whole basis, look for eigenvalues below the ``k``-th that it
+    misses (:mod:`~ridgerider.core.eigen_probe`). Each probe finds one missing copy (which is
+    then converged and the next probe started) or rules one out, with probability
+    ``1 − MISS_PROBABILITY``, from a bound on its start vector's spectral mass below the
+    ``k``-th value. A probe that finds nothing costs ~15–25 products; each missing copy ~20
+    (``benchmarks/README.md``). ``block`` ≥ the multiplicity (known in advance) makes the cold
+    start a block Krylov method from ``block`` random vectors, which finds the copies directly.
 
 Warm start (``init`` given, e.g. the previous step's ``vectors`` and ``guards``)
     Block Krylov in Davidson form. The initial block is ``init``; each iteration does
@@ -25,15 +30,18 @@ Warm start (``init`` given, e.g. the previous step's ``vectors`` and ``guards``)
     locked (never multiplied again; Rayleigh–Ritz keeps refining them for free) and the columns
     past ``k`` (guards) are iterated but never expanded, so an eigenvalue that crosses the
     ``k``-th after a step stays in view. When θ moved little most pairs converge within a few
-    iterations.
+    iterations. Warm starts are not verified by default: the block of ``init`` resolves
+    multiplicities up to its width (pass ``verify=True`` to probe as well).
 
 Stopping rule. A Ritz pair ``(μ, x)`` has converged when ``‖Ax − μx‖ ≤ tol·‖A‖``; ``‖A‖`` is
 estimated from below by the largest |Ritz value| seen and the largest ``‖Av‖`` over the basis
-(``norm`` overrides the estimate). The solver stops when the ``k`` lowest Ritz pairs converged.
+(``norm`` overrides the estimate). The solver stops when the ``k`` lowest Ritz pairs converged
+and, when verifying, a probe found nothing missing below them; ``converged`` reports both.
 Small operators (``n`` up to ``max(3 (k + guard), 32)``) are solved densely from ``n`` products.
 
 The basis lives in :mod:`~ridgerider.core.eigen_basis`, the cold phase in
-:mod:`~ridgerider.core.eigen_lanczos` and the block phase in :mod:`~ridgerider.core.eigen_block`.
+:mod:`~ridgerider.core.eigen_lanczos`, the block phase in :mod:`~ridgerider.core.eigen_block`
+and the probes in :mod:`~ridgerider.core.eigen_probe`.
 """
 
 from __future__ import annotations
@@ -62,7 +70,8 @@ class EigenResult:
     matvecs: int
     """Operator products used (a block of ``b`` vectors counts ``b``)."""
     converged: bool
-    """Whether every returned pair met ``‖Ax − λx‖ ≤ tol·‖A‖``."""
+    """Whether every returned pair met ``‖Ax − λx‖ ≤ tol·‖A‖`` and, when verified, no
+    eigenvalue below them was found missing: the ``k`` lowest to tolerance."""
     residuals: Tensor
     """Residual norms ``‖Ax − λx‖``, shape ``[k]``."""
     norm_estimate: float
@@ -86,6 +95,7 @@ def bottom_eigenpairs(
     max_matvecs: int | None = None,
     norm: float | None = None,
     dtype: torch.dtype | None = None,
+    verify: bool | None = None,
 ) -> EigenResult:
     """The ``k`` smallest (most negative) eigenpairs of a symmetric operator.
 
@@ -106,6 +116,9 @@ def bottom_eigenpairs(
             tells whether it sufficed.
         norm: a known ``‖A‖`` instead of the running estimate.
         dtype: working dtype (default: ``init``'s, else float64).
+        verify: before declaring convergence, probe with fresh start vectors for eigenvalues
+            below the ``k``-th that the basis misses, such as further copies of a repeated
+            eigenvalue (module docstring); default: on for cold starts, off for warm ones.
     """
     _check_arguments(n, k, tol, init)
     dtype = dtype or (init.dtype if init is not None else torch.float64)
@@ -115,7 +128,8 @@ def bottom_eigenpairs(
     else:
         budget = max_matvecs if max_matvecs is not None else max(5000, 200 * active)
         basis_cap = min(n, max_basis or max(4 * active, 240))
-        cfg = SolverConfig(k, active, tol, norm is not None, 1, basis_cap)
+        check = init is None if verify is None else verify
+        cfg = SolverConfig(k, active, tol, norm is not None, 1, basis_cap, check)
         est = float(norm) if norm is not None else 0.0
         out = _iterate(matvec, n, cfg, est, budget, init, block, generator, dtype)
     return EigenResult(

@@ -31,6 +31,7 @@ from ridgerider.core.curvature import (
     symmetric_eigh,
     value_and_gradient,
 )
+from ridgerider.core.eigen_groups import group_starts
 from ridgerider.core.hvp import AnalyticHVP
 from ridgerider.core.settings import RRSettings
 from ridgerider.core.update_ridge import HessianFn, update_exact
@@ -79,19 +80,6 @@ def negative_spectrum(values: Tensor, zero_tol: float) -> Tensor:
     return torch.nonzero(values < -zero_tol).flatten()
 
 
-def _group_starts(values: Tensor, idx: Tensor, repeat_tol: float) -> list[int]:
-    """First index of each group of (relatively) equal eigenvalues among ``idx``."""
-    scale = float(values.abs().max()) if values.numel() else 1.0
-    starts: list[int] = []
-    last: float | None = None
-    for i in idx.tolist():
-        v = float(values[i])
-        if last is None or abs(v - last) > repeat_tol * max(scale, 1e-300):
-            starts.append(i)
-        last = v
-    return starts
-
-
 def get_ridges(
     loss_fn: LossFn,
     theta: Tensor,
@@ -116,12 +104,15 @@ def get_ridges(
             tol=settings.approx_tol,
             generator=generator,
             analytic=hvp_fn,
+            group_tol=settings.repeat_tol if settings.one_per_group else None,
+            zero_tol=settings.zero_tol,
         )
         values, vectors = spectrum.values, canonical_sign(spectrum.vectors)
-        h = None
+        h, scale = None, spectrum.norm_estimate
     else:
         h = hessian_fn(theta) if hessian_fn is not None else dense_hessian(loss_fn, theta)
         values, vectors = symmetric_eigh(h)
+        scale = None  # the whole spectrum: its largest |λ|
     idx = negative_spectrum(values, settings.zero_tol)
     if settings.ridge_rule == "random_ascent":
         if idx.numel() == 0:
@@ -138,7 +129,9 @@ def get_ridges(
             ridges.append(Ridge((i, 1), u, curv))
         return ridges, values
     chosen = (
-        _group_starts(values, idx, settings.repeat_tol) if settings.one_per_group else idx.tolist()
+        group_starts(values, idx, settings.repeat_tol, scale)
+        if settings.one_per_group
+        else idx.tolist()
     )
     slopes = None
     if settings.signs == "descent":
