@@ -35,12 +35,12 @@ PARAMS = {"depth": 8, "tree_seed": 11}
 SEED = 5
 
 
-def _settings(max_nodes: int = 90) -> RRSettings:
+def _settings(max_nodes: int = 60) -> RRSettings:
     problem = create("tree-rl", PARAMS)
     return RRSettings(**{**problem.default_settings(), "order": "bfs", "max_nodes": max_nodes})
 
 
-def _reference(max_nodes: int = 90) -> dict[str, float]:
+def _reference(max_nodes: int = 60) -> dict[str, float]:
     result = run_search(create("tree-rl", PARAMS), _settings(max_nodes), seed=SEED)
     return {n.key: n.loss for n in result.nodes}
 
@@ -108,7 +108,7 @@ def test_terminated_connections_cost_at_most_the_attempt_in_hand(pg_url: str, ki
     pool = _pool(kind, archive, pg_url)
     try:
         killed = []
-        for at in (10, 40):
+        for at in (8, 25):
             _wait(archive, job.id, lambda j, at=at: j.nodes >= at)
             killed.append(_terminate_connections(pg_url))
         _wait(archive, job.id, lambda j: j.finished)
@@ -184,11 +184,11 @@ def test_redis_flushed_and_restarted_mid_run_loses_nothing(pg_url: str, private_
     try:
         _wait(archive, job.id, lambda j: j.nodes >= 10)
         archive.frontier.redis.flushdb()  # type: ignore[attr-defined]
-        _wait(archive, job.id, lambda j: j.nodes >= 30)
+        _wait(archive, job.id, lambda j: j.nodes >= 25)
         private_redis.stop()
         # Accepted while Redis is down: stored in the database, indexed when Redis is back.
         second = jobs.submit(
-            archive.storage, archive.frontier, "tree-rl", PARAMS, _settings(40), seed=SEED
+            archive.storage, archive.frontier, "tree-rl", PARAMS, _settings(30), seed=SEED
         )
         time.sleep(1.0)
         private_redis.start()
@@ -198,7 +198,7 @@ def test_redis_flushed_and_restarted_mid_run_loses_nothing(pg_url: str, private_
     finally:
         pool.stop(30)
     assert alive == 2
-    for job_id, nodes in ((job.id, 90), (second.id, 40)):
+    for job_id, nodes in ((job.id, 60), (second.id, 30)):
         final = archive.storage.get_job(job_id)
         assert final is not None and final.status == JobStatus.SUCCEEDED, final
         assert _tree(archive, job_id) == _reference(nodes)
@@ -276,7 +276,7 @@ def test_terminated_connections_on_ray_workers(pg_url: str) -> None:
     while not created and time.monotonic() < deadline:
         time.sleep(0.05)
     killed = []
-    for at in (10, 40):
+    for at in (8, 25):
         _wait(archive, created[0], lambda j, at=at: j.nodes >= at)
         killed.append(_terminate_connections(pg_url))
     thread.join(300)
