@@ -134,9 +134,11 @@ def riding(pool: WorkerPool, store: SQLStorage, timeout: float = 180) -> tuple[i
     """
     n = NODES.c
     pids: dict[str, int] = {}
+    known = -1  # pool.replaced when pids was read: a replacement is a worker not yet known
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if len(pids) < pool.alive():
+        if len(pids) < pool.alive() or pool.replaced != known:
+            known = pool.replaced
             pids = {i["worker_id"]: i["pid"] for i in pool.info()}
         with store.db.session(write=False) as s:
             rows = (
