@@ -127,6 +127,17 @@ def test_extend_runs_a_budget_stopped_job_on(make_client) -> None:
         assert tree_shape(tree) == [(n.fingerprint, n.loss, n.steps) for n in ref.nodes]
 
 
+def test_a_gpu_job_waits_for_gpu_workers(make_client) -> None:
+    with make_client(dev=True, workers=1) as c:  # the service's own workers serve CPU jobs
+        gpu = c.post(f"{API}/jobs", json=BODY | {"accelerator": "gpu"}).json()
+        assert gpu["accelerator"] == "gpu"
+        cpu = c.post(f"{API}/jobs", json=BODY).json()
+        assert cpu["accelerator"] == "cpu"
+        assert wait_done(c, cpu["id"])["status"] == "succeeded"  # not behind the older GPU job
+        job = c.get(f"{API}/jobs/{gpu['id']}").json()
+        assert job["status"] == "running" and job["nodes"] == 0
+
+
 @pytest.mark.parametrize(
     ("body", "loc"),
     [
@@ -147,6 +158,7 @@ def test_extend_runs_a_budget_stopped_job_on(make_client) -> None:
         (BODY | {"wall_time_s": 0}, ["body", "wall_time_s"]),
         (BODY | {"device": "tpu"}, ["body", "device"]),
         (BODY | {"device": "cpu"}, ["body", "device"]),  # the worker's choice, not the job's
+        (BODY | {"accelerator": "tpu"}, ["body", "accelerator"]),
         (BODY | {"extra": 1}, ["body", "extra"]),
         ({"problem": "digits-mlp"}, ["body", "settings", "method"]),
     ],

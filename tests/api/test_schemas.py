@@ -207,3 +207,12 @@ def test_controls_a_disagreement_is_reported(check: Any, want: str) -> None:
     """Control: a core setting added alone, or a wire setting that drifts, is caught."""
     problems = check()
     assert any(p.startswith(want) for p in problems), problems
+
+
+def test_accelerator_text_is_the_enum() -> None:
+    from typing import get_args
+
+    from ridgerider.schemas.enums import Accelerator
+    from ridgerider.schemas.jobs import AcceleratorText
+
+    assert set(get_args(AcceleratorText)) == {a.value for a in Accelerator}

@@ -30,6 +30,7 @@ def submit(
     lease_s: float = 30.0,
     max_attempts: int = 3,
     wall_time_s: float | None = None,
+    accelerator: str = "cpu",
     **settings: int,
 ) -> int:
     """Store and start a job whose root is a 2-parameter zero branch."""
@@ -42,6 +43,7 @@ def submit(
         lease_s=lease_s,
         max_attempts=max_attempts,
         wall_time_s=wall_time_s,
+        accelerator=accelerator,
     )
     job = frontier.storage.create_job(spec, Branch(THETA, None, None, (), seed, 0.0))
     assert frontier.storage.transition(job.id, "running")

@@ -210,6 +210,20 @@ def test_claims_serve_the_oldest_job_first(frontier: Frontier) -> None:
     assert [(x.job_id, x.rank) for x in more] == [(a, 1), (a, 2), (b, 1)]
 
 
+def test_workers_serve_only_jobs_of_their_accelerator(frontier: Frontier) -> None:
+    gpu = submit(frontier, accelerator="gpu")
+    cpu = submit(frontier)
+    assert frontier.storage.get_job(gpu).accelerator == "gpu"  # type: ignore[union-attr]
+    # A CPU worker skips the older GPU job, asked for it by id or not.
+    assert [x.job_id for x in frontier.claim("c", 5)] == [cpu]
+    assert frontier.claim("c", 5, job_id=gpu) == []
+    (lease,) = frontier.claim("g", 5, accelerator="gpu")
+    assert lease.job_id == gpu and lease.rank == 0
+    assert frontier.claim("g", 5, accelerator="gpu") == []  # the CPU job's children wait
+    assert frontier.complete(lease, expansion(lease.branch))
+    assert {x.job_id for x in frontier.claim("g", 5, accelerator="gpu")} == {gpu}
+
+
 def test_wall_time_stops_admission(frontier: Frontier) -> None:
     job = submit(frontier, wall_time_s=0.3, order="bfs")
     (root,) = frontier.claim("w", 1, job_id=job)

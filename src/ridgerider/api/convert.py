@@ -48,6 +48,7 @@ def job_out(job: JobRecord) -> JobPublic:
         error=job.error,
         method=s["method"],
         order=s["order"],
+        accelerator=job.accelerator,  # type: ignore[arg-type]
         settings=finite(s),
         mis=MisPublic(
             loss=finite(job.mis.get("loss")),

@@ -33,6 +33,7 @@ __all__ = [
     "build_settings",
     "check_json_path",
     "coerce_settings",
+    "config_default",
     "console",
     "job_call",
     "out",
@@ -62,7 +63,7 @@ def _settings() -> Settings:
         usage_error(why)
 
 
-def _from_config(name: str) -> Any:
+def config_default(name: str) -> Any:
     """A click default read from the ``RIDGERIDER_*`` environment when the command runs."""
     return lambda: getattr(_settings(), name)
 
@@ -164,7 +165,7 @@ def url_option(setting: str, help_text: str) -> Callable[[_F], _F]:
         return click.option(
             flag,
             setting,
-            default=_from_config(setting),
+            default=config_default(setting),
             callback=resolve,
             help=f"{help_text}; shows in ps with a password: prefer {flag}-file or "
             f"{ENV_PREFIX}{setting.upper()}",
@@ -192,7 +193,7 @@ WORKERS = click.option(
 
 def ray_address_option(help_text: str) -> Any:
     """``--ray-address`` with its own help text, defaulting to ``RIDGERIDER_RAY_ADDRESS``."""
-    return click.option("--ray-address", default=_from_config("ray_address"), help=help_text)
+    return click.option("--ray-address", default=config_default("ray_address"), help=help_text)
 
 
 RAY_ADDRESS = ray_address_option(

@@ -5,12 +5,22 @@ from __future__ import annotations
 import signal
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
-from ridgerider.cli.common import DATABASE_URL, REDIS_URL, console, ray_address_option
+from ridgerider.cli.common import (
+    DATABASE_URL,
+    REDIS_URL,
+    config_default,
+    console,
+    ray_address_option,
+)
 from ridgerider.core.errors import SettingsError
 from ridgerider.services.archive import default_database_url, mask_url
+
+if TYPE_CHECKING:
+    from ridgerider.workers.ray import WorkerOptions, WorkerPool
 
 
 @click.command()
@@ -18,8 +28,12 @@ from ridgerider.services.archive import default_database_url, mask_url
 @DATABASE_URL
 @REDIS_URL
 @click.option(
-    "--num-workers", type=click.IntRange(1, 4096), default=1, show_default=True,
+    "--num-workers", type=click.IntRange(0, 4096), default=1, show_default=True,
     help="worker actors (each a process)",
+)  # fmt: skip
+@click.option(
+    "--gpu-workers", type=click.IntRange(0, 4096), default=0, show_default=True,
+    help="more worker actors, each reserving one GPU and serving GPU jobs on CUDA",
 )  # fmt: skip
 @click.option(
     "--num-cpus", type=click.FloatRange(0, 1024), default=1.0, show_default=True,
@@ -27,16 +41,19 @@ from ridgerider.services.archive import default_database_url, mask_url
 )  # fmt: skip
 @click.option(
     "--num-gpus", type=click.FloatRange(0, 64), default=0.0, show_default=True,
-    help="GPUs Ray reserves per worker",
+    help="GPUs Ray reserves per --num-workers worker (> 0: they serve GPU jobs)",
 )  # fmt: skip
 @click.option(
     "--threads", type=click.IntRange(1, 256), default=1, show_default=True,
     help="torch threads per worker",
 )  # fmt: skip
-@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:i] per worker")
 @click.option(
-    "--lease", "lease_s", type=click.FloatRange(0.1, 86400), default=None,
-    help="lease length in seconds (default: each job's)",
+    "--device", default=None,
+    help="cpu or cuda[:i] per worker (default: cuda with --num-gpus, else cpu)",
+)  # fmt: skip
+@click.option(
+    "--lease", "lease_s", type=click.FloatRange(0.1, 86400), default=config_default("lease_s"),
+    help="lease length in seconds (default: $RIDGERIDER_LEASE_S, else each job's)",
 )  # fmt: skip
 @click.option(
     "--batch", default="1", show_default=True,
@@ -47,14 +64,19 @@ def worker(
     database_url: str | None,
     redis_url: str | None,
     num_workers: int,
+    gpu_workers: int,
     num_cpus: float,
     num_gpus: float,
     threads: int,
-    device: str,
+    device: str | None,
     lease_s: float | None,
     batch: str,
 ) -> None:
     """Serve every running job with Ray workers until interrupted (Ctrl-C or SIGTERM).
+
+    Workers that reserve GPUs (--num-gpus > 0, or the --gpu-workers) serve the jobs submitted
+    with accelerator "gpu", and only those, computing on CUDA; the others serve CPU jobs. Ray
+    places each where its resources are, so on a cluster GPU jobs ride on the GPU nodes.
 
     Workers that die are replaced; their branches come back when their leases expire. This
     process also runs the frontier's reaper (expired leases, wall-time budgets). The URLs never
@@ -62,12 +84,43 @@ def worker(
     workers on other nodes from their node's RIDGERIDER_DATABASE_URL / RIDGERIDER_REDIS_URL
     (or ..._FILE).
     """
-    from ridgerider.workers.ray import WorkerOptions, start_workers
+    from ridgerider.workers.ray import start_workers
+
+    if num_workers + gpu_workers == 0:
+        raise click.UsageError("--num-workers, --gpu-workers: at least one worker")
+    common = {"batch": batch, "num_cpus": num_cpus, "threads": threads, "lease_s": lease_s}
+    groups = [
+        (n, _options(num_gpus=g, device=d, **common))
+        for n, g, d in ((num_workers, num_gpus, device), (gpu_workers, 1.0, None))
+        if n > 0
+    ]
+    url = database_url or default_database_url()
+    pools = []
+    try:
+        for i, (n, options) in enumerate(groups):  # one reaper is enough
+            pool = start_workers(url, redis_url, n, ray_address=ray_address, options=options,
+                                 reaper=i == 0)  # fmt: skip
+            pools.append(pool)
+            kind = f"{options.accelerator} jobs on {options.compute_device}"
+            console.print(f"{n} workers ({kind}) serving {mask_url(url)}")
+        _serve_until_stopped(pools)
+    finally:
+        for pool in reversed(pools):  # the first one shuts down a Ray it started
+            pool.stop()
+    console.print(f"stopped ({sum(p.replaced for p in pools)} workers replaced)")
+
+
+def _options(
+    *, batch: str, num_cpus: float, num_gpus: float, threads: int, device: str | None,
+    lease_s: float | None,
+) -> WorkerOptions:  # fmt: skip
+    """The workers' options; exit 2 naming the option that is wrong."""
+    from ridgerider.workers.ray import WorkerOptions
 
     try:
         if batch != "auto" and not batch.isdecimal():
             raise SettingsError("batch", f"batch: an integer >= 1 or 'auto', got {batch!r}")
-        options = WorkerOptions(
+        return WorkerOptions(
             batch="auto" if batch == "auto" else int(batch),
             num_cpus=num_cpus,
             num_gpus=num_gpus,
@@ -80,8 +133,10 @@ def worker(
         option = {"torch_threads": "threads"}.get(exc.field, exc.field).replace("_", "-")
         why = exc.message.removeprefix(f"{exc.field}: ")
         raise click.UsageError(f"--{option}: {why}") from None
-    url = database_url or default_database_url()
-    pool = start_workers(url, redis_url, num_workers, ray_address=ray_address, options=options)
+
+
+def _serve_until_stopped(pools: list[WorkerPool]) -> None:
+    """Wait for SIGTERM or Ctrl-C; a pool that gives up ends the command with its error."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -89,11 +144,7 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    console.print(f"{num_workers} workers serving {mask_url(url)}")
-    try:
-        while not stop.wait(1.0):
+    while not stop.wait(1.0):
+        for pool in pools:
             if pool.wait(0):
                 raise click.ClickException(f"worker pool stopped: {pool.error}")
-    finally:
-        pool.stop()
-    console.print(f"stopped ({pool.replaced} workers replaced)")

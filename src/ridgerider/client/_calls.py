@@ -23,6 +23,7 @@ class Calls:
         settings: dict[str, Any] | None,
         named: dict[str, Any],
         idempotency_key: str | None,
+        accelerator: str = "cpu",
     ) -> Call:
         """``POST /jobs`` (a fresh idempotency key makes retries safe)."""
         given = {k: v for k, v in named.items() if v is not None}
@@ -34,6 +35,8 @@ class Calls:
         }
         if wall_time_s is not None:
             body["wall_time_s"] = wall_time_s
+        if accelerator != "cpu":
+            body["accelerator"] = accelerator
         key = {"Idempotency-Key": idempotency_key or f"sdk-{uuid.uuid4().hex}"}
         return Call("POST", "/jobs", schemas.JobPublic, json=body, headers=key, retry=True)
 

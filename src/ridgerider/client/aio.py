@@ -57,13 +57,16 @@ class AsyncClient:
         wall_time_s: float | None = None,
         settings: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        accelerator: str = "cpu",
         **named: Any,
     ) -> schemas.JobPublic:
         """Submit a search; ``named``: search settings as for ``Client.submit``.
 
         For example ``method``, ``order``, ``alpha``, ``n_ridges``, ``max_nodes``.
         """
-        call = Calls.submit(problem, params, seed, wall_time_s, settings, named, idempotency_key)
+        call = Calls.submit(
+            problem, params, seed, wall_time_s, settings, named, idempotency_key, accelerator
+        )
         return await self._do(call)
 
     async def get(self, job_id: int) -> schemas.JobPublic:

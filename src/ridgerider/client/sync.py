@@ -74,11 +74,13 @@ class Client:
         wall_time_s: float | None = None,
         settings: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
+        accelerator: str = "cpu",
     ) -> schemas.JobPublic:
         """Submit a search of ``problem``; settings not given take the problem's defaults.
 
         ``settings`` sets any other search setting by name. Without ``idempotency_key`` a
         fresh one is made, so the retries after a connection error never make two jobs.
+        ``accelerator="gpu"`` has the job ridden by workers holding a GPU.
         """
         named = {
             "method": method,
@@ -90,7 +92,9 @@ class Client:
             "max_nodes": max_nodes,
             "max_steps": max_steps,
         }
-        call = Calls.submit(problem, params, seed, wall_time_s, settings, named, idempotency_key)
+        call = Calls.submit(
+            problem, params, seed, wall_time_s, settings, named, idempotency_key, accelerator
+        )
         return self._do(call)
 
     def get(self, job_id: int) -> schemas.JobPublic:

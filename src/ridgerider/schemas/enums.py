@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["CrossplayStatus", "JobStatus", "NodeStatus"]
+__all__ = ["Accelerator", "CrossplayStatus", "JobStatus", "NodeStatus"]
+
+
+class Accelerator(StrEnum):
+    """Which workers ride a job's branches: CPU workers, or workers holding a GPU.
+
+    A worker serves one kind: a Ray worker that reserves GPUs (``num_gpus > 0``) serves ``gpu``
+    jobs only, every other worker ``cpu`` jobs only, so CPU jobs never wait behind GPU jobs and
+    GPU jobs never land on a CPU-only machine.
+    """
+
+    CPU = "cpu"
+    GPU = "gpu"
 
 
 class JobStatus(StrEnum):

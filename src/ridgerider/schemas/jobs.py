@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, JsonValue, model_validator
 
@@ -13,6 +13,9 @@ from ridgerider.schemas.settings import MAX_NODES, MAX_STEPS, SearchSettings
 
 __all__ = ["MAX_WALL_S", "JobCreate", "JobExtend", "JobPublic", "JobsPublic", "MisPublic"]
 
+AcceleratorText = Literal["cpu", "gpu"]
+"""``schemas.Accelerator`` as request and response text."""
+
 MAX_WALL_S = 30 * 86_400.0
 """The longest wall-time budget a job may ask for (30 days)."""
 
@@ -20,13 +23,16 @@ MAX_WALL_S = 30 * 86_400.0
 class JobCreate(RequestModel):
     """``POST /jobs``: what to search and how."""
 
-    # No device: where branches run is each worker's choice (``ridgerider worker --device``).
-
     problem: ProblemName
     params: dict[str, JsonValue] = Field(default_factory=dict, max_length=64)
     seed: int = Field(0, ge=0, le=SEED_MAX)
     settings: SearchSettings = Field(default_factory=SearchSettings)
     wall_time_s: float | None = Field(None, gt=0, le=MAX_WALL_S, description="budget: seconds")
+    accelerator: AcceleratorText = Field(
+        "cpu",
+        description="which workers ride the branches: 'cpu', or 'gpu' (workers holding a GPU, "
+        "computing on their CUDA device)",
+    )
 
 
 class JobExtend(RequestModel):
@@ -66,6 +72,7 @@ class JobPublic(BaseModel):
     error: str | None
     method: str
     order: str
+    accelerator: AcceleratorText = "cpu"
     settings: dict[str, Any]
     mis: MisPublic
     nodes: int = Field(description="nodes of the finished tree (budget used)")

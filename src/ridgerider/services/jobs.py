@@ -18,7 +18,7 @@ from ridgerider.core.mis import MISResult, find_mis
 from ridgerider.core.search import coverage, root_branch
 from ridgerider.core.settings import MISSettings, RRSettings
 from ridgerider.problems import RegisteredProblem, create
-from ridgerider.schemas.enums import JobStatus
+from ridgerider.schemas.enums import Accelerator, JobStatus
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.storage.base import Storage
 from ridgerider.services.storage.records import JobRecord, JobSpec, SolutionRecord
@@ -78,6 +78,8 @@ class Submission:
     mis_settings: MISSettings | None = None
     owner_id: int | None = None
     idempotency_key: str | None = None
+    accelerator: str = "cpu"
+    """Which workers ride it (``schemas.Accelerator``): ``cpu`` or ``gpu``."""
 
     @classmethod
     def build(
@@ -144,6 +146,7 @@ def submit_job(
         owner_id=submission.owner_id,
         elapsed_s=time.perf_counter() - t0,
         idempotency_key=submission.idempotency_key,
+        accelerator=Accelerator(submission.accelerator),
     )
     job = storage.create_job(spec, root_branch(mis, seed))
     if start_now:

@@ -153,6 +153,7 @@ def submit_spec(
     *,
     seed: int = 0,
     wall_time_s: float | None = None,
+    accelerator: str = "cpu",
     owner_id: int | None = None,
     idempotency_key: str | None = None,
     limits: Limits = Limits(),
@@ -182,6 +183,7 @@ def submit_spec(
         settings,
         seed=seed,
         wall_time_s=wall_time_s,
+        accelerator=accelerator,
         owner_id=owner_id,
         idempotency_key=idempotency_key,
     )

@@ -7,7 +7,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from ridgerider.core.branch import Branch
@@ -157,6 +157,10 @@ class Worker:
             heartbeat also writes it to the archive (``Storage.rides``) every
             ``progress_s`` while a ride runs.
         stop_when_idle: with ``job_id=None``, stop when no job has work.
+        accelerator: the jobs this worker serves (``schemas.Accelerator``): ``cpu`` jobs, or
+            ``gpu`` jobs (a worker holding a GPU).
+        device: where the branches of ``gpu`` jobs are computed (``cuda``, ``cuda:N``; a job's
+            own ``device`` setting is used for ``cpu`` jobs).
         make_problem: builds a job's problem once per worker (default: the registry's
             ``create``; Ray workers fetch it from the object store instead).
         expand_fn: the expand step (default ``core.expand.expand``).
@@ -173,6 +177,8 @@ class Worker:
     worker_id: str = field(default_factory=default_worker_id)
     make_problem: MakeProblem = create
     expand_fn: ExpandFn = expand
+    accelerator: str = "cpu"
+    device: str = "cuda"
     completed: int = 0
     _held: list[Lease] = field(default_factory=list)
     _progress: dict[int, RideProgress] = field(default_factory=dict)
@@ -238,7 +244,9 @@ class Worker:
     def _round(self) -> bool:
         """Claim, ride and complete one batch of branches; ``True`` when there is no more work."""
         t0 = time.perf_counter()
-        leases = self.frontier.claim(self.worker_id, self.claim_size(), job_id=self.job_id)
+        leases = self.frontier.claim(
+            self.worker_id, self.claim_size(), job_id=self.job_id, accelerator=self.accelerator
+        )
         if not leases:
             if self._idle_done():
                 return True
@@ -309,7 +317,10 @@ class Worker:
             job = self.frontier.storage.get_job(job_id)
             assert job is not None
             problem = self.make_problem(job.problem, job.params)
-            self._problems[job_id] = (problem, RRSettings.from_dict(job.settings))
+            settings = RRSettings.from_dict(job.settings)
+            if job.accelerator == "gpu":  # computed on this worker's device
+                settings = replace(settings, device=self.device)
+            self._problems[job_id] = (problem, settings)
             self._lease_s[job_id] = self.frontier.lease_s or job.lease_s
             self._max_attempts[job_id] = job.max_attempts
         return self._problems[job_id]

@@ -75,6 +75,7 @@ async def submit_job(
             body.settings.given(),
             seed=body.seed,
             wall_time_s=body.wall_time_s,
+            accelerator=body.accelerator,
             owner_id=user.id,
             idempotency_key=idempotency_key,
             limits=service.limits,

@@ -86,9 +86,18 @@ class Frontier(ABC):
 
     @abstractmethod
     def claim(
-        self, worker: str, k: int = 1, *, job_id: int | None = None, lease_s: float | None = None
+        self,
+        worker: str,
+        k: int = 1,
+        *,
+        job_id: int | None = None,
+        lease_s: float | None = None,
+        accelerator: str = "cpu",
     ) -> list[Lease]:
-        """Up to ``k`` admitted branches of running jobs (oldest job first), each leased."""
+        """Up to ``k`` admitted branches of running jobs (oldest job first), each leased.
+
+        Only jobs whose ``accelerator`` is the caller's (``cpu`` or ``gpu``) are served.
+        """
 
     @abstractmethod
     def heartbeat(

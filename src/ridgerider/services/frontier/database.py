@@ -89,12 +89,18 @@ class DatabaseFrontier(DatabaseCompletion):
 
     @override
     def claim(
-        self, worker: str, k: int = 1, *, job_id: int | None = None, lease_s: float | None = None
+        self,
+        worker: str,
+        k: int = 1,
+        *,
+        job_id: int | None = None,
+        lease_s: float | None = None,
+        accelerator: str = "cpu",
     ) -> list[Lease]:
         token = uuid.uuid4().hex
         stmt = self.sql.claim_any if job_id is None else self.sql.claim_job
         params = {"worker": worker, "token": token, "ttl": lease_s or self.lease_s, "k": k}
-        return self._lease_rows(stmt, {**params, "job": job_id})
+        return self._lease_rows(stmt, {**params, "job": job_id, "acc": accelerator})
 
     @override
     def heartbeat(

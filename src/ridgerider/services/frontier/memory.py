@@ -120,13 +120,21 @@ class MemoryFrontier(Frontier):
 
     @override
     def claim(
-        self, worker: str, k: int = 1, *, job_id: int | None = None, lease_s: float | None = None
+        self,
+        worker: str,
+        k: int = 1,
+        *,
+        job_id: int | None = None,
+        lease_s: float | None = None,
+        accelerator: str = "cpu",
     ) -> list[Lease]:
         s = self.storage
         with s.lock:
             now, token, out = s.clock(), uuid.uuid4().hex, []
             for job in sorted(s.jobs.values(), key=lambda j: j.id):
                 if job.status != JobStatus.RUNNING or job_id not in (None, job.id):
+                    continue
+                if job.spec.accelerator != accelerator:
                     continue
                 ttl = lease_s or self.lease_s or job.spec.lease_s
                 for r in range(job.prefix, job.admitted):

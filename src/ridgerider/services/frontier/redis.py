@@ -105,6 +105,7 @@ class RedisFrontier(DatabaseFrontier):
         self._acks: list[str] = []  # settled ``job:id`` entries still parked in ``claiming``
         self._acks_lock = threading.Lock()
         self._take_stale = client.register_script(_TAKE_STALE)
+        self._accel: dict[int, str] = {}
 
     @classmethod
     def from_url(cls, storage: SQLStorage, url: str, **kwargs: Any) -> RedisFrontier:
@@ -118,9 +119,17 @@ class RedisFrontier(DatabaseFrontier):
 
     @override
     def claim(
-        self, worker: str, k: int = 1, *, job_id: int | None = None, lease_s: float | None = None
+        self,
+        worker: str,
+        k: int = 1,
+        *,
+        job_id: int | None = None,
+        lease_s: float | None = None,
+        accelerator: str = "cpu",
     ) -> list[Lease]:
-        keys = [self._key("epoch"), self._key("jobs"), self._key("claiming")]
+        if job_id is not None and self._accelerators([job_id]).get(job_id) != accelerator:
+            return []  # another kind of worker's job: popping it would park its branches
+        keys = [self._key("epoch"), self._jobs_key(accelerator), self._key("claiming")]
         for _ in range(3):  # entries the database refuses are stale: try the next ones
             with self._acks_lock:
                 acks, self._acks = self._acks, []
@@ -137,6 +146,7 @@ class RedisFrontier(DatabaseFrontier):
             token = uuid.uuid4().hex
             params = {"worker": worker, "token": token, "ttl": lease_s or self.lease_s}
             params |= {"ids": ids if self.sql.pg else json.dumps(ids), "k": len(ids)}
+            params["acc"] = accelerator
             leases = self._lease_rows(self.sql.claim_ids, params)
             with self._acks_lock:  # leased: the next claim takes them out of ``claiming``
                 for x in leases:
@@ -145,6 +155,19 @@ class RedisFrontier(DatabaseFrontier):
                 return leases
         return []
 
+    def _jobs_key(self, accelerator: str) -> str:
+        """The set of jobs with ready branches, one per accelerator (``jobs``: CPU jobs)."""
+        return self._key("jobs") if accelerator == "cpu" else self._key("jobs", accelerator)
+
+    def _accelerators(self, job_ids: Iterable[int]) -> dict[int, str]:
+        """Each job's accelerator (it never changes: read once per job and process)."""
+        missing = [i for i in job_ids if i not in self._accel]
+        if missing:
+            with self.db.session(write=False) as s:
+                rows = s.connection().execute(select(j.id, j.accelerator).where(j.id.in_(missing)))
+                self._accel.update({r.id: r.accelerator for r in rows})
+        return self._accel
+
     def _index(self, rows: Iterable[Any]) -> None:
         """Add ``(job_id, id, rank)`` rows to the ready sets."""
         ready: dict[int, dict[str, int]] = {}
@@ -152,10 +175,11 @@ class RedisFrontier(DatabaseFrontier):
             ready.setdefault(r.job_id, {})[str(r.id)] = r.rank
         if not ready:
             return
+        accel = self._accelerators(ready)
         pipe = self.redis.pipeline(transaction=False)
         for job_id, members in ready.items():  # one ZADD per job
             pipe.zadd(self._key("ready", job_id), members)
-            pipe.zadd(self._key("jobs"), {str(job_id): job_id})
+            pipe.zadd(self._jobs_key(accel.get(job_id, "cpu")), {str(job_id): job_id})
         pipe.execute()
 
     def _waiting(self, *where: Any) -> list[Any]:

@@ -146,7 +146,7 @@ def _is(col: Any, value: StrEnum) -> Any:
 def _claim(by: str, pg: bool) -> Executable:
     """Lease up to ``k`` admitted waiting rows: of one job, of any job, or among given ids."""
     where = [_is(n.status, NodeStatus.WAITING), _is(j.status, JobStatus.RUNNING)]
-    where.append(n.rank < j.admitted)
+    where += [n.rank < j.admitted, j.accelerator == bindparam("acc")]
     if by == "job":
         where.append(n.job_id == bindparam("job"))
     elif by == "ids" and pg:

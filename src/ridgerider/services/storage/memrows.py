@@ -146,6 +146,7 @@ class MemoryTables(Storage):
             created_at=job.created_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
+            accelerator=s.accelerator,
         )
 
     def node_record(self, row: NodeRow) -> NodeRecord:

@@ -160,6 +160,8 @@ class Job(Base):
     """Budget: seconds of active running time; ``None`` for no limit."""
     lease_s: Mapped[float]
     max_attempts: Mapped[int]
+    accelerator: Mapped[str] = mapped_column(String(8), default="cpu", server_default="cpu")
+    """Which workers ride its branches: ``cpu`` or ``gpu`` (``schemas.Accelerator``)."""
     active_s: Mapped[float] = mapped_column(default=0.0)
     """Running time of finished segments (a segment starts at ``segment_start``)."""
     segment_start: Mapped[float | None]

@@ -96,6 +96,8 @@ class JobSpec:
     """Time already spent on the job before it is stored (finding the MIS)."""
     idempotency_key: str | None = None
     """A retried submission with the same key (and owner) returns this job."""
+    accelerator: str = "cpu"
+    """Which workers ride it: ``cpu`` or ``gpu`` (``schemas.Accelerator``)."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,8 @@ class JobRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    accelerator: str = "cpu"
+    """Which workers ride it: ``cpu`` or ``gpu``."""
 
     @property
     def elapsed_s(self) -> float:

@@ -77,6 +77,7 @@ class SQLStorage(SQLAccounts, SQLTree):
                     wall_time_s=spec.wall_time_s,
                     lease_s=spec.lease_s,
                     max_attempts=spec.max_attempts,
+                    accelerator=spec.accelerator,
                     active_s=spec.elapsed_s,
                     rng_state=None,
                     idempotency_key=spec.idempotency_key,

@@ -45,6 +45,7 @@ def job_record(row: Row[Any]) -> JobRecord:
         created_at=m["created_at"],
         started_at=m["started_at"],
         finished_at=m["finished_at"],
+        accelerator=m["accelerator"],
     )
 
 

@@ -35,9 +35,16 @@ class WorkerOptions:
         num_cpus: CPUs Ray reserves per worker.
         num_gpus: GPUs Ray reserves per worker (Ray then sets ``CUDA_VISIBLE_DEVICES``).
         torch_threads: ``torch.set_num_threads`` in the worker process.
-        device: ``"cpu"`` or ``"cuda[:i]"``; for CUDA the worker makes it the current device.
-            (The built-in problems compute on CPU tensors; the device is for problems that
-            place their tensors on the current CUDA device.)
+        device: where the worker computes: ``"cpu"`` or ``"cuda[:i]"``; ``None`` (the default)
+            means ``"cuda"`` for a worker that reserves GPUs and ``"cpu"`` otherwise. For CUDA
+            the worker makes it the current device.
+
+    A worker that reserves GPUs (``num_gpus > 0``) serves the jobs submitted with
+    ``accelerator="gpu"`` and only those, computing their branches on ``device``; any other
+    worker serves ``cpu`` jobs. Ray places GPU workers on nodes with free GPUs, so in a cluster
+    GPU jobs run on the GPU nodes and CPU jobs never wait behind them. (``device="cpu"`` with
+    ``num_gpus > 0`` serves GPU jobs on the CPU: for nodes whose GPU is a declared resource
+    only, as in the multi-node tests.)
         batch: branches claimed at once, or ``"auto"`` (sized from measured ride and queue
             times so the archive's round trips stay ~5 % of a worker's time; see
             :class:`~ridgerider.workers.worker.AdaptiveBatch`). The default is 1: a BFS job
@@ -52,7 +59,7 @@ class WorkerOptions:
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     torch_threads: int = 1
-    device: str = "cpu"
+    device: str | None = None
     batch: BatchSize = 1
     lease_s: float | None = None
     poll_s: float = 0.05
@@ -67,9 +74,21 @@ class WorkerOptions:
             raise SettingsError(
                 "torch_threads", f"torch_threads: must be >= 1, got {self.torch_threads}"
             )
-        if self.device != "cpu" and not self.device.startswith("cuda"):
+        if self.device not in (None, "cpu") and not str(self.device).startswith("cuda"):
             raise SettingsError("device", f"device: 'cpu' or 'cuda[:i]', got {self.device!r}")
         check_batch(self.batch)
+
+    @property
+    def accelerator(self) -> str:
+        """The jobs this worker serves: ``gpu`` when it reserves GPUs, else ``cpu``."""
+        return "gpu" if self.num_gpus > 0 else "cpu"
+
+    @property
+    def compute_device(self) -> str:
+        """Where it computes: ``device``, or ``cuda`` / ``cpu`` by ``num_gpus``."""
+        if self.device is not None:
+            return self.device
+        return "cuda" if self.num_gpus > 0 else "cpu"
 
 
 class ProblemStore:
@@ -124,8 +143,8 @@ class WorkerHost:
         expand_fn: ExpandFn | None = None,
     ) -> None:
         use_compute_threads(options.torch_threads)
-        if options.device.startswith("cuda"):
-            torch.cuda.set_device(torch.device(options.device))
+        if options.compute_device.startswith("cuda"):
+            torch.cuda.set_device(torch.device(options.compute_device))
         self._store = store
         database_url = database if isinstance(database, str) else database.resolve()
         redis_url = redis.resolve() if isinstance(redis, UrlSource) else redis
@@ -143,6 +162,8 @@ class WorkerHost:
             stop_when_idle=job_id is not None,
             poll_s=options.poll_s,
             make_problem=self._problem,
+            accelerator=options.accelerator,
+            device=options.compute_device,
             **extra,
         )
 
@@ -171,5 +192,7 @@ class WorkerHost:
             "pid": os.getpid(),
             "worker_id": self.worker.worker_id,
             "completed": self.worker.completed,
+            "node": ray.get_runtime_context().get_node_id() if ray.is_initialized() else None,
+            "accelerator": self.worker.accelerator,
             "holding": [(lease.job_id, lease.node_id) for lease in self.worker.holding()],
         }
