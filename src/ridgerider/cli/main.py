@@ -6,6 +6,7 @@ import click
 
 from ridgerider.cli.crossplay import crossplay
 from ridgerider.cli.jobs import extend, jobs, problems, resume, run, show
+from ridgerider.cli.migrate import migrate
 from ridgerider.cli.serve import serve
 from ridgerider.cli.token import token
 from ridgerider.cli.worker import worker
@@ -48,5 +49,6 @@ for _command in (
     serve,
     token,
     worker,
+    migrate,
 ):
     main.add_command(_command)

@@ -20,6 +20,7 @@ from ridgerider.schemas.enums import JobStatus
 from ridgerider.services import jobs
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.database import DatabaseFrontier
+from ridgerider.services.storage.migrate import current_revision, head_revision, upgrade
 from ridgerider.services.storage.sql import SQLStorage
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "ArchiveUnavailableError",
     "default_database_url",
     "mask_url",
+    "migrate_archive",
     "open_archive",
     "recover",
 ]
@@ -106,6 +108,28 @@ def open_archive(
     else:
         frontier = DatabaseFrontier(storage, lease_s=lease_s)
     return Archive(storage, frontier, location)
+
+
+def migrate_archive(database_url: str | None = None) -> tuple[str | None, str]:
+    """Upgrade the archive's schema to this version's head; ``(revision before, head)``.
+
+    What a deployment's one-off migration step runs (``ridgerider migrate``) before the API and
+    the workers start. They would migrate on start too (one at a time, under a lock), so this
+    step only makes the upgrade explicit, and its failure visible, before anything serves.
+    """
+    url = database_url or default_database_url()
+    try:
+        storage = SQLStorage(url, migrate=False)
+    except Exception as exc:  # a bad scheme or driver
+        raise ArchiveUnavailableError("database_url", url, str(exc)) from exc
+    try:
+        before = current_revision(storage.db)
+        upgrade(storage.db)
+        return before, current_revision(storage.db) or head_revision()
+    except Exception as exc:  # a refused connection, a failed migration
+        raise ArchiveUnavailableError("database_url", url, str(exc)) from exc
+    finally:
+        storage.close()
 
 
 def _job_ids(frontier: Frontier, status: JobStatus) -> list[int]:
