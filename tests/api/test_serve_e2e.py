@@ -175,25 +175,6 @@ def test_postgres_and_redis_with_tokens_match_ridgerider_run(
         check_same_as_run(rr, job.id, report)
 
 
-@pytest.mark.ray
-@pytest.mark.postgres
-@pytest.mark.redis
-def test_ray_workers_on_postgres_and_redis_match_ridgerider_run(
-    tmp_path: Path, pg_fresh_url: str, redis_server: None
-) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("ridgerider.workers.ray") is None:
-        pytest.skip("Ray workers (ridgerider.workers.ray) are not in this checkout")
-    report = cli_run(tmp_path, "--database-url", f"sqlite:///{tmp_path}/r.db")
-    args = ["--database-url", pg_fresh_url, "--redis-url", REDIS_URL]
-    with serving(tmp_path, "--dev", *args, "--ray-address", "local", "--workers", "2") as service:
-        rr = Client(service.url)
-        job = rr.submit(PROBLEM, PARAMS, seed=SEED)
-        assert rr.wait(job.id, timeout=300, poll_s=0.1).status == "succeeded"
-        check_same_as_run(rr, job.id, report)
-
-
 def test_sigkill_mid_job_loses_nothing(tmp_path: Path) -> None:
     big = {"depth": 8, "tree_seed": 2}
     budget = 120
