@@ -156,3 +156,14 @@ def test_cartpole_dice_loss_is_minus_the_sampled_return_and_replays() -> None:
     assert float(a.loss(theta)) == float(b.loss(theta)) < 0
     assert torch.equal(gradient(a.loss, theta), gradient(b.loss, theta))
     assert float(problem.at_node("1-").loss(theta)) != float(a.loss(theta))
+
+
+def test_cli_refuses_an_unknown_env_id_with_exit_2(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from ridgerider.cli import main
+
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    args = ["run", "gym-tabular", "--set", "env_id=Nope-v0", "--database-url", url]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "env_id" in result.output and "Nope-v0" in result.output
