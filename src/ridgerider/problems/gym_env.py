@@ -10,6 +10,7 @@ does, and nothing is downloaded: environments whose packages are missing are ref
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import threading
 import warnings
@@ -69,6 +70,17 @@ class GymParams(ParamsModel):
 
         if value not in gymnasium.registry:
             raise ValueError(f"unknown environment {value!r}: not in gymnasium's registry")
+        return value
+
+    @field_validator("env_kwargs", mode="before")
+    @classmethod
+    def _json(cls, value: Any) -> Any:
+        """Accept a JSON object as text (``--set 'env_kwargs={"map_name": "8x8"}'``)."""
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not a JSON object: {exc}") from None
         return value
 
     @field_validator("env_kwargs")
