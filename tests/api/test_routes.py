@@ -149,6 +149,7 @@ def test_extend_runs_a_budget_stopped_job_on(make_client) -> None:
         (BODY | {"device": "cpu"}, ["body", "device"]),  # the worker's choice, not the job's
         (BODY | {"extra": 1}, ["body", "extra"]),
         ({"problem": "digits-mlp"}, ["body", "settings", "method"]),
+        ({"problem": "gym-tabular", "params": {"env_id": "No-v0"}}, ["body", "params", "env_id"]),
     ],
 )
 def test_invalid_submissions_name_the_field_and_store_nothing(
