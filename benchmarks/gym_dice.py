@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from ridgerider.core import RRSettings, find_mis, run_search
-from ridgerider.core.curvature import value_and_gradient
+from ridgerider.core.curvature import gradient, value_and_gradient
 from ridgerider.problems import create
 
 ENVS: dict[str, dict[str, Any]] = {
@@ -38,6 +38,8 @@ ENVS: dict[str, dict[str, Any]] = {
     },
     "CliffWalking": {"env_id": "CliffWalking-v1", "gamma": 0.9},
 }
+POLISH_LR = {"CliffWalking": 0.3}
+"""Leaf polish learning rate where ``--polish-lr`` is too large (CliffWalking's J is ~100×)."""
 
 
 def summarise(problem: Any, thetas: list[torch.Tensor]) -> dict[str, Any]:
@@ -106,7 +108,7 @@ def tabular_row(name: str, params: dict[str, Any], args: argparse.Namespace) -> 
         max_ride_steps=args.ride_steps,
         overlap_threshold=args.overlap,
         polish_steps=args.polish_steps,
-        polish_lr=args.polish_lr,
+        polish_lr=POLISH_LR.get(name, args.polish_lr),
     )
     row: dict[str, Any] = {"env": name, "params": params}
     row["exact RR"] = rr({**params, "curvature": "exact"}, settings, args.seed)
@@ -173,25 +175,56 @@ def cartpole_row(args: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
+def convergence(sizes: list[int]) -> list[dict[str, float]]:
+    """Relative errors of DiCE gradients and HVPs against the exact ones (FrozenLake 4x4).
+
+    The point and vector of ``tests/problems/test_gym.py``, which checks N up to 10^4.
+    """
+    problem = create("gym-tabular", {"env_id": "FrozenLake-v1", "curvature": "dice"})
+    gen = torch.Generator().manual_seed(0)
+    theta = 0.5 * torch.randn(problem.n_params, generator=gen, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(1)
+    v = torch.randn(problem.n_params, generator=gen, dtype=torch.float64)
+    g_exact = gradient(problem.loss, theta)
+    hv_exact = problem.hessian(theta) @ v
+    out = []
+    for n in sizes:
+        sampled = problem.with_sampling(f"n{n}", samples=n)
+        x = theta.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(sampled.loss(x), x, create_graph=True)
+        (hv,) = torch.autograd.grad(g, x, v)
+        out.append(
+            {
+                "N": n,
+                "grad_rel_error": float((g.detach() - g_exact).norm() / g_exact.norm()),
+                "hvp_rel_error": float((hv - hv_exact).norm() / hv_exact.norm()),
+            }
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--envs", nargs="*", default=list(ENVS))
-    parser.add_argument("--samples", type=int, default=300)
-    parser.add_argument("--max-nodes", type=int, default=40)
+    parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--max-nodes", type=int, default=30)
     parser.add_argument("--max-depth", type=int, default=3)
     parser.add_argument("--n-ridges", type=int, default=4)
-    parser.add_argument("--ride-steps", type=int, default=10)
+    parser.add_argument("--ride-steps", type=int, default=5)
     parser.add_argument("--overlap", type=float, default=0.8)
-    parser.add_argument("--polish-steps", type=int, default=0)
-    parser.add_argument("--polish-lr", type=float, default=1.0)
-    parser.add_argument("--pg-steps", type=int, default=50)
+    parser.add_argument("--polish-steps", type=int, default=30)
+    parser.add_argument("--polish-lr", type=float, default=30.0)
+    parser.add_argument("--pg-steps", type=int, default=30)
     parser.add_argument("--pg-lr", type=float, default=0.1)
-    parser.add_argument("--cartpole-samples", type=int, default=50)
+    parser.add_argument("--cartpole-samples", type=int, default=20)
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100, 1000, 10_000, 100_000])
     parser.add_argument("--no-cartpole", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    conv = convergence(args.sizes)
+    print(json.dumps({"convergence": conv}), flush=True)
     rows = []
     for name in args.envs:
         rows.append(tabular_row(name, ENVS[name], args))
@@ -201,7 +234,10 @@ def main() -> None:
         print(json.dumps(rows[-1]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "gym_dice.json").write_text(
-        json.dumps({"args": vars(args) | {"out": str(args.out)}, "rows": rows}, indent=1)
+        json.dumps(
+            {"args": vars(args) | {"out": str(args.out)}, "convergence": conv, "rows": rows},
+            indent=1,
+        )
     )
 
 

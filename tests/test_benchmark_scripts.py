@@ -93,7 +93,9 @@ def test_gym_dice(tmp_path: Path) -> None:
         tmp_path,
         *("--envs", "FrozenLake 4x4 slippery", "--samples", "30", "--max-nodes", "3"),
         *("--ride-steps", "1", "--pg-steps", "2", "--cartpole-samples", "4"),
+        *("--polish-steps", "1", "--sizes", "100"),
     )
+    assert out["convergence"][0]["N"] == 100
     lake, cartpole = out["rows"]
     assert {"exact RR", "DiCE RR", "PG random", "PG mis"} <= set(lake)
     assert lake["exact RR"]["samples"] == 0 < lake["DiCE RR"]["samples"]

@@ -159,6 +159,9 @@ class GymTabular(RegisteredProblem):
     def greedy_path(self, theta: Tensor) -> tuple[list[int], bool]:
         """States the greedy policy visits (most likely outcomes) and whether it succeeds.
 
+        Of equally likely outcomes the middle one is taken: FrozenLake lists a slippery move
+        as (slip left, intended, slip right), so the path follows the intended moves.
+
         The path starts at the most likely initial state and stops at a termination (its last
         entry is then the state the episode ended in), at a state already visited, or at the
         horizon.
@@ -169,7 +172,8 @@ class GymTabular(RegisteredProblem):
         path = [s]
         for _ in range(self.horizon):
             a = int(logits[s].argmax())
-            k = int(m.prob[s, a].argmax())
+            tied = (m.prob[s, a] >= m.prob[s, a].max() - 1e-12).nonzero()[0]
+            k = int(tied[len(tied) // 2])  # FrozenLake's slips tie: the middle is the move
             nxt = int(m.next_state[s, a, k])
             if m.terminated[s, a, k]:
                 path.append(nxt)
