@@ -110,7 +110,7 @@ def make_env(problem: str, params: GymParams, **extra: Any) -> Any:
             return gymnasium.make(params.env_id, **params.env_kwargs, **extra)
     except gymnasium.error.DependencyNotInstalled as exc:
         raise ParamError(problem, "env_id", f"{params.env_id!r} needs {exc}") from None
-    except (TypeError, ValueError, KeyError, gymnasium.error.Error) as exc:
+    except Exception as exc:  # whatever the constructor raises, the job's data is at fault
         raise ParamError(problem, "env_kwargs", f"{params.env_id!r} refused them: {exc}") from None
 
 

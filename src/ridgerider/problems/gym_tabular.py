@@ -45,7 +45,10 @@ from ridgerider.problems.gym_env import GymParams, SampleCounter, make_env, roll
 from ridgerider.problems.gym_hessians import dice_hessian, exact_hessian
 from ridgerider.problems.gym_model import Episodes, TabularModel, sample_episodes
 
-__all__ = ["GymTabular", "GymTabularParams"]
+__all__ = ["MAX_LOGITS", "GymTabular", "GymTabularParams"]
+
+MAX_LOGITS = 4096
+"""Largest state × action table accepted (dense Hessians are ``MAX_LOGITS²`` floats)."""
 
 
 class GymTabularParams(GymParams):
@@ -66,10 +69,14 @@ class GymTabular(RegisteredProblem):
         env = make_env(self.name, params)
         try:
             self.model = TabularModel.from_env(env)
-        except ValueError as exc:
+        except Exception as exc:  # no model, or one this reader cannot make sense of
             raise ParamError(self.name, "env_id", f"{params.env_id!r}: {exc}") from None
         finally:
             env.close()
+        if self.n_params > MAX_LOGITS:
+            raise ParamError(
+                self.name, "env_kwargs", f"{self.n_params} logits, more than {MAX_LOGITS}"
+            )
         self._cont, self._reward, self._success, self._mu0 = self.model.tensors()
         self.gamma = params.gamma
         self.horizon = params.episode_steps()
