@@ -12,6 +12,10 @@ synchronous copies), reset with a seed from ``sample_seed`` and the node's key
 same seed, so a branch replays identically. Outside the tree (the MIS report, baselines that
 pass no key) the samples come from the key ``""``.
 
+Episodes last at most ``horizon`` steps: by default the environment's own time limit
+(CartPole-v1: 500), else the first H with ``γ^H ≤ 1e-8``. The loss estimates the discounted
+return of those truncated episodes.
+
 MIS: the output layer at zero gives the uniform policy (maximum entropy) whatever the hidden
 layer; the hidden layer is a fixed seeded draw. Solutions are labelled by the greedy policy's
 return bucket (``return/10`` rounded down) of one seeded episode.
