@@ -85,3 +85,19 @@ def test_repeated_eigenvalues(tmp_path: Path) -> None:
     assert runs["ours"][0]["error"] <= 1e-4
     assert runs["unverified"][0]["copies"] == 1  # one start vector sees one copy
     assert row["ratio"] == runs["ours"][0]["products"] / runs["arpack"][0]["products"]
+
+
+def test_gym_dice(tmp_path: Path) -> None:
+    out = _run(
+        "gym_dice.py",
+        tmp_path,
+        *("--envs", "FrozenLake 4x4 slippery", "--samples", "30", "--max-nodes", "3"),
+        *("--ride-steps", "1", "--pg-steps", "2", "--cartpole-samples", "4"),
+        *("--polish-steps", "1", "--sizes", "100"),
+    )
+    assert out["convergence"][0]["N"] == 100
+    lake, cartpole = out["rows"]
+    assert {"exact RR", "DiCE RR", "PG random", "PG mis"} <= set(lake)
+    assert lake["exact RR"]["samples"] == 0 < lake["DiCE RR"]["samples"]
+    assert lake["PG random"]["samples"] <= lake["DiCE RR"]["samples"]
+    assert cartpole["DiCE RR"]["samples"] > 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ridgerider.core.branch import Branch, Node, child_seed
+from ridgerider.core.branch import Branch, Node, child_seed, fingerprint_key
 from ridgerider.core.device import on_device, to_device
 from ridgerider.core.problem import Problem
 from ridgerider.core.ridge import OnStep, Ridge, get_ridges, is_finite, polish, ride
@@ -74,7 +74,9 @@ def _expand(
 ) -> Expansion:
     """Ride, branch again with GetRidges, polish a solution leaf, record node and children."""
     generator = torch.Generator().manual_seed(branch.seed)
-    ridden = _ride_branch(problem, settings, branch, on_step)
+    rider = problem.at_node(fingerprint_key(branch.fingerprint[:-1]))
+    ridden = _ride_branch(rider, settings, branch, on_step)
+    problem = problem.at_node(branch.key)
     stalled = branch.direction is not None and ridden.steps == 0
     ridges, spectrum = (
         ([], None)

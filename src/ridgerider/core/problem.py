@@ -60,6 +60,17 @@ class Problem(ABC):
         """
         return None
 
+    def at_node(self, key: str) -> Problem:
+        """The problem as computations anchored at node ``key`` see it (default: itself).
+
+        ``expand`` rides a branch with ``at_node`` of its parent's key (where GetRidges chose
+        the ridge) and branches, polishes and reports with ``at_node`` of its own key. Problems
+        whose derivatives are estimated from random samples return a copy whose samples derive
+        from the key, so a ride uses the samples its ridge was computed from and a branch
+        replays identically on any worker.
+        """
+        return self
+
     def mis_start(self) -> Tensor:
         """Starting point of the MIS search (default: the origin, invariant for most problems)."""
         return torch.zeros(self.n_params, dtype=self.dtype)

@@ -17,6 +17,8 @@ from typing import Any
 from ridgerider.problems.base import ParamError, RegisteredProblem
 from ridgerider.problems.coord_game import CoordGame
 from ridgerider.problems.digits import DigitsMLP
+from ridgerider.problems.gym_policy import GymPolicy
+from ridgerider.problems.gym_tabular import GymTabular
 from ridgerider.problems.lever_game import LeverGame
 from ridgerider.problems.mnist import MnistMLP
 from ridgerider.problems.toy2d import Toy2D
@@ -32,6 +34,8 @@ _BUILTIN: tuple[type[RegisteredProblem], ...] = (
     CoordGame,
     DigitsMLP,
     MnistMLP,
+    GymTabular,
+    GymPolicy,
 )
 
 
