@@ -122,6 +122,18 @@ class Stack:
             time.sleep(0.2)
         raise AssertionError("api not ready:\n" + self.logs("api"))
 
+    def wait_serving(self, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+        """Wait until a ``worker`` process joined Ray and its workers serve the archive."""
+        deadline = time.monotonic() + timeout
+        index = self.procs["worker"].index(proc)
+        log = self.workdir / f"worker-{index}.log"
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            if "serving" in log.read_text():
+                return
+            time.sleep(0.2)
+        raise AssertionError("worker not serving:\n" + log.read_text())
+
     def wait_ray(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         check = ["ray", "health-check", f"--address=127.0.0.1:{self.ray_port}"]

@@ -74,7 +74,10 @@ def test_compose_stack_survives_a_worker_and_the_api_killed(stack: Stack) -> Non
     stack.start("ray-head")
     stack.wait_ray()
     short_leases = {"RIDGERIDER_LEASE_S": "3"}  # a killed worker's branches return in 3 s
-    workers = [stack.start("worker", short_leases) for _ in range(2)]
+    workers = []
+    for _ in range(2):  # one after the other: two raylets starting at once can time out
+        workers.append(stack.start("worker", short_leases))
+        stack.wait_serving(workers[-1])
     api = stack.start("api")
     stack.wait_ready()
     rr = Client(stack.api_url, token=sdk_token(stack, "erin"), retries=8)
@@ -92,9 +95,9 @@ def test_compose_stack_survives_a_worker_and_the_api_killed(stack: Stack) -> Non
     stack.wait_ready()
     rr = Client(stack.api_url, token=sdk_token(stack, "erin"), retries=8)
     assert {j.id for j in rr.list().items} == {big.id, small.id}  # nothing lost
-    done = rr.wait(big.id, timeout=600, poll_s=0.2)
+    done = rr.wait(big.id, timeout=180, poll_s=0.2)
     assert done.status == "succeeded" and done.nodes == BUDGET, stack.logs("worker")
     assert job_tree(rr, big.id) == reference(BIG, 3, max_nodes=BUDGET, max_depth=DEEP)
-    assert rr.wait(small.id, timeout=300, poll_s=0.2).status == "succeeded"
+    assert rr.wait(small.id, timeout=60, poll_s=0.2).status == "succeeded"
     assert job_tree(rr, small.id) == reference(SMALL, 4)
     assert workers[1].poll() is None  # the other worker served on
