@@ -32,8 +32,10 @@ def test_run_writes_the_report(runner, tmp_path):
     } <= set(report)
     assert report["problem"] == "toy2d" and report["seed"] == 3
     assert report["method"] == "exact" and report["order"] == "bfs"
-    assert set(report["mis"]) == {"loss", "grad_norm", "negative_eigenvalues"}
+    assert set(report["mis"]) == {"loss", "grad_norm", "negative_eigenvalues", "spectrum"}
     assert report["mis"]["negative_eigenvalues"] == 2
+    spectrum = report["mis"]["spectrum"]  # toy2d has two parameters: its whole spectrum
+    assert len(spectrum) == 2 and spectrum == sorted(spectrum) and spectrum[1] < 0
     assert report["coverage"] == {"found": 4, "total": 4}
     fingerprints = sorted(tuple(map(tuple, s["fingerprint"])) for s in report["solutions"])
     assert fingerprints == [((0, -1),), ((0, 1),), ((1, -1),), ((1, 1),)]
