@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
 
 from ridgerider.schemas.common import RequestModel
 
@@ -64,6 +64,15 @@ class SearchSettings(RequestModel):
     )
     max_nodes: int | None = Field(None, ge=1, le=MAX_NODES, description="budget: nodes")
     max_steps: int | None = Field(None, ge=0, le=MAX_STEPS, description="budget: ride steps")
+
+    @field_validator("max_depth", mode="wrap")
+    @classmethod
+    def _one_error(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """One error naming the field, not one per member of the union."""
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(f"must be an integer in [0, 1024], {NO_LIMIT!r} or null") from None
 
     def given(self) -> dict[str, Any]:
         """The settings the request sets (the rest take the problem's defaults).
