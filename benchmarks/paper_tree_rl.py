@@ -27,6 +27,7 @@ import json
 import statistics
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,8 @@ def one_tree(depth: int, tree_seed: int, args: Args) -> tuple[dict[str, float], 
         "rr_steps": rr.steps,
         "rr_stopped_by": rr.stopped_by,
         "rr_first_found_steps": sorted(first.values()),
+        "rr_node_ends": dict(Counter(str(n.leaf_reason or "branched") for n in rr.nodes)),
+        "rr_solutions": len(rr.solutions),
         "rr_s": time.perf_counter() - t0,
     }
     budget = max(rr.steps, 1)
