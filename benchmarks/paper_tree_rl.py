@@ -163,6 +163,9 @@ def one_tree(depth: int, tree_seed: int, args: Args) -> tuple[dict[str, float], 
         "rr_first_found_steps": sorted(first.values()),
         "rr_node_ends": dict(Counter(str(n.leaf_reason or "branched") for n in rr.nodes)),
         "rr_solutions": len(rr.solutions),
+        "rr_ride_ends": dict(Counter(n.end_reason for n in rr.nodes)),
+        # Targets that some node's greedy policy reached, leaf or not (a looser count).
+        "rr_touched": len({str(n.metrics.get("leaf")) for n in rr.nodes} & set(targets)),
         "rr_s": time.perf_counter() - t0,
     }
     budget = max(rr.steps, 1)
