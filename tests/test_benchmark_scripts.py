@@ -6,10 +6,14 @@ as the library changes (a changed return type once broke ``paper_mnist.py`` sile
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,3 +105,48 @@ def test_gym_dice(tmp_path: Path) -> None:
     assert lake["exact RR"]["samples"] == 0 < lake["DiCE RR"]["samples"]
     assert lake["PG random"]["samples"] <= lake["DiCE RR"]["samples"]
     assert cartpole["DiCE RR"]["samples"] > 0
+
+
+def _run_here(script: str, monkeypatch: Any, *args: str) -> None:
+    """Run a benchmark script's ``main`` in this process (no interpreter start-up to pay)."""
+    path = ROOT / "benchmarks" / script
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(sys, "argv", [str(path), *args])
+    threads = torch.get_num_threads()
+    try:
+        module.main()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_paper_tree_rl_with_a_preset(tmp_path: Path, monkeypatch: Any) -> None:
+    _run_here(
+        "paper_tree_rl.py",
+        monkeypatch,
+        *("--preset", "paper-fig2", "--depths", "4", "--trees", "1", "--max-steps", "100"),
+        *("--baselines", "gd_mis", "fixed_eigenvectors", "--out", str(tmp_path)),
+    )
+    out = json.loads((tmp_path / "paper_tree_rl.json").read_text())
+    (row,) = out["rows"]
+    assert (row["depth"], row["tree_seed"]) == (4, 0)
+    assert row["rr_stopped_by"] in ("max_steps", "exhausted")
+    assert 0 < row["rr_found"] <= row["targets"]
+    assert len(row["rr_first_found_steps"]) == row["rr_found"]
+    assert {"gd_mis_found", "fixed_eigenvectors_found"} <= set(row)
+    assert set(out["table"]["4"]) == {"rr", "gd_mis", "fixed_eigenvectors", "steps"}
+    assert (tmp_path / "paper_tree_rl.png").stat().st_size > 0
+
+
+def test_crossplay_lever_counts_the_unique_lever(tmp_path: Path, monkeypatch: Any) -> None:
+    _run_here(
+        "crossplay_lever.py",
+        monkeypatch,
+        *("--replicates", "3", "--seeds", "1", "--layouts", "paper", "--out", str(tmp_path)),
+    )
+    (run,) = json.loads((tmp_path / "crossplay_lever.json").read_text())["runs"]
+    assert run["layout"] == "paper" and run["replicates"] == 3
+    assert run["unique"] == (run["chosen_levers"] == [9, 9])

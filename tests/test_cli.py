@@ -5,6 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from ridgerider.cli import main
+from ridgerider.cli.jobs import _problem_and_settings
 from ridgerider.cli.report import progress_bar
 
 
@@ -32,8 +33,10 @@ def test_run_writes_the_report(runner, tmp_path):
     } <= set(report)
     assert report["problem"] == "toy2d" and report["seed"] == 3
     assert report["method"] == "exact" and report["order"] == "bfs"
-    assert set(report["mis"]) == {"loss", "grad_norm", "negative_eigenvalues"}
+    assert set(report["mis"]) == {"loss", "grad_norm", "negative_eigenvalues", "spectrum"}
     assert report["mis"]["negative_eigenvalues"] == 2
+    spectrum = report["mis"]["spectrum"]  # toy2d has two parameters: its whole spectrum
+    assert len(spectrum) == 2 and spectrum == sorted(spectrum) and spectrum[1] < 0
     assert report["coverage"] == {"found": 4, "total": 4}
     fingerprints = sorted(tuple(map(tuple, s["fingerprint"])) for s in report["solutions"])
     assert fingerprints == [((0, -1),), ((0, 1),), ((1, -1),), ((1, 1),)]
@@ -64,6 +67,10 @@ def test_run_prints_a_table_and_progress(runner):
         (["run", "lever-game", "--order", "sideways"], "--order"),
         (["run", "lever-game", "--max-nodes", "0"], "--max-nodes"),
         (["run", "lever-game", "--seed", "-1"], "--seed"),
+        (["run", "lever-game", "--setting", "max_depth=deep"], "'none'"),
+        (["run", "lever-game", "--setting", "max_depth=-1"], "max_depth"),
+        (["run", "lever-game", "--preset", "paper-fig2"], "is for tree-rl"),
+        (["run", "tree-rl", "--preset", "paper-fig9"], "--preset"),
     ],
 )
 def test_bad_input_exits_2_naming_the_field_and_writes_nothing(runner, tmp_path, args, needle):
@@ -136,3 +143,23 @@ def test_the_bar_counts_the_steps_of_rides_in_flight():
     assert task.fields["steps"] == 400 and task.completed == 1
     on_riding(30)  # the next ride
     assert task.fields["steps"] == 430 and task.fields["solutions"] == 0
+
+
+def test_presets_hold_the_paper_settings_and_options_override_them():
+    prob, rr = _problem_and_settings("tree-rl", (), (), {}, "paper-fig2")
+    assert prob.params.generator == "paper" and prob.params.depth == 6
+    assert (rr.method, rr.order, rr.n_ridges, rr.signs) == ("exact", "bfs", 6, "both")
+    assert (rr.overlap_threshold, rr.end_on_convex, rr.step_rule) == (0.95, False, "backtrack")
+    assert (rr.max_steps, rr.max_depth, rr.polish_steps) == (100_000, None, 0)
+    assert rr.alpha == prob.default_settings()["alpha"]  # not stated: the problem's default
+    prob, rr = _problem_and_settings("tree-rl", (), (), {}, "paper-fig3")
+    assert prob.params.depth == 12 and rr.max_depth is None and rr.max_steps == 100_000
+    prob, rr = _problem_and_settings(
+        "tree-rl", ("depth=8",), ("max_depth=5", "signs=descent"), {"max_steps": 10}, "paper-fig3"
+    )
+    assert (prob.params.depth, prob.params.generator) == (8, "paper")
+    assert (rr.max_depth, rr.signs, rr.max_steps) == (5, "descent", 10)
+    _, rr = _problem_and_settings("tree-rl", (), ("max_depth=none",), {})
+    assert rr.max_depth is None and rr.signs == "descent"  # no preset: tree-rl's defaults
+    prob, rr = _problem_and_settings("lever-game", (), (), {}, "paper-fig6")
+    assert list(prob.payoff_values()) == [1.0] * 7 + [0.8, 0.8, 0.6] and rr.n_ridges == 10

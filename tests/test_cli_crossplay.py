@@ -14,7 +14,8 @@ def runner():
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["crossplay", "lever-game"], "--replicates"),
+        (["crossplay", "lever-game", "--preset", "paper-fig2"], "--preset"),
+        (["crossplay", "coord-game", "--preset", "paper-fig6"], "is for lever-game"),
         (["crossplay", "lever-game", "--replicates", "1"], "--replicates"),
         (["crossplay", "lever-game", "--replicates", "3", "--fingerprints", "0"], "--fingerprints"),
         (["crossplay", "lever-game", "--replicates", "3", "--workers", "-1"], "--workers"),
@@ -76,6 +77,19 @@ def test_crossplay_writes_json_and_figure(runner, tmp_path):
     )
     assert {"xp", "sp"} <= set(report["baselines"]["self_play"])
     assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_unique_lever_is_chosen_and_replicates_default(runner, tmp_path, monkeypatch):
+    """The paper's payoffs, few replicates (cheap): the unique 0.6 lever is deployed."""
+    monkeypatch.setattr("ridgerider.cli.crossplay.DEFAULT_REPLICATES", 3)
+    out = tmp_path / "xp.json"
+    args = ["crossplay", "lever-game", "--fingerprints", "3", "--seed", "7"]
+    result = runner.invoke(main, [*args, "--quiet", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["replicates"] == 3
+    assert report["chosen"]["metrics"]["levers"] == [9, 9]
+    assert report["chosen"]["xp"] == pytest.approx(0.6, abs=0.01)
 
 
 def test_plot_without_matplotlib_fails_before_running(runner, tmp_path, monkeypatch):

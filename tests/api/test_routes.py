@@ -115,6 +115,15 @@ def test_list_filter_paginate_cancel_extend(make_client) -> None:
         assert c.get(f"{API}/jobs/{ids[1]}").json()["max_nodes"] == 5000
 
 
+def test_max_depth_none_is_no_limit(make_client) -> None:
+    """``"none"`` is stored as the core's ``None`` (``null`` is the default: test_schemas)."""
+    with make_client(dev=True, workers=0) as c:
+        free = {"max_depth": "none", "max_nodes": 2}
+        r = c.post(f"{API}/jobs", json=BODY | {"settings": free})
+        assert r.status_code == 201, r.text
+        assert r.json()["settings"]["max_depth"] is None
+
+
 def test_extend_runs_a_budget_stopped_job_on(make_client) -> None:
     ref = reference(max_nodes=7)
     assert len(ref.nodes) == 7  # the budget, not the tree, ends the reference
@@ -154,6 +163,8 @@ def test_a_gpu_job_waits_for_gpu_workers(make_client) -> None:
         (BODY | {"settings": {"approx_steps": -1}}, ["body", "settings", "approx_steps"]),
         (BODY | {"settings": {"unknown": 1}}, ["body", "settings", "unknown"]),
         (BODY | {"settings": {"max_steps": False}}, ["body", "settings", "max_steps"]),
+        (BODY | {"settings": {"max_depth": "unlimited"}}, ["body", "settings", "max_depth"]),
+        (BODY | {"settings": {"max_depth": -1}}, ["body", "settings", "max_depth"]),
         (BODY | {"seed": "3"}, ["body", "seed"]),
         (BODY | {"wall_time_s": 0}, ["body", "wall_time_s"]),
         (BODY | {"device": "tpu"}, ["body", "device"]),

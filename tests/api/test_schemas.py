@@ -5,7 +5,9 @@ its reason). Types: the same kind (bool, int, float, or a literal). Literals: th
 the same order, as the core's constants (``METHODS``, ``ORDERS``, ...). Bounds: every value the
 wire accepts at its edges the core accepts too, and where the core states a bound (it refuses
 values far out on that side) the wire states the same one. Each check is a function returning
-what disagrees, so the controls below show it catches a disagreement.
+what disagrees, so the controls below show it catches a disagreement. A core setting that may be
+``None`` ("no limit", listed in ``NULLABLE``) takes the word ``"none"`` on the wire instead
+(``null`` there is "the problem's default"); the checks compare the rest of its type.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import types
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import annotated_types as at
 import pytest
@@ -22,6 +24,7 @@ from pydantic import Field
 from ridgerider.core import settings as core
 from ridgerider.core.settings import RRSettings
 from ridgerider.schemas import SearchSettings
+from ridgerider.schemas.settings import NO_LIMIT, NULLABLE
 
 NOT_ON_THE_WIRE = {
     "device": "where branches run is each worker's choice (`ridgerider worker --device`), "
@@ -47,7 +50,19 @@ FAR = {int: 10**18, float: 1e300}
 def core_types(core_cls: type = RRSettings) -> dict[str, Any]:
     """Each core setting's type."""
     hints = get_type_hints(core_cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(core_cls)}
+    out = {f.name: hints[f.name] for f in dataclasses.fields(core_cls)}
+    for name in NULLABLE:
+        (out[name],) = [a for a in get_args(out[name]) if a is not type(None)]
+    return out
+
+
+def _without_no_limit(name: str, args: list[Any]) -> list[Any]:
+    """A nullable setting's wire type without ``Literal["none"]``, its ``Annotated`` unwrapped."""
+    if name not in NULLABLE:
+        return args
+    assert Literal[NO_LIMIT] in args, f"{name}: {NO_LIMIT!r} is not accepted on the wire"
+    rest = [a for a in args if a != Literal[NO_LIMIT]]
+    return [get_args(a)[0] if get_origin(a) is Annotated else a for a in rest]
 
 
 def wire_types(wire_cls: type[SearchSettings] = SearchSettings) -> dict[str, Any]:
@@ -57,6 +72,7 @@ def wire_types(wire_cls: type[SearchSettings] = SearchSettings) -> dict[str, Any
         ann = field.annotation
         if get_origin(ann) in (Union, types.UnionType):
             args = [a for a in get_args(ann) if a is not type(None)]
+            args = _without_no_limit(name, args)
             assert len(args) == 1, f"{name}: {ann}"
             ann = args[0]
         out[name] = ann
@@ -92,11 +108,21 @@ def type_problems(wire_cls: type[SearchSettings] = SearchSettings) -> list[str]:
     return out
 
 
+def _metadata(field: Any) -> list[Any]:
+    """A field's constraints, also those of an ``Annotated`` member of its union."""
+    found = list(field.metadata)
+    for arg in get_args(field.annotation):
+        if get_origin(arg) is Annotated:
+            for extra in get_args(arg)[1:]:
+                found += getattr(extra, "metadata", [])
+    return found
+
+
 def _bounds(field: Any) -> tuple[Any, bool, Any, bool]:
     """``(low, low included, high, high included)``; ``None`` where unbounded."""
     low = high = None
     low_in = high_in = True
-    for m in field.metadata:
+    for m in _metadata(field):
         if isinstance(m, at.Ge):
             low = m.ge
         elif isinstance(m, at.Gt):
@@ -175,6 +201,16 @@ def test_the_checked_bounds_include_the_documented_ones() -> None:
     assert (low, low_in, high, high_in) == (1, True, 4096, True)
     assert core_accepts("n_ridges", 4096) and not core_accepts("n_ridges", 4097)
     assert not core_accepts("n_ridges", 0)
+
+
+def test_no_limit_is_none_in_the_core_and_a_word_on_the_wire() -> None:
+    """``"none"`` on the wire is the core's ``None``; ``null`` (left out) is the default."""
+    for name in NULLABLE:
+        assert core_accepts(name, None)
+        assert SearchSettings(**{name: NO_LIMIT}).given() == {name: None}
+        assert SearchSettings(**{name: None}).given() == {}
+    assert _bounds(SearchSettings.model_fields["max_depth"]) == (0, True, 1024, True)
+    assert not core_accepts("max_depth", -1)
 
 
 @dataclasses.dataclass(frozen=True)

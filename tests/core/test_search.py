@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -135,6 +137,17 @@ def test_max_depth_makes_leaves(toy, toy_result):
     assert len(r.nodes) == 1
     assert r.nodes[0].leaf_reason == "max_depth"
     assert r.nodes[0].is_solution
+
+
+def test_no_depth_limit_branches_at_any_depth(toy, toy_result):
+    """``max_depth=None`` is no limit (a branch 5000 choices deep still branches); ``0`` is not."""
+    root = root_branch(toy_result.mis, seed=0)
+    deep = dataclasses.replace(root, fingerprint=((0, 1),) * 5000)
+    free = expand(toy, settings_for(toy, max_depth=None, polish_steps=0), deep)
+    assert free.node.leaf_reason is None and len(free.children) == 4
+    capped = expand(toy, settings_for(toy, max_depth=1024, polish_steps=0), deep)
+    assert capped.node.leaf_reason == "max_depth" and capped.children == []
+    assert RRSettings.from_dict(RRSettings(max_depth=None).to_dict()).max_depth is None
 
 
 def test_expand_is_pure(toy, toy_result):

@@ -88,3 +88,33 @@ def test_bad_parameters(params, field):
     with pytest.raises(ParamError) as info:
         create("tree-rl", params)
     assert info.value.field == field
+
+
+def test_paper_generator_puts_goals_at_several_depths():
+    """``generator="paper"``: terminals at several depths, +10 ones above the full depth too."""
+    shallow_goals = 0
+    for seed in range(10):
+        paper = create("tree-rl", {"depth": 8, "tree_seed": seed, "generator": "paper"}).tree
+        default = create("tree-rl", {"depth": 8, "tree_seed": seed}).tree
+        assert paper.children == default.children and paper.paths == default.paths  # one shape
+        assert set(paper.rewards) == {POSITIVE_REWARD, NEGATIVE_REWARD}
+        assert len({len(p) for p in paper.paths}) >= 3
+        assert max(len(p) for p in paper.paths) == 8
+        shallow_goals += sum(
+            r == POSITIVE_REWARD and len(p) < 8
+            for r, p in zip(paper.rewards, paper.paths, strict=True)
+        )
+        # The default generator keeps every goal at the full depth.
+        assert all(
+            len(p) == 8 for r, p in zip(default.rewards, default.paths, strict=True) if r > 0
+        )
+    assert shallow_goals >= 10
+
+
+def test_paper_generator_always_has_a_negative_terminal():
+    """Even when every terminal is drawn positive, two +10 siblings are never kept."""
+    for depth, seed in [(1, 0), (3, 5), (6, 2)]:
+        tree = generate_tree(depth, seed, 1.0, 0.5, generator="paper")
+        assert NEGATIVE_REWARD in tree.rewards and POSITIVE_REWARD in tree.rewards
+    with pytest.raises(ParamError, match="generator"):
+        create("tree-rl", {"generator": "uniform"})

@@ -55,6 +55,7 @@ def expected(s: RRSettings, seed: int) -> dict[str, Any]:
             "loss": ref.mis.loss,
             "grad_norm": ref.mis.grad_norm,
             "negative_eigenvalues": ref.mis.negative_eigenvalues,
+            "spectrum": ref.mis.spectrum,
         },
     }
 

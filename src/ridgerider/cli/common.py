@@ -21,6 +21,7 @@ from rich.console import Console
 from ridgerider.config import ENV_PREFIX, Settings, read_url_file
 from ridgerider.core.errors import SettingsError
 from ridgerider.core.settings import RRSettings
+from ridgerider.schemas.settings import NO_LIMIT, NULLABLE
 from ridgerider.workers import runner
 
 __all__ = [
@@ -85,13 +86,19 @@ def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, str]:
 
 
 def coerce_settings(raw: dict[str, str]) -> dict[str, Any]:
-    """Convert ``--setting`` strings to the types of :class:`RRSettings` fields."""
+    """Convert ``--setting`` strings to the types of :class:`RRSettings` fields.
+
+    A setting that may be ``None`` (``max_depth``) takes the word ``none``: no limit.
+    """
     types = {name: type(value) for name, value in RRSettings().to_dict().items()}
     result: dict[str, Any] = {}
     for key, value in raw.items():
         if key not in types:
             usage_error(f"setting {key!r}: unknown (known: {', '.join(sorted(types))})")
         kind = types[key]
+        if key in NULLABLE and value.lower() == NO_LIMIT:
+            result[key] = None
+            continue
         try:
             if kind is bool:
                 if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
@@ -100,7 +107,8 @@ def coerce_settings(raw: dict[str, str]) -> dict[str, Any]:
             else:
                 result[key] = kind(value)
         except ValueError:
-            usage_error(f"setting {key!r}: expected {kind.__name__}, got {value!r}")
+            also = f" or {NO_LIMIT!r}" if key in NULLABLE else ""
+            usage_error(f"setting {key!r}: expected {kind.__name__}{also}, got {value!r}")
     return result
 
 

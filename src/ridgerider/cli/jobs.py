@@ -42,6 +42,7 @@ from ridgerider.problems import (
     available,
     create,
 )
+from ridgerider.problems.presets import PRESETS, UnknownPresetError, get_preset
 from ridgerider.schemas.enums import JobStatus
 from ridgerider.services.jobs import Submission
 from ridgerider.services.submission import FieldError, check_exact_size
@@ -54,7 +55,17 @@ __all__ = ["extend", "jobs", "problems", "resume", "run", "show"]
 @click.argument("problem")
 @click.option("--set", "params", multiple=True, metavar="KEY=VALUE", help="problem parameter")
 @click.option(
-    "--setting", "settings", multiple=True, metavar="KEY=VALUE", help="any search setting"
+    "--setting",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="any search setting (max_depth=none: no depth limit)",
+)
+@click.option(
+    "--preset",
+    type=click.Choice(sorted(PRESETS)),
+    default=None,
+    help="a paper experiment's stated settings (options given override them)",
 )
 @click.option(
     "--method",
@@ -83,6 +94,7 @@ def run(
     problem: str,
     params: tuple[str, ...],
     settings: tuple[str, ...],
+    preset: str | None,
     method: str | None,
     order: str | None,
     device: str | None,
@@ -100,11 +112,12 @@ def run(
     """Run a Ridge Rider search on PROBLEM, store it as a job and print its solutions.
 
     ``--workers N`` rides branches on N Ray workers (same tree and solutions as ``--workers 0``,
-    which rides them in this process).
+    which rides them in this process). ``--preset paper-fig2`` (``paper-fig3``, ``paper-fig6``)
+    starts from the settings the paper states for that figure (``ridgerider.problems.presets``).
     """
     shortcuts = {"method": method, "order": order, "device": device}
     shortcuts |= {"max_nodes": max_nodes, "max_steps": max_steps}
-    prob, rr = _problem_and_settings(problem, params, settings, shortcuts)
+    prob, rr = _problem_and_settings(problem, params, settings, shortcuts, preset)
     check_json_path(json_path)
     plan = ray_plan(workers, ray_address)
     use_compute_threads()
@@ -130,18 +143,32 @@ def run(
 
 
 def _problem_and_settings(
-    name: str, params: tuple[str, ...], settings: tuple[str, ...], shortcuts: dict[str, Any]
+    name: str,
+    params: tuple[str, ...],
+    settings: tuple[str, ...],
+    shortcuts: dict[str, Any],
+    preset_name: str | None = None,
 ) -> tuple[RegisteredProblem, RRSettings]:
-    """The problem and its settings from ``--set``, ``--setting`` and the shortcut options.
+    """The problem and its settings from ``--preset``, ``--set``, ``--setting`` and shortcuts.
 
-    Exits with code 2 naming the field for bad input, and refuses the exact method on a
-    problem too large for a dense Hessian before anything is stored.
+    Each later source overrides the earlier: the problem's defaults, the preset, ``--set`` /
+    ``--setting``, the shortcut options. Exits with code 2 naming the field for bad input, and
+    refuses the exact method on a problem too large for a dense Hessian before anything is
+    stored.
     """
+    preset_params: dict[str, Any] = {}
+    preset_settings: dict[str, Any] = {}
+    if preset_name is not None:
+        try:
+            preset = get_preset(preset_name, name)
+        except (UnknownPresetError, ValueError) as exc:
+            usage_error(f"--preset: {exc}")
+        preset_params, preset_settings = preset.params, preset.settings
     try:
-        prob = create(name, parse_pairs(params, "--set"))
+        prob = create(name, {**preset_params, **parse_pairs(params, "--set")})
     except (UnknownProblemError, ParamError) as exc:
         usage_error(str(exc))
-    overrides = coerce_settings(parse_pairs(settings, "--setting"))
+    overrides = {**preset_settings, **coerce_settings(parse_pairs(settings, "--setting"))}
     overrides |= {k: v for k, v in shortcuts.items() if v is not None}
     rr = build_settings(prob.default_settings(), overrides)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -68,7 +68,7 @@ class Client:
         alpha: float | None = None,
         n_ridges: int | None = None,
         overlap_threshold: float | None = None,
-        max_depth: int | None = None,
+        max_depth: int | Literal["none"] | None = None,
         max_nodes: int | None = None,
         max_steps: int | None = None,
         wall_time_s: float | None = None,
@@ -78,6 +78,7 @@ class Client:
     ) -> schemas.JobPublic:
         """Submit a search of ``problem``; settings not given take the problem's defaults.
 
+        ``max_depth="none"``: no depth limit (``None``: the problem's default).
         ``settings`` sets any other search setting by name. Without ``idempotency_key`` a
         fresh one is made, so the retries after a connection error never make two jobs.
         ``accelerator="gpu"`` has the job ridden by workers holding a GPU.

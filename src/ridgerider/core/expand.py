@@ -90,7 +90,8 @@ def _expand(
             hvp_fn=problem.exact_hvp,
         )
     )
-    leaf_reason, ridges = _leaf_reason(stalled, branch.depth >= settings.max_depth, ridges)
+    at_max_depth = settings.max_depth is not None and branch.depth >= settings.max_depth
+    leaf_reason, ridges = _leaf_reason(stalled, at_max_depth, ridges)
     is_solution = leaf_reason is not None and not stalled
     diverged = (
         is_solution and settings.polish_steps and _polish_leaf(problem, settings, ridden, on_step)

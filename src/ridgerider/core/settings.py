@@ -118,8 +118,9 @@ class RRSettings:
     polish_steps: int = 0
     """Gradient-descent steps at leaves (the paper's Fig. 1 finishes leaves this way)."""
     polish_lr: float = 0.1
-    max_depth: int = 32
-    """Nodes at this depth are leaves."""
+    max_depth: int | None = 32
+    """Nodes at this depth are leaves (``0``: the MIS itself is one). ``None``: no depth limit,
+    the budgets (``max_nodes``, ``max_steps``) end the search (the paper's tree experiment)."""
     max_nodes: int = 1000
     """Budget: expanded nodes, the MIS included."""
     max_steps: int = 100_000
@@ -153,7 +154,7 @@ class RRSettings:
             ("min_progress", self.min_progress >= 0, ">= 0"),
             ("polish_steps", self.polish_steps >= 0, ">= 0"),
             ("polish_lr", self.polish_lr > 0, "> 0"),
-            ("max_depth", self.max_depth >= 0, ">= 0"),
+            ("max_depth", self.max_depth is None or self.max_depth >= 0, ">= 0 or None"),
             ("max_nodes", self.max_nodes >= 1, ">= 1"),
             ("max_steps", self.max_steps >= 0, ">= 0"),
         ]

@@ -2,22 +2,30 @@
 
 Each field mirrors one of ``ridgerider.core.settings.RRSettings`` (a test checks names, allowed
 values and bounds agree); ``device`` is the exception: where branches run is the worker's choice.
+
+A field left out (or ``null``) takes the problem's default, so a core setting whose value may be
+``None`` takes the word :data:`NO_LIMIT` on the wire instead: ``"max_depth": "none"`` is "no depth
+limit" (``RRSettings(max_depth=None)``), ``"max_depth": null`` the problem's default depth.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, ValidatorFunctionWrapHandler, field_validator
 
 from ridgerider.schemas.common import RequestModel
 
-__all__ = ["MAX_NODES", "MAX_STEPS", "SearchSettings"]
+__all__ = ["MAX_NODES", "MAX_STEPS", "NO_LIMIT", "NULLABLE", "SearchSettings"]
 
 MAX_NODES = 1_000_000
 """The largest node budget a job may ask for."""
 MAX_STEPS = 1_000_000_000
 """The largest ride-step budget a job may ask for."""
+NO_LIMIT = "none"
+"""The wire's word for a core setting's ``None`` ("no limit"); ``null`` means "the default"."""
+NULLABLE = ("max_depth",)
+"""The settings that take :data:`NO_LIMIT`."""
 
 
 class SearchSettings(RequestModel):
@@ -51,10 +59,25 @@ class SearchSettings(RequestModel):
     ridge_rule: Literal["eigen", "random_ascent"] | None = None
     polish_steps: int | None = Field(None, ge=0, le=1_000_000)
     polish_lr: float | None = Field(None, gt=0, le=1e6)
-    max_depth: int | None = Field(None, ge=0, le=1024)
+    max_depth: Annotated[int, Field(ge=0, le=1024)] | Literal["none"] | None = Field(
+        None, description='depth of the deepest nodes; "none": no depth limit (null: default)'
+    )
     max_nodes: int | None = Field(None, ge=1, le=MAX_NODES, description="budget: nodes")
     max_steps: int | None = Field(None, ge=0, le=MAX_STEPS, description="budget: ride steps")
 
+    @field_validator("max_depth", mode="wrap")
+    @classmethod
+    def _one_error(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """One error naming the field, not one per member of the union."""
+        try:
+            return handler(value)
+        except ValidationError:
+            raise ValueError(f"must be an integer in [0, 1024], {NO_LIMIT!r} or null") from None
+
     def given(self) -> dict[str, Any]:
-        """The settings the request sets (the rest take the problem's defaults)."""
-        return self.model_dump(exclude_none=True)
+        """The settings the request sets (the rest take the problem's defaults).
+
+        :data:`NO_LIMIT` becomes ``None``, the core's "no limit".
+        """
+        given = self.model_dump(exclude_none=True)
+        return {k: None if k in NULLABLE and v == NO_LIMIT else v for k, v in given.items()}

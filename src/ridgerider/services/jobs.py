@@ -279,7 +279,10 @@ def job_result(
         "seed": job.seed,
         "method": job.settings["method"],
         "order": job.settings["order"],
-        "mis": {k: job.mis[k] for k in ("loss", "grad_norm", "negative_eigenvalues")},
+        "mis": {
+            **{k: job.mis[k] for k in ("loss", "grad_norm", "negative_eigenvalues")},
+            "spectrum": job.mis.get("spectrum", []),  # lowest eigenvalues, repeats included
+        },
         "nodes": job.nodes,
         "solutions": [
             {"fingerprint": [list(c) for c in s.fingerprint], "loss": s.loss, "metrics": s.metrics}
