@@ -72,13 +72,13 @@ def stack(tmp_path: Path, database: str) -> Iterator[Stack]:
 def test_compose_stack_survives_a_worker_and_the_api_killed(stack: Stack) -> None:
     assert "0006" in stack.run_once("migrate")  # the schema at head before anything serves
     stack.start("ray-head")
+    api = stack.start("api")  # needs the archive only
     stack.wait_ray()
     short_leases = {"RIDGERIDER_LEASE_S": "3"}  # a killed worker's branches return in 3 s
     workers = []
     for _ in range(2):  # one after the other: two raylets starting at once can time out
         workers.append(stack.start("worker", short_leases))
         stack.wait_serving(workers[-1])
-    api = stack.start("api")
     stack.wait_ready()
     rr = Client(stack.api_url, token=sdk_token(stack, "erin"), retries=8)
     big = rr.submit(PROBLEM, BIG, seed=3, max_nodes=BUDGET, max_depth=DEEP)

@@ -78,12 +78,15 @@ def test_worker_processes_give_the_same_report():
 
 
 @pytest.mark.slow
-def test_lever_game_acceptance_over_five_master_seeds():
-    """8 replicates, 5 master seeds: the 0.6 lever is chosen with XP >= 0.58 every time;
-    0.8 ridges score about 0.4, 1.0 ridges about 1/7; the self-play agents' XP is <= 0.3."""
+def test_lever_game_acceptance_over_two_master_seeds():
+    """8 replicates, 2 master seeds: the 0.6 lever is chosen with XP >= 0.58 every time;
+    0.8 ridges score about 0.4, 1.0 ridges about 1/7; the self-play agents' XP is <= 0.3.
+
+    The paper's protocol (25 replicates, five repeats, three layouts) is the benchmark
+    ``benchmarks/crossplay_lever.py`` (results in ``benchmarks/README.md``)."""
     payoffs = create("lever-game").params.payoffs
     by_class: dict[float, list[float]] = {}
-    for seed in range(5):
+    for seed in range(2):
         report = run_crossplay("lever-game", {}, 8, seed=seed).to_dict()
         chosen = report["chosen"]
         assert chosen["metrics"]["levers"] == [9, 9], seed
