@@ -11,18 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.core import ParameterSource
 from pydantic import ValidationError
 from rich.console import Console
 
+from ridgerider.cli.main import QUIET_KEY, configure_logging
 from ridgerider.config import ENV_PREFIX, Settings, read_url_file
-from ridgerider.core.errors import SettingsError
-from ridgerider.core.settings import RRSettings
-from ridgerider.schemas.settings import NO_LIMIT, NULLABLE
-from ridgerider.workers import runner
+
+if TYPE_CHECKING:  # the engine loads only inside the commands that use it
+    from ridgerider.core.settings import RRSettings
+    from ridgerider.workers.runner import RayPlan
 
 __all__ = [
     "DATABASE_URL",
@@ -90,6 +91,9 @@ def coerce_settings(raw: dict[str, str]) -> dict[str, Any]:
 
     A setting that may be ``None`` (``max_depth``) takes the word ``none``: no limit.
     """
+    from ridgerider.core.settings import RRSettings
+    from ridgerider.schemas.settings import NO_LIMIT, NULLABLE
+
     types = {name: type(value) for name, value in RRSettings().to_dict().items()}
     result: dict[str, Any] = {}
     for key, value in raw.items():
@@ -114,6 +118,9 @@ def coerce_settings(raw: dict[str, str]) -> dict[str, Any]:
 
 def build_settings(problem_defaults: dict[str, Any], overrides: dict[str, Any]) -> RRSettings:
     """The problem's default settings with ``overrides``; exit 2 naming a bad setting."""
+    from ridgerider.core.errors import SettingsError
+    from ridgerider.core.settings import RRSettings
+
     try:
         return RRSettings(**{**problem_defaults, **overrides})
     except SettingsError as exc:
@@ -122,6 +129,8 @@ def build_settings(problem_defaults: dict[str, Any], overrides: dict[str, Any]) 
 
 def job_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a runner call, turning an unknown job or a bad value into exit code 2."""
+    from ridgerider.workers import runner
+
     try:
         return fn(*args, **kwargs)
     except runner.JobNotFoundError as exc:
@@ -189,7 +198,35 @@ REDIS_URL = url_option("redis_url", "Redis frontier (optional)")
 JSON_PATH = click.option(
     "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="write a report"
 )
-QUIET = click.option("--quiet", is_flag=True, help="no progress bar or table")
+
+
+def _quiet(ctx: click.Context, param: click.Parameter, quiet: bool) -> bool:
+    return quiet or bool(ctx.meta.get(QUIET_KEY))
+
+
+def _verbose(ctx: click.Context, param: click.Parameter, verbose: int) -> None:
+    configure_logging(verbose)
+
+
+def QUIET(fn: _F) -> _F:  # noqa: N802 - a decorator named like the shared options above
+    """``--quiet`` and ``-v/--verbose``, as the group's (``ridgerider --quiet run ...``).
+
+    ``--quiet`` (``quiet``): no progress bar or table; also set by the group's ``--quiet``.
+    ``--verbose``: log records on stderr (``-v`` INFO, ``-vv`` DEBUG).
+    """
+    fn = click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_verbose,
+        help="log what happens on stderr (-v: INFO, -vv: DEBUG)",
+    )(fn)
+    return click.option(
+        "-q", "--quiet", is_flag=True, callback=_quiet, help="no progress bar or table"
+    )(fn)
+
+
 WORKERS = click.option(
     "--workers",
     type=click.IntRange(0, 4096),
@@ -209,12 +246,13 @@ RAY_ADDRESS = ray_address_option(
 )
 
 
-def ray_plan(workers: int, ray_address: str | None, threads: int = 1) -> runner.RayPlan | None:
+def ray_plan(workers: int, ray_address: str | None, threads: int = 1) -> RayPlan | None:
     """``--workers N`` (N >= 1) as a Ray plan; ``None`` (in-process) for 0."""
     if workers == 0:
         if ray_address:
             usage_error("--ray-address needs --workers >= 1")
         return None
     from ridgerider.workers.ray import WorkerOptions
+    from ridgerider.workers.runner import RayPlan
 
-    return runner.RayPlan(workers, ray_address, WorkerOptions(torch_threads=threads))
+    return RayPlan(workers, ray_address, WorkerOptions(torch_threads=threads))
