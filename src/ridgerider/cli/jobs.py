@@ -219,7 +219,7 @@ def show(job: int, database_url: str | None, json_path: Path | None, quiet: bool
     check_json_path(json_path)
     report = job_call(runner.show, job, database_url=database_url)
     if not quiet:
-        print_report(report)
+        print_report(report, json_path)
     write_json(report, json_path, quiet)
 
 
@@ -250,7 +250,7 @@ def resume(
             f"`ridgerider extend {job} --max-nodes N` raises its budget"
         )
         if not quiet:
-            print_report(shown)
+            print_report(shown, json_path)
         write_json(shown, json_path, quiet)
         return
     _go_on(runner.resume, job, workers, ray_address, database_url, redis_url, json_path, quiet)

@@ -15,10 +15,47 @@ from ridgerider.schemas.enums import JobStatus
 from ridgerider.workers import runner
 from ridgerider.workers.worker import NodeView
 
-__all__ = ["JobRef", "print_report", "progress_bar", "run_with_progress", "write_json"]
+__all__ = [
+    "STOP_REASONS",
+    "JobRef",
+    "print_report",
+    "progress_bar",
+    "run_with_progress",
+    "stop_reason",
+    "write_json",
+]
 
 
-def _solutions_table(solutions: list[dict[str, Any]], limit: int = 30) -> Table:
+STOP_REASONS = {
+    "max_nodes": "stopped at its node budget (--max-nodes; `ridgerider extend` raises it)",
+    "max_steps": "stopped at its step budget (--max-steps; `ridgerider extend` raises it)",
+    "wall_time": "stopped at its wall-time budget (--wall-time)",
+    "exhausted": "finished: every branch was explored",
+    "interrupted": "interrupted (`ridgerider resume` continues it)",
+}
+"""Why a search stopped (a job's ``stopped_by``), as the summary line says it."""
+
+
+def stop_reason(stopped_by: str | None) -> str | None:
+    """``stopped_by`` in words (an unknown reason as itself); ``None`` while none is known."""
+    if not stopped_by:
+        return None
+    return STOP_REASONS.get(stopped_by, f"stopped: {stopped_by}")
+
+
+def _more_hint(report: dict[str, Any], more: int, json_path: Path | None) -> str:
+    """Where the solutions the table leaves out can be seen."""
+    if json_path is not None:
+        return f"{more} more in {json_path}"
+    job = report.get("job_id")
+    where = f"ridgerider show {job} --json FILE" if job is not None else "--json FILE"
+    return f"{more} more: `{where}` writes them all"
+
+
+def _solutions_table(
+    report: dict[str, Any], json_path: Path | None = None, limit: int = 30
+) -> Table:
+    solutions = report["solutions"]
     table = Table(title=f"{len(solutions)} solutions", show_lines=False)
     table.add_column("fingerprint")
     table.add_column("loss", justify="right")
@@ -29,12 +66,16 @@ def _solutions_table(solutions: list[dict[str, Any]], limit: int = 30) -> Table:
         shown = {k: v for k, v in metrics.items() if not isinstance(v, list) or len(v) <= 4}
         table.add_row(key, f"{sol['loss']:.6g}", json.dumps(shown))
     if len(solutions) > limit:
-        table.caption = f"{len(solutions) - limit} more in --json output"
+        table.caption = _more_hint(report, len(solutions) - limit, json_path)
     return table
 
 
-def print_report(report: dict[str, Any]) -> None:
-    """Print a job report: the job, its MIS, the solutions table and a summary line."""
+def print_report(report: dict[str, Any], json_path: Path | None = None) -> None:
+    """Print a job report: the job, its MIS, the solutions table and a summary line.
+
+    The summary says why the search stopped; ``json_path`` (the ``--json`` file being written,
+    if any) is where the table says the solutions it leaves out are.
+    """
     mis = report["mis"]
     out.print(
         f"job {report.get('job_id')}: {report['problem']} {json.dumps(report['params'])}, "
@@ -44,17 +85,18 @@ def print_report(report: dict[str, Any]) -> None:
         f"MIS: loss {mis['loss']:.6g}, |grad| {mis['grad_norm']:.3g}, "
         f"{mis['negative_eigenvalues']} negative eigenvalues"
     )
-    out.print(_solutions_table(report["solutions"]))
+    out.print(_solutions_table(report, json_path))
     steps = f", {report['steps']} steps" if "steps" in report else ""
     summary = f"{report['nodes']} nodes{steps}, {report['elapsed_s']:.3g} s"
     if report.get("status"):
         summary += f", {report['status']}"
-    if report.get("stopped_by"):
-        summary += f" ({report['stopped_by']})"
+    reason = stop_reason(report.get("stopped_by"))
+    if reason:
+        summary += f": {reason}"
     cov = report.get("coverage")
     if cov:
         summary += f", targets found {cov['found']}/{cov['total']}"
-    out.print(summary)
+    out.print(summary, soft_wrap=True)
 
 
 def write_json(report: dict[str, Any], json_path: Path | None, quiet: bool) -> None:
@@ -122,7 +164,7 @@ def run_with_progress(
     except KeyboardInterrupt:
         _interrupted(job, kwargs)
     if not quiet:
-        print_report(report)
+        print_report(report, json_path)
     write_json(report, json_path, quiet)
     if report.get("status") == JobStatus.FAILED:
         console.print(f"[red]job {report.get('job_id')} failed:[/red] {report.get('error')}")
