@@ -14,7 +14,7 @@ from ridgerider.client.errors import error_for
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
 
-__all__ = ["PREFIX", "Call", "retry_delay", "to_tensor", "unwrap"]
+__all__ = ["PREFIX", "Call", "to_tensor", "unwrap"]
 
 PREFIX = "/api/v1"
 M = TypeVar("M")
@@ -54,13 +54,6 @@ def unwrap(response: httpx.Response, model: Any) -> Any:
     if isinstance(model, type) and issubclass(model, BaseModel):
         return model.model_validate_json(response.content)
     return TypeAdapter(model).validate_json(response.content)
-
-
-def retry_delay(call: Call, attempt: int, retries: int) -> float:
-    """Seconds to wait before sending ``call`` again after a connection error, or re-raise."""
-    if not call.retry or attempt > retries:
-        raise
-    return min(0.25 * 2**attempt, 5.0)
 
 
 def to_tensor(npy: bytes) -> Tensor:

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ridgerider import schemas
-from ridgerider.client._base import Call, retry_delay, to_tensor, unwrap
+from ridgerider.client._base import Call, to_tensor, unwrap
 from ridgerider.client._calls import Calls
+from ridgerider.client._retry import DEFAULT_URL, Backoff, env_connection
 from ridgerider.client._xp_calls import XpCalls
 from ridgerider.client.progress import JobProgress
 
@@ -23,30 +24,54 @@ __all__ = ["AsyncClient"]
 
 
 class AsyncClient:
-    """An asyncio client of a ridgerider service (arguments as for ``Client``)."""
+    """An asyncio client of a ridgerider service.
+
+    Arguments as for ``Client``; ``sleep`` is awaited (``asyncio.sleep`` by default).
+    """
 
     def __init__(
         self,
-        base_url: str = "http://127.0.0.1:8000",
+        base_url: str = DEFAULT_URL,
         token: str | None = None,
         *,
         timeout: float = 30.0,
         retries: int = 3,
         http: httpx.AsyncClient | None = None,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.http = http or httpx.AsyncClient(base_url=base_url, timeout=timeout)
         if token:
             self.http.headers["Authorization"] = f"Bearer {token}"
-        self.retries = retries
+        self.backoff = backoff or Backoff(retries=retries)
+        self.retries = self.backoff.retries
+        self._sleep = sleep
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> AsyncClient:
+        """A client of ``$RIDGERIDER_URL`` with ``$RIDGERIDER_TOKEN``.
+
+        The URL defaults to ``http://127.0.0.1:8000``, the token to none; ``kwargs`` as for the
+        constructor.
+        """
+        url, token = env_connection()
+        return cls(url, token, **kwargs)
 
     async def _do(self, call: Call) -> Any:
         attempt = 0
         while True:
+            attempt += 1
             try:
-                return unwrap(await self.http.send(call.request(self.http)), call.model)
+                response = await self.http.send(call.request(self.http))
             except httpx.TransportError:
-                attempt += 1
-                await asyncio.sleep(retry_delay(call, attempt, self.retries))
+                delay = self.backoff.after_error(call, attempt)
+                if delay is None:
+                    raise
+            else:
+                delay = self.backoff.after_response(call, response, attempt)
+                if delay is None:
+                    return unwrap(response, call.model)
+            await self._sleep(delay)
 
     async def submit(
         self,

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from ridgerider import schemas
-from ridgerider.client._base import Call, retry_delay, to_tensor, unwrap
+from ridgerider.client._base import Call, to_tensor, unwrap
 from ridgerider.client._calls import Calls
+from ridgerider.client._retry import DEFAULT_URL, Backoff, env_connection
 from ridgerider.client._xp_calls import XpCalls
 from ridgerider.client.progress import JobProgress
 
@@ -30,32 +31,56 @@ class Client:
         token: an API token (``ridgerider token create``); not needed in development mode.
         timeout: seconds per request.
         retries: how often a read (or a submission, made idempotent by its key) is sent again
-            after a connection error, e.g. while the service restarts.
+            after a connection error or a 503, e.g. while the service restarts, and any call
+            after a 429; waits grow exponentially with jitter, or follow ``Retry-After``.
         http: an ``httpx.Client`` to use instead of a new one (tests pass an in-process app's).
+        backoff: the retry policy (overrides ``retries``); see ``ridgerider.client.Backoff``.
+        sleep: how to wait between attempts (``time.sleep``).
     """
 
     def __init__(
         self,
-        base_url: str = "http://127.0.0.1:8000",
+        base_url: str = DEFAULT_URL,
         token: str | None = None,
         *,
         timeout: float = 30.0,
         retries: int = 3,
         http: httpx.Client | None = None,
+        backoff: Backoff | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = http or httpx.Client(base_url=base_url, timeout=timeout)
         self.http.headers.update(headers)
-        self.retries = retries
+        self.backoff = backoff or Backoff(retries=retries)
+        self.retries = self.backoff.retries
+        self._sleep = sleep
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> Client:
+        """A client of ``$RIDGERIDER_URL`` with ``$RIDGERIDER_TOKEN``.
+
+        The URL defaults to ``http://127.0.0.1:8000``, the token to none; ``kwargs`` as for the
+        constructor.
+        """
+        url, token = env_connection()
+        return cls(url, token, **kwargs)
 
     def _do(self, call: Call) -> Any:
         attempt = 0
         while True:
+            attempt += 1
             try:
-                return unwrap(self.http.send(call.request(self.http)), call.model)
+                response = self.http.send(call.request(self.http))
             except httpx.TransportError:
-                attempt += 1
-                time.sleep(retry_delay(call, attempt, self.retries))
+                delay = self.backoff.after_error(call, attempt)
+                if delay is None:
+                    raise
+            else:
+                delay = self.backoff.after_response(call, response, attempt)
+                if delay is None:
+                    return unwrap(response, call.model)
+            self._sleep(delay)
 
     def submit(
         self,
@@ -118,8 +143,8 @@ class Client:
     ) -> schemas.JobPublic:
         """Poll until the job finishes (``TimeoutError`` after ``timeout`` seconds).
 
-        ``progress=True`` shows a progress bar of its nodes and steps (rich) on stderr, the
-        steps of rides in flight included.
+        ``progress=True`` shows a progress bar of its nodes and steps on stderr, the steps of
+        rides in flight included (rich's bar; plain lines where rich is not installed).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with JobProgress(job_id, progress) as bar:
