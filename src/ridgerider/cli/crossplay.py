@@ -15,11 +15,17 @@ from typing import Any
 import click
 from rich.table import Table
 
-from ridgerider.cli.common import check_json_path, console, out, parse_pairs, usage_error
+from ridgerider.cli.choices import CROSSPLAY_PRESETS
+from ridgerider.cli.common import (
+    QUIET,
+    check_json_path,
+    console,
+    out,
+    parse_pairs,
+    usage_error,
+)
 from ridgerider.cli.report import write_json
-from ridgerider.core.threads import use_compute_threads
-from ridgerider.problems.presets import PRESETS, get_preset
-from ridgerider.services.crossplay import MAX_REPLICATES, CrossplayInputError, run_crossplay
+from ridgerider.schemas.crossplay import MAX_REPLICATES
 
 __all__ = ["DEFAULT_REPLICATES", "crossplay", "plot_crossplay"]
 
@@ -126,7 +132,7 @@ def _fmt(x: float) -> str:
 )
 @click.option(
     "--preset",
-    type=click.Choice(sorted(n for n, p in PRESETS.items() if "replicates" in p.extra)),
+    type=click.Choice(CROSSPLAY_PRESETS),
     default=None,
     help="the paper's Fig. 6 settings (options given override them)",
 )
@@ -150,7 +156,7 @@ def _fmt(x: float) -> str:
 @click.option(
     "--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="write Fig. 6"
 )
-@click.option("--quiet", is_flag=True, help="no progress or table")
+@QUIET
 def crossplay(
     problem: str,
     params: tuple[str, ...],
@@ -168,6 +174,10 @@ def crossplay(
     Each fingerprint (eigen-index and sign at the MIS) is scored by its cross-play: the mean
     return of player 1 from one replicate with player 2 from another.
     """
+    from ridgerider.core.threads import use_compute_threads
+    from ridgerider.problems.presets import get_preset
+    from ridgerider.services.crossplay import CrossplayInputError, run_crossplay
+
     raw = parse_pairs(params, "--set")
     settings: dict[str, Any] = {}
     if preset is not None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
 
+from ridgerider.cli.choices import ORDERS, PRESETS
 from ridgerider.cli.common import (
     DATABASE_URL,
     JSON_PATH,
@@ -33,20 +34,11 @@ from ridgerider.cli.common import (
     usage_error,
 )
 from ridgerider.cli.report import JobRef, print_report, run_with_progress, write_json
-from ridgerider.core.settings import ORDERS, RRSettings
-from ridgerider.core.threads import use_compute_threads
-from ridgerider.problems import (
-    ParamError,
-    RegisteredProblem,
-    UnknownProblemError,
-    available,
-    create,
-)
-from ridgerider.problems.presets import PRESETS, UnknownPresetError, get_preset
 from ridgerider.schemas.enums import JobStatus
-from ridgerider.services.jobs import Submission
-from ridgerider.services.submission import FieldError, check_exact_size
-from ridgerider.workers import runner
+
+if TYPE_CHECKING:  # the engine loads inside the commands, so their --help stays light
+    from ridgerider.core.settings import RRSettings
+    from ridgerider.problems import RegisteredProblem
 
 __all__ = ["extend", "jobs", "problems", "resume", "run", "show"]
 
@@ -63,7 +55,7 @@ __all__ = ["extend", "jobs", "problems", "resume", "run", "show"]
 )
 @click.option(
     "--preset",
-    type=click.Choice(sorted(PRESETS)),
+    type=click.Choice(PRESETS),
     default=None,
     help="a paper experiment's stated settings (options given override them)",
 )
@@ -115,6 +107,10 @@ def run(
     which rides them in this process). ``--preset paper-fig2`` (``paper-fig3``, ``paper-fig6``)
     starts from the settings the paper states for that figure (``ridgerider.problems.presets``).
     """
+    from ridgerider.core.threads import use_compute_threads
+    from ridgerider.services.jobs import Submission
+    from ridgerider.workers import runner
+
     shortcuts = {"method": method, "order": order, "device": device}
     shortcuts |= {"max_nodes": max_nodes, "max_steps": max_steps}
     prob, rr = _problem_and_settings(problem, params, settings, shortcuts, preset)
@@ -156,6 +152,10 @@ def _problem_and_settings(
     refuses the exact method on a problem too large for a dense Hessian before anything is
     stored.
     """
+    from ridgerider.problems import ParamError, UnknownProblemError, create
+    from ridgerider.problems.presets import UnknownPresetError, get_preset
+    from ridgerider.services.submission import FieldError, check_exact_size
+
     preset_params: dict[str, Any] = {}
     preset_settings: dict[str, Any] = {}
     if preset_name is not None:
@@ -189,6 +189,8 @@ def _problem_and_settings(
 @DATABASE_URL
 def jobs(status: str | None, limit: int, as_json: bool, database_url: str | None) -> None:
     """List stored jobs, newest first."""
+    from ridgerider.workers import runner
+
     rows = runner.list_jobs(database_url=database_url, status=status, limit=limit)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
@@ -216,6 +218,8 @@ def jobs(status: str | None, limit: int, as_json: bool, database_url: str | None
 @QUIET
 def show(job: int, database_url: str | None, json_path: Path | None, quiet: bool) -> None:
     """Print one stored job with its solutions (the same JSON as ``run``)."""
+    from ridgerider.workers import runner
+
     check_json_path(json_path)
     report = job_call(runner.show, job, database_url=database_url)
     if not quiet:
@@ -241,6 +245,8 @@ def resume(
     quiet: bool,
 ) -> None:
     """Continue a job whose process died, exactly where it stopped."""
+    from ridgerider.workers import runner
+
     check_json_path(json_path)
     ray_plan(workers, ray_address)  # bad Ray options exit 2 before anything is read
     shown = job_call(runner.show, job, database_url=database_url)
@@ -281,6 +287,8 @@ def extend(
     if max_nodes is None and max_steps is None:
         usage_error("extend: give the new budget, --max-nodes and/or --max-steps")
     check_json_path(json_path)
+    from ridgerider.workers import runner
+
     budgets = {"max_nodes": max_nodes, "max_steps": max_steps}
     args = (workers, ray_address, database_url, redis_url, json_path, quiet)
     _go_on(runner.extend, job, *args, **budgets)
@@ -298,6 +306,8 @@ def _go_on(
     **extra: Any,
 ) -> None:
     """Run a stored job on (``runner.resume`` or ``runner.extend``) under a progress bar."""
+    from ridgerider.core.threads import use_compute_threads
+
     plan = ray_plan(workers, ray_address)
     use_compute_threads()
     run_with_progress(
@@ -320,6 +330,8 @@ def _go_on(
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def problems(as_json: bool) -> None:
     """List the installed problems and their parameters."""
+    from ridgerider.problems import available
+
     registry = available()
     if as_json:
         data = [

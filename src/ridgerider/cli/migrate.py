@@ -5,7 +5,6 @@ from __future__ import annotations
 import click
 
 from ridgerider.cli.common import DATABASE_URL, console
-from ridgerider.services.archive import mask_url, migrate_archive
 
 
 @click.command()
@@ -17,6 +16,8 @@ def migrate(database_url: str | None) -> None:
     compose file's ``migrate`` service and the Kubernetes migration Job run it before the API
     and the workers start.
     """
+    from ridgerider.services.archive import mask_url, migrate_archive
+
     before, after = migrate_archive(database_url)
     shown = mask_url(database_url) if database_url else "the default archive"
     if before == after:

@@ -5,15 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ridgerider.cli.common import console, out
 from ridgerider.schemas.enums import JobStatus
-from ridgerider.workers import runner
-from ridgerider.workers.worker import NodeView
+
+if TYPE_CHECKING:
+    from ridgerider.workers.worker import NodeView
 
 __all__ = [
     "STOP_REASONS",
@@ -175,6 +176,8 @@ def _interrupted(job: JobRef, kwargs: dict[str, Any]) -> NoReturn:
     if job.id is None:
         console.print("interrupted before the job was stored: nothing was kept")
         raise SystemExit(130)
+    from ridgerider.workers import runner
+
     urls = {k: kwargs.get(k) for k in ("database_url", "redis_url")}
     runner.interrupt(job.id, **urls)
     console.print(

@@ -14,7 +14,7 @@ import importlib.util
 import ipaddress
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,9 +25,10 @@ from ridgerider.cli.common import (
     ray_address_option,
     usage_error,
 )
-from ridgerider.core.threads import use_compute_threads
-from ridgerider.services.archive import Archive, default_database_url
-from ridgerider.workers.pools import WorkerPool, start_ray_workers
+
+if TYPE_CHECKING:  # the server loads when it starts, so `serve --help` stays light
+    from ridgerider.services.archive import Archive
+    from ridgerider.workers.pools import WorkerPool
 
 __all__ = ["serve"]
 
@@ -79,6 +80,7 @@ def serve(
 
     from ridgerider.api import create_app
     from ridgerider.config import Settings
+    from ridgerider.core.threads import use_compute_threads
 
     if dev and not _is_loopback(host):
         usage_error(f"--host: --dev serves without authentication, so only loopback ({host!r})")
@@ -117,6 +119,9 @@ def _ray_pool(address: str) -> Callable[[Archive, Any], WorkerPool | None]:
     """Start the service's workers as Ray actors on the cluster at ``address``."""
 
     def start(archive: Archive, settings: Any) -> WorkerPool | None:
+        from ridgerider.services.archive import default_database_url
+        from ridgerider.workers.pools import start_ray_workers
+
         if settings.workers == 0:
             return None
         url = settings.database_url or default_database_url()

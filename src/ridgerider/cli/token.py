@@ -5,8 +5,6 @@ from __future__ import annotations
 import click
 
 from ridgerider.cli.common import DATABASE_URL, console, usage_error
-from ridgerider.services import accounts
-from ridgerider.services.archive import open_archive
 
 __all__ = ["token"]
 
@@ -22,6 +20,9 @@ def token() -> None:
 @DATABASE_URL
 def create(user: str, name: str, database_url: str | None) -> None:
     """Print a new token for USER; it is shown only this once."""
+    from ridgerider.services import accounts
+    from ridgerider.services.archive import open_archive
+
     if not 1 <= len(user) <= 64:
         usage_error("--user: a name of 1 to 64 characters")
     archive = open_archive(database_url)
@@ -39,6 +40,9 @@ def create(user: str, name: str, database_url: str | None) -> None:
 @DATABASE_URL
 def revoke(secret: str | None, token_id: int | None, database_url: str | None) -> None:
     """Revoke a token given its SECRET or its --id."""
+    from ridgerider.services import accounts
+    from ridgerider.services.archive import open_archive
+
     if (secret is None) == (token_id is None):
         usage_error("give either the token (SECRET) or --id")
     archive = open_archive(database_url)

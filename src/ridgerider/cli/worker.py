@@ -16,8 +16,6 @@ from ridgerider.cli.common import (
     console,
     ray_address_option,
 )
-from ridgerider.core.errors import SettingsError
-from ridgerider.services.archive import default_database_url, mask_url
 
 if TYPE_CHECKING:
     from ridgerider.workers.ray import WorkerOptions, WorkerPool
@@ -84,6 +82,7 @@ def worker(
     workers on other nodes from their node's RIDGERIDER_DATABASE_URL / RIDGERIDER_REDIS_URL
     (or ..._FILE).
     """
+    from ridgerider.services.archive import default_database_url, mask_url
     from ridgerider.workers.ray import start_workers
 
     if num_workers + gpu_workers == 0:
@@ -115,6 +114,7 @@ def _options(
     lease_s: float | None,
 ) -> WorkerOptions:  # fmt: skip
     """The workers' options; exit 2 naming the option that is wrong."""
+    from ridgerider.core.errors import SettingsError
     from ridgerider.workers.ray import WorkerOptions
 
     try:
