@@ -26,6 +26,7 @@ from ridgerider.client._base import Call
 __all__ = [
     "DEFAULT_URL",
     "RETRY_STATUSES",
+    "SDK_VARIABLES",
     "Backoff",
     "env_connection",
     "parse_retry_after",
@@ -35,6 +36,9 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 """Where ``ridgerider serve`` listens by default (and ``from_env`` looks without a URL)."""
 
 RETRY_STATUSES = (429, 503)
+
+SDK_VARIABLES = ("RIDGERIDER_URL", "RIDGERIDER_TOKEN")
+"""What ``from_env`` reads: the SDK's own variables, not settings of the service."""
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:
@@ -93,6 +97,7 @@ class Backoff:
 
 def env_connection() -> tuple[str, str | None]:
     """``RIDGERIDER_URL`` (default :data:`DEFAULT_URL`) and ``RIDGERIDER_TOKEN`` (or ``None``)."""
-    url = os.environ.get("RIDGERIDER_URL", "").strip() or DEFAULT_URL
-    token = os.environ.get("RIDGERIDER_TOKEN", "").strip() or None
+    url_variable, token_variable = SDK_VARIABLES
+    url = os.environ.get(url_variable, "").strip() or DEFAULT_URL
+    token = os.environ.get(token_variable, "").strip() or None
     return url, token
