@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -26,6 +27,8 @@ __all__ = [
     "write_json",
 ]
 
+
+log = logging.getLogger(__name__)
 
 STOP_REASONS = {
     "max_nodes": "stopped at its node budget (--max-nodes; `ridgerider extend` raises it)",
@@ -53,10 +56,11 @@ def _more_hint(report: dict[str, Any], more: int, json_path: Path | None) -> str
     return f"{more} more: `{where}` writes them all"
 
 
-def _solutions_table(
-    report: dict[str, Any], json_path: Path | None = None, limit: int = 30
-) -> Table:
-    solutions = report["solutions"]
+SHOWN_SOLUTIONS = 30
+"""Rows of the solutions table; the rest are in the JSON report."""
+
+
+def _solutions_table(solutions: list[dict[str, Any]], limit: int = SHOWN_SOLUTIONS) -> Table:
     table = Table(title=f"{len(solutions)} solutions", show_lines=False)
     table.add_column("fingerprint")
     table.add_column("loss", justify="right")
@@ -66,8 +70,6 @@ def _solutions_table(
         metrics = sol["metrics"]
         shown = {k: v for k, v in metrics.items() if not isinstance(v, list) or len(v) <= 4}
         table.add_row(key, f"{sol['loss']:.6g}", json.dumps(shown))
-    if len(solutions) > limit:
-        table.caption = _more_hint(report, len(solutions) - limit, json_path)
     return table
 
 
@@ -86,7 +88,10 @@ def print_report(report: dict[str, Any], json_path: Path | None = None) -> None:
         f"MIS: loss {mis['loss']:.6g}, |grad| {mis['grad_norm']:.3g}, "
         f"{mis['negative_eigenvalues']} negative eigenvalues"
     )
-    out.print(_solutions_table(report, json_path))
+    out.print(_solutions_table(report["solutions"]))
+    more = len(report["solutions"]) - SHOWN_SOLUTIONS
+    if more > 0:
+        out.print(_more_hint(report, more, json_path), soft_wrap=True)
     steps = f", {report['steps']} steps" if "steps" in report else ""
     summary = f"{report['nodes']} nodes{steps}, {report['elapsed_s']:.3g} s"
     if report.get("status"):
@@ -159,11 +164,19 @@ def run_with_progress(
     ``failed`` prints its error and exits 1.
     """
     progress, on_node, on_riding = progress_bar(quiet, description, total)
+    log.info("%s: starting (budget %s)", description, total or "the job's")
     try:
         with progress:
             report = call(*args, on_node=on_node, on_riding=on_riding, **kwargs)
     except KeyboardInterrupt:
         _interrupted(job, kwargs)
+    log.info(
+        "job %s: %s after %s nodes (%s)",
+        report.get("job_id"),
+        report.get("status"),
+        report.get("nodes"),
+        report.get("stopped_by"),
+    )
     if not quiet:
         print_report(report, json_path)
     write_json(report, json_path, quiet)
