@@ -22,7 +22,7 @@ def empty_url(request: pytest.FixtureRequest) -> str:
 
 def test_migrations_are_package_data() -> None:
     assert (MIGRATIONS / "env.py").is_file() and (MIGRATIONS / "script.py.mako").is_file()
-    assert head_revision() == "0006"
+    assert head_revision() == "0007"
 
 
 def test_empty_database_upgrades_to_head_matching_the_models(empty_url: str) -> None:
@@ -59,4 +59,5 @@ def test_first_revision_upgrades_to_head_keeping_data(empty_url: str) -> None:
     assert "artifacts" in inspect(db.engine).get_table_names()
     (job,) = store.list_jobs().items
     assert job.problem == "toy2d" and job.status == "succeeded"
+    assert job.name is None and job.tags == ()  # jobs stored before names and tags
     db.close()

@@ -6,13 +6,14 @@ from datetime import timedelta
 
 import pytest
 
+from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.storage.base import Storage
 from ridgerider.services.storage.models import utcnow
 from ridgerider.services.storage.records import DuplicateJobError, JobSpec
 from ridgerider.services.storage.sql import SQLStorage
 
 from .conftest import PG
-from .synthetic import MIS, THETA, Branch
+from .synthetic import MIS, THETA, Branch, expansion, submit
 
 
 def spec(**kw: object) -> JobSpec:
@@ -190,4 +191,71 @@ def test_large_tensors_go_to_the_artifact_store(kind: str, request: pytest.Fixtu
         row = s.execute(select(NODES.c.branch_data, NODES.c.branch_ref, NODES.c.theta_ref)).one()
         blobs = s.execute(select(func.count()).select_from(ARTIFACTS)).scalar_one()
     assert row.branch_data is None and row.branch_ref and row.theta_ref and blobs == 2
+    store.close()
+
+
+def test_names_and_tags_are_stored_and_filter_the_listing(storage: Storage) -> None:
+    a = storage.create_job(spec(name="Lever sweep A", tags=("paper", "fig2")), root()).id
+    b = storage.create_job(spec(name="lever sweep b", tags=("fig2",), problem="lever"), root()).id
+    c = storage.create_job(spec(), root()).id
+    job = storage.get_job(a)
+    assert job is not None and job.name == "Lever sweep A" and job.tags == ("paper", "fig2")
+    assert storage.get_job(c).tags == () and storage.get_job(c).name is None  # type: ignore[union-attr]
+
+    def ids(**kw: object) -> list[int]:
+        return [j.id for j in storage.list_jobs(**kw).items]  # type: ignore[arg-type]
+
+    assert ids(name="SWEEP") == [b, a]  # a case-insensitive substring
+    assert ids(name="%") == [] and ids(name="_") == []  # wildcards are literal
+    assert ids(tag="fig2") == [b, a] and ids(tag="paper") == [a] and ids(tag="fig") == []
+    assert ids(problem="lever") == [b] and ids(problem="toy2d", tag="fig2") == [a]
+    assert ids(tag="fig2", limit=1) == [b]
+
+
+def test_delete_removes_the_job_and_fences_its_workers(frontier: Frontier) -> None:
+    store = frontier.storage
+    keep, gone = submit(frontier), submit(frontier)
+    for job_id in (keep, gone):
+        (root_lease,) = frontier.claim("w", 1, job_id=job_id)
+        assert frontier.complete(root_lease, expansion(root_lease.branch, fanout=2))
+        (leaf,) = frontier.claim("w", 1, job_id=job_id)
+        assert frontier.complete(leaf, expansion(leaf.branch, depth=1))  # a solution leaf
+    (held,) = frontier.claim("w", 1, job_id=gone)  # a worker rides a branch of the doomed job
+    assert store.count_solutions([keep, gone, 999]) == {keep: 1, gone: 1, 999: 0}
+    assert store.transition(gone, "cancelled") and store.delete_job(gone)
+    assert not frontier.complete(held, expansion(held.branch, depth=1))
+    assert store.get_job(gone) is None and not store.delete_job(gone)
+    assert store.list_nodes(gone, tree=False).items == [] and store.solutions(gone) == []
+    assert store.list_events(gone).items == [] and store.count_nodes(gone) == {}
+    assert [j.id for j in store.list_jobs().items] == [keep]
+    assert store.count_solutions([keep, gone]) == {keep: 1, gone: 0}
+    assert frontier.claim("w", 5, job_id=gone) == []
+    assert len(store.list_nodes(keep, tree=False).items) == 3  # the other job is untouched
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=PG)])
+def test_delete_drops_only_the_blobs_no_other_job_uses(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    import torch
+    from sqlalchemy import func, select
+
+    from ridgerider.services.storage.tables import ARTIFACTS, INLINE_LIMIT
+
+    store = SQLStorage(request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url"))
+    shared = torch.arange(INLINE_LIMIT // 8 + 1, dtype=torch.float64)
+    own = shared + 1.0
+    a = store.create_job(spec(), Branch(shared, None, None, (), 7, 0.0)).id
+    b = store.create_job(spec(), Branch(shared, None, None, (), 7, 0.0)).id
+    c = store.create_job(spec(), Branch(own, None, None, (), 7, 0.0)).id
+
+    def blobs() -> int:
+        with store.db.session(write=False) as s:
+            return s.execute(select(func.count()).select_from(ARTIFACTS)).scalar_one()
+
+    assert blobs() == 2
+    assert store.delete_job(a) and blobs() == 2  # job b still uses the shared blob
+    assert store.delete_job(c) and blobs() == 1
+    branch = store.node_branch(store.list_nodes(b, tree=False).items[0].id)
+    assert branch is not None and torch.equal(branch.theta, shared)
     store.close()

@@ -167,8 +167,27 @@ class Storage(ABC):
         status: str | None = None,
         cursor: int | None = None,
         limit: int = 100,
+        name: str | None = None,
+        tag: str | None = None,
+        problem: str | None = None,
     ) -> Page[JobRecord]:
-        """Jobs by id, newest first; ``cursor`` is the ``next_cursor`` of the previous page."""
+        """Jobs by id, newest first; ``cursor`` is the ``next_cursor`` of the previous page.
+
+        Filters: ``name`` matches a substring of the job's name, case-insensitively; ``tag``
+        one of its tags exactly; ``problem`` and ``status`` exactly.
+        """
+
+    @abstractmethod
+    def count_solutions(self, job_ids: Iterable[int]) -> dict[int, int]:
+        """Solutions found so far by each of these jobs (one query; unknown ids count 0)."""
+
+    @abstractmethod
+    def delete_job(self, job_id: int) -> bool:
+        """Delete a job with its nodes, solutions, events and the blobs only it used.
+
+        Returns ``False`` for an unknown job. The caller cancels a running job first; a worker
+        still holding one of its branches then finds the row gone and its completion refused.
+        """
 
     @abstractmethod
     def transition(

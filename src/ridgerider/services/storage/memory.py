@@ -6,6 +6,7 @@ works on them directly. Nothing survives the process.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from typing_extensions import override
@@ -78,17 +79,44 @@ class InMemoryStorage(MemoryAccounts, MemoryTree):
         status: str | None = None,
         cursor: int | None = None,
         limit: int = 100,
+        name: str | None = None,
+        tag: str | None = None,
+        problem: str | None = None,
     ) -> Page[JobRecord]:
-        with self.lock:
-            rows = [
-                j
-                for j in sorted(self.jobs.values(), key=lambda j: -j.id)
-                if (owner_id is None or j.spec.owner_id == owner_id)
+        def wanted(j: JobRow) -> bool:
+            s = j.spec
+            return (
+                (owner_id is None or s.owner_id == owner_id)
                 and (status is None or j.status == status)
                 and (cursor is None or j.id < cursor)
-            ]
+                and (problem is None or s.problem == problem)
+                and (tag is None or tag in s.tags)
+                and (name is None or name.lower() in (s.name or "\0").lower())
+            )
+
+        with self.lock:
+            rows = [j for j in sorted(self.jobs.values(), key=lambda j: -j.id) if wanted(j)]
             page = [self.job_record(j) for j in rows[:limit]]
         return Page(page, page[-1].id if len(rows) > limit else None)
+
+    @override
+    def count_solutions(self, job_ids: Iterable[int]) -> dict[int, int]:
+        with self.lock:
+            return {i: len(self.solution_ids.get(i, ())) for i in job_ids}
+
+    @override
+    def delete_job(self, job_id: int) -> bool:
+        with self.lock:
+            if self.jobs.pop(job_id, None) is None:
+                return False
+            for row in [n for n in self.nodes.values() if n.job_id == job_id]:
+                del self.nodes[row.id]
+                self.keys.pop((job_id, row.key), None)
+                if row.rank is not None:
+                    self.ranks.pop((job_id, row.rank), None)
+            self.solution_ids.pop(job_id, None)
+            self._events.pop(job_id, None)
+            return True
 
     @override
     def transition(

@@ -147,6 +147,8 @@ class MemoryTables(Storage):
             started_at=job.started_at,
             finished_at=job.finished_at,
             accelerator=s.accelerator,
+            name=s.name,
+            tags=tuple(s.tags),
         )
 
     def node_record(self, row: NodeRow) -> NodeRecord:

@@ -183,6 +183,10 @@ class Job(Base):
     """State of the ``random`` order's generator (``random.Random.getstate()``)."""
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     """The submission's ``Idempotency-Key`` (unique per owner): a retry returns this job."""
+    name: Mapped[str | None] = mapped_column(String(128))
+    """A short label given at submission (``list_jobs`` finds it by substring)."""
+    tags: Mapped[list[Any]] = mapped_column(default=list, server_default="[]")
+    """Short labels given at submission (a JSON list of strings)."""
 
 
 class Node(Base):

@@ -98,6 +98,10 @@ class JobSpec:
     """A retried submission with the same key (and owner) returns this job."""
     accelerator: str = "cpu"
     """Which workers ride it: ``cpu`` or ``gpu`` (``schemas.Accelerator``)."""
+    name: str | None = None
+    """A short label to find the job by (``list_jobs(name=...)``)."""
+    tags: tuple[str, ...] = ()
+    """Short labels to filter by (``list_jobs(tag=...)``)."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,8 @@ class JobRecord:
     finished_at: datetime | None
     accelerator: str = "cpu"
     """Which workers ride it: ``cpu`` or ``gpu``."""
+    name: str | None = None
+    tags: tuple[str, ...] = ()
 
     @property
     def elapsed_s(self) -> float:

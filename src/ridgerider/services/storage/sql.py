@@ -7,9 +7,10 @@ id, so reading a job with 100k nodes costs one index range scan per page.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from typing_extensions import override
 
@@ -29,9 +30,25 @@ from ridgerider.services.storage.session import Database
 from ridgerider.services.storage.sqlaccounts import SQLAccounts
 from ridgerider.services.storage.sqlrows import add_event, apply_transition, job_record
 from ridgerider.services.storage.sqltree import SQLTree
-from ridgerider.services.storage.tables import EVENTS, JOBS, NODES, store_blob
+from ridgerider.services.storage.tables import (
+    ARTIFACTS,
+    EVENTS,
+    JOBS,
+    NODES,
+    SOLUTIONS,
+    store_blob,
+)
 
 __all__ = ["SQLStorage"]
+
+
+def _has_tag(dialect: str, tag: str) -> ColumnElement[bool]:
+    """Whether a job's JSON list of tags holds ``tag`` (JSONB containment, or SQLite json_each)."""
+    tags = JOBS.c.tags
+    if dialect == "postgresql":
+        return tags.op("@>")(func.jsonb_build_array(tag))
+    each = func.json_each(tags).table_valued("value")
+    return exists(select(each.c.value).where(each.c.value == tag))
 
 
 class SQLStorage(SQLAccounts, SQLTree):
@@ -81,6 +98,8 @@ class SQLStorage(SQLAccounts, SQLTree):
                     active_s=spec.elapsed_s,
                     rng_state=None,
                     idempotency_key=spec.idempotency_key,
+                    name=spec.name,
+                    tags=list(spec.tags),
                     created_at=utcnow(),
                     updated_at=utcnow(),
                     pushed=0,
@@ -133,18 +152,61 @@ class SQLStorage(SQLAccounts, SQLTree):
         status: str | None = None,
         cursor: int | None = None,
         limit: int = 100,
+        name: str | None = None,
+        tag: str | None = None,
+        problem: str | None = None,
     ) -> Page[JobRecord]:
         j = JOBS.c
         stmt = select(JOBS).order_by(j.id.desc()).limit(limit + 1)
-        if owner_id is not None:
-            stmt = stmt.where(j.owner_id == owner_id)
-        if status is not None:
-            stmt = stmt.where(j.status == status)
+        exact = {j.owner_id: owner_id, j.status: status, j.problem: problem}
+        for column, value in exact.items():
+            if value is not None:
+                stmt = stmt.where(column == value)
         if cursor is not None:
             stmt = stmt.where(j.id < cursor)
+        if name is not None:
+            stmt = stmt.where(func.lower(j.name).contains(name.lower(), autoescape=True))
         with self.db.session(write=False) as s:
-            rows = [job_record(r) for r in s.connection().execute(stmt)]
+            conn = s.connection()
+            if tag is not None:
+                stmt = stmt.where(_has_tag(conn.dialect.name, tag))
+            rows = [job_record(r) for r in conn.execute(stmt)]
         return Page(rows[:limit], rows[limit - 1].id if len(rows) > limit else None)
+
+    @override
+    def count_solutions(self, job_ids: Iterable[int]) -> dict[int, int]:
+        ids = list(job_ids)
+        counts = dict.fromkeys(ids, 0)
+        if not ids:
+            return counts
+        so = SOLUTIONS.c
+        stmt = select(so.job_id, func.count()).where(so.job_id.in_(ids)).group_by(so.job_id)
+        with self.db.session(write=False) as s:
+            counts.update({job_id: n for job_id, n in s.connection().execute(stmt)})
+        return counts
+
+    @override
+    def delete_job(self, job_id: int) -> bool:
+        n = NODES.c
+        with self.db.session() as s:
+            conn = s.connection()
+            if conn.execute(select(JOBS.c.id).where(JOBS.c.id == job_id)).first() is None:
+                return False
+            refs = conn.execute(
+                select(n.branch_ref, n.theta_ref).where(
+                    n.job_id == job_id, or_(n.branch_ref.is_not(None), n.theta_ref.is_not(None))
+                )
+            ).all()
+            shas = {ref for row in refs for ref in row if ref is not None}
+            for table in (SOLUTIONS, EVENTS, NODES):
+                conn.execute(delete(table).where(table.c.job_id == job_id))
+            conn.execute(delete(JOBS).where(JOBS.c.id == job_id))
+            if shas:  # content-addressed: other jobs' rows may share a blob
+                used = select(n.id).where(
+                    or_(n.branch_ref == ARTIFACTS.c.sha256, n.theta_ref == ARTIFACTS.c.sha256)
+                )
+                conn.execute(delete(ARTIFACTS).where(ARTIFACTS.c.sha256.in_(shas), ~used.exists()))
+            return True
 
     @override
     def transition(

@@ -46,6 +46,8 @@ def job_record(row: Row[Any]) -> JobRecord:
         started_at=m["started_at"],
         finished_at=m["finished_at"],
         accelerator=m["accelerator"],
+        name=m["name"],
+        tags=tuple(m["tags"] or ()),
     )
 
 
