@@ -307,6 +307,8 @@ def test_operation_ids_are_stable(make_client) -> None:
         "get_job",
         "cancel_job",
         "extend_job",
+        "delete_job",
+        "export_nodes_csv",
         "list_nodes",
         "get_tree",
         "list_solutions",

@@ -9,7 +9,7 @@ from fastapi import APIRouter, FastAPI
 import ridgerider
 from ridgerider.api.errors import AllowHeaderMiddleware, BodyLimitMiddleware, install_handlers
 from ridgerider.api.metrics import Metrics, MetricsMiddleware
-from ridgerider.api.routes import crossplay, events, jobs, system, tree
+from ridgerider.api.routes import crossplay, events, export, jobs, system, tree
 from ridgerider.api.state import PoolFactory, lifespan
 from ridgerider.config import Settings
 from ridgerider.dashboard import mount_dashboard
@@ -41,7 +41,7 @@ def create_app(
         redoc_url=None,
     )
     api = APIRouter(prefix=API_PREFIX)
-    for module in (jobs, tree, events, system, crossplay):
+    for module in (jobs, tree, export, events, system, crossplay):
         api.include_router(module.router)
     api.include_router(system.health_router)
     app.include_router(api)

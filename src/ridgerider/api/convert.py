@@ -35,8 +35,8 @@ def finite(value: Any) -> Any:
     return value
 
 
-def job_out(job: JobRecord) -> JobPublic:
-    """A job as the API shows it."""
+def job_out(job: JobRecord, solutions: int | None = None) -> JobPublic:
+    """A job as the API shows it (with its count of solutions, when given)."""
     s = job.settings
     return JobPublic(
         id=job.id,
@@ -49,6 +49,9 @@ def job_out(job: JobRecord) -> JobPublic:
         method=s["method"],
         order=s["order"],
         accelerator=job.accelerator,  # type: ignore[arg-type]
+        name=job.name,
+        tags=list(job.tags),
+        solutions=solutions,
         settings=finite(s),
         mis=MisPublic(
             loss=finite(job.mis.get("loss")),

@@ -25,7 +25,11 @@ from ridgerider.schemas.crossplay import (
 from ridgerider.schemas.enums import CrossplayStatus, JobStatus, NodeStatus
 from ridgerider.schemas.errors import ErrorItem, ErrorPublic
 from ridgerider.schemas.jobs import (
+    MAX_NAME,
+    MAX_TAG,
+    MAX_TAGS,
     MAX_WALL_S,
+    TAG_PATTERN,
     JobCreate,
     JobExtend,
     JobPublic,
@@ -40,12 +44,16 @@ from ridgerider.schemas.tree import SolutionPublic, TreePublic
 __all__ = [
     "ID_MAX",
     "MAX_FINGERPRINTS",
+    "MAX_NAME",
     "MAX_NODES",
     "MAX_REPLICATES",
     "MAX_STEPS",
+    "MAX_TAG",
+    "MAX_TAGS",
     "MAX_WALL_S",
     "RANK_MAX",
     "SEED_MAX",
+    "TAG_PATTERN",
     "Choice",
     "CrossplayCreate",
     "CrossplayPublic",

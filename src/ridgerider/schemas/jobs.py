@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, JsonValue, model_validator
 
@@ -11,13 +11,39 @@ from ridgerider.schemas.common import SEED_MAX, JobStatusText, ProblemName, Requ
 from ridgerider.schemas.enums import JobStatus
 from ridgerider.schemas.settings import MAX_NODES, MAX_STEPS, SearchSettings
 
-__all__ = ["MAX_WALL_S", "JobCreate", "JobExtend", "JobPublic", "JobsPublic", "MisPublic"]
+__all__ = [
+    "MAX_NAME",
+    "MAX_TAG",
+    "MAX_TAGS",
+    "MAX_WALL_S",
+    "TAG_PATTERN",
+    "JobCreate",
+    "JobExtend",
+    "JobName",
+    "JobPublic",
+    "JobsPublic",
+    "MisPublic",
+    "Tag",
+]
 
 AcceleratorText = Literal["cpu", "gpu"]
 """``schemas.Accelerator`` as request and response text."""
 
 MAX_WALL_S = 30 * 86_400.0
 """The longest wall-time budget a job may ask for (30 days)."""
+MAX_NAME = 128
+"""The longest job name (characters)."""
+MAX_TAG = 32
+"""The longest tag (characters)."""
+MAX_TAGS = 16
+"""The most tags a job may carry."""
+TAG_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:+-]*$"
+"""What a tag may be made of: letters, digits and ``_.:+-`` (no spaces: it is a label)."""
+
+JobName = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=r"^[^\x00-\x1f\x7f]+$")]
+"""A job's name: free text on one line, without control characters."""
+Tag = Annotated[str, Field(min_length=1, max_length=MAX_TAG, pattern=TAG_PATTERN)]
+"""One tag of a job."""
 
 
 class JobCreate(RequestModel):
@@ -33,6 +59,15 @@ class JobCreate(RequestModel):
         description="which workers ride the branches: 'cpu', or 'gpu' (workers holding a GPU, "
         "computing on their CUDA device)",
     )
+    name: JobName | None = Field(None, description="a label to find the job by")
+    tags: list[Tag] = Field(
+        default_factory=list, max_length=MAX_TAGS, description="labels to filter jobs by"
+    )
+
+    @model_validator(mode="after")
+    def _distinct_tags(self) -> JobCreate:
+        self.tags = list(dict.fromkeys(self.tags))
+        return self
 
 
 class JobExtend(RequestModel):
@@ -73,6 +108,9 @@ class JobPublic(BaseModel):
     method: str
     order: str
     accelerator: AcceleratorText = "cpu"
+    name: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    solutions: int | None = Field(None, description="solutions found so far")
     settings: dict[str, Any]
     mis: MisPublic
     nodes: int = Field(description="nodes of the finished tree (budget used)")

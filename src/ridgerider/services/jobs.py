@@ -27,6 +27,7 @@ __all__ = [
     "JobNotFoundError",
     "Submission",
     "cancel",
+    "delete",
     "extend",
     "fail",
     "interrupt",
@@ -80,6 +81,8 @@ class Submission:
     idempotency_key: str | None = None
     accelerator: str = "cpu"
     """Which workers ride it (``schemas.Accelerator``): ``cpu`` or ``gpu``."""
+    name: str | None = None
+    tags: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -147,6 +150,8 @@ def submit_job(
         elapsed_s=time.perf_counter() - t0,
         idempotency_key=submission.idempotency_key,
         accelerator=Accelerator(submission.accelerator),
+        name=submission.name,
+        tags=tuple(submission.tags),
     )
     job = storage.create_job(spec, root_branch(mis, seed))
     if start_now:
@@ -198,6 +203,20 @@ def cancel(storage: Storage, job_id: int) -> bool:
     return storage.transition(job_id, JobStatus.CANCELLED)
 
 
+def delete(storage: Storage, job_id: int) -> bool:
+    """Delete a job and everything it stored; a queued or running job is cancelled first.
+
+    Cancelling first stops workers from claiming more of its branches; one still riding a
+    branch finds the row gone and its completion refused. ``False`` for an unknown job.
+    """
+    job = storage.get_job(job_id)
+    if job is None:
+        return False
+    if not job.finished:
+        cancel(storage, job_id)
+    return storage.delete_job(job_id)
+
+
 def extend(
     storage: Storage,
     frontier: Frontier,
@@ -235,10 +254,13 @@ def resume(storage: Storage, frontier: Frontier, job_id: int) -> JobRecord:
     return _get(storage, job_id)
 
 
-def job_summary(job: JobRecord) -> dict[str, Any]:
-    """One line of ``ridgerider jobs --json``."""
+def job_summary(job: JobRecord, solutions: int | None = None) -> dict[str, Any]:
+    """One line of ``ridgerider jobs --json`` (with the job's count of solutions, if given)."""
     return {
         "job_id": job.id,
+        "name": job.name,
+        "tags": list(job.tags),
+        "solutions": solutions,
         "problem": job.problem,
         "params": job.params,
         "seed": job.seed,

@@ -157,6 +157,8 @@ def submit_spec(
     owner_id: int | None = None,
     idempotency_key: str | None = None,
     limits: Limits = Limits(),
+    name: str | None = None,
+    tags: tuple[str, ...] = (),
 ) -> tuple[JobRecord, bool]:
     """Validate and submit a job; returns it and whether it is new (``False``: a retry).
 
@@ -186,6 +188,8 @@ def submit_spec(
         accelerator=accelerator,
         owner_id=owner_id,
         idempotency_key=idempotency_key,
+        name=name,
+        tags=tuple(tags),
     )
     if idempotency_key is not None:
         first = storage.find_job(owner_id, idempotency_key)

@@ -13,6 +13,9 @@ from ridgerider.api.errors import field_error
 from ridgerider.core.errors import SettingsError
 from ridgerider.schemas import (
     ID_MAX,
+    MAX_NAME,
+    MAX_TAG,
+    TAG_PATTERN,
     JobCreate,
     JobExtend,
     JobPublic,
@@ -79,6 +82,8 @@ async def submit_job(
             owner_id=user.id,
             idempotency_key=idempotency_key,
             limits=service.limits,
+            name=body.name,
+            tags=tuple(body.tags),
         )
     if created:
         service.metrics.job_submitted()
@@ -93,22 +98,65 @@ def list_jobs(
     service: ServiceDep,
     user: CurrentUser,
     status: Annotated[JobStatusText | None, Query(description="only jobs in this status")] = None,
+    name: Annotated[
+        str | None,
+        Query(min_length=1, max_length=MAX_NAME, description="part of the name (any case)"),
+    ] = None,
+    tag: Annotated[
+        str | None, Query(max_length=MAX_TAG, pattern=TAG_PATTERN, description="one tag")
+    ] = None,
+    problem: Annotated[
+        str | None, Query(min_length=1, max_length=64, description="the problem's name")
+    ] = None,
     after: Annotated[
         int | None, Query(ge=1, le=ID_MAX, description="next_after of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> JobsPublic:
-    """The caller's jobs, newest first, a page at a time."""
-    page = service.archive.storage.list_jobs(
-        owner_id=user.id, status=status, cursor=after, limit=limit
+    """The caller's jobs, newest first, a page at a time, each with its count of solutions.
+
+    ``name`` matches any part of a job's name, ignoring case; ``tag``, ``problem`` and
+    ``status`` match exactly. Filters combine (all must hold).
+    """
+    storage = service.archive.storage
+    page = storage.list_jobs(
+        owner_id=user.id,
+        status=status,
+        cursor=after,
+        limit=limit,
+        name=name,
+        tag=tag,
+        problem=problem,
     )
-    return JobsPublic(items=[job_out(j) for j in page.items], next_after=page.next_cursor)
+    counts = storage.count_solutions(j.id for j in page.items)
+    items = [job_out(j, counts[j.id]) for j in page.items]
+    return JobsPublic(items=items, next_after=page.next_cursor)
 
 
 @router.get("/jobs/{job_id}", operation_id="get_job", response_model=JobPublic, responses=ERRORS)
 def get_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> JobPublic:
-    """One job."""
-    return job_out(owned_job(service, user, job_id))
+    """One job, with its count of solutions."""
+    job = owned_job(service, user, job_id)
+    return job_out(job, service.archive.storage.count_solutions([job_id])[job_id])
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    operation_id="delete_job",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=ERRORS,
+)
+def delete_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> Response:
+    """Delete a job: its nodes, solutions, parameter blobs and events.
+
+    A queued or running job is cancelled first (in the same call); a worker still riding one
+    of its branches has its result refused.
+    """
+    owned_job(service, user, job_id)
+    if not jobs.delete(service.archive.storage, job_id):
+        raise HTTPException(404, f"job {job_id} not found")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post(
