@@ -12,9 +12,10 @@ from pydantic import BaseModel, TypeAdapter
 from ridgerider.client.errors import error_for
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pandas import DataFrame
     from torch import Tensor
 
-__all__ = ["PREFIX", "Call", "to_tensor", "unwrap"]
+__all__ = ["PREFIX", "Call", "to_dataframe", "to_tensor", "unwrap"]
 
 PREFIX = "/api/v1"
 M = TypeVar("M")
@@ -62,3 +63,14 @@ def to_tensor(npy: bytes) -> Tensor:
     import torch
 
     return torch.from_numpy(np.load(io.BytesIO(npy), allow_pickle=False))
+
+
+def to_dataframe(csv: bytes) -> DataFrame:
+    """A ``nodes.csv`` body as a pandas DataFrame (pandas is optional: imported only here)."""
+    try:
+        import pandas as pd
+    except ImportError as exc:
+        raise ImportError(
+            "to_dataframe needs pandas, which is not installed: pip install pandas"
+        ) from exc
+    return pd.read_csv(io.BytesIO(csv))

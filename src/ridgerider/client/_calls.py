@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from ridgerider import schemas
@@ -24,6 +25,8 @@ class Calls:
         named: dict[str, Any],
         idempotency_key: str | None,
         accelerator: str = "cpu",
+        name: str | None = None,
+        tags: Sequence[str] | None = None,
     ) -> Call:
         """``POST /jobs`` (a fresh idempotency key makes retries safe)."""
         given = {k: v for k, v in named.items() if v is not None}
@@ -37,6 +40,10 @@ class Calls:
             body["wall_time_s"] = wall_time_s
         if accelerator != "cpu":
             body["accelerator"] = accelerator
+        if name is not None:
+            body["name"] = name
+        if tags:
+            body["tags"] = list(tags)
         key = {"Idempotency-Key": idempotency_key or f"sdk-{uuid.uuid4().hex}"}
         return Call("POST", "/jobs", schemas.JobPublic, json=body, headers=key, retry=True)
 
@@ -46,10 +53,22 @@ class Calls:
         return Call("GET", f"/jobs/{job_id}", schemas.JobPublic, retry=True)
 
     @staticmethod
-    def list(status: str | None, limit: int, after: int | None) -> Call:
-        """``GET /jobs``."""
-        query = {"status": status, "limit": limit, "after": after}
+    def list(
+        status: str | None, limit: int, after: int | None, filters: dict[str, str | None]
+    ) -> Call:
+        """``GET /jobs`` (``filters``: ``name``, ``tag``, ``problem``)."""
+        query = {"status": status, "limit": limit, "after": after, **filters}
         return Call("GET", "/jobs", schemas.JobsPublic, params=query, retry=True)
+
+    @staticmethod
+    def delete(job_id: int) -> Call:
+        """``DELETE /jobs/{id}``."""
+        return Call("DELETE", f"/jobs/{job_id}")
+
+    @staticmethod
+    def nodes_csv(job_id: int) -> Call:
+        """``GET /jobs/{id}/nodes.csv``."""
+        return Call("GET", f"/jobs/{job_id}/nodes.csv", retry=True)
 
     @staticmethod
     def cancel(job_id: int) -> Call:

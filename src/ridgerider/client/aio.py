@@ -5,19 +5,20 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from ridgerider import schemas
-from ridgerider.client._base import Call, to_tensor, unwrap
+from ridgerider.client._base import Call, to_dataframe, to_tensor, unwrap
 from ridgerider.client._calls import Calls
 from ridgerider.client._retry import DEFAULT_URL, Backoff, env_connection
 from ridgerider.client._xp_calls import XpCalls
 from ridgerider.client.progress import JobProgress
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pandas import DataFrame
     from torch import Tensor
 
 __all__ = ["AsyncClient"]
@@ -83,6 +84,8 @@ class AsyncClient:
         settings: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         accelerator: str = "cpu",
+        name: str | None = None,
+        tags: Sequence[str] | None = None,
         **named: Any,
     ) -> schemas.JobPublic:
         """Submit a search; ``named``: search settings as for ``Client.submit``.
@@ -90,7 +93,16 @@ class AsyncClient:
         For example ``method``, ``order``, ``alpha``, ``n_ridges``, ``max_nodes``.
         """
         call = Calls.submit(
-            problem, params, seed, wall_time_s, settings, named, idempotency_key, accelerator
+            problem,
+            params,
+            seed,
+            wall_time_s,
+            settings,
+            named,
+            idempotency_key,
+            accelerator,
+            name,
+            tags,
         )
         return await self._do(call)
 
@@ -99,10 +111,18 @@ class AsyncClient:
         return await self._do(Calls.get(job_id))
 
     async def list(
-        self, *, status: str | None = None, limit: int = 50, after: int | None = None
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        after: int | None = None,
+        name: str | None = None,
+        tag: str | None = None,
+        problem: str | None = None,
     ) -> schemas.JobsPublic:
-        """A page of your jobs, newest first."""
-        return await self._do(Calls.list(status, limit, after))
+        """A page of your jobs, newest first, filtered as ``Client.list``."""
+        filters = {"name": name, "tag": tag, "problem": problem}
+        return await self._do(Calls.list(status, limit, after, filters))
 
     async def wait(
         self,
@@ -129,6 +149,14 @@ class AsyncClient:
     async def cancel(self, job_id: int) -> schemas.JobPublic:
         """Cancel a queued or running job."""
         return await self._do(Calls.cancel(job_id))
+
+    async def delete(self, job_id: int) -> None:
+        """Delete a job and all it stored (a queued or running job is cancelled first)."""
+        await self._do(Calls.delete(job_id))
+
+    async def to_dataframe(self, job_id: int) -> DataFrame:
+        """The finished tree, one row per node, as a pandas DataFrame (needs pandas)."""
+        return to_dataframe(await self._do(Calls.nodes_csv(job_id)))
 
     async def extend(self, job_id: int, **budgets: Any) -> schemas.JobPublic:
         """Raise budgets: ``max_nodes``, ``max_steps``, ``wall_time_s``."""

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from ridgerider import schemas
-from ridgerider.client._base import Call, to_tensor, unwrap
+from ridgerider.client._base import Call, to_dataframe, to_tensor, unwrap
 from ridgerider.client._calls import Calls
 from ridgerider.client._retry import DEFAULT_URL, Backoff, env_connection
 from ridgerider.client._xp_calls import XpCalls
 from ridgerider.client.progress import JobProgress
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pandas import DataFrame
     from torch import Tensor
 
 __all__ = ["Client"]
@@ -100,13 +101,16 @@ class Client:
         settings: dict[str, Any] | None = None,
         idempotency_key: str | None = None,
         accelerator: str = "cpu",
+        name: str | None = None,
+        tags: Sequence[str] | None = None,
     ) -> schemas.JobPublic:
         """Submit a search of ``problem``; settings not given take the problem's defaults.
 
         ``max_depth="none"``: no depth limit (``None``: the problem's default).
         ``settings`` sets any other search setting by name. Without ``idempotency_key`` a
         fresh one is made, so the retries after a connection error never make two jobs.
-        ``accelerator="gpu"`` has the job ridden by workers holding a GPU.
+        ``accelerator="gpu"`` has the job ridden by workers holding a GPU. ``name`` and
+        ``tags`` label the job, to find it with :meth:`list`.
         """
         named = {
             "method": method,
@@ -119,7 +123,16 @@ class Client:
             "max_steps": max_steps,
         }
         call = Calls.submit(
-            problem, params, seed, wall_time_s, settings, named, idempotency_key, accelerator
+            problem,
+            params,
+            seed,
+            wall_time_s,
+            settings,
+            named,
+            idempotency_key,
+            accelerator,
+            name,
+            tags,
         )
         return self._do(call)
 
@@ -128,10 +141,22 @@ class Client:
         return self._do(Calls.get(job_id))
 
     def list(
-        self, *, status: str | None = None, limit: int = 50, after: int | None = None
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        after: int | None = None,
+        name: str | None = None,
+        tag: str | None = None,
+        problem: str | None = None,
     ) -> schemas.JobsPublic:
-        """A page of your jobs, newest first (pass ``page.next_after`` as ``after``)."""
-        return self._do(Calls.list(status, limit, after))
+        """A page of your jobs, newest first (pass ``page.next_after`` as ``after``).
+
+        ``name`` matches any part of a job's name (any case); ``tag`` one of its tags,
+        ``problem`` and ``status`` exactly.
+        """
+        filters = {"name": name, "tag": tag, "problem": problem}
+        return self._do(Calls.list(status, limit, after, filters))
 
     def wait(
         self,
@@ -162,6 +187,19 @@ class Client:
     def cancel(self, job_id: int) -> schemas.JobPublic:
         """Cancel a queued or running job."""
         return self._do(Calls.cancel(job_id))
+
+    def delete(self, job_id: int) -> None:
+        """Delete a job and all it stored (a queued or running job is cancelled first)."""
+        self._do(Calls.delete(job_id))
+
+    def to_dataframe(self, job_id: int) -> DataFrame:
+        """The finished tree, one row per node, as a pandas DataFrame (needs pandas).
+
+        The columns of ``GET /jobs/{id}/nodes.csv``: ``id``, ``parent_id``, ``key``,
+        ``depth``, ``eigenvalue``, ``loss``, ``steps``, ``end_reason``, ``is_solution`` and a
+        ``metric.<name>`` column per metric.
+        """
+        return to_dataframe(self._do(Calls.nodes_csv(job_id)))
 
     def extend(
         self,
