@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from click.core import ParameterSource
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 
 from ridgerider.cli.main import QUIET_KEY, configure_logging
@@ -256,3 +256,21 @@ def ray_plan(workers: int, ray_address: str | None, threads: int = 1) -> RayPlan
     from ridgerider.workers.runner import RayPlan
 
     return RayPlan(workers, ray_address, WorkerOptions(torch_threads=threads))
+
+
+def check_labels(name: str | None, tags: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """``--name`` and ``--tag`` checked as the API checks them (exit 2 naming the option)."""
+    from ridgerider.schemas.jobs import MAX_TAGS, JobName, Tag
+
+    checks: list[tuple[str, Any, Any]] = [("--tag", TypeAdapter(Tag), t) for t in tags]
+    if name is not None:
+        checks.insert(0, ("--name", TypeAdapter(JobName), name))
+    for option, adapter, value in checks:
+        try:
+            adapter.validate_python(value)
+        except ValidationError as exc:
+            usage_error(f"{option} {value!r}: {exc.errors()[0]['msg']}")
+    distinct = tuple(dict.fromkeys(tags))
+    if len(distinct) > MAX_TAGS:
+        usage_error(f"--tag: at most {MAX_TAGS} tags, got {len(distinct)}")
+    return name, distinct

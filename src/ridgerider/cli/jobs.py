@@ -25,6 +25,7 @@ from ridgerider.cli.common import (
     WORKERS,
     build_settings,
     check_json_path,
+    check_labels,
     coerce_settings,
     console,
     job_call,
@@ -76,6 +77,8 @@ __all__ = ["extend", "jobs", "problems", "resume", "run", "show"]
     help="budget in seconds",
 )
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True)
+@click.option("--name", default=None, help="a label for the job (find it with jobs --name)")
+@click.option("--tag", "tags", multiple=True, help="a label to filter by (repeatable)")
 @WORKERS
 @RAY_ADDRESS
 @DATABASE_URL
@@ -94,6 +97,8 @@ def run(
     max_steps: int | None,
     wall_time: float | None,
     seed: int,
+    name: str | None,
+    tags: tuple[str, ...],
     workers: int,
     ray_address: str | None,
     database_url: str | None,
@@ -111,6 +116,7 @@ def run(
     from ridgerider.services.jobs import Submission
     from ridgerider.workers import runner
 
+    name, tags = check_labels(name, tags)
     shortcuts = {"method": method, "order": order, "device": device}
     shortcuts |= {"max_nodes": max_nodes, "max_steps": max_steps}
     prob, rr = _problem_and_settings(problem, params, settings, shortcuts, preset)
@@ -127,7 +133,7 @@ def run(
         f"{prob.name} nodes",
         rr.max_nodes,
         runner.run,
-        Submission(prob, rr, seed=seed, wall_time_s=wall_time),
+        Submission(prob, rr, seed=seed, wall_time_s=wall_time, name=name, tags=tags),
         job=ref,
         json_path=json_path,
         quiet=quiet,
@@ -184,23 +190,41 @@ def _problem_and_settings(
     type=click.Choice([s.value for s in JobStatus]),
     default=None,
 )
+@click.option("--name", default=None, help="only jobs whose name contains this (any case)")
+@click.option("--tag", default=None, help="only jobs with this tag")
+@click.option("--problem", default=None, help="only jobs of this problem")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @DATABASE_URL
-def jobs(status: str | None, limit: int, as_json: bool, database_url: str | None) -> None:
-    """List stored jobs, newest first."""
+def jobs(
+    status: str | None,
+    name: str | None,
+    tag: str | None,
+    problem: str | None,
+    limit: int,
+    as_json: bool,
+    database_url: str | None,
+) -> None:
+    """List stored jobs, newest first.
+
+    Filters combine: ``--name`` matches any part of a job's name (any case), ``--tag``,
+    ``--problem`` and ``--status`` match exactly.
+    """
     from ridgerider.workers import runner
 
-    rows = runner.list_jobs(database_url=database_url, status=status, limit=limit)
+    filters = {"name": name, "tag": tag, "problem": problem}
+    rows = runner.list_jobs(database_url=database_url, status=status, limit=limit, **filters)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     table = Table(title=f"{len(rows)} jobs")
-    for col in ("id", "problem", "status", "nodes", "solutions", "steps", "created"):
+    for col in ("id", "name", "problem", "status", "nodes", "solutions", "steps", "created"):
         table.add_column(col)
     for r in rows:
+        label = (r["name"] or "") + "".join(f" #{t}" for t in r["tags"])
         table.add_row(
             str(r["job_id"]),
+            label.strip(),
             r["problem"],
             r["status"] + (f" ({r['stopped_by']})" if r.get("stopped_by") else ""),
             str(r["nodes"]),

@@ -36,6 +36,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "ridgerider.cli.jobs:extend",
         "Raise a finished job's budgets and run it on to the new ones.",
     ),
+    "cancel": (
+        "ridgerider.cli.manage:cancel",
+        "Cancel a queued or running job (its finished nodes stay readable).",
+    ),
+    "delete": (
+        "ridgerider.cli.manage:delete",
+        "Delete a job with its nodes, solutions, parameters and events (asks first).",
+    ),
+    "export": (
+        "ridgerider.cli.manage:export",
+        "Write a job's nodes or solutions as CSV, Parquet or JSON.",
+    ),
     "problems": (
         "ridgerider.cli.jobs:problems",
         "List the installed problems and their parameters.",

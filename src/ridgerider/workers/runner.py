@@ -308,12 +308,23 @@ def interrupt(
 
 
 def list_jobs(
-    *, database_url: str | None = None, status: str | None = None, limit: int = 100
+    *,
+    database_url: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    name: str | None = None,
+    tag: str | None = None,
+    problem: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Stored jobs, newest first, as ``ridgerider jobs --json`` prints them."""
+    """Stored jobs, newest first, as ``ridgerider jobs --json`` prints them.
+
+    ``name`` matches any part of the name (any case); ``tag``, ``problem``, ``status`` exactly.
+    """
     with _archive(database_url) as archive:
-        page = archive.storage.list_jobs(status=status, limit=limit)
-        return [jobs.job_summary(j) for j in page.items]
+        storage = archive.storage
+        page = storage.list_jobs(status=status, limit=limit, name=name, tag=tag, problem=problem)
+        counts = storage.count_solutions(j.id for j in page.items)
+        return [jobs.job_summary(j, counts[j.id]) for j in page.items]
 
 
 def show(job_id: int, *, database_url: str | None = None) -> dict[str, Any]:
