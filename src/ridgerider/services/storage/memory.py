@@ -91,7 +91,7 @@ class InMemoryStorage(MemoryAccounts, MemoryTree):
                 and (cursor is None or j.id < cursor)
                 and (problem is None or s.problem == problem)
                 and (tag is None or tag in s.tags)
-                and (name is None or name.lower() in (s.name or "\0").lower())
+                and (name is None or (s.name is not None and name.lower() in s.name.lower()))
             )
 
         with self.lock:
