@@ -94,7 +94,7 @@ def test_workers_spread_gpu_work_lands_on_the_gpu_node_and_a_removed_node_costs_
         (cpu_node,) = cpu_nodes
 
         gpu_job, gpu_ref = submit(store, SMALL, 5, "gpu")
-        cpu_job, cpu_ref = submit(store, BIG, 3, "cpu", max_nodes=150, max_depth=64)
+        cpu_job, cpu_ref = submit(store, BIG, 3, "cpu", max_nodes=100, max_depth=64)
         wait_until(lambda: (store.get_job(cpu_job) or cpu_job).nodes >= 10, 120, "CPU rides")
         victim = next(n for n in cluster.list_all_nodes() if n.node_id == cpu_node)
         cluster.remove_node(victim)  # mid-job: both CPU actors die with it

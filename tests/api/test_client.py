@@ -84,8 +84,12 @@ def test_the_sdk_works_where_torch_cannot_be_imported(make_client) -> None:
     assert list(result["fields"]) == ["params.depth"]
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_clients_see_a_long_ride_before_it_finishes(make_client) -> None:
-    """``rides`` (sync and async) shows the steps of a ride of thousands of steps as it runs."""
+    """``rides`` (sync and async) shows the steps of a ride of thousands of steps as it runs.
+
+    One backend here (the API route runs on PostgreSQL in test_routes; every storage keeps
+    ride progress in the frontier contract)."""
     long_ride = {"step_rule": "fixed", "alpha": 1e-4, "max_ride_steps": 6000}
     with make_client(dev=True, workers=1) as http:
         rr = Client(http=http)

@@ -131,8 +131,12 @@ def test_runs_belong_to_their_owner_and_keys_are_idempotent(make_client, db_url:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_sdk_lever_game_end_to_end_equals_run_crossplay(make_client) -> None:
-    """Four replicates of the lever game through the service: the report of a direct call."""
+    """Four replicates of the lever game through the service: the report of a direct call.
+
+    On SQLite (runs are stored and read back on PostgreSQL too, by this module's ownership and
+    restart tests)."""
     want = direct(problem=GAME, replicates=4, seed=2)
     with make_client(dev=True, workers=0) as http:
         rr = Client(http=http)

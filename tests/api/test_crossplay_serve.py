@@ -44,9 +44,9 @@ def first_replicate_then(home: Path, service: Service, run_id: int, sig: int) ->
 
 
 def test_sigterm_and_sigkill_mid_crossplay_lose_nothing(tmp_path: Path) -> None:
-    request = {"problem": GAME, "replicates": 6, "seed": 4}
+    request = {"problem": GAME, "replicates": 4, "seed": 4}
     service = Service(tmp_path, "--dev", "--workers", "0")
-    run = Client(service.url).crossplay(GAME, replicates=6, seed=4, wait=False)
+    run = Client(service.url).crossplay(GAME, replicates=4, seed=4, wait=False)
     # SIGTERM: the run stops after its current replicate and stays for the next start.
     stopped = first_replicate_then(tmp_path, service, run.id, signal.SIGTERM)
     assert stopped["status"] == "running" and stopped["result"] is None

@@ -13,7 +13,7 @@ import torch
 from ridgerider.problems import available
 from ridgerider.services.storage.sql import SQLStorage
 
-from .conftest import API, BODY, PARAMS, reference, wait_done
+from .conftest import API, BODY, PARAMS, PG, reference, wait_done
 
 
 def tree_shape(nodes: list[dict]) -> list[tuple]:
@@ -236,8 +236,12 @@ def test_events_stream_progress_solutions_and_status(make_client) -> None:
         assert solutions == [s["key"] for s in c.get(f"{API}/jobs/{job_id}/solutions").json()]
 
 
+@pytest.mark.parametrize("db_url", [pytest.param("postgres", marks=PG)], indirect=True)
 def test_a_long_ride_shows_live_progress_in_rides_and_events(make_client) -> None:
-    """A ride of thousands of steps reports its steps and loss before it joins the tree."""
+    """A ride of thousands of steps reports its steps and loss before it joins the tree.
+
+    On PostgreSQL (the SDK's test of the same runs on SQLite; every storage keeps ride progress
+    in the frontier contract)."""
     long_ride = {"step_rule": "fixed", "alpha": 1e-4, "max_ride_steps": 6000, "max_nodes": 2}
     body = {"problem": "toy2d", "params": {}, "seed": 0, "settings": long_ride}
     with make_client(dev=True, workers=1, events_poll_s=0.05) as c:

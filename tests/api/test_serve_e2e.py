@@ -1,7 +1,8 @@
 """``ridgerider serve`` as a real process: SDK round trips equal ``ridgerider run``; SIGKILL.
 
-Each test starts the service on a free port (embedded default: a SQLite file in the data folder
-of a temporary home; production: PostgreSQL and Redis) and talks to it with the SDK.
+Each test starts the service on a free port (the embedded default: a SQLite file in the data
+folder of a temporary home) and talks to it with the SDK. PostgreSQL, Redis, tokens and Ray
+workers together, as deployed: ``tests/deploy/test_stack_processes.py``.
 """
 
 from __future__ import annotations
@@ -27,11 +28,9 @@ from ridgerider.cli import main
 from ridgerider.client import Client
 from ridgerider.core import RRSettings, run_search
 from ridgerider.problems import create
-from ridgerider.services.archive import open_archive
 from ridgerider.services.storage.sql import SQLStorage
-from services.conftest import _pg_admin, pg_database_url
 
-from .conftest import PARAMS, PROBLEM, REDIS_URL, reference
+from .conftest import PARAMS, PROBLEM, reference
 
 pytestmark = pytest.mark.slow
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -128,51 +127,6 @@ def test_embedded_default_matches_ridgerider_run(tmp_path: Path) -> None:
         assert rr.wait(job.id, timeout=300, poll_s=0.1).status == "succeeded"
         check_same_as_run(rr, job.id, report, order="dfs")
     assert (tmp_path / "ridgerider" / "archive.db").is_file()  # the embedded default location
-
-
-@pytest.fixture
-def pg_fresh_url(pg_server: None) -> Iterator[str]:
-    """A database of its own (its Redis namespace, derived from the URL, is then unique)."""
-    name = f"rr_e2e_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with _pg_admin() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = pg_database_url(name)
-    try:
-        yield url
-    finally:
-        archive = open_archive(url, REDIS_URL)
-        frontier: Any = archive.frontier
-        keys = list(frontier.redis.scan_iter(f"{frontier.ns}:*"))
-        if keys:
-            frontier.redis.delete(*keys)
-        archive.close()
-        with _pg_admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@pytest.mark.postgres
-@pytest.mark.redis
-def test_postgres_and_redis_with_tokens_match_ridgerider_run(
-    tmp_path: Path, pg_fresh_url: str, redis_server: None
-) -> None:
-    report = cli_run(tmp_path, "--database-url", f"sqlite:///{tmp_path}/r.db")
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    made = subprocess.run(
-        [*CLI, "token", "create", "--user", "erin", "--database-url", pg_fresh_url],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert made.returncode == 0, made.stderr
-    token = made.stdout.strip().splitlines()[-1]
-    args = ["--database-url", pg_fresh_url, "--redis-url", REDIS_URL, "--workers", "2"]
-    with serving(tmp_path, *args) as service:
-        assert httpx.get(f"{service.url}/api/v1/jobs").status_code == 401
-        rr = Client(service.url, token=token)
-        job = rr.submit(PROBLEM, PARAMS, seed=SEED)
-        assert rr.wait(job.id, timeout=300, poll_s=0.1).status == "succeeded"
-        check_same_as_run(rr, job.id, report)
 
 
 def test_sigkill_mid_job_loses_nothing(tmp_path: Path) -> None:

@@ -15,12 +15,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ridgerider.client import Client
 from ridgerider.core import RRSettings, run_search
 from ridgerider.problems import create
+from ridgerider.services.archive import open_archive
 from ridgerider.services.storage.migrate import head_revision
 from services.conftest import REDIS_URL, _pg_admin, pg_database_url
 
@@ -37,7 +39,7 @@ pytestmark = [
 PROBLEM = "tree-rl"
 BIG = {"depth": 8, "tree_seed": 2}
 SMALL = {"depth": 4, "tree_seed": 2}
-BUDGET = 150
+BUDGET = 100
 DEEP = 64  # past tree-rl's default depth, so the tree outlasts the budget
 
 
@@ -53,9 +55,16 @@ def database(pg_server: None, redis_server: None) -> Iterator[str]:
     name = f"rr_stack_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with _pg_admin() as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+    url = pg_database_url(name)
     try:
-        yield pg_database_url(name)
+        yield url
     finally:
+        archive = open_archive(url, REDIS_URL)  # its Redis keys, under the database's namespace
+        frontier: Any = archive.frontier
+        keys = list(frontier.redis.scan_iter(f"{frontier.ns}:*"))
+        if keys:
+            frontier.redis.delete(*keys)
+        archive.close()
         with _pg_admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
