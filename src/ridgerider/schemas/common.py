@@ -7,13 +7,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from ridgerider.schemas.enums import CrossplayStatus, JobStatus, NodeStatus
+from ridgerider.schemas.enums import Accelerator, CrossplayStatus, JobStatus, NodeStatus
 
 __all__ = [
     "ID_MAX",
     "PROBLEM_PATTERN",
     "RANK_MAX",
     "SEED_MAX",
+    "AcceleratorText",
     "Choice",
     "CrossplayStatusText",
     "JobStatusText",
@@ -62,3 +63,5 @@ NodeStatusText = as_text(NodeStatus)
 """A node's status on the wire."""
 CrossplayStatusText = as_text(CrossplayStatus)
 """A cross-play run's status on the wire."""
+AcceleratorText = as_text(Accelerator)
+"""Which workers ride a job (``cpu`` or ``gpu``) on the wire."""

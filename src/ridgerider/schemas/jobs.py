@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, JsonValue, model_validator
 
-from ridgerider.schemas.common import SEED_MAX, JobStatusText, ProblemName, RequestModel
+from ridgerider.schemas.common import (
+    SEED_MAX,
+    AcceleratorText,
+    JobStatusText,
+    ProblemName,
+    RequestModel,
+)
 from ridgerider.schemas.enums import JobStatus
 from ridgerider.schemas.settings import MAX_NODES, MAX_STEPS, SearchSettings
 
@@ -25,9 +31,6 @@ __all__ = [
     "MisPublic",
     "Tag",
 ]
-
-AcceleratorText = Literal["cpu", "gpu"]
-"""``schemas.Accelerator`` as request and response text."""
 
 MAX_WALL_S = 30 * 86_400.0
 """The longest wall-time budget a job may ask for (30 days)."""
