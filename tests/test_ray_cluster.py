@@ -9,13 +9,13 @@ come back, the pool replaces the actors on a new node, and the tree is the undis
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from polling import wait_until
 from ridgerider.core import RRSettings, run_search
 from ridgerider.problems import create
 from ridgerider.services import jobs
@@ -49,13 +49,6 @@ def cluster() -> Iterator[Any]:
     finally:
         ray.shutdown()
         c.shutdown()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def submit(

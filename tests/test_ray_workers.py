@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import torch
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from polling import wait_until
 from ridgerider.cli import main
 from ridgerider.core import RRSettings, run_search
 from ridgerider.core.search import SearchResult
@@ -62,13 +63,6 @@ def local_ray() -> Iterator[None]:
     yield
     if ray.is_initialized():
         ray.shutdown()
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def assert_same_tree(store: SQLStorage, job_id: int, ref: SearchResult) -> None:
@@ -163,7 +157,7 @@ def kill_mid_ride(pool: WorkerPool, store: SQLStorage, tries: int = 20) -> tuple
     for _ in range(tries):
         pid, node_id, attempts = riding(pool, store)
         os.kill(pid, signal.SIGKILL)
-        wait_until(lambda pid=pid: not _alive(pid), 10, "the process to die")
+        wait_until(lambda pid=pid: not _alive(pid), 10, "the process to die", poll_s=0.02)
         after, attempts_after = node_state(store, node_id)
         if not (after == "done" and attempts_after == attempts):
             return pid, node_id
@@ -218,7 +212,9 @@ def test_worker_command_serves_every_running_job(tmp_path: Path) -> None:
     try:
         submitted = [submit(url, "tree-rl", TREE, seed, max_nodes=6) for seed in (1, 2)]
         for store, job_id, _ in submitted:
-            wait_until(lambda s=store, j=job_id: s.get_job(j).status != "running", 120, "jobs")
+            wait_until(
+                lambda s=store, j=job_id: s.get_job(j).status != "running", 120, "jobs", poll_s=0.02
+            )
         assert proc.poll() is None  # still serving
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -268,7 +264,7 @@ def test_killing_the_whole_ray_mid_job_then_resuming_finishes_the_tree(tmp_path:
     )
     child.start()
     try:
-        wait_until(lambda: (store.get_job(job_id).nodes or 0) >= 3, 300, "a few nodes")
+        wait_until(lambda: (store.get_job(job_id).nodes or 0) >= 3, 300, "a few nodes", poll_s=0.02)
     finally:
         family = process_tree(child.pid)
         for pid in family:

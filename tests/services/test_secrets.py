@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import redis
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
+from polling import wait_until
 from ridgerider.api import create_app
 from ridgerider.config import Settings
 from ridgerider.core import RRSettings, run_search
@@ -54,14 +55,6 @@ CONTROL = f"known-control-{uuid.uuid4().hex[:16]}"
 ROLE = f"rr_secret_{os.getpid()}"
 TREE = {"depth": 6, "tree_seed": 2}
 API = "/api/v1"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll ``predicate`` until true (fail after ``timeout`` seconds)."""
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
