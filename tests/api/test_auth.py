@@ -97,3 +97,30 @@ def test_dev_mode_needs_no_token(make_client) -> None:
     with make_client(dev=True, workers=0) as c:
         assert c.post(f"{API}/jobs", json=BODY).status_code == 201
         assert len(c.get(f"{API}/jobs").json()["items"]) == 1
+
+
+def test_cli_jobs_belong_to_local_and_admins_see_every_job(make_client, db_url: str) -> None:
+    """One ownership model: `run` stores jobs as `local`; admins and dev mode see all jobs."""
+    code, out = cli("run", "toy2d", "--max-nodes", "2", "-q", "--database-url", db_url)
+    assert code == 0, out
+    alice, local = user_token(db_url, "alice"), user_token(db_url, "local")
+    code, out = cli("token", "create", "--user", "root", "--admin", "--database-url", db_url)
+    assert code == 0 and "(administrator)" in out, out
+    admin = out.strip().splitlines()[-1]
+    with make_client(workers=0) as c:
+        r = c.post(f"{API}/jobs", json=BODY, headers=auth(alice))
+        assert r.status_code == 201
+        mine = r.json()["id"]
+
+        def listed(token: str) -> list[int]:
+            return [j["id"] for j in c.get(f"{API}/jobs", headers=auth(token)).json()["items"]]
+
+        cli_job = listed(local)
+        assert len(cli_job) == 1 and cli_job[0] != mine  # local sees its CLI job only
+        assert listed(alice) == [mine]
+        assert listed(admin) == [mine, cli_job[0]]
+        assert c.get(f"{API}/jobs/{cli_job[0]}", headers=auth(alice)).status_code == 404
+        got = c.get(f"{API}/jobs/{mine}", headers=auth(admin))
+        assert got.status_code == 200 and got.json()["problem"] == BODY["problem"]
+    with make_client(dev=True, workers=0) as c:
+        assert [j["id"] for j in c.get(f"{API}/jobs").json()["items"]] == [mine, cli_job[0]]

@@ -53,6 +53,11 @@ def test_users_and_tokens(storage: Storage) -> None:
     assert storage.verify_token(secret) is None
     with pytest.raises(ValueError):
         storage.create_token(10_000, "nobody")
+    demoted = storage.set_admin(alice.id, False)
+    assert not demoted.is_admin and storage.get_user(alice.id) == demoted
+    assert storage.set_admin(alice.id, True).is_admin
+    with pytest.raises(ValueError):
+        storage.set_admin(10_000, True)
 
 
 def test_users_by_name_and_tokens_by_secret(storage: Storage) -> None:

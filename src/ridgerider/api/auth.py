@@ -1,6 +1,7 @@
 """Bearer-token authentication and ownership: a user sees only their own jobs.
 
-In development mode every request acts as the ``dev`` user and no token is needed.
+In development mode every request acts as the ``dev`` user and no token is needed; that user
+and administrators see every job (the model is described in :mod:`ridgerider.services.accounts`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from ridgerider.api.state import Service, get_service
 from ridgerider.services import accounts
 from ridgerider.services.storage.records import JobRecord, UserRecord
 
-__all__ = ["CurrentUser", "ServiceDep", "current_user", "owned_job"]
+__all__ = ["CurrentUser", "ServiceDep", "current_user", "owned_job", "owner_filter"]
 
 bearer = HTTPBearer(auto_error=False, description="an API token from `ridgerider token create`")
 ServiceDep = Annotated[Service, Depends(get_service)]
@@ -45,6 +46,11 @@ CurrentUser = Annotated[UserRecord, Depends(current_user)]
 def owned_job(service: Service, user: UserRecord, job_id: int) -> JobRecord:
     """The job if ``user`` owns it; another user's job is a 404, exactly like a missing one."""
     job = service.archive.storage.get_job(job_id)
-    if job is None or job.owner_id != user.id:
+    if job is None or not (job.owner_id == user.id or accounts.sees_all(user)):
         raise HTTPException(404, f"job {job_id} not found")
     return job
+
+
+def owner_filter(user: UserRecord) -> int | None:
+    """The owner a listing is restricted to: the user's own id, ``None`` (all) for admins."""
+    return None if accounts.sees_all(user) else user.id

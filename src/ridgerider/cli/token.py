@@ -17,9 +17,14 @@ def token() -> None:
 @token.command("create")
 @click.option("--user", required=True, help="the user the token acts as (created if new)")
 @click.option("--name", default="cli", show_default=True, help="a label for the token")
+@click.option("--admin", is_flag=True, help="make USER an administrator, who sees every job")
 @DATABASE_URL
-def create(user: str, name: str, database_url: str | None) -> None:
-    """Print a new token for USER; it is shown only this once."""
+def create(user: str, name: str, admin: bool, database_url: str | None) -> None:
+    """Print a new token for USER; it is shown only this once.
+
+    A user sees only their own jobs; an administrator (``--admin``) sees every user's. The jobs
+    ``ridgerider run`` stores belong to the user ``local``: a token for ``local`` shows them.
+    """
     from ridgerider.services import accounts
     from ridgerider.services.archive import open_archive
 
@@ -27,10 +32,11 @@ def create(user: str, name: str, database_url: str | None) -> None:
         usage_error("--user: a name of 1 to 64 characters")
     archive = open_archive(database_url)
     try:
-        record, secret = accounts.create_token(archive.storage, user, name)
+        record, secret = accounts.create_token(archive.storage, user, name, admin=admin)
     finally:
         archive.close()
-    console.print(f"token {record.id} for user {user!r} (shown once; store it safely):")
+    role = " (administrator)" if admin else ""
+    console.print(f"token {record.id} for user {user!r}{role} (shown once; store it safely):")
     click.echo(secret)
 
 

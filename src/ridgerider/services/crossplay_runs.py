@@ -192,9 +192,11 @@ def get_run(storage: SQLStorage, run_id: int) -> dict[str, Any] | None:
 def list_runs(
     storage: SQLStorage, owner_id: int | None, *, after: int | None = None, limit: int = 50
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """An owner's runs, newest first, without reports; and the cursor of the next page."""
+    """An owner's runs (everyone's for ``None``), newest first, without reports; next cursor."""
     cols = [c for c in RUNS.c if c.name != "result"]
-    stmt = select(*cols).where(RUNS.c.owner_id == owner_id)
+    stmt = select(*cols)
+    if owner_id is not None:
+        stmt = stmt.where(RUNS.c.owner_id == owner_id)
     if after is not None:
         stmt = stmt.where(RUNS.c.id < after)
     stmt = stmt.order_by(RUNS.c.id.desc()).limit(limit + 1)

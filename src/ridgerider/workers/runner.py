@@ -16,6 +16,7 @@ reachable on its own machine).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 import time
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ridgerider.schemas.enums import JobStatus
-from ridgerider.services import jobs
+from ridgerider.services import accounts, jobs
 from ridgerider.services.archive import Archive, open_archive
 from ridgerider.services.jobs import JobNotFoundError
 from ridgerider.services.storage.records import RideProgress
@@ -239,9 +240,14 @@ def run(
     ``on_riding(steps)`` with the steps of the rides in flight while they run (see
     :data:`OnRiding`).
     The tree equals ``core.run_search``'s for the same seed and settings, with ``workers``
-    threads here or with Ray workers (``ray``, see :class:`RayPlan`).
+    threads here or with Ray workers (``ray``, see :class:`RayPlan`). A submission without an
+    owner belongs to the local user (:data:`accounts.LOCAL_USER`), so the service's dashboard
+    lists it for that user, administrators and development mode.
     """
     with _archive(database_url, redis_url) as archive:
+        if submission.owner_id is None:
+            owner = accounts.local_user(archive.storage).id
+            submission = dataclasses.replace(submission, owner_id=owner)
         job = jobs.submit_job(archive.storage, archive.frontier, submission)
         if on_created is not None:
             on_created(job.id, archive.location)

@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from ridgerider.api.auth import CurrentUser, ServiceDep
+from ridgerider.api.auth import CurrentUser, ServiceDep, owner_filter
 from ridgerider.api.convert import finite
 from ridgerider.api.errors import field_error
 from ridgerider.api.routes.jobs import BODY_ERRORS, IDEMPOTENCY
@@ -32,6 +32,7 @@ from ridgerider.schemas import (
     CrossplayReportPublic,
     CrossplaysPublic,
 )
+from ridgerider.services import accounts
 from ridgerider.services import crossplay_runs as runs
 from ridgerider.services.crossplay import CrossplayInputError
 from ridgerider.services.storage.records import UserRecord
@@ -100,7 +101,7 @@ def _out(row: dict[str, Any]) -> CrossplayPublic:
 
 def _owned(service: Service, user: UserRecord, run_id: int) -> dict[str, Any]:
     row = runs.get_run(_storage(service), run_id)
-    if row is None or row["owner_id"] != user.id:
+    if row is None or not (row["owner_id"] == user.id or accounts.sees_all(user)):
         raise HTTPException(404, f"cross-play {run_id} not found")
     return row
 
@@ -170,7 +171,7 @@ def list_crossplay(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> CrossplaysPublic:
     """The caller's cross-play runs, newest first, a page at a time."""
-    rows, cursor = runs.list_runs(_storage(service), user.id, after=after, limit=limit)
+    rows, cursor = runs.list_runs(_storage(service), owner_filter(user), after=after, limit=limit)
     return CrossplaysPublic(items=[_out(r) for r in rows], next_after=cursor)
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from ridgerider.api.auth import CurrentUser, ServiceDep, owned_job
+from ridgerider.api.auth import CurrentUser, ServiceDep, owned_job, owner_filter
 from ridgerider.api.convert import job_out
 from ridgerider.api.errors import field_error
 from ridgerider.core.errors import SettingsError
@@ -115,12 +115,14 @@ def list_jobs(
 ) -> JobsPublic:
     """The caller's jobs, newest first, a page at a time, each with its count of solutions.
 
+    An administrator (and development mode) sees every user's jobs.
+
     ``name`` matches any part of a job's name, ignoring case; ``tag``, ``problem`` and
     ``status`` match exactly. Filters combine (all must hold).
     """
     storage = service.archive.storage
     page = storage.list_jobs(
-        owner_id=user.id,
+        owner_id=owner_filter(user),
         status=status,
         cursor=after,
         limit=limit,

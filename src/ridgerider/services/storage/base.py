@@ -108,6 +108,10 @@ class Storage(ABC):
         """Create a user; ``ValueError`` when the name is taken."""
 
     @abstractmethod
+    def set_admin(self, user_id: int, is_admin: bool) -> UserRecord:
+        """Make a user an administrator (who sees every job) or not; ``ValueError`` if unknown."""
+
+    @abstractmethod
     def get_user(self, user_id: int) -> UserRecord | None:
         """The user with this id."""
 

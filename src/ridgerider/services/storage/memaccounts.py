@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from typing_extensions import override
@@ -24,6 +25,15 @@ class MemoryAccounts(MemoryTables):
                 raise ValueError(f"user {name!r} exists")
             user = UserRecord(self.next_id(), name, is_admin, utcnow())
             self._users[user.id] = user
+            return user
+
+    @override
+    def set_admin(self, user_id: int, is_admin: bool) -> UserRecord:
+        with self.lock:
+            if user_id not in self._users:
+                raise ValueError(f"no user {user_id}")
+            user = dataclasses.replace(self._users[user_id], is_admin=is_admin)
+            self._users[user_id] = user
             return user
 
     @override

@@ -36,6 +36,23 @@ class SQLAccounts(Storage):
             raise ValueError(f"user {name!r} exists") from None
 
     @override
+    def set_admin(self, user_id: int, is_admin: bool) -> UserRecord:
+        with self.db.session() as s:
+            row = (
+                s.connection()
+                .execute(
+                    update(USERS)
+                    .where(USERS.c.id == user_id)
+                    .values(is_admin=is_admin)
+                    .returning(*USERS.c)
+                )
+                .first()
+            )
+        if row is None:
+            raise ValueError(f"no user {user_id}")
+        return UserRecord(**row._asdict())
+
+    @override
     def get_user(self, user_id: int) -> UserRecord | None:
         with self.db.session(write=False) as s:
             row = s.connection().execute(select(USERS).where(USERS.c.id == user_id)).first()
