@@ -52,3 +52,22 @@ def test_bad_payoffs(payoffs, message):
         create("lever-game", {"payoffs": payoffs})
     assert info.value.field == "payoffs"
     assert message in str(info.value)
+
+
+def test_default_settings_finish_every_leaf_at_its_levers_payoff(game):
+    """The first command's leaves: each pays its lever's payoff (1.0, 0.8 or 0.6) to 0.01."""
+    settings = RRSettings(**{**game.default_settings(), "max_nodes": 60})
+    result = run_search(game, settings, seed=0)
+    solutions = [n for n in result.nodes if n.is_solution]
+    assert len(solutions) >= 7
+    payoffs = game.payoff_values()
+    for node in solutions:
+        m = game.metrics(node.theta)
+        a, b = m["levers"]
+        assert a == b, node.key
+        assert m["return"] == pytest.approx(payoffs[a], abs=0.01), node.key
+    assert {round(payoffs[game.metrics(n.theta)["levers"][0]], 1) for n in solutions} == {
+        1.0,
+        0.8,
+        0.6,
+    }
