@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 import ridgerider
+from ridgerider.api.docs import mount_docs
 from ridgerider.api.errors import AllowHeaderMiddleware, BodyLimitMiddleware, install_handlers
 from ridgerider.api.metrics import Metrics, MetricsMiddleware
 from ridgerider.api.routes import crossplay, events, export, jobs, system, tree
@@ -37,9 +38,10 @@ def create_app(
         description="Ridge Rider search as a service: submit jobs, watch them, read their trees.",
         lifespan=lifespan(settings, pool_factory, metrics),
         openapi_url=f"{API_PREFIX}/openapi.json",
-        docs_url=f"{API_PREFIX}/docs",
+        docs_url=None,  # served from the package's own assets (mount_docs), not a CDN
         redoc_url=None,
     )
+    mount_docs(app, f"{API_PREFIX}/docs", f"{API_PREFIX}/openapi.json")
     api = APIRouter(prefix=API_PREFIX)
     for module in (jobs, tree, export, events, system, crossplay):
         api.include_router(module.router)
