@@ -16,8 +16,12 @@ def gen() -> torch.Generator:
 
 @pytest.fixture(autouse=True)
 def _archive_in_tmp(tmp_path, monkeypatch):
-    """Commands that store jobs write to a per-test SQLite file, never the user's data folder."""
+    """Commands that store jobs write to a per-test SQLite file, never the user's data folder.
+
+    No config file either (a developer's ``~/.config/ridgerider/config.toml`` never leaks in).
+    """
     monkeypatch.setenv("RIDGERIDER_DATABASE_URL", f"sqlite:///{tmp_path / 'archive.db'}")
+    monkeypatch.setenv("RIDGERIDER_CONFIG", "")
     for name in (
         "RIDGERIDER_DATABASE_URL_FILE",
         "RIDGERIDER_REDIS_URL",

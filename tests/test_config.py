@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from pydantic import ValidationError
 
 from ridgerider.cli import main
 from ridgerider.client._retry import SDK_VARIABLES
-from ridgerider.config import ENV_PREFIX, Settings
+from ridgerider.config import CONFIG_VARIABLE, ENV_PREFIX, Settings
 from ridgerider.core.errors import SettingsError
 from ridgerider.core.settings import RRSettings
 from ridgerider.services.archive import mask_url
@@ -30,7 +31,8 @@ def test_every_variable_named_in_the_code_is_a_settings_field() -> None:
     assert named, "the scan finds the variables the code mentions"
     sdk = {(name, "client") for name in SDK_VARIABLES}
     assert not fields & set(SDK_VARIABLES)
-    assert {name for name, _ in named - sdk} <= fields, named - sdk
+    # The config file's own path is the one variable that cannot be a field of what it fills.
+    assert {name for name, _ in named - sdk} <= fields | {CONFIG_VARIABLE}, named - sdk
 
 
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -152,3 +154,83 @@ def test_cli_url_file_errors_exit_2(tmp_path: Path, args: list[str], message: st
     message = message.replace("NOPE", str(tmp_path / "NOPE"))
     result = CliRunner().invoke(main, ["run", "toy2d", "--quiet", *args])
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+CONFIG = """
+[settings]
+database_url = "sqlite:///{db}"
+workers = 3
+
+[run]
+max-nodes = 3
+seed = 4
+setting = ["alpha=0.5"]
+
+[token.create]
+name = "from-config"
+"""
+
+
+def _config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_config_file_defaults_below_the_environment_and_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _config(tmp_path, CONFIG.format(db=tmp_path / "file.db"))
+    monkeypatch.delenv("RIDGERIDER_DATABASE_URL")
+    monkeypatch.setenv("RIDGERIDER_CONFIG", str(path))
+    assert (Settings().workers, Settings().database_url) == (3, f"sqlite:///{tmp_path / 'file.db'}")
+    monkeypatch.setenv("RIDGERIDER_WORKERS", "5")
+    assert Settings().workers == 5  # the environment wins over the file
+    monkeypatch.setenv("RIDGERIDER_CONFIG", "")
+    run = ["run", "toy2d", "-q", "--json", str(tmp_path / "out.json")]
+    result = CliRunner().invoke(main, ["--config", str(path), *run])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert (report["nodes"], report["seed"]) == (3, 4)  # [run] defaults
+    assert (tmp_path / "file.db").exists()  # [settings] database_url, through --config
+    result = CliRunner().invoke(main, ["--config", str(path), *run, "--seed", "7"])
+    assert json.loads((tmp_path / "out.json").read_text())["seed"] == 7  # the option wins
+    result = CliRunner().invoke(main, ["--config", str(path), "token", "create", "--user", "u"])
+    assert result.exit_code == 0, result.output
+    from ridgerider.services.storage.sql import SQLStorage
+
+    storage = SQLStorage(f"sqlite:///{tmp_path / 'file.db'}")
+    try:
+        secret = result.output.strip().splitlines()[-1]
+        assert storage.find_token(secret).name == "from-config"  # [token.create]
+    finally:
+        storage.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[run]\nmax_node = 3\n", "[run] max_node is not an option of `ridgerider run` (did you"),
+        ("[runn]\nx = 1\n", "[runn] is neither [settings] nor a command"),
+        ("[settings]\nworkerz = 1\n", "[settings] workerz is not a setting"),
+        ("[settings]\nworkers = -1\n", "RIDGERIDER_WORKERS"),
+        ("run = 3\n", "run must be a table"),
+        ("[run\n", "not TOML"),
+    ],
+)
+def test_a_bad_config_file_is_exit_2_naming_the_key_and_stores_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, message: str
+) -> None:
+    monkeypatch.setenv("RIDGERIDER_DATABASE_URL", f"sqlite:///{tmp_path / 'untouched.db'}")
+    path = _config(tmp_path, text)
+    result = CliRunner().invoke(main, ["--config", str(path), "run", "toy2d", "-q"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output.replace("\n", " ")
+    assert not (tmp_path / "untouched.db").exists()
+
+
+def test_a_named_config_file_that_is_missing_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RIDGERIDER_CONFIG", "/nonexistent/ridgerider.toml")
+    result = CliRunner().invoke(main, ["jobs"])
+    assert result.exit_code == 2
+    assert "RIDGERIDER_CONFIG=/nonexistent/ridgerider.toml: no such file" in result.output

@@ -6,6 +6,14 @@ or an embedding program passes what it means instead of patching the environment
 ``RIDGERIDER_<FIELD>`` in the environment (``RIDGERIDER_DATABASE_URL``, ...); command-line
 options override the environment. The module imports nothing of ridgerider.
 
+A config file (TOML) gives defaults below the environment: its ``[settings]`` table holds these
+fields, and a table per command (``[run]``, ``[serve]``, ...) holds defaults for that command's
+options (read by the CLI). It is ``$RIDGERIDER_CONFIG`` (``ridgerider --config FILE`` sets it
+for the command and what it starts), else ``config.toml`` in the user's config folder
+(``~/.config/ridgerider/`` on Linux) when it exists; ``RIDGERIDER_CONFIG=""`` reads none.
+Precedence, highest first: command-line options and arguments of ``Settings(...)``, the
+environment, the config file, the built-in defaults.
+
 A URL that carries a password can come from a file instead (``RIDGERIDER_DATABASE_URL_FILE``,
 ``RIDGERIDER_REDIS_URL_FILE``: a Docker or Kubernetes secret), so it is in neither the
 environment nor a command line. The settings never echo a value in an error
@@ -14,14 +22,83 @@ environment nor a command line. The settings never echo a value in an error
 
 from __future__ import annotations
 
+import os
+import tomllib
 from pathlib import Path
+from typing import Any
 
+from platformdirs import user_config_path
 from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-__all__ = ["ENV_PREFIX", "URL_SETTINGS", "Settings", "read_url_file"]
+__all__ = [
+    "CONFIG_VARIABLE",
+    "ENV_PREFIX",
+    "URL_SETTINGS",
+    "ConfigFileError",
+    "Settings",
+    "config_path",
+    "read_config",
+    "read_url_file",
+]
 
 ENV_PREFIX = "RIDGERIDER_"
+
+CONFIG_VARIABLE = "RIDGERIDER_CONFIG"
+"""The config file's path (not a field: the file cannot say where it is); ``""``: none."""
+
+
+class ConfigFileError(ValueError):
+    """A config file that cannot be used; the message names the file and what is wrong."""
+
+
+def config_path() -> Path | None:
+    """The config file to read: ``$RIDGERIDER_CONFIG``, else the user's one if it exists.
+
+    Raises :class:`ConfigFileError` when ``$RIDGERIDER_CONFIG`` names a missing file (a file
+    asked for by name is never silently skipped).
+    """
+    named = os.environ.get(CONFIG_VARIABLE)
+    if named is not None:
+        if not named:
+            return None
+        path = Path(named).expanduser()
+        if not path.is_file():
+            raise ConfigFileError(f"{CONFIG_VARIABLE}={named}: no such file")
+        return path
+    default = user_config_path("ridgerider") / "config.toml"
+    return default if default.is_file() else None
+
+
+def read_config(path: Path | None = None) -> dict[str, Any]:
+    """The tables of the config file (``path``, default :func:`config_path`); ``{}`` if none.
+
+    Raises :class:`ConfigFileError` for a file that is not TOML, a top-level key that is not a
+    table, or a ``[settings]`` key that is not a field of :class:`Settings`.
+    """
+    path = path if path is not None else config_path()
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigFileError(f"{path}: cannot read it ({type(exc).__name__})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(f"{path}: not TOML ({exc})") from None
+    for key, value in data.items():
+        if not isinstance(value, dict):
+            raise ConfigFileError(f"{path}: {key} must be a table ([{key}])")
+    unknown = sorted(set(data.get("settings", {})) - set(Settings.model_fields))
+    if unknown:
+        fields = ", ".join(Settings.model_fields)
+        raise ConfigFileError(f"{path}: [settings] {unknown[0]} is not a setting ({fields})")
+    return data
+
 
 URL_SETTINGS = ("database_url", "redis_url")
 """The settings that may carry a password; each can also be read from ``<setting>_file``."""
@@ -93,6 +170,20 @@ class Settings(BaseSettings):
     )
     events_poll_s: float = Field(0.5, gt=0, le=60)
     shutdown_timeout_s: float = Field(60.0, ge=0)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the config file's ``[settings]`` table."""
+        table = read_config().get("settings", {})
+        from_file = InitSettingsSource(settings_cls, init_kwargs=table)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings, from_file
 
     @model_validator(mode="after")
     def _read_url_files(self) -> Settings:

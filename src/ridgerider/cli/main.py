@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -72,6 +74,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 """Command name -> (``module:attribute``, short help: the first line of its docstring)."""
+
+CONFIG_VARIABLE = "RIDGERIDER_CONFIG"
+"""``ridgerider.config.CONFIG_VARIABLE`` (not imported here: ``--help`` stays light)."""
 
 QUIET_KEY = "ridgerider.quiet"
 """``ctx.meta`` key set by the group's ``--quiet``; every command's ``--quiet`` honours it."""
@@ -144,8 +149,26 @@ def configure_logging(verbose: int) -> None:
     "-v", "--verbose", count=True, help="log what happens on stderr (-v: INFO, -vv: DEBUG)"
 )
 @click.option("-q", "--quiet", is_flag=True, help="no progress bars or tables, in every command")
+@click.option(
+    "--config",
+    "config",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="a TOML file of defaults (else $RIDGERIDER_CONFIG, else ~/.config/ridgerider/config.toml)",
+)
 @click.pass_context
-def main(ctx: click.Context, verbose: int, quiet: bool) -> Any:
-    """Ridge Rider: find qualitatively different solutions by following Hessian eigenvectors."""
+def main(ctx: click.Context, verbose: int, quiet: bool, config: str | None) -> Any:
+    """Ridge Rider: find qualitatively different solutions by following Hessian eigenvectors.
+
+    Defaults come from a config file (``--config``): a ``[settings]`` table of the
+    ``RIDGERIDER_*`` settings and a table per command of option defaults (``[run]``,
+    ``[serve]``, ...); the environment and the command line override it.
+    """
     ctx.meta[QUIET_KEY] = quiet
     configure_logging(verbose)
+    if config is not None:  # the commands' Settings and the processes they start read it
+        os.environ[CONFIG_VARIABLE] = str(Path(config).resolve())
+    if ctx.invoked_subcommand is not None:
+        from ridgerider.cli.config_file import apply_config
+
+        apply_config(ctx, COMMANDS)
