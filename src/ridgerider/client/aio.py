@@ -156,7 +156,11 @@ class AsyncClient:
 
     async def to_dataframe(self, job_id: int) -> DataFrame:
         """The finished tree, one row per node, as a pandas DataFrame (needs pandas)."""
-        return to_dataframe(await self._do(Calls.nodes_csv(job_id)))
+        return to_dataframe(await self.nodes_csv(job_id))
+
+    async def nodes_csv(self, job_id: int) -> bytes:
+        """The finished tree as CSV, one row per node (what :meth:`to_dataframe` reads)."""
+        return await self._do(Calls.nodes_csv(job_id))
 
     async def extend(self, job_id: int, **budgets: Any) -> schemas.JobPublic:
         """Raise budgets: ``max_nodes``, ``max_steps``, ``wall_time_s``."""

@@ -199,7 +199,11 @@ class Client:
         ``depth``, ``eigenvalue``, ``loss``, ``steps``, ``end_reason``, ``is_solution`` and a
         ``metric.<name>`` column per metric.
         """
-        return to_dataframe(self._do(Calls.nodes_csv(job_id)))
+        return to_dataframe(self.nodes_csv(job_id))
+
+    def nodes_csv(self, job_id: int) -> bytes:
+        """The finished tree as CSV, one row per node (what :meth:`to_dataframe` reads)."""
+        return self._do(Calls.nodes_csv(job_id))
 
     def extend(
         self,
