@@ -3,7 +3,8 @@
 Everything it shows comes from the REST API under ``/api/v1`` (the page only holds a token in
 the browser session). :func:`mount_dashboard` serves the page at ``/`` and at every deep link
 ``/jobs/{id}``, ``/crossplay/{id}`` (a cross-play run: its progress, then its figure) and
-``/compare?jobs=3,5,8`` (two to eight jobs side by side), and its assets (no build step, no network access) under :data:`ASSETS_PREFIX`.
+``/compare?jobs=3,5,8`` (two to eight jobs side by side), and its assets (no build step, no
+network access) under :data:`ASSETS_PREFIX`.
 """
 
 from __future__ import annotations

@@ -13,7 +13,9 @@ function frame(svg, w = W, h = H) {
 
 function yAxis(lo, hi, y, x0, x1) {
   let s = "";
-  for (const v of [lo, lo < 0 && hi > 0 ? 0 : (lo + hi) / 2, hi]) {
+  // The middle tick is 0 when the range spans it, unless 0 sits too close to an end to read.
+  const zero = lo < 0 && hi > 0 && Math.min(Math.abs(y(0) - y(lo)), Math.abs(y(0) - y(hi))) >= 14;
+  for (const v of [lo, zero ? 0 : (lo + hi) / 2, hi]) {
     s += `<line class="grid" x1="${x0}" x2="${x1}" y1="${y(v)}" y2="${y(v)}"></line>`;
     s += `<text class="tick" x="${x0 - 4}" y="${y(v) + 3}" text-anchor="end">${esc(fmt(v, 3))}</text>`;
   }

@@ -63,6 +63,8 @@ function jobsTable(jobs) {
     rows.push(r);
   }
   $("#cmp-jobs").replaceChildren(el("thead", {}, head), el("tbody", {}, ...rows));
+  $("#cmp-jobs").classList.toggle("only-diff", $("#cmp-only-diff").checked);
+  $("#cmp-only-diff").onchange = (e) => $("#cmp-jobs").classList.toggle("only-diff", e.target.checked);
   $("#cmp-diff-count").textContent = `${differ} setting${differ === 1 ? "" : "s"} differ${differ === 1 ? "s" : ""}`;
 }
 
@@ -70,7 +72,7 @@ function jobsTable(jobs) {
 function solutionCards(jobs, shared) {
   $("#cmp-solutions").replaceChildren(...jobs.map(({ job, sols }) => {
     const metrics = [...new Set(sols.flatMap((s) => Object.keys(s.metrics || {}).filter((k) => scalar(s.metrics[k]))))];
-    const table = el("table", { class: "kv compare solutions" },
+    const table = el("table", { class: "compare solutions" },
       el("thead", {}, el("tr", {}, el("th", {}, "fingerprint"), el("th", {}, "loss"), ...metrics.map((m) => el("th", {}, m)))),
       el("tbody", {}, ...sols.map((s) => el("tr", { "data-fingerprint": s.key, class: shared.has(s.key) ? "shared" : "" },
         el("td", { "data-field": "fingerprint" }, s.key || "root"),

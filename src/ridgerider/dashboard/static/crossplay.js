@@ -30,6 +30,12 @@ export function crossplayData(data) {
   return { labels, rows, bars: data.fingerprints };
 }
 
+// A round number at or above v > 0 (0.999 -> 1, 0.62 -> 0.65, 3.2 -> 3.5).
+function niceCeil(v) {
+  const p = 10 ** Math.floor(Math.log10(v));
+  return Number(((Math.ceil((v / p) * 2 - 1e-9) / 2) * p).toPrecision(12));
+}
+
 export function renderCrossplay(section, data) {
   const xp = crossplayData(data);
   if (!xp) {
@@ -40,6 +46,7 @@ export function renderCrossplay(section, data) {
   const base = data.baselines?.self_play?.xp;
   const payoffs = [...xp.rows.flat(), ...xp.bars.flatMap((f) => [f.xp, f.sp])].filter(Number.isFinite);
   const lo = payoffs.every((v) => v >= 0) ? 0 : null;
+  const top = Math.max(...xp.bars.flatMap((f) => [f.xp + (f.xp_std || 0), f.sp]), base ?? -Infinity);
   heatmap(section.querySelector("#xp-heatmap, .xp-heatmap"), xp.rows, xp.labels,
     { lo, rowLabel: "player 1's fingerprint", colLabel: "player 2's fingerprint" });
   const hlines = Number.isFinite(base) ? [{ value: base, cls: "baseline", label: `self-play agents' cross-play (${fmt(base, 3)})` }] : [];
@@ -53,6 +60,7 @@ export function renderCrossplay(section, data) {
       (xp.labels[i] === chosen ? " (chosen)" : ""),
   })), {
     lo,
+    hi: Number.isFinite(top) && top > 0 ? niceCeil(top) : null,
     yLabel: "average payoff",
     xLabel: "fingerprint (eigen-index, sign)",
     hlines,

@@ -53,13 +53,13 @@ export function actionButtons(job, { onCancelled, onDeleted }) {
     try { await fn(); } finally { b.disabled = false; }
   };
   return [
-    CANCELLABLE.has(job.status) && el("button", {
+    CANCELLABLE.has(job.status) ? el("button", {
       type: "button", class: "small", "data-action": "cancel", title: `Cancel job #${id}`,
       onclick: busy(async () => { if (await cancelJob(id)) await onCancelled(id); }),
-    }, "Cancel"),
+    }, "Cancel") : null,
     el("button", {
       type: "button", class: "small danger", "data-action": "delete", title: `Delete job #${id}`,
       onclick: busy(async () => { if (await deleteJob(id)) await onDeleted(id); }),
     }, "Delete"),
-  ];
+  ].filter(Boolean);
 }
