@@ -122,10 +122,16 @@ def open_list(page: Any, base: str) -> None:
 def test_jobs_list_names_tags_and_filters(
     browser: Any, dev_server: Server, api: httpx.Client, jobs: dict, tmp_path: Path
 ) -> None:
+    waiting = post(api, {**TREE, "name": "waiting", "tags": ["b"]})  # nothing rides it
     page = open_page(browser, "wide")
     try:
         open_list(page, dev_server.url)
         assert sorted(listed(page)) == sorted(api_ids(api))
+        # Cancel only where there is something to cancel; Delete everywhere.
+        assert page.locator(f'tr[data-job-id="{waiting["id"]}"] [data-action=cancel]').count() == 1
+        for job in jobs.values():
+            actions = page.locator(f'tr[data-job-id="{job["id"]}"] [data-action]')
+            assert actions.evaluate_all("bs => bs.map(b => b.dataset.action)") == ["delete"]
         for job in jobs.values():
             cell = page.locator(f'tr[data-job-id="{job["id"]}"] [data-field=name]')
             assert cell.locator(".name").inner_text() == job["name"]
@@ -150,6 +156,9 @@ def test_jobs_list_names_tags_and_filters(
         assert page.input_value("#filter-tag") == "games"
         assert listed(page) == api_ids(api, tag="games") == [jobs["lever"]["id"]]
         page.select_option("#filter-tag", "")
+        for job in (jobs["alpha"], jobs["beta"]):
+            page.check(f'tr[data-job-id="{job["id"]}"] input.pick')
+        assert page.inner_text("#compare-button") == "Compare 2"
         shot(page, tmp_path, "dashboard-jobs")
         # At every window size each row keeps its tick box and actions within reach, and the
         # page never scrolls sideways (the table scrolls inside its own box).
@@ -234,7 +243,9 @@ def test_delete_asks_first(
         page.click(f'tr[data-job-id="{ids[1]}"] [data-action=delete]')
         page.click("#confirm-ok")
         page.wait_for_selector("#error:not([hidden])")
-        assert page.inner_text("#error").startswith(f"Deleting job #{ids[1]} failed: HTTP 404")
+        assert page.inner_text("#error") == (
+            f"Deleting job #{ids[1]} failed: HTTP 404: job {ids[1]} not found"
+        )
         # From the job's page: confirmed, back to the list, without it.
         page.goto(f"{dev_server.url}/jobs/{ids[2]}")
         page.click("#job-actions [data-action=delete]")

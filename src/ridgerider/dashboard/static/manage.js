@@ -1,6 +1,6 @@
 // Managing jobs from the page: Cancel (queued or running) and Delete, the latter behind an
 // in-page confirmation dialog (a <dialog>, not window.confirm, so it can be styled and driven).
-import { AuthError, request } from "./api.js";
+import { AuthError, HttpError, request } from "./api.js";
 import { $, fail } from "./ui.js";
 import { el } from "./util.js";
 
@@ -24,7 +24,10 @@ async function act(what, fn) {
     return await fn();
   } catch (err) {
     if (err instanceof AuthError) return fail(err);
-    fail(new Error(`${what} failed: ${err.message || err}`));
+    // The API's reason ("job 5 is succeeded: nothing to cancel") rather than its JSON.
+    const detail = err instanceof HttpError && typeof err.body?.detail === "string"
+      ? `HTTP ${err.status}: ${err.body.detail}` : err.message || String(err);
+    fail(new Error(`${what} failed: ${detail}`));
     return undefined;
   }
 }
