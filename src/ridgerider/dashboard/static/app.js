@@ -51,7 +51,7 @@ async function route() {
 const progress = (j) => {
   const n = jobField.nodes(j);
   const max = jobField.maxNodes(j);
-  if (FINAL.has(j.status)) return 1; // a finished job has done what it will do
+  if (j.status === "succeeded") return 1; // it has done what it will do (a budget or the tree ran out)
   return n != null && max ? Math.min(1, n / max) : 0;
 };
 

@@ -38,8 +38,9 @@ export const cancelJob = (id) => act(`Cancelling job #${id}`, async () => {
 });
 
 // Asks first; true once the API deleted the job.
-export async function deleteJob(id) {
-  const ok = await confirmDialog(`Delete job #${id}? Its nodes, solutions, parameters and events are removed; a running job is cancelled first. This cannot be undone.`, "Delete");
+export async function deleteJob(id, status = null) {
+  const running = CANCELLABLE.has(status) ? ` It is ${status}: it is cancelled first.` : "";
+  const ok = await confirmDialog(`Delete job #${id}? Its nodes, solutions, parameters and events are removed.${running} This cannot be undone.`, "Delete");
   if (!ok) return false;
   return (await act(`Deleting job #${id}`, async () => {
     await request(`/jobs/${id}`, { method: "DELETE" });
@@ -62,7 +63,7 @@ export function actionButtons(job, { onCancelled, onDeleted }) {
     }, "Cancel") : null,
     el("button", {
       type: "button", class: "small danger", "data-action": "delete", title: `Delete job #${id}`,
-      onclick: busy(async () => { if (await deleteJob(id)) await onDeleted(id); }),
+      onclick: busy(async () => { if (await deleteJob(id, job.status)) await onDeleted(id); }),
     }, "Delete"),
   ].filter(Boolean);
 }
