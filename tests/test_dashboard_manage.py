@@ -206,6 +206,7 @@ def test_cancel_in_the_list_and_on_the_job_page(
         )
         assert api.get(f"/jobs/{queued[1]}").json()["status"] == "cancelled"
         assert page.locator("#job-actions [data-action=cancel]").count() == 0
+        page.wait_for_function("document.querySelector('#live').textContent === 'finished'")
         assert page.locator("#error").is_hidden()
     finally:
         close(page)
@@ -280,14 +281,15 @@ def test_compare_view(
         page.click("#compare-button")
         page.wait_for_selector("#cmp-body:not([hidden])")
         assert page.url == f"{dev_server.url}/compare?jobs={','.join(map(str, ids))}"
-        for size in SIZES.values():  # a deep link, at each window size
+        check_compare(page, api, jobs, ids)
+        no_sideways_scroll(page)
+        shot(page, tmp_path, "dashboard-compare")
+        for size in (SIZES["tablet"], SIZES["phone"]):  # the address is a deep link
             page.set_viewport_size(dict(zip(("width", "height"), size, strict=True)))
             page.reload()
             page.wait_for_selector("#cmp-body:not([hidden])")
             check_compare(page, api, jobs, ids)
             no_sideways_scroll(page)
-        page.set_viewport_size(dict(zip(("width", "height"), SIZES["wide"], strict=True)))
-        shot(page, tmp_path, "dashboard-compare")
     finally:
         close(page)
 
@@ -365,9 +367,17 @@ def test_compare_refuses_bad_lists(browser: Any, dev_server: Server, jobs: dict)
             ",".join(str(a + i) for i in range(9)): "At most 8 jobs",
             "3,x": "Not a list of job ids",
         }
+        page.goto(f"{dev_server.url}/compare?jobs={a},{a}")  # one job, twice
+        page.wait_for_selector("#compare-view:not([hidden]) #cmp-error:not([hidden])")
+        assert "Pick two to eight jobs" in page.inner_text("#cmp-error")
         for query, message in cases.items():
-            page.goto(f"{dev_server.url}/compare?jobs={query}")
-            page.wait_for_selector("#compare-view:not([hidden])")
+            page.evaluate(  # in-page navigation, as a link would do
+                """q => { document.querySelector("#cmp-error").hidden = true;
+                    history.pushState({}, "", `/compare?jobs=${q}`);
+                    dispatchEvent(new PopStateEvent("popstate")); }""",
+                query,
+            )
+            page.wait_for_selector("#compare-view:not([hidden]) #cmp-error:not([hidden])")
             assert message in page.inner_text("#cmp-error")
             assert page.locator("#cmp-body").is_hidden()
     finally:

@@ -139,7 +139,10 @@ class JobView {
     if ($("#job-actions").dataset.status !== `${this.id}:${j.status}`) {
       $("#job-actions").dataset.status = `${this.id}:${j.status}`;
       $("#job-actions").replaceChildren(...actionButtons(j, {
-        onCancelled: () => this.refresh(),
+        onCancelled: async () => {
+          await this.refresh();
+          if (FINAL.has(this.job.status) && !$("#live").hidden) this.done(); // stop following it
+        },
         // Deleted: back to the jobs list (app.js routes on popstate).
         onDeleted: () => { history.pushState({}, "", "/"); dispatchEvent(new PopStateEvent("popstate")); },
       }));
