@@ -34,6 +34,7 @@ def test_page_at_root_and_deep_links(client: TestClient) -> None:
     assert client.get("/jobs/not-a-number").status_code == 404
     assert client.get("/crossplay/7").text == root.text
     assert client.get("/crossplay/x").status_code == 404
+    assert client.get("/compare?jobs=3,5").text == root.text
     assert client.get("/api/v1/ping").json() == {"pong": "yes"}
 
 

@@ -2,8 +2,9 @@
 
 Everything it shows comes from the REST API under ``/api/v1`` (the page only holds a token in
 the browser session). :func:`mount_dashboard` serves the page at ``/`` and at every deep link
-``/jobs/{id}`` and ``/crossplay/{id}`` (a cross-play run: its progress, then its figure), and
-its assets (no build step, no network access) under :data:`ASSETS_PREFIX`.
+``/jobs/{id}``, ``/crossplay/{id}`` (a cross-play run: its progress, then its figure) and
+``/compare?jobs=3,5,8`` (two to eight jobs side by side), and its assets (no build step, no
+network access) under :data:`ASSETS_PREFIX`.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def mount_dashboard(app: Any) -> None:
         [
             *(
                 Route(path, _index, methods=["GET", "HEAD"], include_in_schema=False)
-                for path in ("/", "/jobs/{job_id:int}", "/crossplay/{run_id:int}")
+                for path in ("/", "/jobs/{job_id:int}", "/crossplay/{run_id:int}", "/compare")
             ),
             Mount(ASSETS_PREFIX, app=StaticFiles(directory=STATIC_DIR), name="dashboard-assets"),
         ]

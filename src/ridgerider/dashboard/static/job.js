@@ -3,6 +3,7 @@ import { AuthError, HttpError, getJSON, streamEvents } from "./api.js";
 import { barChart, lineChart } from "./charts.js";
 import { renderCrossplay } from "./crossplay.js";
 import { renderInspector } from "./inspector.js";
+import { actionButtons } from "./manage.js";
 import { TreeView } from "./tree.js";
 import { $, FINAL, fail, jobField, show, signedIn, state } from "./ui.js";
 import { age, el, fmt } from "./util.js";
@@ -135,6 +136,17 @@ class JobView {
     const st = $("#job-status");
     st.textContent = j.status + (j.stopped_by ? ` (${j.stopped_by})` : "");
     st.className = `status ${j.status}`;
+    if ($("#job-actions").dataset.status !== `${this.id}:${j.status}`) {
+      $("#job-actions").dataset.status = `${this.id}:${j.status}`;
+      $("#job-actions").replaceChildren(...actionButtons(j, {
+        onCancelled: async () => {
+          await this.refresh();
+          if (FINAL.has(this.job.status) && !$("#live").hidden) this.done(); // stop following it
+        },
+        // Deleted: back to the jobs list (app.js routes on popstate).
+        onDeleted: () => { history.pushState({}, "", "/"); dispatchEvent(new PopStateEvent("popstate")); },
+      }));
+    }
     const sols = this.tree.nodes.filter((n) => n.is_solution).length;
     const max = jobField.maxNodes(j);
     $("#job-counts").textContent = `${this.tree.nodes.length} nodes${max ? ` of ${max}` : ""} · ${jobField.solutions(j) ?? sols} solutions · seed ${j.seed ?? "?"} · ${age(j.created_at)} old`;

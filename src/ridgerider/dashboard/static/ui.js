@@ -17,7 +17,7 @@ export const jobField = {
 };
 
 export function show(id) {
-  for (const s of ["#login", "#jobs-view", "#job-view", "#crossplay-view"]) $(s).hidden = s !== id;
+  for (const s of ["#login", "#jobs-view", "#job-view", "#crossplay-view", "#compare-view"]) $(s).hidden = s !== id;
 }
 
 export function fail(err) {
