@@ -148,6 +148,12 @@ class Settings(BaseSettings):
         False, description="run the workers as processes (else threads of this process)"
     )
     worker_poll_s: float = Field(0.1, gt=0, le=10)
+    worker_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="scheduling niceness of serve's worker processes (0: as the API's)",
+    )
     lease_s: float | None = Field(None, gt=0, le=3600)
     max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30)
     max_params: int = Field(1_000_000, ge=1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, HTTPException
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from ridgerider.api.state import Service, get_service
@@ -25,16 +26,22 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def current_user(
+async def current_user(
     service: ServiceDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> UserRecord:
-    """The user of the request's bearer token (401 without a live one)."""
+    """The user of the request's bearer token (401 without a live one).
+
+    ``async``: development mode answers without leaving the event loop; a token is checked in
+    one trip to the thread pool (a database read), not one per dependency.
+    """
     if service.dev_user is not None:
         return service.dev_user
     if credentials is None:
         raise _unauthorized("missing bearer token")
-    user = accounts.authenticate(service.archive.storage, credentials.credentials)
+    user = await run_in_threadpool(
+        accounts.authenticate, service.archive.storage, credentials.credentials
+    )
     if user is None:
         raise _unauthorized("invalid, expired or revoked token")
     return user

@@ -58,7 +58,10 @@ def job_out(job: JobRecord, solutions: int | None = None) -> JobPublic:
             grad_norm=finite(job.mis.get("grad_norm")),
             negative_eigenvalues=job.mis.get("negative_eigenvalues", 0),
             spectrum=finite(job.mis.get("spectrum", [])),
-        ),
+        )
+        if job.mis
+        else None,  # a worker is finding it
+        phase=None if job.finished else ("search" if job.mis else "mis"),
         nodes=job.nodes,
         steps=job.steps,
         max_nodes=s["max_nodes"],

@@ -39,6 +39,7 @@ def local_pool(archive: Archive, settings: Settings) -> WorkerPool | None:
             settings.workers,
             lease_s=settings.lease_s,
             poll_s=settings.worker_poll_s,
+            nice=settings.worker_nice,
         )
     return start_local_workers(archive.frontier, settings.workers, poll_s=settings.worker_poll_s)
 
@@ -68,8 +69,8 @@ class Service:
         )
 
 
-def get_service(request: Request) -> Service:
-    """Dependency: the app's :class:`Service`."""
+async def get_service(request: Request) -> Service:
+    """Dependency: the app's :class:`Service` (``async``: no I/O, so no hop to a thread)."""
     return cast(Service, request.app.state.service)
 
 

@@ -84,10 +84,13 @@ def print_report(report: dict[str, Any], json_path: Path | None = None) -> None:
         f"job {report.get('job_id')}: {report['problem']} {json.dumps(report['params'])}, "
         f"seed {report['seed']}, {report['method']}/{report['order']}"
     )
-    out.print(
-        f"MIS: loss {mis['loss']:.6g}, |grad| {mis['grad_norm']:.3g}, "
-        f"{mis['negative_eigenvalues']} negative eigenvalues"
-    )
+    if mis is None:
+        out.print("MIS: not found yet (a worker finds it first)")
+    else:
+        out.print(
+            f"MIS: loss {mis['loss']:.6g}, |grad| {mis['grad_norm']:.3g}, "
+            f"{mis['negative_eigenvalues']} negative eigenvalues"
+        )
     out.print(_solutions_table(report["solutions"]))
     more = len(report["solutions"]) - SHOWN_SOLUTIONS
     if more > 0:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, JsonValue, model_validator
 
@@ -115,7 +115,13 @@ class JobPublic(BaseModel):
     tags: list[str] = Field(default_factory=list)
     solutions: int | None = Field(None, description="solutions found so far")
     settings: dict[str, Any]
-    mis: MisPublic
+    mis: MisPublic | None = Field(
+        None, description="null until a worker has found the MIS (the job's first task)"
+    )
+    phase: Literal["mis", "search"] | None = Field(
+        None,
+        description="what an unfinished job is doing: finding its MIS, or searching from it",
+    )
     nodes: int = Field(description="nodes of the finished tree (budget used)")
     steps: int = Field(description="ride steps of those nodes (budget used)")
     max_nodes: int

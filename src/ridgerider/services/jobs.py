@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import torch
 
-from ridgerider.core.branch import Node
+from ridgerider.core.branch import Branch, Node
 from ridgerider.core.mis import MISResult, find_mis
 from ridgerider.core.search import coverage, root_branch
 from ridgerider.core.settings import MISSettings, RRSettings
@@ -27,6 +27,7 @@ __all__ = [
     "JobNotFoundError",
     "Submission",
     "cancel",
+    "deferred_root",
     "delete",
     "extend",
     "fail",
@@ -34,6 +35,7 @@ __all__ = [
     "job_result",
     "job_summary",
     "mis_summary",
+    "resolve_root",
     "resume",
     "start",
     "submit",
@@ -128,21 +130,32 @@ def submit_job(
     lease_s: float = 60.0,
     max_attempts: int = 3,
     start_now: bool = True,
+    defer_mis: bool = False,
 ) -> JobRecord:
     """Find the submission's MIS, store the job with its root branch and start it.
 
+    ``defer_mis`` stores the job at once with a placeholder root (:func:`deferred_root`) and
+    leaves finding the MIS to the worker that claims it (:func:`resolve_root`): the service
+    accepts a job in milliseconds whatever its problem, and the tree is the same. It needs the
+    default MIS settings (the only ones a stored job can name).
     Raises ``DuplicateJobError`` when the owner already used the idempotency key.
     """
     t0 = time.perf_counter()
     built, settings, seed = submission.problem, submission.settings, submission.seed
-    gen = torch.Generator().manual_seed(seed)
-    mis = find_mis(built, submission.mis_settings, gen, settings.zero_tol)
+    if defer_mis:
+        if submission.mis_settings is not None:
+            raise ValueError("a deferred MIS is found with the default MIS settings")
+        summary, root = {}, deferred_root(seed)
+    else:
+        gen = torch.Generator().manual_seed(seed)
+        mis = find_mis(built, submission.mis_settings, gen, settings.zero_tol)
+        summary, root = mis_summary(mis), root_branch(mis, seed)
     spec = JobSpec(
         problem=built.name,
         params=built.params_dict(),
         seed=seed,
         settings=settings.to_dict(),
-        mis=mis_summary(mis),
+        mis=summary,
         wall_time_s=submission.wall_time_s,
         lease_s=lease_s,
         max_attempts=max_attempts,
@@ -153,10 +166,32 @@ def submit_job(
         name=submission.name,
         tags=tuple(submission.tags),
     )
-    job = storage.create_job(spec, root_branch(mis, seed))
+    job = storage.create_job(spec, root)
     if start_now:
         start(storage, frontier, job.id)
     return _get(storage, job.id)
+
+
+def deferred_root(seed: int) -> Branch:
+    """The root a job is stored with before its MIS is found: no parameters yet."""
+    return Branch(torch.empty(0, dtype=torch.float64), None, None, (), seed, 0.0)
+
+
+def resolve_root(
+    storage: Storage, job_id: int, problem: RegisteredProblem, settings: RRSettings, branch: Branch
+) -> Branch:
+    """The branch to expand: ``branch`` itself, or for a :func:`deferred_root` the MIS.
+
+    Finds the MIS exactly as :func:`submit_job` would have (same generator seed, default MIS
+    settings), records its summary on the job and returns the root branch at it (the job is
+    running meanwhile, so the time counts in its elapsed time). Recording again after a retry
+    writes the same.
+    """
+    if branch.fingerprint or branch.theta.numel():
+        return branch
+    mis = find_mis(problem, None, torch.Generator().manual_seed(branch.seed), settings.zero_tol)
+    storage.set_mis(job_id, mis_summary(mis))
+    return root_branch(mis, branch.seed)
 
 
 def _get(storage: Storage, job_id: int) -> JobRecord:
@@ -304,7 +339,9 @@ def job_result(
         "mis": {
             **{k: job.mis[k] for k in ("loss", "grad_norm", "negative_eigenvalues")},
             "spectrum": job.mis.get("spectrum", []),  # lowest eigenvalues, repeats included
-        },
+        }
+        if job.mis
+        else None,  # a worker has not found it yet (see ``submit_job(defer_mis=True)``)
         "nodes": job.nodes,
         "solutions": [
             {"fingerprint": [list(c) for c in s.fingerprint], "loss": s.loss, "metrics": s.metrics}

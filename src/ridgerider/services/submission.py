@@ -162,6 +162,9 @@ def submit_spec(
 ) -> tuple[JobRecord, bool]:
     """Validate and submit a job; returns it and whether it is new (``False``: a retry).
 
+    The job is stored at once; its MIS is found by the worker that claims its root (see
+    :func:`jobs.submit_job` with ``defer_mis``), so a submission never waits for it.
+
     Raises :class:`FieldError` for invalid input and :class:`IdempotencyConflictError` when the
     key was used for a different request; nothing is stored in either case.
     """
@@ -196,7 +199,7 @@ def submit_spec(
         if first is not None:
             return _replay(first, submission), False
     try:
-        job = jobs.submit_job(storage, frontier, submission)
+        job = jobs.submit_job(storage, frontier, submission, defer_mis=True)
     except DuplicateJobError:  # a concurrent retry stored it first
         assert idempotency_key is not None
         first = storage.find_job(owner_id, idempotency_key)

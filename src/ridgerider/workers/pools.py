@@ -10,6 +10,7 @@ released; nothing accepted is lost.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -23,6 +24,7 @@ __all__ = [
     "LocalWorkers",
     "RemoteWorkers",
     "WorkerPool",
+    "lower_priority",
     "start_local_workers",
     "start_ray_workers",
 ]
@@ -123,6 +125,24 @@ class LocalWorkers(WorkerPool):
             t.join(timeout)
             if t.is_alive():  # its lease expires by itself (or on restart: a dead owner)
                 log.warning("worker %s still busy after %.0f s", t.name, timeout)
+
+
+def lower_priority(nice: int) -> None:
+    """Lower the calling thread's scheduling priority by ``nice`` (Linux: this thread only).
+
+    The service's worker processes ride beside the API on the same cores; at a higher niceness
+    the kernel runs the API first, so reads stay fast while the workers use what is left. Worker
+    threads of the API's own process are not lowered: they share its GIL, and a low-priority
+    thread holding it would hold up the API. Where it is not allowed or supported, the worker
+    runs at the normal priority.
+    """
+    if nice <= 0:
+        return
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+    except (AttributeError, OSError) as exc:  # pragma: no cover - not Linux, or refused
+        log.info("worker priority unchanged: %s", exc)
 
 
 def start_local_workers(frontier: Frontier, n: int, *, poll_s: float = 0.1) -> LocalWorkers:

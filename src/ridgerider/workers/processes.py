@@ -26,7 +26,7 @@ from typing import Any
 
 from ridgerider.core.threads import use_compute_threads
 from ridgerider.services.archive import open_archive
-from ridgerider.workers.pools import WorkerPool
+from ridgerider.workers.pools import WorkerPool, lower_priority
 from ridgerider.workers.worker import Worker
 
 __all__ = ["ProcessWorkers", "start_process_workers"]
@@ -43,11 +43,13 @@ class _Spec:
     redis_url: str | None
     lease_s: float | None
     poll_s: float
+    nice: int = 0
 
 
 def _worker_main(spec: _Spec, completed: Any) -> None:
     """Entry point of a worker process: work until SIGTERM or the parent's death."""
     use_compute_threads()
+    lower_priority(spec.nice)  # the one thread that computes; the API's process comes first
     parent = os.getppid()
     archive = open_archive(spec.database_url, spec.redis_url, lease_s=spec.lease_s)
     worker = Worker(archive.frontier, job_id=None, stop_when_idle=False, poll_s=spec.poll_s)
@@ -158,6 +160,10 @@ def start_process_workers(
     *,
     lease_s: float | None = None,
     poll_s: float = 0.1,
+    nice: int = 0,
 ) -> ProcessWorkers:
-    """Start ``n`` supervised worker processes on the archive at ``database_url``."""
-    return ProcessWorkers(_Spec(database_url, redis_url, lease_s, poll_s), n).start()
+    """Start ``n`` supervised worker processes on the archive at ``database_url``.
+
+    ``nice`` lowers their scheduling priority (``pools.lower_priority``).
+    """
+    return ProcessWorkers(_Spec(database_url, redis_url, lease_s, poll_s, nice), n).start()

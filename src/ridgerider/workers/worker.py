@@ -18,6 +18,7 @@ from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem, create
 from ridgerider.schemas.enums import JobStatus
 from ridgerider.services.frontier.base import Frontier, Lease, default_worker_id
+from ridgerider.services.jobs import resolve_root
 from ridgerider.services.storage.records import RideProgress
 
 __all__ = [
@@ -339,7 +340,11 @@ class Worker:
                 self.on_ride(lease, done)
 
         try:
-            return self.expand_fn(problem, settings, lease.branch, on_step=on_step)
+            # A job accepted before its MIS was found has a placeholder root: find it first.
+            branch = resolve_root(
+                self.frontier.storage, lease.job_id, problem, settings, lease.branch
+            )
+            return self.expand_fn(problem, settings, branch, on_step=on_step)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             last = lease.attempt >= self._max_attempts[lease.job_id]

@@ -134,7 +134,8 @@ class JobView {
     const j = this.job;
     $("#job-title").textContent = `Job #${this.id} · ${j.problem}`;
     const st = $("#job-status");
-    st.textContent = j.status + (j.stopped_by ? ` (${j.stopped_by})` : "");
+    st.textContent = j.status + (j.stopped_by ? ` (${j.stopped_by})` : "") +
+      (j.phase === "mis" ? " · finding the MIS" : "");
     st.className = `status ${j.status}`;
     if ($("#job-actions").dataset.status !== `${this.id}:${j.status}`) {
       $("#job-actions").dataset.status = `${this.id}:${j.status}`;

@@ -160,6 +160,10 @@ class Storage(ABC):
         """The job with this id."""
 
     @abstractmethod
+    def set_mis(self, job_id: int, mis: dict[str, Any]) -> None:
+        """Record a job's MIS summary once a worker found it (the job is running meanwhile)."""
+
+    @abstractmethod
     def find_job(self, owner_id: int | None, idempotency_key: str) -> JobRecord | None:
         """The job this owner submitted with this idempotency key."""
 

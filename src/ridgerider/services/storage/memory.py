@@ -6,6 +6,7 @@ works on them directly. Nothing survives the process.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -62,6 +63,13 @@ class InMemoryStorage(MemoryAccounts, MemoryTree):
         with self.lock:
             job = self.jobs.get(job_id)
             return None if job is None else self.job_record(job)
+
+    @override
+    def set_mis(self, job_id: int, mis: dict[str, Any]) -> None:
+        with self.lock:
+            job = self.jobs.get(job_id)
+            if job is not None:
+                job.spec = dataclasses.replace(job.spec, mis=dict(mis))
 
     @override
     def find_job(self, owner_id: int | None, idempotency_key: str) -> JobRecord | None:

@@ -136,6 +136,13 @@ class SQLStorage(SQLAccounts, SQLTree):
         return None if row is None else job_record(row)
 
     @override
+    def set_mis(self, job_id: int, mis: dict[str, Any]) -> None:
+        with self.db.session() as s:
+            s.connection().execute(
+                update(JOBS).where(JOBS.c.id == job_id).values(mis=mis, updated_at=utcnow())
+            )
+
+    @override
     def find_job(self, owner_id: int | None, idempotency_key: str) -> JobRecord | None:
         j = JOBS.c
         owner = j.owner_id.is_(None) if owner_id is None else j.owner_id == owner_id
