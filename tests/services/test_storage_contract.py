@@ -227,6 +227,9 @@ def test_delete_removes_the_job_and_fences_its_workers(frontier: Frontier) -> No
         assert frontier.complete(leaf, expansion(leaf.branch, depth=1))  # a solution leaf
     (held,) = frontier.claim("w", 1, job_id=gone)  # a worker rides a branch of the doomed job
     assert store.count_solutions([keep, gone, 999]) == {keep: 1, gone: 1, 999: 0}
+    counted = store.get_job_counted(keep)
+    assert counted is not None and counted == (store.get_job(keep), 1)
+    assert store.get_job_counted(999) is None
     assert store.transition(gone, "cancelled") and store.delete_job(gone)
     assert not frontier.complete(held, expansion(held.branch, depth=1))
     assert store.get_job(gone) is None and not store.delete_job(gone)

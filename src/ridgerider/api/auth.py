@@ -16,7 +16,7 @@ from ridgerider.api.state import Service, get_service
 from ridgerider.services import accounts
 from ridgerider.services.storage.records import JobRecord, UserRecord
 
-__all__ = ["CurrentUser", "ServiceDep", "current_user", "owned_job", "owner_filter"]
+__all__ = ["CurrentUser", "ServiceDep", "current_user", "owned_job", "owner_filter", "visible"]
 
 bearer = HTTPBearer(auto_error=False, description="an API token from `ridgerider token create`")
 ServiceDep = Annotated[Service, Depends(get_service)]
@@ -52,7 +52,11 @@ CurrentUser = Annotated[UserRecord, Depends(current_user)]
 
 def owned_job(service: Service, user: UserRecord, job_id: int) -> JobRecord:
     """The job if ``user`` owns it; another user's job is a 404, exactly like a missing one."""
-    job = service.archive.storage.get_job(job_id)
+    return visible(user, job_id, service.archive.storage.get_job(job_id))
+
+
+def visible(user: UserRecord, job_id: int, job: JobRecord | None) -> JobRecord:
+    """``job`` if ``user`` may see it, else the 404 of a missing job (see :func:`owned_job`)."""
     if job is None or not (job.owner_id == user.id or accounts.sees_all(user)):
         raise HTTPException(404, f"job {job_id} not found")
     return job

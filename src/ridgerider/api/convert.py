@@ -8,6 +8,8 @@ import math
 from typing import Any
 
 import numpy as np
+from fastapi import Response
+from pydantic import BaseModel
 from torch import Tensor
 
 from ridgerider.schemas import JobPublic, MisPublic, NodePublic, RidePublic, SolutionPublic
@@ -16,12 +18,23 @@ from ridgerider.services.storage.records import JobRecord, NodeRecord, RideRecor
 __all__ = [
     "finite",
     "job_out",
+    "model_response",
     "node_out",
     "npy_bytes",
     "ride_out",
     "safetensors_bytes",
     "solution_out",
 ]
+
+
+def model_response(model: BaseModel, status_code: int = 200) -> Response:
+    """``model`` as a JSON response, serialised once by pydantic's core.
+
+    A route returning a model has FastAPI dump it, validate it again against the route's
+    ``response_model`` and encode the result: three passes for a model built here from stored
+    data and already valid. The route keeps its ``response_model`` for the OpenAPI document.
+    """
+    return Response(model.model_dump_json(), status_code, media_type="application/json")
 
 
 def finite(value: Any) -> Any:

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from ridgerider.api.auth import CurrentUser, ServiceDep, owned_job, owner_filter
-from ridgerider.api.convert import job_out
+from ridgerider.api.auth import CurrentUser, ServiceDep, owned_job, owner_filter, visible
+from ridgerider.api.convert import job_out, model_response
 from ridgerider.api.errors import field_error
 from ridgerider.core.errors import SettingsError
 from ridgerider.schemas import (
@@ -136,10 +136,12 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", operation_id="get_job", response_model=JobPublic, responses=ERRORS)
-def get_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> JobPublic:
+def get_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> Response:
     """One job, with its count of solutions."""
-    job = owned_job(service, user, job_id)
-    return job_out(job, service.archive.storage.count_solutions([job_id])[job_id])
+    found = service.archive.storage.get_job_counted(job_id)  # one query for both
+    job = visible(user, job_id, found and found[0])
+    assert found is not None
+    return model_response(job_out(job, found[1]))
 
 
 @router.delete(

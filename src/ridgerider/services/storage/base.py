@@ -189,6 +189,11 @@ class Storage(ABC):
     def count_solutions(self, job_ids: Iterable[int]) -> dict[int, int]:
         """Solutions found so far by each of these jobs (one query; unknown ids count 0)."""
 
+    def get_job_counted(self, job_id: int) -> tuple[JobRecord, int] | None:
+        """The job and its count of solutions (the SQL storage reads both in one query)."""
+        job = self.get_job(job_id)
+        return None if job is None else (job, self.count_solutions([job_id])[job_id])
+
     @abstractmethod
     def delete_job(self, job_id: int) -> bool:
         """Delete a job with its nodes, solutions, events and the blobs only it used.

@@ -136,6 +136,15 @@ class SQLStorage(SQLAccounts, SQLTree):
         return None if row is None else job_record(row)
 
     @override
+    def get_job_counted(self, job_id: int) -> tuple[JobRecord, int] | None:
+        so = SOLUTIONS.c
+        count = select(func.count()).where(so.job_id == job_id).scalar_subquery()
+        stmt = select(JOBS, count.label("solution_count")).where(JOBS.c.id == job_id)
+        with self.db.session(write=False) as s:
+            row = s.connection().execute(stmt).first()
+        return None if row is None else (job_record(row), int(row.solution_count))
+
+    @override
     def set_mis(self, job_id: int, mis: dict[str, Any]) -> None:
         with self.db.session() as s:
             s.connection().execute(
