@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Float, create_engine, event
+from sqlalchemy import Connection, Engine, Float, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -173,6 +173,19 @@ class Database:
                 except BaseException:
                     session.rollback()
                     raise
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for one read of the API's hot paths: no ORM session, no writer lock.
+
+        PostgreSQL runs the statement in autocommit (one round trip); SQLite reads in a
+        deferred transaction ended when the connection goes back to the pool. What
+        ``session(write=False)`` gives, without building and committing a ``Session``.
+        """
+        with self.engine.connect() as conn:
+            if self._writer is None:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
 
     @contextlib.contextmanager
     def pipeline(self) -> Iterator[Pipe]:

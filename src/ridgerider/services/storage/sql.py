@@ -140,8 +140,8 @@ class SQLStorage(SQLAccounts, SQLTree):
         so = SOLUTIONS.c
         count = select(func.count()).where(so.job_id == job_id).scalar_subquery()
         stmt = select(JOBS, count.label("solution_count")).where(JOBS.c.id == job_id)
-        with self.db.session(write=False) as s:
-            row = s.connection().execute(stmt).first()
+        with self.db.read() as conn:
+            row = conn.execute(stmt).first()
         return None if row is None else (job_record(row), int(row.solution_count))
 
     @override
