@@ -4,8 +4,8 @@
 (``stack.Stack``): the machine's PostgreSQL and Redis, ``ray start --head``, two ``worker``
 services (each ``ray start`` joining the head, then ``ridgerider worker``), ``ridgerider
 migrate`` once, ``ridgerider serve``. Jobs submitted through the SDK with a token give the tree
-of the embedded single-process search, also after one worker process and the API process are
-killed mid-job and the API is started again.
+of the embedded single-process search, also after one worker process and the first of two API
+replicas (sharing nothing but the archive) are killed mid-job.
 """
 
 from __future__ import annotations
@@ -99,12 +99,19 @@ def test_compose_stack_survives_a_worker_and_the_api_killed(stack: Stack) -> Non
         assert all(w.poll() is None for w in workers), stack.logs("worker")
         time.sleep(0.05)
 
-    stack.kill(workers[0])
-    stack.kill(api)
-    stack.start("api")  # the same command again
+    first_url = stack.api_url
+    stack.api_port = free_port()
+    stack.start("api")  # a second replica (the same command), sharing only the archive
     stack.wait_ready()
     rr = Client(stack.api_url, token=sdk_token(stack, "erin"), retries=8)
-    assert {j.id for j in rr.list().items} == {big.id, small.id}  # nothing lost
+    assert {j.id for j in rr.list().items} == {big.id, small.id}  # what the first accepted
+    with Client(first_url, token=sdk_token(stack, "erin")) as first:
+        third = first.submit(PROBLEM, SMALL, seed=5, name="via-first")
+    assert rr.get(third.id).name == "via-first"  # the other replica sees it at once
+    assert rr.cancel(third.id).status == "cancelled"
+    stack.kill(workers[0])
+    stack.kill(api)  # the first replica dies: the second serves on
+    assert {j.id for j in rr.list().items} == {big.id, small.id, third.id}  # nothing lost
     done = rr.wait(big.id, timeout=180, poll_s=0.2)
     assert done.status == "succeeded" and done.nodes == BUDGET, stack.logs("worker")
     assert job_tree(rr, big.id) == reference(BIG, 3, max_nodes=BUDGET, max_depth=DEEP)
