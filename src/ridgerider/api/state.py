@@ -92,13 +92,17 @@ def lifespan(
             dev = accounts.dev_user(archive.storage) if settings.dev else None
             archive.frontier.start_reaper()
             recover(archive.frontier)
+            frontier = archive.frontier  # this process's worker threads claim through it
+            frontier.claim = metrics.count_claims(frontier.claim)  # type: ignore[method-assign]
             pool = (pool_factory or local_pool)(archive, settings)
             feeds = Feeds(archive.storage, settings.events_poll_s, settings.events_queue)
             service = Service(settings, archive, pool, dev, metrics, feeds)
             app.state.service = service
+            metrics.bind(service)
             try:
                 yield
             finally:
+                metrics.bind(None)
                 await feeds.close()
                 if pool is not None:
                     pool.stop(settings.shutdown_timeout_s)
