@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -121,6 +122,7 @@ def test_reconnecting_with_last_event_id_sends_every_node_once(make_client) -> N
             assert [e for e in read_events(r) if e.get("event") in DURABLE] == []
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the fan-out is storage-blind
 def test_a_hundred_streams_share_one_poller(make_client) -> None:
     with make_client(dev=True, workers=0, events_poll_s=0.05) as c:
         job_id = submit(c)

@@ -146,12 +146,13 @@ class Feeds:
     @property
     def pollers(self) -> int:
         """Poller tasks running now."""
-        return sum(1 for f in self.feeds.values() if f.task is not None and not f.task.done())
+        feeds = tuple(self.feeds.values())  # one copy: a scrape reads from another thread
+        return sum(1 for f in feeds if f.task is not None and not f.task.done())
 
     @property
     def subscribers(self) -> int:
         """Streams open now (catching up or subscribed)."""
-        return sum(f.refs for f in self.feeds.values())
+        return sum(f.refs for f in tuple(self.feeds.values()))
 
     def forget(self, feed: JobFeed) -> None:
         """Take an ended feed out: the next subscriber of its job starts a new one."""
