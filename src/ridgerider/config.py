@@ -174,7 +174,21 @@ class Settings(BaseSettings):
     crossplay_max_runs: int = Field(
         4, ge=1, le=10_000, description="cross-play runs one user may have queued or running"
     )
-    events_poll_s: float = Field(0.5, gt=0, le=60)
+    events_poll_s: float = Field(
+        0.5, gt=0, le=60, description="how often a job's one event poller reads the archive"
+    )
+    events_heartbeat_s: float = Field(
+        15.0, gt=0, le=3600, description="a comment line on every event stream this often"
+    )
+    events_queue: int = Field(
+        1000,
+        ge=1,
+        le=1_000_000,
+        description="events one stream may fall behind before it is dropped (told to reconnect)",
+    )
+    events_send_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="a stream whose client takes no bytes this long closes"
+    )
     shutdown_timeout_s: float = Field(60.0, ge=0)
 
     @classmethod

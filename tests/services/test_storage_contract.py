@@ -267,3 +267,19 @@ def test_delete_drops_only_the_blobs_no_other_job_uses(
     branch = store.node_branch(store.list_nodes(b, tree=False).items[0].id)
     assert branch is not None and torch.equal(branch.theta, shared)
     store.close()
+
+
+def test_branch_counts_are_the_queue_and_the_leases_of_every_job(frontier: Frontier) -> None:
+    store = frontier.storage
+    assert store.branch_counts() == {}
+    a, b = submit(frontier), submit(frontier)
+    (root,) = frontier.claim("w", 1, job_id=a)
+    assert store.branch_counts() == {("running", "leased"): 1, ("running", "waiting"): 1}
+    assert frontier.complete(root, expansion(root.branch, fanout=2))
+    frontier.claim("w", 1, job_id=a)
+    assert store.transition(b, "cancelled")
+    assert store.branch_counts() == {
+        ("running", "leased"): 1,
+        ("running", "waiting"): 1,
+        ("cancelled", "waiting"): 1,
+    }

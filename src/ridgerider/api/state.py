@@ -1,4 +1,7 @@
-"""What a running app holds: the archive, the worker pool, metrics; opened by the lifespan."""
+"""What a running app holds (opened by the lifespan).
+
+The archive, the worker pool, the metrics and the job event feeds.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from typing import cast
 import anyio.to_thread
 from fastapi import FastAPI, Request
 
+from ridgerider.api.feeds import Feeds
 from ridgerider.api.metrics import Metrics
 from ridgerider.config import Settings
 from ridgerider.services import accounts
@@ -53,6 +57,8 @@ class Service:
     pool: WorkerPool | None
     dev_user: UserRecord | None
     metrics: Metrics
+    feeds: Feeds
+    """One event poller per job, shared by its streams (``/jobs/{id}/events``)."""
     started: float = field(default_factory=time.time)
     submit_slots: asyncio.Semaphore = field(init=False)
     """Bounds the submissions computing at once: each finds an MIS (CPU), and a burst of them
@@ -87,11 +93,18 @@ def lifespan(
             dev = accounts.dev_user(archive.storage) if settings.dev else None
             archive.frontier.start_reaper()
             recover(archive.frontier)
+            frontier = archive.frontier  # this process's worker threads claim through it
+            frontier.claim = metrics.count_claims(frontier.claim)  # type: ignore[method-assign]
             pool = (pool_factory or local_pool)(archive, settings)
-            app.state.service = Service(settings, archive, pool, dev, metrics)
+            feeds = Feeds(archive.storage, settings.events_poll_s, settings.events_queue)
+            service = Service(settings, archive, pool, dev, metrics, feeds)
+            app.state.service = service
+            metrics.bind(service)
             try:
                 yield
             finally:
+                metrics.bind(None)
+                await feeds.close()
                 if pool is not None:
                     pool.stop(settings.shutdown_timeout_s)
         finally:

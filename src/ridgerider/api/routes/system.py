@@ -8,7 +8,8 @@ from functools import cache
 from typing import Any, cast
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ridgerider.api.auth import CurrentUser, ServiceDep
 from ridgerider.problems import available
@@ -102,15 +103,10 @@ def readyz(service: ServiceDep) -> JSONResponse:
 
 
 @health_router.get("/metrics", operation_id="metrics", response_class=PlainTextResponse)
-def metrics(service: ServiceDep) -> PlainTextResponse:
-    """Prometheus text format: requests, latencies, jobs submitted, workers."""
-    pool = service.pool
-    gauges = {
-        "ridgerider_workers": ("Workers started by this process.", pool.size if pool else 0),
-        "ridgerider_workers_alive": ("Workers running now.", pool.alive() if pool else 0),
-        "ridgerider_nodes_completed_total": (
-            "Nodes completed by this process's workers.",
-            pool.completed if pool else 0,
-        ),
-    }
-    return PlainTextResponse(service.metrics.render(gauges), media_type="text/plain; version=0.0.4")
+def metrics(service: ServiceDep) -> Response:
+    """Prometheus text format (see ``ridgerider.api.metrics``); unauthenticated, no secrets.
+
+    Requests and latencies by route template, jobs, workers, the queue, leases held, event
+    streams and their pollers.
+    """
+    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)

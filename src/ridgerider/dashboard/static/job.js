@@ -294,7 +294,8 @@ class JobView {
         } catch (err) { fail(err); }
       }, 400);
     };
-    let last = null;
+    // Resume after the nodes already drawn: an event id is "{nodes}-{event}" (api/eventlog.py).
+    let last = `${this.nextRank}-0`;
     let failures = 0;
     while (!this.closed && !FINAL.has(this.job.status)) {
       try {

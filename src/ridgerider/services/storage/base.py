@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ridgerider.core.branch import Branch
 from ridgerider.core.errors import SettingsError
-from ridgerider.schemas.enums import JobStatus
+from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.storage.records import (
     EventRecord,
     JobRecord,
@@ -274,6 +274,29 @@ class Storage(ABC):
     @abstractmethod
     def count_nodes(self, job_id: int) -> dict[str, int]:
         """Rows of a job by status."""
+
+    def branch_counts(self) -> dict[tuple[str, str], int]:
+        """Branches ``waiting`` or ``leased``, by (their job's status, their status).
+
+        The queue and the rides in flight, for metrics. This default counts job by job; the
+        SQL storage counts over its partial indexes of those two statuses, in two queries.
+        """
+        out: dict[tuple[str, str], int] = {}
+        for job in self._all_jobs():
+            for status, n in self.count_nodes(job.id).items():
+                if status in (NodeStatus.WAITING, NodeStatus.LEASED):
+                    key = (job.status, str(status))
+                    out[key] = out.get(key, 0) + n
+        return out
+
+    def _all_jobs(self) -> Iterable[JobRecord]:
+        cursor: int | None = None
+        while True:
+            page = self.list_jobs(cursor=cursor, limit=1000)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     @abstractmethod
     def rides(self, job_id: int) -> list[RideRecord]:

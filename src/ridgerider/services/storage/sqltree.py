@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, func, select, text
 from torch import Tensor
 from typing_extensions import override
 
@@ -105,6 +105,24 @@ class SQLTree(Storage):
         )
         with self.db.session(write=False) as s:
             return [RideRecord.of_row(r) for r in s.connection().execute(stmt)]
+
+    @override
+    def branch_counts(self) -> dict[tuple[str, str], int]:
+        n, j = NODES.c, JOBS.c
+        out: dict[tuple[str, str], int] = {}
+        with self.db.session(write=False) as s:
+            conn = s.connection()
+            for status in (NodeStatus.WAITING, NodeStatus.LEASED):
+                # the literal condition of the partial index: only those rows are read
+                stmt = (
+                    select(j.status, func.count())
+                    .select_from(NODES.join(JOBS, j.id == n.job_id))
+                    .where(text(f"nodes.status = '{status.value}'"))
+                    .group_by(j.status)
+                )
+                for job_status, count in conn.execute(stmt):
+                    out[(job_status, status.value)] = int(count)
+        return out
 
     @override
     def count_nodes(self, job_id: int) -> dict[str, int]:
