@@ -88,7 +88,15 @@ def lifespan(
     @contextlib.asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
-        archive = open_archive(settings.database_url, settings.redis_url, lease_s=settings.lease_s)
+        # Connections for every thread that may read at once: the route threads, the worker
+        # threads of this process, the event pollers' and the reaper's (spares: the overflow).
+        threads = settings.api_threads + (0 if settings.worker_processes else settings.workers)
+        archive = open_archive(
+            settings.database_url,
+            settings.redis_url,
+            lease_s=settings.lease_s,
+            pool_size=threads + 2,
+        )
         try:
             dev = accounts.dev_user(archive.storage) if settings.dev else None
             archive.frontier.start_reaper()

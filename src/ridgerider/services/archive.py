@@ -21,6 +21,7 @@ from ridgerider.services import jobs
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.storage.migrate import current_revision, head_revision, upgrade
+from ridgerider.services.storage.session import Database
 from ridgerider.services.storage.sql import SQLStorage
 
 __all__ = [
@@ -82,12 +83,20 @@ class Archive:
 
 
 def open_archive(
-    database_url: str | None = None, redis_url: str | None = None, *, lease_s: float | None = None
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    *,
+    lease_s: float | None = None,
+    pool_size: int = 5,
 ) -> Archive:
-    """Open (and migrate) the archive; with ``redis_url`` claims go through Redis."""
+    """Open (and migrate) the archive; with ``redis_url`` claims go through Redis.
+
+    ``pool_size``: database connections kept open (PostgreSQL; as many more may open under a
+    burst), at least the threads of this process that use the archive at once.
+    """
     url = database_url or default_database_url()
     try:
-        storage = SQLStorage(url)
+        storage = SQLStorage(Database(url, pool_size=pool_size))
     except Exception as exc:  # a bad scheme, a refused connection, a failed migration
         raise ArchiveUnavailableError("database_url", url, str(exc)) from exc
     u = storage.db.url
