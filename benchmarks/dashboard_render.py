@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -60,26 +60,42 @@ class Args:
     json: str | None = None
 
 
-def shape(n: int, rng: random.Random) -> list[tuple[int, str, int]]:
-    """(parent index, fingerprint key, depth) of ``n`` nodes in BFS order; index 0 is the root."""
+def shape(
+    n: int, rng: random.Random, max_depth: int = 12, deep: bool = False
+) -> list[tuple[int, str, int]]:
+    """(parent index, fingerprint key, depth) of ``n`` nodes in BFS order; index 0 is the root.
+
+    ``deep``: nodes are expanded depth first (the newest first), which reaches ``max_depth``
+    within a few dozen nodes: a deep, narrow tree instead of a wide one.
+    """
     out: list[tuple[int, str, int]] = [(-1, "", 0)]
-    i = 0
-    while len(out) < n and i < len(out):
+    todo = deque([0])
+    while len(out) < n and todo:
+        i = todo.pop() if deep else todo.popleft()
         _, key, depth = out[i]
         # Like RR: up to 6 negative eigenvalues, each ridden both ways; deeper, fewer.
-        ridges = rng.randint(1, max(1, 6 - depth // 2)) if depth < 12 else 0
+        ridges = rng.randint(1, max(1, 6 - depth // 2)) if depth < max_depth else 0
+        kids = []
         for idx in range(ridges):
             for sign in "+-":
                 if len(out) < n and rng.random() < 0.8:
+                    kids.append(len(out))
                     out.append((i, f"{key}.{idx}{sign}" if key else f"{idx}{sign}", depth + 1))
-        i += 1
+        todo.extend(reversed(kids) if deep else kids)
     if len(out) < n:
         raise ValueError(f"the random tree ran dry at {len(out)} nodes (try another seed)")
+    if deep:  # ranks in BFS order, as the API needs (a parent before its children)
+        order = sorted(range(n), key=lambda i: (out[i][2], i))
+        rank = {old: new for new, old in enumerate(order)}
+        out = [(rank[out[i][0]] if i else -1, out[i][1], out[i][2]) for i in order]
     return out
 
 
-def build_job(db_url: str, n: int, seed: int) -> int:
-    """A finished ``n``-node tree-rl job owned by the development user; returns its id."""
+def build_job(db_url: str, n: int, seed: int, max_depth: int = 12, deep: bool = False) -> int:
+    """A finished ``n``-node tree-rl job owned by the development user; returns its id.
+
+    ``max_depth`` and ``deep`` shape the tree (see :func:`shape`).
+    """
     rng = random.Random(seed)
     problem = create("tree-rl", {})
     theta = torch.zeros(problem.n_params, dtype=torch.float64)
@@ -103,7 +119,7 @@ def build_job(db_url: str, n: int, seed: int) -> int:
         owner_id=owner.id,
     )
     job = storage.create_job(spec, Branch(theta, None, None, (), seed, 1.0))
-    nodes = shape(n, rng)
+    nodes = shape(n, rng, max_depth, deep)
     kids = Counter(p for p, _, _ in nodes)
     data = tensor_to_bytes(theta)
     with storage.db.session() as s:

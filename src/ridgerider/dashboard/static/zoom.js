@@ -1,0 +1,61 @@
+// Pan (drag), zoom about the pointer (wheel), click to select, double-click to collapse or
+// expand, and a refit of an untouched view when the canvas changes size.
+export function bindPanZoom(tree) {
+  const svg = tree.svg;
+  let drag = null;
+  svg.addEventListener("wheel", (e) => {
+    e.preventDefault();
+    const r = svg.getBoundingClientRect();
+    const mx = e.clientX - r.left;
+    const my = e.clientY - r.top;
+    const f = Math.exp(-e.deltaY * 0.0015);
+    const k = Math.min(tree.maxZoom(), Math.max(0.2, tree.view.k * f));
+    const ratio = k / tree.view.k;
+    tree.view = { k, x: mx - (mx - tree.view.x) * ratio, y: my - (my - tree.view.y) * ratio };
+    tree.moved = true;
+    tree._apply();
+  }, { passive: false });
+  svg.addEventListener("pointerdown", (e) => {
+    drag = { x: e.clientX, y: e.clientY, vx: tree.view.x, vy: tree.view.y, moved: false };
+  });
+  svg.addEventListener("pointermove", (e) => {
+    if (!drag) return;
+    const dx = e.clientX - drag.x;
+    const dy = e.clientY - drag.y;
+    if (!drag.moved && Math.hypot(dx, dy) < 4) return;
+    if (!drag.moved) svg.setPointerCapture(e.pointerId);
+    drag.moved = true;
+    tree.moved = true;
+    tree.view = { ...tree.view, x: drag.vx + dx, y: drag.vy + dy };
+    tree._apply();
+  });
+  const end = (e) => {
+    if (drag && drag.moved) {
+      tree._suppressClick = true;
+      setTimeout(() => (tree._suppressClick = false), 0);
+    }
+    drag = null;
+    if (svg.hasPointerCapture(e.pointerId)) svg.releasePointerCapture(e.pointerId);
+  };
+  svg.addEventListener("pointerup", end);
+  svg.addEventListener("pointercancel", end);
+  svg.addEventListener("click", (e) => {
+    if (tree._suppressClick) return;
+    const el = e.target.closest("[data-node-id]");
+    if (el) tree.onSelect(Number(el.dataset.nodeId));
+  });
+  svg.addEventListener("dblclick", (e) => {
+    const el = e.target.closest("[data-node-id]");
+    if (el) tree.toggle(Number(el.dataset.nodeId));
+  });
+  // A new canvas size refits an untouched view (window resized, phone rotated).
+  new ResizeObserver(() => {
+    const d = tree.drawnSpacing;
+    if (tree.moved || !d || tree.resizeFrame) return;
+    tree.resizeFrame = requestAnimationFrame(() => {
+      tree.resizeFrame = null;
+      const [w, h] = tree._size();
+      if (!tree.moved && (w !== d.w || h !== d.h)) tree.fit();
+    });
+  }).observe(svg);
+}
