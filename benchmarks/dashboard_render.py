@@ -49,6 +49,11 @@ PAINTED = (
     "() => requestAnimationFrame(() => r(performance.now()))))"
 )
 """Resolves once the frame drawn now is on screen, with the time since the navigation start."""
+SIZED = (
+    "() => { const t = window.ridgerider.state.view.tree;"
+    " return !('sizedK' in t) || document.querySelector('#tree').dataset.k === String(t.view.k); }"
+)
+"""True once node radii and edge labels follow the zoom (at once in versions without sizedK)."""
 
 
 @dataclass
@@ -242,7 +247,8 @@ def first_view(browser: Any, url: str) -> dict[str, float]:
     """One cold load of a job page, in ms from the navigation start.
 
     ``first_view_ms``: the first page of nodes drawn and on screen; ``complete_ms``: every node
-    loaded and the tree (levels collapsed as needed) on screen; then "Expand all" timed.
+    loaded and the tree (levels collapsed as needed) on screen; then "Expand all" timed, and
+    zoom and pan on the whole tree (:func:`interact`).
     """
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
@@ -260,8 +266,9 @@ def first_view(browser: Any, url: str) -> dict[str, float]:
     page.evaluate(PAINTED)
     expand = (time.perf_counter() - t0) * 1000
     all_drawn = page.locator("#tree [data-node-id]").count()
+    moves = interact(page)
     context.close()
-    return {
+    return moves | {
         "first_view_ms": first,
         "first_loaded": first_drawn,
         "complete_ms": complete,
@@ -270,6 +277,31 @@ def first_view(browser: Any, url: str) -> dict[str, float]:
         "expand_all_ms": expand,
         "all_drawn": all_drawn,
     }
+
+
+def interact(page: Any) -> dict[str, float]:
+    """Zoom and pan the drawn tree, in ms until on screen.
+
+    ``zoom_ms``: one wheel step about the centre; ``zoom_settled_ms``: until node radii and
+    edge labels follow the new zoom too; ``pan_ms``: a 10-step drag of 220 px.
+    """
+    box = page.locator("#tree").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    t0 = time.perf_counter()
+    page.mouse.wheel(0, -300)
+    page.evaluate(PAINTED)
+    zoom = (time.perf_counter() - t0) * 1000
+    page.wait_for_function(SIZED)
+    page.evaluate(PAINTED)
+    settled = (time.perf_counter() - t0) * 1000
+    page.mouse.down()
+    t0 = time.perf_counter()
+    page.mouse.move(cx + 200, cy + 100, steps=10)
+    page.evaluate(PAINTED)
+    pan = (time.perf_counter() - t0) * 1000
+    page.mouse.up()
+    return {"zoom_ms": zoom, "zoom_settled_ms": settled, "pan_ms": pan}
 
 
 def main(args: Args) -> dict[str, Any]:
@@ -312,7 +344,8 @@ def main(args: Args) -> dict[str, Any]:
         f"({med['drawn']:.0f} drawn); GET /tree alone {med['api_tree_ms']:.0f} ms "
         f"({med['tree_bytes'] / 1e6:.1f} MB); {args.small}-node job "
         f"{med['small_first_view_ms']:.0f} ms; expand all {med['expand_all_ms']:.0f} ms "
-        f"({med['all_drawn']:.0f} drawn)"
+        f"({med['all_drawn']:.0f} drawn); zoom {med['zoom_ms']:.0f} ms (settled "
+        f"{med['zoom_settled_ms']:.0f} ms), pan {med['pan_ms']:.0f} ms"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))

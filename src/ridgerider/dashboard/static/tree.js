@@ -186,7 +186,7 @@ export class TreeView {
     // Until the user pans or zooms, every drawing is fitted; afterwards the spacing stays.
     if (!this.spacing || !this.moved) this.spacing = this._fitSpacing(this.packed);
     this._draw();
-    if (!this.fitted || !this.moved) this.fit();
+    if (!this.fitted || !this.moved) this._centre();
     else this._apply(true);
     this.renderMs = performance.now() - t0;
     return this.drawn;
@@ -292,20 +292,28 @@ export class TreeView {
     return out;
   }
 
-  // The whole drawing in view: spacing refitted to the canvas (redrawn if it changed), zoom 1,
-  // the drawing's box centred.
+  // The whole drawing in view: spacing refitted to the canvas (redrawn if it changed), zoom 1.
   fit() {
     if (!this.packed || !this.packed.units.length) return;
     const s = this._fitSpacing(this.packed);
-    this.spacing = s;
     const d = this.drawnSpacing;
-    if (!d || d.mode !== s.mode || d.su !== s.su || d.sv !== s.sv) this._draw();
+    if (!d || d.mode !== s.mode || d.su !== s.su || d.sv !== s.sv) {
+      this.spacing = s;
+      this._draw();
+    }
+    this._centre();
+  }
+
+  // Zoom 1 with the drawing's box centred on the canvas it was spaced for (no layout read:
+  // the size was measured before drawing).
+  _centre() {
     let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
     for (const { x, y } of this.pos.values()) {
       x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
     }
-    const [w, h] = this._size();
+    const { w, h } = this.drawnSpacing;
     this.view = { k: 1, x: round2((w - x1 - x0) / 2), y: round2((h - y1 - y0) / 2) };
+    if (!this.pos.size) this.view = { k: 1, x: 0, y: 0 };
     this.fitted = true;
     this.moved = false;
     this._apply(true);
