@@ -2,6 +2,7 @@
 // turns that into pixel positions for one of three drawings, spaced to fill a canvas:
 // "tidy" (top-down), "radial" (the root in the centre, one ring per level) and "lr" (left to
 // right). Breadth and depth are scaled separately, so a wide shallow tree uses the height too.
+import { esc } from "./util.js";
 
 export const LAYOUTS = { tidy: "top-down", radial: "radial", lr: "left-right" };
 
@@ -155,6 +156,34 @@ export function edgePath(mode, a, b) {
   }
   const mx = round((a.x + b.x) / 2);
   return `M${a.x},${a.y}C${mx},${a.y} ${mx},${b.y} ${b.x},${b.y}`;
+}
+
+// The box [x0, y0, x1, y1] of the positions.
+export function bounds(pos) {
+  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+  for (const { x, y } of pos) {
+    if (x < x0) x0 = x;
+    if (x > x1) x1 = x;
+    if (y < y0) y0 = y;
+    if (y > y1) y1 = y;
+  }
+  return [x0, y0, x1, y1];
+}
+
+// Edge labels at the middle of their edge, the shallowest first (they are shown greedily in
+// this order): their boxes for visibleLabels and their SVG, every one hidden ("off") at first.
+export function edgeLabels(pos, textOf, font) {
+  const items = [];
+  let html = "";
+  for (const q of [...pos.values()].sort((a, b) => a.d - b.d)) {
+    const p = q.n.parent_id != null ? pos.get(q.n.parent_id) : null;
+    if (!p) continue;
+    const text = textOf(q.n);
+    const x = round((p.x + q.x) / 2), y = round((p.y + q.y) / 2);
+    items.push({ x, y, w: text.length * font * 0.7 + 4, h: font * 1.25 });
+    html += `<text class="elabel off" x="${x}" y="${y}">${esc(text)}</text>`;
+  }
+  return { items, html };
 }
 
 // Which labels to show at zoom k: greedily (in the given order) every label whose box, in

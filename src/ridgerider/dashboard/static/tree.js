@@ -1,8 +1,10 @@
-// The solution tree drawn as SVG (layouts in layout.js), one <circle> per drawn node carrying
-// data-node-id and data-fingerprint; collapsed subtrees are drawn as one node with a "+N" badge.
-// Positions are pixels at zoom 1 (the fitted view); node radii and label text are counter-scaled
-// (CSS variables --nr and --fs on the svg), so they keep their on-screen size at any zoom.
-import { LAYOUTS, choose, edgePath, extent, margin, place, spacing, tidy, visibleLabels } from "./layout.js";
+// The solution tree drawn as SVG (layouts in layout.js, pan and zoom in zoom.js), one <circle>
+// per drawn node carrying data-node-id and data-fingerprint; collapsed subtrees are drawn as one
+// node with a "+N" badge. Positions are pixels at zoom 1 (the fitted view); node radii and label
+// text are counter-scaled (CSS variables --nr and --fs), so they keep their on-screen size.
+import {
+  LAYOUTS, bounds, choose, edgeLabels, edgePath, extent, place, spacing, tidy, visibleLabels,
+} from "./layout.js";
 import { colourScale, esc } from "./util.js";
 import { bindPanZoom } from "./zoom.js";
 
@@ -120,21 +122,21 @@ export class TreeView {
     if (this.collapsed.has(id)) this.collapsed.delete(id);
     else this.collapsed.add(id);
     this.userCollapsed = true;
-    this.render();
+    this.render(true);
     this.onToggle(id, this.collapsed.has(id));
   }
 
   expandAll() {
     this.collapsed.clear();
     this.userCollapsed = true;
-    this.render();
+    this.render(true);
   }
 
   collapseLevel(depth) {
     this.collapsed.clear();
     for (const n of this.nodes) if (this.depth(n) === depth && this.children.has(n.id)) this.collapsed.add(n.id);
     this.userCollapsed = true;
-    this.render();
+    this.render(true);
   }
 
   // The drawn nodes packed as a tidy tree (breadth, depth), collapsed subtrees as leaves.
@@ -153,14 +155,14 @@ export class TreeView {
     this.render();
   }
 
-  _size() {
-    return [this.svg.clientWidth || 800, this.svg.clientHeight || 500];
-  }
+  _size = () => [this.svg.clientWidth || 800, this.svg.clientHeight || 500];
 
-  // Spacing that fills the canvas (and the layout, for "auto"), from the tree's shape.
-  _fitSpacing(packed) {
+  // Spacing that fills the canvas (and the layout, for "auto", unless `keep`: collapsing or
+  // expanding keeps the layout drawn), from the tree's shape.
+  _fitSpacing(packed, keep = false) {
     const [w, h] = this._size();
-    const mode = this.layoutMode in LAYOUTS ? this.layoutMode : choose(packed.units, packed.ext, w, h);
+    const mode = this.layoutMode in LAYOUTS ? this.layoutMode
+      : keep && this.drawnSpacing ? this.drawnSpacing.mode : choose(packed.units, packed.ext, w, h);
     return spacing(mode, packed.units, packed.ext, w, h);
   }
 
@@ -180,11 +182,12 @@ export class TreeView {
     return [...keys];
   }
 
-  render() {
+  // Draw the tree; `keep`: in the layout drawn now (see _fitSpacing).
+  render(keep = false) {
     const t0 = performance.now();
     this.packed = this.units();
     // Until the user pans or zooms, every drawing is fitted; afterwards the spacing stays.
-    if (!this.spacing || !this.moved) this.spacing = this._fitSpacing(this.packed);
+    if (!this.spacing || !this.moved) this.spacing = this._fitSpacing(this.packed, keep);
     this._draw();
     if (!this.fitted || !this.moved) this._centre();
     else this._apply(true);
@@ -209,20 +212,10 @@ export class TreeView {
     const scale = colourScale(vals, lowerBetter);
     this.scale = { ...scale, key, lowerBetter };
     let edges = "";
-    let labels = "";
     let circles = "";
     let badges = "";
-    // Edge labels at the middle of their edge, the shallowest first (they are shown greedily).
-    this.labelAt = [];
-    const byDepth = [...pos.values()].sort((a, b) => a.d - b.d);
-    for (const q of byDepth) {
-      const p = q.n.parent_id != null ? pos.get(q.n.parent_id) : null;
-      if (!p) continue;
-      const text = edgeLabel(q.n.key);
-      const lx = round2((p.x + q.x) / 2), ly = round2((p.y + q.y) / 2);
-      this.labelAt.push({ x: lx, y: ly, w: text.length * FONT * 0.7 + 4, h: FONT * 1.25 });
-      labels += `<text class="elabel off" x="${lx}" y="${ly}">${esc(text)}</text>`;
-    }
+    const lab = edgeLabels(pos, (n) => edgeLabel(n.key), FONT);
+    this.labelAt = lab.items;
     for (const { x, y, n } of pos.values()) {
       const p = n.parent_id != null ? pos.get(n.parent_id) : null;
       if (p) edges += edgePath(s.mode, p, { x, y });
@@ -241,7 +234,7 @@ export class TreeView {
     }
     this.svg.innerHTML =
       `<g class="viewport"><path class="edges" d="${edges}"></path><path class="sel-path" d=""></path>` +
-      `<g class="elabels">${labels}</g><g class="nodes">${circles}</g><g class="badges">${badges}</g>` +
+      `<g class="elabels">${lab.html}</g><g class="nodes">${circles}</g><g class="badges">${badges}</g>` +
       `<circle class="sel-ring" cx="0" cy="0" visibility="hidden"></circle></g>`;
     this.g = this.svg.firstElementChild;
     this.svg.dataset.layout = s.mode;
@@ -293,9 +286,9 @@ export class TreeView {
   }
 
   // The whole drawing in view: spacing refitted to the canvas (redrawn if it changed), zoom 1.
-  fit() {
+  fit(keep = true) {
     if (!this.packed || !this.packed.units.length) return;
-    const s = this._fitSpacing(this.packed);
+    const s = this._fitSpacing(this.packed, keep);
     const d = this.drawnSpacing;
     if (!d || d.mode !== s.mode || d.su !== s.su || d.sv !== s.sv) {
       this.spacing = s;
@@ -307,13 +300,10 @@ export class TreeView {
   // Zoom 1 with the drawing's box centred on the canvas it was spaced for (no layout read:
   // the size was measured before drawing).
   _centre() {
-    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-    for (const { x, y } of this.pos.values()) {
-      x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
-    }
+    const [x0, y0, x1, y1] = bounds(this.pos.values());
     const { w, h } = this.drawnSpacing;
-    this.view = { k: 1, x: round2((w - x1 - x0) / 2), y: round2((h - y1 - y0) / 2) };
-    if (!this.pos.size) this.view = { k: 1, x: 0, y: 0 };
+    const x = this.pos.size ? round2((w - x1 - x0) / 2) : 0;
+    this.view = { k: 1, x, y: this.pos.size ? round2((h - y1 - y0) / 2) : 0 };
     this.fitted = true;
     this.moved = false;
     this._apply(true);
@@ -331,8 +321,7 @@ export class TreeView {
     const { k, x, y } = this.view;
     if (!this.g) return;
     this.g.setAttribute("transform", `translate(${x},${y}) scale(${k})`);
-    if (force) return this._sized();
-    if (k === this.sizedK) return;
+    if (force || k === this.sizedK) return force && this._sized();
     cancelAnimationFrame(this.sizeFrame);
     clearTimeout(this.sizeTimer);
     if (this.drawn > 2000) this.sizeTimer = setTimeout(() => this._sized(), 90);
@@ -340,13 +329,11 @@ export class TreeView {
   }
 
   _sized() {
-    const k = this.view.k;
-    if (!this.g) return;
-    this.sizedK = k;
+    const k = (this.sizedK = this.view.k);
     // Set on the groups that use them: a change restyles only their elements.
-    const q = (sel) => this.g.querySelector(sel);
-    for (const el of [q(".nodes"), q(".badges"), q(".sel-ring")]) el.style.setProperty("--nr", `${this.radius(k) / k}px`);
-    for (const el of [q(".elabels"), q(".badges")]) el.style.setProperty("--fs", `${FONT / k}px`);
+    const q = (sel) => this.g.querySelector(sel).style;
+    for (const st of [q(".nodes"), q(".badges"), q(".sel-ring")]) st.setProperty("--nr", `${this.radius(k) / k}px`);
+    for (const st of [q(".elabels"), q(".badges")]) st.setProperty("--fs", `${FONT / k}px`);
     // Show the edge labels that overlap neither a node nor another label at this zoom.
     const show = visibleLabels(this.labelAt, this.pos.values(), k, this.radius(k) + 1);
     const els = this.labelEls;

@@ -55,7 +55,7 @@ export function bindPanZoom(tree) {
     tree.resizeFrame = requestAnimationFrame(() => {
       tree.resizeFrame = null;
       const [w, h] = tree._size();
-      if (!tree.moved && (w !== d.w || h !== d.h)) tree.fit();
+      if (!tree.moved && (w !== d.w || h !== d.h)) tree.fit(false); // may change layout
     });
   }).observe(svg);
 }
