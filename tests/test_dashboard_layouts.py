@@ -59,7 +59,8 @@ GEOMETRY = """() => {
     r = Math.min(r, b.width / 2, b.height / 2);
     n += 1;
   }
-  const shown = [...svg.querySelectorAll(".elabel")].filter(
+  // Hidden labels carry the class "off" (display: none); check the others really show.
+  const shown = [...svg.querySelectorAll(".elabel:not(.off)")].filter(
     (t) => getComputedStyle(t).display !== "none");
   const boxes = shown.map((t) => t.getBoundingClientRect()).sort((a, b) => a.left - b.left);
   const fonts = shown.map((t) => parseFloat(getComputedStyle(t).fontSize) * t.getScreenCTM().a);
@@ -117,7 +118,7 @@ def load_benchmark() -> Any:
 @pytest.fixture(scope="module")
 def jobs(api: httpx.Client, db_url: str) -> dict[str, dict[str, Any]]:
     """A wide lever-game tree, a deep synthetic one and a 10,000-node synthetic one."""
-    r = api.post("/jobs", json={"problem": "lever-game", "settings": {"max_nodes": 150}})
+    r = api.post("/jobs", json={"problem": "lever-game", "settings": {"max_nodes": 150}, "seed": 1})
     assert r.status_code == 201, r.text
     ride(db_url, r.json()["id"])
     bench = load_benchmark()
@@ -150,21 +151,23 @@ def page(browser: Any) -> Iterator[Any]:
     assert not errors, errors
 
 
-def zoom_and_fit(page: Any) -> dict[str, Any]:
-    """Zoom in off-centre, pan, then *Fit*: the geometry after each."""
+def zoom_and_fit(page: Any, at: float = 0.3, wheels: tuple[int, ...] = (-500,)) -> dict[str, Any]:
+    """Zoom in (pointer at ``at`` of the width), check, pan, then *Fit*: the geometry after."""
     box = page.locator("#tree").bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.4)
-    page.mouse.wheel(0, -500)
+    x, y = box["x"] + box["width"] * at, box["y"] + box["height"] * 0.4
+    page.mouse.move(x, y)
+    for dy in wheels:
+        page.mouse.wheel(0, dy)
     zoomed = geometry(page)
     assert zoomed["view"]["k"] > 1.5
     check_readable(zoomed, "zoomed")
     page.mouse.down()
-    page.mouse.move(
-        box["x"] + box["width"] * 0.3 + 50, box["y"] + box["height"] * 0.4 + 30, steps=3
-    )
+    page.mouse.move(x + 50, y + 30, steps=3)
     page.mouse.up()
     page.click("#fit")
-    return geometry(page)
+    fitted = geometry(page)
+    fitted["zoomed"] = zoomed
+    return fitted
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -182,7 +185,9 @@ def test_wide_and_deep_trees_fill_the_canvas(
         if shape == "wide" and size == "phone":
             shot(page, tmp_path, "dashboard-wide-phone", ".tree-card")
         check_fitted(zoom_and_fit(page), f"{shape} at {size}, zoomed then fitted")
-        # The window changes size: the untouched (fitted) view follows it.
+        if size != "phone":
+            continue
+        # The phone turns: the untouched (fitted) view follows the new canvas.
         page.set_viewport_size({"width": height, "height": width})
         page.wait_for_function(
             "w => document.querySelector('#tree').clientWidth !== w", arg=g["svg"][2] - g["svg"][0]
@@ -216,18 +221,49 @@ def test_every_layout_draws_every_node(
         page.select_option("#layout", "auto")
 
 
+CENTRES = """() => [...document.querySelectorAll("#tree .node")].map((c) => {
+  const b = c.getBoundingClientRect();
+  return [Number(c.dataset.nodeId), (b.left + b.right) / 2, (b.top + b.bottom) / 2];
+})"""
+
+
+def test_shift_wheel_stretches_the_breadth_only(page: Any, dev_server: Server, jobs: dict) -> None:
+    """Top-down: Shift+wheel spreads siblings apart about the pointer, levels stay; Fit undoes."""
+    page.set_viewport_size(dict(zip(("width", "height"), SIZES["laptop"], strict=True)))
+    open_job(page, dev_server.url, jobs["deep"]["id"])
+    page.select_option("#layout", "tidy")
+    geometry(page)
+    before = {i: (x, y) for i, x, y in page.evaluate(CENTRES)}
+    box = page.locator("#tree").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    a = min(before, key=lambda i: (before[i][0] - cx) ** 2 + (before[i][1] - cy) ** 2)
+    row = [i for i in before if abs(before[i][1] - before[a][1]) < 1 and i != a]
+    b = max(row, key=lambda i: abs(before[i][0] - before[a][0]))
+    page.mouse.move(*before[a])
+    k = page.evaluate("window.ridgerider.state.view.tree.view.k")
+    page.keyboard.down("Shift")
+    page.mouse.wheel(0, -300)
+    page.keyboard.up("Shift")
+    page.evaluate(PAINTED)
+    after = {i: (x, y) for i, x, y in page.evaluate(CENTRES)}
+    assert page.evaluate("window.ridgerider.state.view.tree.view.k") == k
+    assert after[a] == pytest.approx(before[a], abs=1)  # the node under the pointer stays
+    stretch = (after[b][0] - after[a][0]) / (before[b][0] - before[a][0])
+    assert stretch == pytest.approx(1.57, rel=0.02)  # exp(300 · 0.0015)
+    assert all(after[i][1] == pytest.approx(before[i][1], abs=1) for i in before)
+    check_readable(geometry(page), "stretched")
+    page.click("#fit")
+    refit = {i: (x, y) for i, x, y in page.evaluate(CENTRES)}
+    assert all(refit[i] == pytest.approx(before[i], abs=1) for i in before)
+
+
 def test_ten_thousand_nodes_are_drawn_whole(page: Any, dev_server: Server, jobs: dict) -> None:
     page.set_viewport_size(dict(zip(("width", "height"), SIZES["desktop"], strict=True)))
     open_job(page, dev_server.url, jobs["big"]["id"])
     g = geometry(page)
     assert g["n"] == 10_000 and page.locator("#tree .node.collapsed").count() == 0
     check_fitted(g, "10k")
-    check_fitted(zoom_and_fit(page), "10k zoomed then fitted")
-    # Deep in: labels appear where there is room for them.
-    box = page.locator("#tree").bounding_box()
-    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-    for _ in range(4):
-        page.mouse.wheel(0, -800)
-    g = geometry(page)
-    check_readable(g, "10k deep zoom")
-    assert g["labels"] > 0
+    # Deep in, labels show where there is room for them; Fit brings the whole tree back.
+    g = zoom_and_fit(page, at=0.5, wheels=(-800,) * 4)
+    assert g["zoomed"]["labels"] > 0
+    check_fitted(g, "10k zoomed then fitted")

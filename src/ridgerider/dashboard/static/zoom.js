@@ -1,5 +1,6 @@
-// Pan (drag), zoom about the pointer (wheel), click to select, double-click to collapse or
-// expand, and a refit of an untouched view when the canvas changes size.
+// Pan (drag), zoom about the pointer (wheel; Shift+wheel stretches the breadth only), click to
+// select, double-click to collapse or expand, and a refit of an untouched view when the canvas
+// changes size.
 export function bindPanZoom(tree) {
   const svg = tree.svg;
   let drag = null;
@@ -8,7 +9,9 @@ export function bindPanZoom(tree) {
     const r = svg.getBoundingClientRect();
     const mx = e.clientX - r.left;
     const my = e.clientY - r.top;
-    const f = Math.exp(-e.deltaY * 0.0015);
+    // Shift+wheel (browsers may turn it into a horizontal wheel) stretches the breadth only.
+    const f = Math.exp(-(e.deltaY || (e.shiftKey ? e.deltaX : 0)) * 0.0015);
+    if (e.shiftKey && spread(tree, f, mx, my)) return;
     const k = Math.min(tree.maxZoom(), Math.max(0.2, tree.view.k * f));
     const ratio = k / tree.view.k;
     tree.view = { k, x: mx - (mx - tree.view.x) * ratio, y: my - (my - tree.view.y) * ratio };
@@ -58,4 +61,28 @@ export function bindPanZoom(tree) {
       if (!tree.moved && (w !== d.w || h !== d.h)) tree.fit(false); // may change layout
     });
   }).observe(svg);
+}
+
+// Stretch (f > 1) or squeeze the breadth only, about the pointer (mx, my), between the fitted
+// spacing and 90 px (top-down) or 60 px (left-right) between siblings: a redraw, at most one
+// a frame. Wide trees need far more room across than between levels. Not for radial.
+function spread(tree, f, mx, my) {
+  if (!tree.g || !tree.spacing || tree.spacing.mode === "radial") return false;
+  tree.spreadBy = { f: (tree.spreadBy?.f || 1) * f, mx, my };
+  tree.spreadFrame ||= requestAnimationFrame(() => {
+    const { f, mx, my } = tree.spreadBy;
+    tree.spreadFrame = tree.spreadBy = null;
+    const s = tree.spacing;
+    const a = s.mode === "tidy" ? "su" : "sv";
+    const lo = tree._fitSpacing(tree.packed, true)[a];
+    const r = Math.max(lo, Math.min(s[a] * f, Math.max(lo, a === "su" ? 90 : 60))) / s[a];
+    if (Math.abs(r - 1) < 1e-9) return;
+    const { k, x, y } = tree.view;
+    tree.view = a === "su" ? { k, x: mx - (mx - x) * r, y } : { k, x, y: my - (my - y) * r };
+    tree.spacing = { ...s, [a]: s[a] * r, gap: s.gap * r };
+    tree.moved = true;
+    tree._draw();
+    tree._apply(true);
+  });
+  return true;
 }
