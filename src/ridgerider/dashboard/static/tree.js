@@ -329,6 +329,7 @@ export class TreeView {
   }
 
   _sized() {
+    if (!this.g) return; // reset since
     const k = (this.sizedK = this.view.k);
     // Set on the groups that use them: a change restyles only their elements.
     const q = (sel) => this.g.querySelector(sel).style;

@@ -54,7 +54,7 @@ export function bindPanZoom(tree) {
   // A new canvas size refits an untouched view (window resized, phone rotated).
   new ResizeObserver(() => {
     const d = tree.drawnSpacing;
-    if (tree.moved || !d || tree.resizeFrame) return;
+    if (tree.moved || !d || tree.resizeFrame || !svg.clientWidth) return; // hidden: no refit
     tree.resizeFrame = requestAnimationFrame(() => {
       tree.resizeFrame = null;
       const [w, h] = tree._size();
@@ -73,6 +73,7 @@ function spread(tree, f, mx, my) {
     const { f, mx, my } = tree.spreadBy;
     tree.spreadFrame = tree.spreadBy = null;
     const s = tree.spacing;
+    if (!tree.g || !s) return; // reset since
     const a = s.mode === "tidy" ? "su" : "sv";
     const lo = tree._fitSpacing(tree.packed, true)[a];
     const r = Math.max(lo, Math.min(s[a] * f, Math.max(lo, a === "su" ? 90 : 60))) / s[a];
