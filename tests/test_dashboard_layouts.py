@@ -131,10 +131,12 @@ def jobs(api: httpx.Client, db_url: str) -> dict[str, dict[str, Any]]:
     for name in ("wide", "deep"):
         nodes = api.get(f"/jobs/{ids[name]}/tree").json()["nodes"]
         depth = max(n["depth"] for n in nodes)
-        out[name] = {"id": ids[name], "nodes": len(nodes), "depth": depth}
+        root = sum(n["depth"] == 1 for n in nodes)
+        out[name] = {"id": ids[name], "nodes": len(nodes), "depth": depth, "root_children": root}
     wide, deep = out["wide"], out["deep"]
-    # The shapes the layouts are tested on: ≥ 30 nodes a level against 9 levels.
-    assert wide["nodes"] == 150 and wide["depth"] <= 3, wide
+    # The shapes the layouts are tested on: a root with many children, two or three levels
+    # (150 nodes), against 9 levels.
+    assert wide["nodes"] == 150 and wide["depth"] <= 3 and wide["root_children"] >= 10, wide
     assert deep["depth"] == 9, deep
     return out
 
