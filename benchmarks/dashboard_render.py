@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,11 @@ PAINTED = (
     "() => requestAnimationFrame(() => r(performance.now()))))"
 )
 """Resolves once the frame drawn now is on screen, with the time since the navigation start."""
+SIZED = (
+    "() => { const t = window.ridgerider.state.view.tree;"
+    " return !('sizedK' in t) || document.querySelector('#tree').dataset.k === String(t.view.k); }"
+)
+"""True once node radii and edge labels follow the zoom (at once in versions without sizedK)."""
 
 
 @dataclass
@@ -60,26 +65,42 @@ class Args:
     json: str | None = None
 
 
-def shape(n: int, rng: random.Random) -> list[tuple[int, str, int]]:
-    """(parent index, fingerprint key, depth) of ``n`` nodes in BFS order; index 0 is the root."""
+def shape(
+    n: int, rng: random.Random, max_depth: int = 12, deep: bool = False
+) -> list[tuple[int, str, int]]:
+    """(parent index, fingerprint key, depth) of ``n`` nodes in BFS order; index 0 is the root.
+
+    ``deep``: nodes are expanded depth first (the newest first), which reaches ``max_depth``
+    within a few dozen nodes: a deep, narrow tree instead of a wide one.
+    """
     out: list[tuple[int, str, int]] = [(-1, "", 0)]
-    i = 0
-    while len(out) < n and i < len(out):
+    todo = deque([0])
+    while len(out) < n and todo:
+        i = todo.pop() if deep else todo.popleft()
         _, key, depth = out[i]
         # Like RR: up to 6 negative eigenvalues, each ridden both ways; deeper, fewer.
-        ridges = rng.randint(1, max(1, 6 - depth // 2)) if depth < 12 else 0
+        ridges = rng.randint(1, max(1, 6 - depth // 2)) if depth < max_depth else 0
+        kids = []
         for idx in range(ridges):
             for sign in "+-":
                 if len(out) < n and rng.random() < 0.8:
+                    kids.append(len(out))
                     out.append((i, f"{key}.{idx}{sign}" if key else f"{idx}{sign}", depth + 1))
-        i += 1
+        todo.extend(reversed(kids) if deep else kids)
     if len(out) < n:
         raise ValueError(f"the random tree ran dry at {len(out)} nodes (try another seed)")
+    if deep:  # ranks in BFS order, as the API needs (a parent before its children)
+        order = sorted(range(n), key=lambda i: (out[i][2], i))
+        rank = {old: new for new, old in enumerate(order)}
+        out = [(rank[out[i][0]] if i else -1, out[i][1], out[i][2]) for i in order]
     return out
 
 
-def build_job(db_url: str, n: int, seed: int) -> int:
-    """A finished ``n``-node tree-rl job owned by the development user; returns its id."""
+def build_job(db_url: str, n: int, seed: int, max_depth: int = 12, deep: bool = False) -> int:
+    """A finished ``n``-node tree-rl job owned by the development user; returns its id.
+
+    ``max_depth`` and ``deep`` shape the tree (see :func:`shape`).
+    """
     rng = random.Random(seed)
     problem = create("tree-rl", {})
     theta = torch.zeros(problem.n_params, dtype=torch.float64)
@@ -103,7 +124,7 @@ def build_job(db_url: str, n: int, seed: int) -> int:
         owner_id=owner.id,
     )
     job = storage.create_job(spec, Branch(theta, None, None, (), seed, 1.0))
-    nodes = shape(n, rng)
+    nodes = shape(n, rng, max_depth, deep)
     kids = Counter(p for p, _, _ in nodes)
     data = tensor_to_bytes(theta)
     with storage.db.session() as s:
@@ -226,7 +247,8 @@ def first_view(browser: Any, url: str) -> dict[str, float]:
     """One cold load of a job page, in ms from the navigation start.
 
     ``first_view_ms``: the first page of nodes drawn and on screen; ``complete_ms``: every node
-    loaded and the tree (levels collapsed as needed) on screen; then "Expand all" timed.
+    loaded and the tree (levels collapsed as needed) on screen; then "Expand all" timed, and
+    zoom and pan on the whole tree (:func:`interact`).
     """
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
@@ -244,8 +266,9 @@ def first_view(browser: Any, url: str) -> dict[str, float]:
     page.evaluate(PAINTED)
     expand = (time.perf_counter() - t0) * 1000
     all_drawn = page.locator("#tree [data-node-id]").count()
+    moves = interact(page)
     context.close()
-    return {
+    return moves | {
         "first_view_ms": first,
         "first_loaded": first_drawn,
         "complete_ms": complete,
@@ -254,6 +277,31 @@ def first_view(browser: Any, url: str) -> dict[str, float]:
         "expand_all_ms": expand,
         "all_drawn": all_drawn,
     }
+
+
+def interact(page: Any) -> dict[str, float]:
+    """Zoom and pan the drawn tree, in ms until on screen.
+
+    ``zoom_ms``: one wheel step about the centre; ``zoom_settled_ms``: until node radii and
+    edge labels follow the new zoom too; ``pan_ms``: a 10-step drag of 220 px.
+    """
+    box = page.locator("#tree").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy)
+    t0 = time.perf_counter()
+    page.mouse.wheel(0, -300)
+    page.evaluate(PAINTED)
+    zoom = (time.perf_counter() - t0) * 1000
+    page.wait_for_function(SIZED)
+    page.evaluate(PAINTED)
+    settled = (time.perf_counter() - t0) * 1000
+    page.mouse.down()
+    t0 = time.perf_counter()
+    page.mouse.move(cx + 200, cy + 100, steps=10)
+    page.evaluate(PAINTED)
+    pan = (time.perf_counter() - t0) * 1000
+    page.mouse.up()
+    return {"zoom_ms": zoom, "zoom_settled_ms": settled, "pan_ms": pan}
 
 
 def main(args: Args) -> dict[str, Any]:
@@ -296,7 +344,8 @@ def main(args: Args) -> dict[str, Any]:
         f"({med['drawn']:.0f} drawn); GET /tree alone {med['api_tree_ms']:.0f} ms "
         f"({med['tree_bytes'] / 1e6:.1f} MB); {args.small}-node job "
         f"{med['small_first_view_ms']:.0f} ms; expand all {med['expand_all_ms']:.0f} ms "
-        f"({med['all_drawn']:.0f} drawn)"
+        f"({med['all_drawn']:.0f} drawn); zoom {med['zoom_ms']:.0f} ms (settled "
+        f"{med['zoom_settled_ms']:.0f} ms), pan {med['pan_ms']:.0f} ms"
     )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))

@@ -3,6 +3,7 @@ import { AuthError, HttpError, getJSON, streamEvents } from "./api.js";
 import { barChart, lineChart } from "./charts.js";
 import { renderCrossplay } from "./crossplay.js";
 import { renderInspector } from "./inspector.js";
+import { LAYOUTS } from "./layout.js";
 import { actionButtons } from "./manage.js";
 import { TreeView } from "./tree.js";
 import { $, FINAL, fail, jobField, show, signedIn, state } from "./ui.js";
@@ -44,6 +45,8 @@ class JobView {
       onToggle: (n) => { this.summary(); if (n === this.selected) this.select(n); },
     });
     $("#colour-by").onchange = (e) => { this.tree.colourBy = e.target.value; this.tree.render(); this.legend(); };
+    $("#layout").value = this.tree.layoutMode;
+    $("#layout").onchange = (e) => { this.tree.setLayout(e.target.value); this.summary(); };
     $("#fit").onclick = () => this.tree.fit();
     $("#expand-all").onclick = () => { this.tree.expandAll(); this.summary(); };
     $("#collapse-depth").onclick = () => {
@@ -159,6 +162,8 @@ class JobView {
     $("#tree-summary").textContent = `drawn ${drawn} of ${t.nodes.length} nodes` +
       (t.collapsed.size ? ` · ${t.collapsed.size} collapsed subtrees` : "") + ` · ${t.renderMs.toFixed(0)} ms`;
     $("#tree-summary").dataset.drawn = String(drawn);
+    const used = t.drawnSpacing?.mode; // what "auto" chose for this tree on this canvas
+    $("#layout").options[0].textContent = used ? `auto (${LAYOUTS[used]})` : "auto";
   }
 
   legend() {

@@ -1,10 +1,15 @@
-// The solution tree: a left-to-right layout drawn as SVG, one <circle> per drawn node carrying
-// data-node-id and data-fingerprint; collapsed subtrees are drawn as one node with a "+N" badge.
+// The solution tree drawn as SVG (layouts in layout.js, pan and zoom in zoom.js), one <circle>
+// per drawn node carrying data-node-id and data-fingerprint; collapsed subtrees are drawn as one
+// node with a "+N" badge. Positions are pixels at zoom 1 (the fitted view); node radii and label
+// text are counter-scaled (CSS variables --nr and --fs), so they keep their on-screen size.
+import {
+  LAYOUTS, bounds, choose, edgeLabels, edgePath, extent, place, spacing, tidy, visibleLabels,
+} from "./layout.js";
 import { colourScale, esc } from "./util.js";
+import { bindPanZoom } from "./zoom.js";
 
-const DX = 150; // depth spacing
-const DY = 18; // row spacing
-export const DRAW_LIMIT = 3000; // above this many nodes, deep levels start collapsed
+export const DRAW_LIMIT = 12000; // above this many nodes, deep levels start collapsed
+const FONT = 10; // edge label size, on-screen px
 
 // "0+.3-" for any of the fingerprint shapes the API may send (string key or [[i, s], ...]).
 export function fingerprintKey(fp) {
@@ -34,7 +39,8 @@ export class TreeView {
     this.view = { k: 1, x: 20, y: 20 };
     this.fitted = false;
     this.pos = new Map();
-    this._bind();
+    this.layoutMode = "auto"; // or one of LAYOUTS; kept from one job to the next
+    bindPanZoom(this);
   }
 
   // Forget the previous job: data, collapsed nodes, selection and view.
@@ -50,6 +56,7 @@ export class TreeView {
     this.colourBy = "loss";
     this.svg.replaceChildren();
     this.g = null;
+    this.packed = this.spacing = this.drawnSpacing = this.labelEls = this.sizedK = null;
   }
 
   // Replace the data (a fresh /tree answer); keeps the view, the selection and collapsed nodes.
@@ -115,43 +122,48 @@ export class TreeView {
     if (this.collapsed.has(id)) this.collapsed.delete(id);
     else this.collapsed.add(id);
     this.userCollapsed = true;
-    this.render();
+    this.render(true);
     this.onToggle(id, this.collapsed.has(id));
   }
 
   expandAll() {
     this.collapsed.clear();
     this.userCollapsed = true;
-    this.render();
+    this.render(true);
   }
 
   collapseLevel(depth) {
     this.collapsed.clear();
     for (const n of this.nodes) if (this.depth(n) === depth && this.children.has(n.id)) this.collapsed.add(n.id);
     this.userCollapsed = true;
+    this.render(true);
+  }
+
+  // The drawn nodes packed as a tidy tree (breadth, depth), collapsed subtrees as leaves.
+  units() {
+    const none = [];
+    const kids = (n) => (this.collapsed.has(n.id) ? none : this.children.get(n.id) || none);
+    const u = tidy(this.roots, kids);
+    return { units: u, ext: extent(u) };
+  }
+
+  // The layout drawn now: the chosen one, or for "auto" the roomiest on this canvas.
+  setLayout(mode) {
+    this.layoutMode = mode in LAYOUTS ? mode : "auto";
+    this.moved = false;
+    this.spacing = null;
     this.render();
   }
 
-  // Positions of the drawn nodes: x by depth, leaves on consecutive rows, parents centred.
-  layout() {
-    const pos = new Map();
-    let row = 0;
-    const place = (n, d) => {
-      const kids = this.collapsed.has(n.id) ? [] : this.children.get(n.id) || [];
-      let y;
-      if (!kids.length) y = row++ * DY;
-      else {
-        const ys = kids.map((c) => place(c, d + 1));
-        y = (ys[0] + ys[ys.length - 1]) / 2;
-      }
-      pos.set(n.id, { x: d * DX, y, n });
-      return y;
-    };
-    for (const r of this.roots) {
-      place(r, 0);
-      row += 1;
-    }
-    return pos;
+  _size = () => [this.svg.clientWidth || 800, this.svg.clientHeight || 500];
+
+  // Spacing that fills the canvas (and the layout, for "auto", unless `keep`: collapsing or
+  // expanding keeps the layout drawn), from the tree's shape.
+  _fitSpacing(packed, keep = false) {
+    const [w, h] = this._size();
+    const mode = this.layoutMode in LAYOUTS ? this.layoutMode
+      : keep && this.drawnSpacing ? this.drawnSpacing.mode : choose(packed.units, packed.ext, w, h);
+    return spacing(mode, packed.units, packed.ext, w, h);
   }
 
   metricOf(n, key) {
@@ -170,10 +182,26 @@ export class TreeView {
     return [...keys];
   }
 
-  render() {
+  // Draw the tree; `keep`: in the layout drawn now (see _fitSpacing).
+  render(keep = false) {
     const t0 = performance.now();
-    const pos = this.layout();
+    this.packed = this.units();
+    // Until the user pans or zooms, every drawing is fitted; afterwards the spacing stays.
+    if (!this.spacing || !this.moved) this.spacing = this._fitSpacing(this.packed, keep);
+    this._draw();
+    if (!this.fitted || !this.moved) this._centre();
+    else this._apply(true);
+    this.renderMs = performance.now() - t0;
+    return this.drawn;
+  }
+
+  _draw() {
+    const s = this.spacing;
+    const pos = place(this.packed.units, this.packed.ext, s);
     this.pos = pos;
+    this.drawnSpacing = s;
+    this.sizedK = null;
+    this.gap = s.gap;
     const key = this.colourBy;
     const lowerBetter = /loss|error/i.test(key);
     const vals = [];
@@ -184,16 +212,13 @@ export class TreeView {
     const scale = colourScale(vals, lowerBetter);
     this.scale = { ...scale, key, lowerBetter };
     let edges = "";
-    let labels = "";
     let circles = "";
     let badges = "";
+    const lab = edgeLabels(pos, (n) => edgeLabel(n.key), FONT);
+    this.labelAt = lab.items;
     for (const { x, y, n } of pos.values()) {
       const p = n.parent_id != null ? pos.get(n.parent_id) : null;
-      if (p) {
-        const mx = (p.x + x) / 2;
-        edges += `M${p.x},${p.y}C${mx},${p.y} ${mx},${y} ${x},${y}`;
-        labels += `<text class="elabel" x="${x - 8}" y="${y - 4}">${esc(edgeLabel(n.key))}</text>`;
-      }
+      if (p) edges += edgePath(s.mode, p, { x, y });
       const v = this.metricOf(n, key);
       const cls = ["node"];
       if (n.is_solution) cls.push("solution");
@@ -202,22 +227,20 @@ export class TreeView {
       const hidden = this.collapsed.has(n.id);
       if (hidden) {
         cls.push("collapsed");
-        badges += `<text class="badge" x="${x + 9}" y="${y + 4}">+${this.size.get(n.id) - 1}</text>`;
+        badges += `<text class="badge" x="${x}" y="${y}">+${this.size.get(n.id) - 1}</text>`;
       }
       const fill = v == null || !Number.isFinite(v) ? "#999" : scale.colour(v);
-      circles += `<circle class="${cls.join(" ")}" data-node-id="${n.id}" data-fingerprint="${esc(n.key)}" cx="${x}" cy="${y}" r="${n.is_solution ? 6.5 : 5}" fill="${fill}"></circle>`;
+      circles += `<circle class="${cls.join(" ")}" data-node-id="${n.id}" data-fingerprint="${esc(n.key)}" cx="${x}" cy="${y}" fill="${fill}"></circle>`;
     }
     this.svg.innerHTML =
       `<g class="viewport"><path class="edges" d="${edges}"></path><path class="sel-path" d=""></path>` +
-      `<g class="elabels">${labels}</g><g class="nodes">${circles}</g><g class="badges">${badges}</g>` +
-      `<circle class="sel-ring" r="10" cx="0" cy="0" visibility="hidden"></circle></g>`;
+      `<g class="elabels">${lab.html}</g><g class="nodes">${circles}</g><g class="badges">${badges}</g>` +
+      `<circle class="sel-ring" cx="0" cy="0" visibility="hidden"></circle></g>`;
     this.g = this.svg.firstElementChild;
-    if (!this.fitted) this.fit();
-    else this._apply();
+    this.svg.dataset.layout = s.mode;
+    this.labelEls = this.g.querySelector(".elabels").children;
     this._highlight();
     this.drawn = pos.size;
-    this.renderMs = performance.now() - t0;
-    return pos.size;
   }
 
   select(id) {
@@ -245,10 +268,7 @@ export class TreeView {
     let d = "";
     let cur = n;
     while (cur && cur.parent_id != null && this.pos.has(cur.parent_id)) {
-      const a = this.pos.get(cur.id);
-      const b = this.pos.get(cur.parent_id);
-      const mx = (a.x + b.x) / 2;
-      d += `M${b.x},${b.y}C${mx},${b.y} ${mx},${a.y} ${a.x},${a.y}`;
+      d += edgePath(this.drawnSpacing.mode, this.pos.get(cur.parent_id), this.pos.get(cur.id));
       cur = this.byId.get(cur.parent_id);
     }
     path.setAttribute("d", d);
@@ -265,74 +285,72 @@ export class TreeView {
     return out;
   }
 
-  fit() {
-    if (!this.pos || !this.pos.size) return;
-    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
-    for (const { x, y } of this.pos.values()) {
-      x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y);
+  // The whole drawing in view: spacing refitted to the canvas (redrawn if it changed), zoom 1.
+  fit(keep = true) {
+    if (!this.packed || !this.packed.units.length) return;
+    const s = this._fitSpacing(this.packed, keep);
+    const d = this.drawnSpacing;
+    if (!d || d.mode !== s.mode || d.su !== s.su || d.sv !== s.sv) {
+      this.spacing = s;
+      this._draw();
     }
-    const w = this.svg.clientWidth || 800;
-    const h = this.svg.clientHeight || 500;
-    const k = Math.min(1.5, (w - 80) / Math.max(x1 - x0, 1), (h - 40) / Math.max(y1 - y0, 1));
-    this.view = { k, x: 30 - x0 * k, y: (h - (y1 - y0) * k) / 2 - y0 * k };
+    this._centre();
+  }
+
+  // Zoom 1 with the drawing's box centred on the canvas it was spaced for (no layout read:
+  // the size was measured before drawing).
+  _centre() {
+    const [x0, y0, x1, y1] = bounds(this.pos.values());
+    const { w, h } = this.drawnSpacing;
+    const x = this.pos.size ? round2((w - x1 - x0) / 2) : 0;
+    this.view = { k: 1, x, y: this.pos.size ? round2((h - y1 - y0) / 2) : 0 };
     this.fitted = true;
-    this._apply();
+    this.moved = false;
+    this._apply(true);
   }
 
-  _apply() {
+  // The on-screen node radius at zoom k: 40 % of the gap between neighbours, 3.25 to 6 px.
+  radius(k = this.view.k) {
+    return Math.max(3.25, Math.min(6, 0.4 * this.gap * k));
+  }
+
+  // The view's transform at once; the sizes that depend on the zoom (node radius, label font,
+  // which labels fit) restyle every node, so they follow on the next frame, or for a big
+  // drawing once the zoom pauses. svg[data-k] is the zoom they were last set for.
+  _apply(force = false) {
     const { k, x, y } = this.view;
-    if (this.g) this.g.setAttribute("transform", `translate(${x},${y}) scale(${k})`);
-    // Edge labels only when rows are far enough apart to read them.
-    this.svg.classList.toggle("far", k * DY < 9);
+    if (!this.g) return;
+    this.g.setAttribute("transform", `translate(${x},${y}) scale(${k})`);
+    if (force || k === this.sizedK) return force && this._sized();
+    cancelAnimationFrame(this.sizeFrame);
+    clearTimeout(this.sizeTimer);
+    if (this.drawn > 2000) this.sizeTimer = setTimeout(() => this._sized(), 90);
+    else this.sizeFrame = requestAnimationFrame(() => this._sized());
   }
 
-  _bind() {
-    const svg = this.svg;
-    let drag = null;
-    svg.addEventListener("wheel", (e) => {
-      e.preventDefault();
-      const r = svg.getBoundingClientRect();
-      const mx = e.clientX - r.left;
-      const my = e.clientY - r.top;
-      const f = Math.exp(-e.deltaY * 0.0015);
-      const k = Math.min(20, Math.max(0.01, this.view.k * f));
-      const ratio = k / this.view.k;
-      this.view = { k, x: mx - (mx - this.view.x) * ratio, y: my - (my - this.view.y) * ratio };
-      this.moved = true;
-      this._apply();
-    }, { passive: false });
-    svg.addEventListener("pointerdown", (e) => {
-      drag = { x: e.clientX, y: e.clientY, vx: this.view.x, vy: this.view.y, moved: false };
-    });
-    svg.addEventListener("pointermove", (e) => {
-      if (!drag) return;
-      const dx = e.clientX - drag.x;
-      const dy = e.clientY - drag.y;
-      if (!drag.moved && Math.hypot(dx, dy) < 4) return;
-      if (!drag.moved) svg.setPointerCapture(e.pointerId);
-      drag.moved = true;
-      this.moved = true;
-      this.view = { ...this.view, x: drag.vx + dx, y: drag.vy + dy };
-      this._apply();
-    });
-    const end = (e) => {
-      if (drag && drag.moved) {
-        this._suppressClick = true;
-        setTimeout(() => (this._suppressClick = false), 0);
-      }
-      drag = null;
-      if (svg.hasPointerCapture(e.pointerId)) svg.releasePointerCapture(e.pointerId);
-    };
-    svg.addEventListener("pointerup", end);
-    svg.addEventListener("pointercancel", end);
-    svg.addEventListener("click", (e) => {
-      if (this._suppressClick) return;
-      const el = e.target.closest("[data-node-id]");
-      if (el) this.onSelect(Number(el.dataset.nodeId));
-    });
-    svg.addEventListener("dblclick", (e) => {
-      const el = e.target.closest("[data-node-id]");
-      if (el) this.toggle(Number(el.dataset.nodeId));
-    });
+  _sized() {
+    if (!this.g) return; // reset since
+    const k = (this.sizedK = this.view.k);
+    // Set on the groups that use them: a change restyles only their elements.
+    const q = (sel) => this.g.querySelector(sel).style;
+    for (const st of [q(".nodes"), q(".badges"), q(".sel-ring")]) st.setProperty("--nr", `${this.radius(k) / k}px`);
+    for (const st of [q(".elabels"), q(".badges")]) st.setProperty("--fs", `${FONT / k}px`);
+    // Show the edge labels that overlap neither a node nor another label at this zoom.
+    const show = visibleLabels(this.labelAt, this.pos.values(), k, this.radius(k) + 1);
+    const els = this.labelEls;
+    for (let i = 0; i < show.length; i++) {
+      const off = !show[i];
+      if (els[i].classList.contains("off") !== off) els[i].classList.toggle("off", off);
+    }
+    this.svg.dataset.k = String(k);
   }
+
+  // The largest zoom: neighbours 80 px apart on screen.
+  maxZoom() {
+    return Math.max(8, 80 / Math.max(this.gap || 1, 1e-3));
+  }
+}
+
+function round2(v) {
+  return Math.round(v * 100) / 100;
 }
