@@ -213,11 +213,13 @@ def test_inspector_shows_both_lever_game_policies(
             "els => els.map(e => [e.textContent, Number(e.getAttribute('height'))])",
         )
         assert len(bars) == len(policy) == 10
+        top = max(range(10), key=lambda i: policy[i])
         for (title, height), p in zip(bars, policy, strict=True):
             assert title.startswith(f"{player}[")
             assert float(title.split("= ")[1]) == pytest.approx(p, rel=1e-3)
-            # Probabilities are drawn on a 0..1 axis: heights are proportional to them.
-            assert height / bars[0][1] == pytest.approx(p / policy[0], rel=1e-2)
+            # Probabilities are drawn on a 0..1 axis: heights follow them (a finished leaf's
+            # policy is nearly one-hot; a bar is never drawn thinner than half a pixel).
+            assert height / bars[top][1] == pytest.approx(p / policy[top], abs=0.01)
 
 
 # The metrics of a digits-mlp node (root of `ridgerider run digits-mlp --method approx`), the last
