@@ -77,9 +77,11 @@ def main(url: str, out: Path) -> None:
         name="sdk example",
         tags=["example"],
     )
-    print(f"submitted job {job.id} ({job.status}); MIS has {job.mis.negative_eigenvalues} ridges")
+    print(f"submitted job {job.id} ({job.status}, {job.phase}): accepted before its MIS is found")
     job = client.wait(job.id, timeout=300, progress=sys.stderr.isatty())
-    print(f"job {job.id} {job.status}: {job.nodes} nodes, stopped by {job.stopped_by}")
+    assert job.mis is not None  # the worker found it first
+    print(f"job {job.id} {job.status}: its MIS has {job.mis.negative_eigenvalues} ridges")
+    print(f"  {job.nodes} nodes, stopped by {job.stopped_by}")
     solutions = client.solutions(job.id)
     for sol in solutions:
         print(f"  {sol.key:14} loss {sol.loss:+.3f}  reaches leaf {sol.metrics['leaf']}")
