@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import pytest
+from dashboard.needs import MARKS, require
 
-CHROMIUM = "/usr/bin/chromium"
+pytestmark = MARKS
+require()
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"{CHROMIUM} is absent (apt-get install -y chromium chromium-driver)",
-    ),
-]
-
-pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-pytest.importorskip("uvicorn")
 
 from dashboard.browser import Server, browser, db_url, dev_server, page  # noqa: E402
 

@@ -8,9 +8,7 @@ temporary folder (``docs/img`` holds copies).
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,18 +18,11 @@ import httpx
 import numpy as np
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from dashboard.needs import MARKS, require
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"{CHROMIUM} is absent (apt-get install -y chromium chromium-driver)",
-    ),
-]
+pytestmark = MARKS
+require()
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-uvicorn = pytest.importorskip("uvicorn")
 
 from dashboard.browser import (  # noqa: E402
     Server,
@@ -44,6 +35,7 @@ from dashboard.browser import (  # noqa: E402
     finished_job,
     open_job,
     page,
+    render_benchmark,
     ride,
     shot,
     submit,
@@ -358,14 +350,7 @@ def test_large_tree_opens_with_deep_levels_collapsed(
     page: Any, dev_server: Server, api: httpx.Client, db_url: str
 ) -> None:
     """Past 12,000 nodes the deepest levels start collapsed; every node is accounted for."""
-    spec = importlib.util.spec_from_file_location(
-        "dashboard_render", Path(__file__).parents[1] / "benchmarks" / "dashboard_render.py"
-    )
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, bench)  # its dataclass looks itself up there
-    spec.loader.exec_module(bench)
-    job_id = bench.build_job(db_url, 12_500, seed=3)
+    job_id = render_benchmark().build_job(db_url, 12_500, seed=3)
     nodes = api.get(f"/jobs/{job_id}/tree").json()["nodes"]
     assert len(nodes) == 12_500
     open_job(page, dev_server.url, job_id)

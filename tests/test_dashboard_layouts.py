@@ -9,8 +9,6 @@ a readable radius and the edge labels shown are at least 9 px and never overlap.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,18 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from dashboard.needs import MARKS, require
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"{CHROMIUM} is absent (apt-get install -y chromium chromium-driver)",
-    ),
-]
+pytestmark = MARKS
+require()
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-uvicorn = pytest.importorskip("uvicorn")
 
 from dashboard.browser import (  # noqa: E402
     Server,
@@ -39,6 +30,7 @@ from dashboard.browser import (  # noqa: E402
     dev_server,
     drawn,
     open_job,
+    render_benchmark,
     ride,
     shot,
 )
@@ -105,23 +97,13 @@ def check_readable(g: dict[str, Any], what: str) -> None:
         assert g["minFont"] >= 9 and g["maxFont"] <= 14, (what, g)
 
 
-def load_benchmark() -> Any:
-    path = Path(__file__).parents[1] / "benchmarks" / "dashboard_render.py"
-    spec = importlib.util.spec_from_file_location("dashboard_render", path)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault(spec.name, bench)  # its dataclass looks itself up there
-    spec.loader.exec_module(bench)
-    return bench
-
-
 @pytest.fixture(scope="module")
 def jobs(api: httpx.Client, db_url: str) -> dict[str, dict[str, Any]]:
     """A wide lever-game tree, a deep synthetic one and a 10,000-node synthetic one."""
     r = api.post("/jobs", json={"problem": "lever-game", "settings": {"max_nodes": 150}, "seed": 1})
     assert r.status_code == 201, r.text
     ride(db_url, r.json()["id"])
-    bench = load_benchmark()
+    bench = render_benchmark()
     ids = {
         "wide": r.json()["id"],
         "deep": bench.build_job(db_url, 200, seed=1, max_depth=9, deep=True),

@@ -15,18 +15,11 @@ from typing import Any
 import httpx
 import pytest
 
-CHROMIUM = "/usr/bin/chromium"
+from dashboard.needs import MARKS, require
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"{CHROMIUM} is absent (apt-get install -y chromium chromium-driver)",
-    ),
-]
+pytestmark = MARKS
+require()
 
-playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-uvicorn = pytest.importorskip("uvicorn")
 
 from dashboard.browser import Server, api, browser, db_url, dev_server, ride, shot  # noqa: E402
 

@@ -6,9 +6,11 @@ Playwright or Chromium is missing).
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,12 +22,12 @@ import pytest
 import uvicorn
 from playwright.sync_api import sync_playwright
 
+from dashboard.needs import CHROMIUM
 from ridgerider.api import create_app
 from ridgerider.config import Settings
 from ridgerider.services.archive import open_archive
 from ridgerider.workers.worker import Worker
 
-CHROMIUM = "/usr/bin/chromium"
 API = "/api/v1"
 JOB = {"problem": "tree-rl", "params": {"depth": 5, "tree_seed": 4}, "seed": 2}
 """A search that exhausts its tree: 35 nodes, 12 solutions."""
@@ -165,3 +167,14 @@ def descendants(nodes: list[dict], node_id: int) -> set[int]:
                 out.add(n["id"])
                 frontier.append(n["id"])
     return out
+
+
+def render_benchmark() -> Any:
+    """``benchmarks/dashboard_render.py`` as a module (its ``build_job`` writes synthetic trees)."""
+    path = Path(__file__).parents[2] / "benchmarks" / "dashboard_render.py"
+    spec = importlib.util.spec_from_file_location("dashboard_render", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, bench)  # its dataclass looks itself up there
+    spec.loader.exec_module(bench)
+    return bench
