@@ -11,7 +11,8 @@ sending its next request when the last one is answered):
 2. **Submissions**: ``POST /api/v1/jobs`` for every built-in problem (``mnist-mlp`` on small
    IDX files this script writes), one client, ``--submits`` each: p50 and p99.
 3. **Reads while jobs ride** (``--workers 2`` worker processes, two long tree-rl jobs riding):
-   ``GET /jobs/{id}`` p99 with the workers at niceness 10 (the default) and at 0, same run.
+   ``GET /jobs/{id}`` p99 with ``--clients`` clients each polling every ``--poll-s`` (what a
+   dashboard or ``Client.wait`` does), the workers at niceness 10 (the default) and at 0.
 
     python benchmarks/service_latency.py --json benchmarks/results/service_latency.json
 
@@ -105,8 +106,10 @@ def minimal(db: str) -> Any:
     return process([*cmd, "--log-level", "warning"], {"MINIMAL_DATABASE_URL": db}, "/docs")
 
 
-async def closed_loop(url: str, path: str, clients: int, seconds: float) -> dict[str, Any]:
-    """``clients`` tasks sending ``GET path`` back to back for ``seconds``."""
+async def closed_loop(
+    url: str, path: str, clients: int, seconds: float, think_s: float = 0.0
+) -> dict[str, Any]:
+    """``clients`` tasks sending ``GET path`` for ``seconds``, each ``think_s`` after an answer."""
     times: list[float] = []
     errors: list[str] = []
     limits = httpx.Limits(max_connections=clients + 5, max_keepalive_connections=clients + 5)
@@ -123,6 +126,8 @@ async def closed_loop(url: str, path: str, clients: int, seconds: float) -> dict
                 except httpx.HTTPError as exc:
                     errors.append(type(exc).__name__)
                 times.append(time.perf_counter() - t0)
+                if think_s:
+                    await asyncio.sleep(think_s)
 
         t0 = time.perf_counter()
         await asyncio.gather(*(one() for _ in range(clients)))
@@ -225,7 +230,8 @@ def under_work(db: str, args: argparse.Namespace) -> dict[str, Any]:
                 for s in (1, 2)
             ]
             time.sleep(3)  # the workers are riding
-            res = asyncio.run(closed_loop(url, f"{API}/jobs/{ids[0]}", args.clients, args.seconds))
+            path = f"{API}/jobs/{ids[0]}"
+            res = asyncio.run(closed_loop(url, path, args.clients, args.seconds, args.poll_s))
             nodes = httpx.get(f"{url}{API}/jobs/{ids[0]}", timeout=60).json()["nodes"]
             for job_id in ids:
                 httpx.post(f"{url}{API}/jobs/{job_id}/cancel", timeout=60)
@@ -240,6 +246,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--submits", type=int, default=20)
+    parser.add_argument("--poll-s", type=float, default=0.2, help="pause of a polling client")
     parser.add_argument("--only", choices=["alone", "submit", "work"], default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
