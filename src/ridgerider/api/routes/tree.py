@@ -10,11 +10,13 @@ from ridgerider.api.auth import CurrentUser, ServiceDep, owned_job
 from ridgerider.api.compact import compact_body
 from ridgerider.api.convert import (
     finite,
+    node_fields,
     node_out,
     npy_bytes,
     ride_out,
     safetensors_bytes,
     solution_out,
+    wire_json,
 )
 from ridgerider.api.httpcache import cache_headers, etag, not_modified
 from ridgerider.api.routes.jobs import ERRORS, JobId
@@ -85,10 +87,8 @@ def list_nodes(
         return cached
     storage = service.archive.storage
     page = storage.list_nodes(job_id, cursor=after, limit=limit, tree=True, trace=False)
-    body = NodesPublic.model_construct(
-        items=[node_out(n, validate=False) for n in page.items], next_after=page.next_cursor
-    )
-    return _json(body.model_dump_json(), tag)
+    body = {"items": [node_fields(n) for n in page.items], "next_after": page.next_cursor}
+    return _json(wire_json(body), tag)
 
 
 @router.get(
@@ -114,13 +114,13 @@ def get_tree(
     if tag and (cached := not_modified(if_none_match, tag)):
         return cached
     nodes = service.archive.storage.iter_nodes(job_id, tree=not pending, trace=False)
-    body = TreePublic.model_construct(
-        job_id=job.id,
-        status=job.status,
-        complete=job.finished,
-        nodes=[node_out(n, validate=False) for n in nodes],
-    )
-    return _json(body.model_dump_json(), tag)
+    body = {
+        "job_id": job.id,
+        "status": job.status,
+        "complete": job.finished,
+        "nodes": [node_fields(n) for n in nodes],
+    }
+    return _json(wire_json(body), tag)
 
 
 @router.get(
