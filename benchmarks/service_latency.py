@@ -4,8 +4,9 @@ Three measurements, each against ``ridgerider serve`` on loopback (development m
 separate process, with closed-loop clients (``--clients`` asyncio tasks in this process, each
 sending its next request when the last one is answered):
 
-1. **API alone** (``--workers 0``): ``GET /api/v1/jobs/{id}`` and ``GET /api/v1/jobs/{id}/tree``
-   of a finished 1,000-node job, each beside the same request to ``minimal_api.py`` (FastAPI +
+1. **API alone** (``--workers 0``): ``GET /api/v1/jobs/{id}``, ``GET /api/v1/jobs/{id}/tree``
+   and ``GET /api/v1/jobs/{id}/tree/compact`` of a finished 1,000-node job (httpx asks for
+   gzip: the tree routes compress), each beside the same request to ``minimal_api.py`` (FastAPI +
    SQLAlchemy selecting the same rows, served the same way) in the same run; the ratio of
    requests per second is the figure (two rounds, alternating, summed).
 2. **Submissions**: ``POST /api/v1/jobs`` for every built-in problem (``mnist-mlp`` on small
@@ -158,6 +159,8 @@ def api_alone(db: str, job_id: int, args: argparse.Namespace) -> dict[str, Any]:
         for name, rr_path, min_path in (
             ("job", f"{API}/jobs/{job_id}", f"/jobs/{job_id}"),
             ("tree_1000", f"{API}/jobs/{job_id}/tree", f"/jobs/{job_id}/tree"),
+            # the compact form (what the dashboard draws), beside the same minimal endpoint
+            ("tree_compact_1000", f"{API}/jobs/{job_id}/tree/compact", f"/jobs/{job_id}/tree"),
         ):
             rows: dict[str, list[dict[str, Any]]] = {"ridgerider": [], "minimal": []}
             for _ in range(2):  # alternate, so drift in the machine's load hits both alike

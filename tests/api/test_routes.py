@@ -318,6 +318,7 @@ def test_operation_ids_are_stable(make_client) -> None:
         "export_nodes_csv",
         "list_nodes",
         "get_tree",
+        "get_tree_compact",
         "list_solutions",
         "get_node",
         "get_node_params",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.storage.base import Storage
 from ridgerider.services.storage.models import utcnow
-from ridgerider.services.storage.records import DuplicateJobError, JobSpec
+from ridgerider.services.storage.records import TREE_COLUMNS, DuplicateJobError, JobSpec
 from ridgerider.services.storage.sql import SQLStorage
 
 from .conftest import PG
@@ -283,3 +284,21 @@ def test_branch_counts_are_the_queue_and_the_leases_of_every_job(frontier: Front
         ("running", "waiting"): 1,
         ("cancelled", "waiting"): 1,
     }
+
+
+def test_tree_rows_are_the_drawn_columns_of_the_finished_tree(frontier: Frontier) -> None:
+    store = frontier.storage
+    job_id = submit(frontier)
+    (root_lease,) = frontier.claim("w", 1, job_id=job_id)
+    assert frontier.complete(root_lease, expansion(root_lease.branch, fanout=2))
+    (leaf,) = frontier.claim("w", 1, job_id=job_id)
+    assert frontier.complete(leaf, expansion(leaf.branch, depth=1))
+    nodes = store.list_nodes(job_id).items
+    assert len(nodes) == 2
+    first, rest = store.tree_rows(job_id, limit=1), store.tree_rows(job_id, cursor=1, limit=1)
+    assert (first.next_cursor, rest.next_cursor) == (1, None)
+    for row, node in zip(first.items + rest.items, nodes, strict=True):
+        got = dict(zip(TREE_COLUMNS, row, strict=True))
+        metrics = got.pop("metrics")
+        assert got == {c: getattr(node, c) for c in TREE_COLUMNS if c != "metrics"}
+        assert metrics is None or json.loads(metrics) == node.metrics

@@ -9,6 +9,7 @@ from fastapi import APIRouter, FastAPI
 import ridgerider
 from ridgerider.api.docs import mount_docs
 from ridgerider.api.errors import AllowHeaderMiddleware, BodyLimitMiddleware, install_handlers
+from ridgerider.api.httpcache import TreeGZipMiddleware
 from ridgerider.api.metrics import Metrics, MetricsMiddleware
 from ridgerider.api.routes import crossplay, events, export, jobs, system, tree
 from ridgerider.api.state import PoolFactory, lifespan
@@ -49,6 +50,7 @@ def create_app(
     app.include_router(api)
     app.include_router(system.health_router, include_in_schema=False)  # probes at the root too
     install_handlers(app)
+    app.add_middleware(TreeGZipMiddleware)  # innermost: routes see plain bodies, metrics all
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(AllowHeaderMiddleware, paths=lambda: app.openapi()["paths"])

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from fastapi import Response
 from pydantic import BaseModel
+from pydantic_core import to_json
 from torch import Tensor
 
 from ridgerider.schemas import JobPublic, MisPublic, NodePublic, RidePublic, SolutionPublic
@@ -19,11 +20,13 @@ __all__ = [
     "finite",
     "job_out",
     "model_response",
+    "node_fields",
     "node_out",
     "npy_bytes",
     "ride_out",
     "safetensors_bytes",
     "solution_out",
+    "wire_json",
 ]
 
 
@@ -87,20 +90,54 @@ def job_out(job: JobRecord, solutions: int | None = None) -> JobPublic:
     )
 
 
+def _fingerprint(key: str) -> list[list[int]]:
+    """``"0+.3-"`` → ``[[0, 1], [3, -1]]``: the wire's fingerprint, in one pass over the key."""
+    return [[int(p[:-1]), 1 if p[-1] == "+" else -1] for p in key.split(".")] if key else []
+
+
+def _finite_float(value: float | None) -> float | None:
+    return value if value is None or math.isfinite(value) else None
+
+
+_NODE_FIELDS = tuple(NodePublic.model_fields)
+"""The wire fields of a node, in the model's order."""
+
+
+def node_fields(node: NodeRecord) -> dict[str, Any]:
+    """A node's wire fields as a plain dict: what :func:`node_out` holds, without a model.
+
+    For listings of stored nodes that are only serialised (by :func:`wire_json`): a model per
+    node, built and validated, was a third of ``/tree``'s time. Non-finite floats are left to
+    the serialiser.
+    """
+    out = {name: getattr(node, name, None) for name in _NODE_FIELDS}
+    out["fingerprint"] = _fingerprint(node.key)
+    return out
+
+
+def wire_json(value: Any) -> bytes:
+    """``value`` as JSON, serialised like a pydantic model's fields, NaN and infinities null.
+
+    Dicts, lists, scalars and datetimes (in the form the models give them), in one pass of
+    pydantic's core.
+    """
+    return to_json(value, inf_nan_mode="null")
+
+
 def node_out(node: NodeRecord) -> NodePublic:
     """A node (or a branch not ridden yet) as the API shows it."""
     return NodePublic(
         id=node.id,
         parent_id=node.parent_id,
-        fingerprint=[list(c) for c in node.fingerprint],
+        fingerprint=_fingerprint(node.key),
         key=node.key,
         depth=node.depth,
         rank=node.rank,
         status=node.status,  # type: ignore[arg-type]
-        eigenvalue=finite(node.eigenvalue),
-        eigenvalue_end=finite(node.eigenvalue_end),
-        loss_start=finite(node.loss_start),
-        loss=finite(node.loss),
+        eigenvalue=_finite_float(node.eigenvalue),
+        eigenvalue_end=_finite_float(node.eigenvalue_end),
+        loss_start=_finite_float(node.loss_start),
+        loss=_finite_float(node.loss),
         steps=node.steps,
         end_reason=node.end_reason,
         leaf_reason=node.leaf_reason,
@@ -109,7 +146,7 @@ def node_out(node: NodeRecord) -> NodePublic:
         solution_key=node.solution_key,
         n_children=node.n_children,
         crossings=node.crossings,
-        metrics=finite(node.metrics),
+        metrics=None if node.metrics is None else finite(node.metrics),
         finished_at=node.finished_at,
     )
 

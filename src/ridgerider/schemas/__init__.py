@@ -39,7 +39,7 @@ from ridgerider.schemas.jobs import (
 from ridgerider.schemas.nodes import NodePublic, NodesPublic, NodeTracePublic, RidePublic
 from ridgerider.schemas.problems import ProblemPublic
 from ridgerider.schemas.settings import MAX_NODES, MAX_STEPS, SearchSettings
-from ridgerider.schemas.tree import SolutionPublic, TreePublic
+from ridgerider.schemas.tree import SolutionPublic, TreeCompactPublic, TreePublic
 
 __all__ = [
     "ID_MAX",
@@ -79,5 +79,6 @@ __all__ = [
     "RidePublic",
     "SearchSettings",
     "SolutionPublic",
+    "TreeCompactPublic",
     "TreePublic",
 ]

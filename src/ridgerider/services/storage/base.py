@@ -12,6 +12,7 @@ budget stopped can be extended (back to ``running``); a failed or cancelled one 
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
@@ -24,6 +25,7 @@ from ridgerider.core.branch import Branch
 from ridgerider.core.errors import SettingsError
 from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.storage.records import (
+    TREE_COLUMNS,
     EventRecord,
     JobRecord,
     JobSpec,
@@ -247,12 +249,20 @@ class Storage(ABC):
 
     @abstractmethod
     def list_nodes(
-        self, job_id: int, *, cursor: int | None = None, limit: int = 1000, tree: bool = True
+        self,
+        job_id: int,
+        *,
+        cursor: int | None = None,
+        limit: int = 1000,
+        tree: bool = True,
+        trace: bool = True,
     ) -> Page[NodeRecord]:
         """Nodes of a job, a page at a time.
 
         ``tree=True``: the finished tree in single-worker expansion order (cursor: the rank);
-        ``tree=False``: every row, branches included, by id (cursor: the id).
+        ``tree=False``: every row, branches included, by id (cursor: the id). ``trace=False``
+        lets a storage leave each record's ``trace`` out (``None``): the per-step losses are
+        most of a row, and a listing for the wire does not show them.
         """
 
     @abstractmethod
@@ -307,13 +317,29 @@ class Storage(ABC):
         include it.
         """
 
+    def tree_rows(
+        self, job_id: int, *, cursor: int | None = None, limit: int = 1000
+    ) -> Page[tuple[Any, ...]]:
+        """A page of the finished tree (by rank, like ``list_nodes``) as bare ``TREE_COLUMNS``.
+
+        Tuples of only what drawing needs, ``metrics`` as JSON text: no record per node and
+        nothing else of the row (traces and parameters stay behind). The SQL storage selects
+        those columns alone; this default derives them from ``list_nodes``.
+        """
+        page = self.list_nodes(job_id, cursor=cursor, limit=limit, tree=True, trace=False)
+        rows = [
+            (*(getattr(n, c) for c in TREE_COLUMNS[:-1]), _json_or_none(n.metrics))
+            for n in page.items
+        ]
+        return Page(rows, page.next_cursor)
+
     def iter_nodes(
-        self, job_id: int, *, tree: bool = True, page: int = 1000
+        self, job_id: int, *, tree: bool = True, page: int = 1000, trace: bool = True
     ) -> Iterable[NodeRecord]:
-        """Every node of a job, fetched a page at a time."""
+        """Every node of a job, fetched a page at a time (``trace``: as in ``list_nodes``)."""
         cursor: int | None = None
         while True:
-            result = self.list_nodes(job_id, cursor=cursor, limit=page, tree=tree)
+            result = self.list_nodes(job_id, cursor=cursor, limit=page, tree=tree, trace=trace)
             yield from result.items
             if result.next_cursor is None:
                 return
@@ -321,3 +347,7 @@ class Storage(ABC):
 
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections."""
+
+
+def _json_or_none(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)

@@ -18,7 +18,13 @@ class MemoryTree(MemoryTables):
 
     @override
     def list_nodes(
-        self, job_id: int, *, cursor: int | None = None, limit: int = 1000, tree: bool = True
+        self,
+        job_id: int,
+        *,
+        cursor: int | None = None,
+        limit: int = 1000,
+        tree: bool = True,
+        trace: bool = True,
     ) -> Page[NodeRecord]:
         with self.lock:
             job = self.jobs.get(job_id)

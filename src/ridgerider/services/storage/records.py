@@ -13,6 +13,7 @@ from ridgerider.schemas.enums import JobStatus
 __all__ = [
     "NODE_RESULT_FIELDS",
     "NODE_RESULT_TYPES",
+    "TREE_COLUMNS",
     "DuplicateJobError",
     "EventRecord",
     "JobRecord",
@@ -183,6 +184,26 @@ def _value_type(hint: Any) -> type:
 
 NODE_RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(NodeResult))
 """The result columns of a ``nodes`` row, in declaration order."""
+TREE_COLUMNS: tuple[str, ...] = (
+    "id",
+    "parent_id",
+    "key",
+    "depth",
+    "rank",
+    "status",
+    "eigenvalue",
+    "loss",
+    "steps",
+    "end_reason",
+    "is_leaf",
+    "is_solution",
+    "metrics",
+)
+"""What drawing a tree needs of each node, in the order ``Storage.tree_rows`` returns it.
+
+``metrics`` comes as its stored JSON text (``None`` until the node is done), not decoded:
+the compact tree form splices it into its answer as it is.
+"""
 NODE_RESULT_TYPES: dict[str, type] = {
     name: _value_type(hint) for name, hint in get_type_hints(NodeResult).items()
 }

@@ -9,14 +9,20 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Row, func, select, text
+from sqlalchemy import Row, Text, cast, func, select, text
 from torch import Tensor
 from typing_extensions import override
 
 from ridgerider.core.branch import Branch, tensor_from_bytes
 from ridgerider.schemas.enums import NodeStatus
 from ridgerider.services.storage.base import Storage
-from ridgerider.services.storage.records import NodeRecord, Page, RideRecord, SolutionRecord
+from ridgerider.services.storage.records import (
+    TREE_COLUMNS,
+    NodeRecord,
+    Page,
+    RideRecord,
+    SolutionRecord,
+)
 from ridgerider.services.storage.session import Database
 from ridgerider.services.storage.tables import JOBS, NODES, SOLUTIONS, load_blob
 
@@ -24,6 +30,13 @@ __all__ = ["SQLTree"]
 
 _NODE_COLS = [NODES.c[f.name] for f in fields(NodeRecord)]
 """The columns a :class:`NodeRecord` is read from (its fields, by name)."""
+_LISTED_COLS = [c for c in _NODE_COLS if c.name != "trace"]
+"""The same less ``trace`` (per-step losses: most of a row, decoded for nothing on a listing)."""
+_TREE_COLS = [
+    cast(NODES.c.metrics, Text) if name == "metrics" else NODES.c[name] for name in TREE_COLUMNS
+]
+"""``TREE_COLUMNS``, ``metrics`` as its JSON text (read as stored, not decoded)."""
+_RANK = TREE_COLUMNS.index("rank")
 
 
 def _node_record(row: Row[Any]) -> NodeRecord:
@@ -37,21 +50,46 @@ class SQLTree(Storage):
 
     @override
     def list_nodes(
-        self, job_id: int, *, cursor: int | None = None, limit: int = 1000, tree: bool = True
+        self,
+        job_id: int,
+        *,
+        cursor: int | None = None,
+        limit: int = 1000,
+        tree: bool = True,
+        trace: bool = True,
     ) -> Page[NodeRecord]:
         n = NODES.c
-        stmt = select(*_NODE_COLS).where(n.job_id == job_id).limit(limit + 1)
+        cols = _NODE_COLS if trace else _LISTED_COLS
+        stmt = select(*cols).where(n.job_id == job_id).limit(limit + 1)
         if tree:
             prefix = select(JOBS.c.prefix).where(JOBS.c.id == job_id).scalar_subquery()
             stmt = stmt.where(n.rank >= (cursor or 0), n.rank < prefix).order_by(n.rank)
         else:
             stmt = stmt.where(n.id > (cursor or 0)).order_by(n.id)
-        with self.db.session(write=False) as s:
-            rows = [_node_record(r) for r in s.connection().execute(stmt)]
+        with self.db.read() as conn:
+            rows = [_node_record(r) for r in conn.execute(stmt)]
         if len(rows) <= limit:
             return Page(rows, None)
         last = rows[limit - 1]
         return Page(rows[:limit], (last.rank or 0) + 1 if tree else last.id)
+
+    @override
+    def tree_rows(
+        self, job_id: int, *, cursor: int | None = None, limit: int = 1000
+    ) -> Page[tuple[Any, ...]]:
+        n = NODES.c
+        prefix = select(JOBS.c.prefix).where(JOBS.c.id == job_id).scalar_subquery()
+        stmt = (
+            select(*_TREE_COLS)
+            .where(n.job_id == job_id, n.rank >= (cursor or 0), n.rank < prefix)
+            .order_by(n.rank)
+            .limit(limit + 1)
+        )
+        with self.db.read() as conn:
+            rows = [tuple(r) for r in conn.execute(stmt)]
+        if len(rows) <= limit:
+            return Page(rows, None)
+        return Page(rows[:limit], (rows[limit - 1][_RANK] or 0) + 1)
 
     @override
     def get_node(self, node_id: int) -> NodeRecord | None:
