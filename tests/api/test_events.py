@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from ridgerider.api.feeds import Cursor
+from ridgerider.core.settings import RRSettings
 from ridgerider.workers.pools import start_local_workers
 
 from .conftest import API, BODY
@@ -265,3 +266,37 @@ def test_metrics_parse_with_histograms_per_route_template(make_client) -> None:
         assert value(metrics(other), "ridgerider_jobs_submitted_total") == 0
         text = c.get("/metrics").text
         assert "sqlite" not in text and "postgresql" not in text and "Bearer" not in text
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("finish_during", ["list_events", "get_job"])
+def test_a_poll_never_sends_the_final_status_before_a_node(db_url: str, finish_during: str) -> None:
+    """The job finishes between a poll's reads (at its first log read, or its job read): the
+    poll still has every node, and the final status after them."""
+    from ridgerider.api.eventlog import poll
+    from ridgerider.services import jobs
+    from ridgerider.services.archive import open_archive
+    from ridgerider.workers.worker import Worker
+
+    archive = open_archive(db_url)
+    try:
+        storage = archive.storage
+        job = jobs.submit(storage, archive.frontier, "toy2d", {}, RRSettings())
+        real = getattr(storage, finish_during)
+        fired = []
+
+        def finish_then_read(*args: Any, **kwargs: Any) -> Any:
+            if not fired:
+                fired.append(True)
+                Worker(archive.frontier, job_id=job.id).run()  # the whole search, right now
+            return real(*args, **kwargs)
+
+        setattr(storage, finish_during, finish_then_read)
+        got = poll(storage, job.id, Cursor())
+        assert got is not None and got.finished
+        kinds = [(i.kind, json.loads(i.data).get("status")) for i in got.items]
+        nodes = [k for k in kinds if k[0] == "node"]
+        assert len(nodes) == storage.get_job(job.id).nodes == 5
+        assert kinds[-1] == ("status", "succeeded")  # after every node
+    finally:
+        archive.close()

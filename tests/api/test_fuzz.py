@@ -84,4 +84,5 @@ def test_fuzz_covers_the_api(tmp_path: Path) -> None:
     """Control: every operation but the event stream is fuzzed."""
     names = {op.ok().label for op in schema.get_all_operations()}
     assert "POST /api/v1/jobs" in names and "GET /api/v1/jobs/{job_id}/tree" in names
-    assert len(names) == 22
+    assert "GET /api/v1/jobs/{job_id}/tree/compact" in names
+    assert len(names) == 23

@@ -137,6 +137,11 @@ def node_items(node: NodeRecord) -> list[Item]:
     return items
 
 
+def _is_final(e: EventRecord) -> bool:
+    """Whether a log event is a job's final status change."""
+    return e.kind in STATUS_KINDS and e.kind != "created" and JobStatus(e.kind).finished
+
+
 def status_items(events: list[EventRecord], job: JobRecord) -> list[Item]:
     """The ``status`` events among a job's log events (others only move the cursor)."""
     out = []
@@ -199,16 +204,31 @@ def head_of(storage: Storage, job_id: int) -> tuple[Cursor, bool] | None:
 
 
 def poll(storage: Storage, job_id: int, head: Cursor) -> Poll | None:
-    """The job, its log after ``head``, a page of its tree after ``head``, its rides."""
-    job = storage.get_job(job_id)  # first: a job seen finished here has all its nodes below
+    """The job's log after ``head``, the job, a page of its tree after ``head``, its rides.
+
+    The order of the reads keeps a final status after every node: the log is read first, so a
+    final status in it was committed before the job row read next, whose node count (and the
+    nodes read after it) covers every node of the search. A job seen finished that the log read
+    missed has its final status logged by then (with the transition): the log is read again. A
+    final status is held back while more nodes than a page remain.
+    """
+    events, last = read_events(storage, job_id, head.event)
+    job = storage.get_job(job_id)
     if job is None:
         return None
-    events, last = read_events(storage, job_id, head.event)
+    if job.finished and not any(_is_final(e) for e in events):
+        later, last = read_events(storage, job_id, last)
+        events += later
     nodes: list[NodeRecord] = []
     more = False
     if job.nodes > head.nodes:
         page = storage.list_nodes(job_id, cursor=head.nodes, limit=PAGE)
         nodes, more = page.items, page.next_cursor is not None
+    if more:  # the final status waits for the nodes of the next polls
+        final = next((i for i, e in enumerate(events) if _is_final(e)), None)
+        if final is not None:
+            last = events[final - 1].id if final else head.event
+            events = events[:final]
     riding = None
     if not job.finished:
         rides = storage.rides(job_id)
