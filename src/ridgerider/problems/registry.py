@@ -15,6 +15,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from ridgerider.problems.base import ParamError, RegisteredProblem
+from ridgerider.problems.colored import ColoredDigits, ColoredMnist
 from ridgerider.problems.coord_game import CoordGame
 from ridgerider.problems.digits import DigitsMLP
 from ridgerider.problems.gym_policy import GymPolicy
@@ -34,6 +35,8 @@ _BUILTIN: tuple[type[RegisteredProblem], ...] = (
     CoordGame,
     DigitsMLP,
     MnistMLP,
+    ColoredDigits,
+    ColoredMnist,
     GymTabular,
     GymPolicy,
 )
