@@ -214,7 +214,21 @@ def test_mnist_problem_from_idx_files(tmp_path, gz):
 
 
 def test_mnist_missing_files_and_params(tmp_path):
-    with pytest.raises(IDXError, match="missing train-images"):
+    with pytest.raises(ParamError, match=r"data_dir.*missing train-images") as missing:
+        MnistMLP.from_params({"data_dir": str(tmp_path)})
+    assert missing.value.field == "data_dir"
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(b"not an IDX file")
+    with pytest.raises(ParamError, match=r"data_dir.*magic"):
         MnistMLP.from_params({"data_dir": str(tmp_path)})
     with pytest.raises(ParamError, match="data_dir"):
         MnistMLP.from_params({})
+
+
+def test_mnist_bad_files_are_exit_2_naming_data_dir(tmp_path):
+    from click.testing import CliRunner
+
+    from ridgerider.cli import main
+
+    result = CliRunner().invoke(main, ["run", "mnist-mlp", "--set", f"data_dir={tmp_path}"])
+    assert result.exit_code == 2, result.output
+    assert "data_dir" in result.output and "missing train-images" in result.output

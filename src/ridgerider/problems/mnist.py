@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from pydantic import Field
 
+from ridgerider.problems.base import ParamError
 from ridgerider.problems.mlp import MLPClassifier, MLPParams
 
 __all__ = ["IDXError", "MnistMLP", "MnistMLPParams", "find_idx", "read_idx"]
@@ -106,18 +107,27 @@ class MnistMLP(MLPClassifier):
 
     def __init__(self, params: MnistMLPParams) -> None:
         super().__init__(params)
-        arrays = {key: read_idx(find_idx(params.data_dir, stem)) for key, stem in _FILES.items()}
+        try:
+            arrays = self._read(params.data_dir)
+        except (OSError, IDXError) as exc:  # the CLI's exit 2 and the API's 422 name data_dir
+            raise ParamError(self.name, "data_dir", str(exc)) from None
+        g = torch.Generator().manual_seed(params.subset_seed)
+        x_train, y_train = self._subset(arrays, "train", params.n_train, g)
+        x_test, y_test = self._subset(arrays, "test", params.n_test, g)
+        n_classes = int(max(int(y_train.max()), int(y_test.max()))) + 1
+        self._setup(x_train, y_train, x_test, y_test, max(n_classes, 2))
+
+    @staticmethod
+    def _read(data_dir: str) -> dict[str, np.ndarray]:
+        """The four IDX arrays of ``data_dir``; :class:`IDXError` if any is missing or wrong."""
+        arrays = {key: read_idx(find_idx(data_dir, stem)) for key, stem in _FILES.items()}
         for split in ("train", "test"):
             images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
             if images.ndim < 2 or labels.ndim != 1 or images.shape[0] != labels.shape[0]:
                 raise IDXError(f"{split}: images {images.shape} do not match labels {labels.shape}")
         if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
             raise IDXError("train and test images differ in shape")
-        g = torch.Generator().manual_seed(params.subset_seed)
-        x_train, y_train = self._subset(arrays, "train", params.n_train, g)
-        x_test, y_test = self._subset(arrays, "test", params.n_test, g)
-        n_classes = int(max(int(y_train.max()), int(y_test.max()))) + 1
-        self._setup(x_train, y_train, x_test, y_test, max(n_classes, 2))
+        return arrays
 
     @staticmethod
     def _subset(
