@@ -150,3 +150,20 @@ def test_crossplay_lever_counts_the_unique_lever(tmp_path: Path, monkeypatch: An
     (run,) = json.loads((tmp_path / "crossplay_lever.json").read_text())["runs"]
     assert run["layout"] == "paper" and run["replicates"] == 3
     assert run["unique"] == (run["chosen_levers"] == [9, 9])
+
+
+def test_service_latency_submissions(tmp_path: Path) -> None:
+    """Its submission phase against a real ``ridgerider serve`` (the other phases take minutes)."""
+    out = tmp_path / "latency.json"
+    args = ["--only", "submit", "--submits", "1", "--problems", "1", "--json", str(out)]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "service_latency.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert list(result["submit"]) == ["toy2d"]
+    assert result["submit"]["toy2d"]["errors"] == 0 and result["submit"]["toy2d"]["p99_ms"] > 0
