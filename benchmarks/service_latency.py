@@ -89,9 +89,12 @@ def process(cmd: list[str], env: dict[str, str], ready: str) -> Iterator[str]:
         proc.wait(60)
 
 
-def ridgerider(db: str, workers: int, extra: dict[str, str] | None = None) -> Any:
+def ridgerider(
+    db: str, workers: int, extra: dict[str, str] | None = None, src: str | None = None
+) -> Any:
+    """``ridgerider serve --dev`` of this checkout, or of another one's ``src`` folder."""
     cmd = [sys.executable, "-m", "ridgerider.cli", "serve", "--dev", "--workers", str(workers)]
-    env = {"RIDGERIDER_DATABASE_URL": db, "PYTHONPATH": str(ROOT / "src"), **(extra or {})}
+    env = {"RIDGERIDER_DATABASE_URL": db, "PYTHONPATH": src or str(ROOT / "src"), **(extra or {})}
     return process([*cmd, "--log-level", "warning"], env, "/readyz")
 
 
@@ -155,21 +158,27 @@ def build_job(db: str, n: int) -> int:
 
 def api_alone(db: str, job_id: int, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    with ridgerider(db, 0) as rr_url, minimal(db) as min_url:
+    with contextlib.ExitStack() as stack:
+        rr_url = stack.enter_context(ridgerider(db, 0))
+        min_url = stack.enter_context(minimal(db))
+        old_url = (
+            stack.enter_context(ridgerider(db, 0, src=args.landed_src)) if args.landed_src else None
+        )
         for name, rr_path, min_path in (
             ("job", f"{API}/jobs/{job_id}", f"/jobs/{job_id}"),
             ("tree_1000", f"{API}/jobs/{job_id}/tree", f"/jobs/{job_id}/tree"),
             # the compact form (what the dashboard draws), beside the same minimal endpoint
             ("tree_compact_1000", f"{API}/jobs/{job_id}/tree/compact", f"/jobs/{job_id}/tree"),
         ):
-            rows: dict[str, list[dict[str, Any]]] = {"ridgerider": [], "minimal": []}
-            for _ in range(2):  # alternate, so drift in the machine's load hits both alike
-                rows["minimal"].append(
-                    asyncio.run(closed_loop(min_url, min_path, args.clients, args.seconds))
-                )
-                rows["ridgerider"].append(
-                    asyncio.run(closed_loop(rr_url, rr_path, args.clients, args.seconds))
-                )
+            targets = {"minimal": (min_url, min_path), "ridgerider": (rr_url, rr_path)}
+            if old_url is not None and not name.startswith("tree_compact"):
+                targets["landed"] = (old_url, rr_path)  # the same route of the older code
+            rows: dict[str, list[dict[str, Any]]] = {k: [] for k in targets}
+            for _ in range(2):  # alternate, so drift in the machine's load hits all alike
+                for key, (url, path) in targets.items():
+                    rows[key].append(
+                        asyncio.run(closed_loop(url, path, args.clients, args.seconds))
+                    )
             summary = {
                 k: {
                     "rps": sum(r["rps"] for r in v) / len(v),
@@ -179,6 +188,8 @@ def api_alone(db: str, job_id: int, args: argparse.Namespace) -> dict[str, Any]:
                 for k, v in rows.items()
             }
             summary["ratio"] = summary["ridgerider"]["rps"] / summary["minimal"]["rps"]
+            if "landed" in summary:
+                summary["landed_ratio"] = summary["landed"]["rps"] / summary["minimal"]["rps"]
             out[name] = summary
             print(name, json.dumps(summary))
     return out
@@ -254,6 +265,9 @@ def main() -> None:
     parser.add_argument("--poll-s", type=float, default=0.2, help="pause of a polling client")
     parser.add_argument("--only", choices=["alone", "submit", "work"], default=None)
     parser.add_argument("--problems", type=int, default=None, help="only the first N problems")
+    parser.add_argument(
+        "--landed-src", default=None, help="also serve this src/ (older code) in the API phase"
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
