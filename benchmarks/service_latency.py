@@ -54,6 +54,8 @@ PROBLEMS: list[dict[str, Any]] = [
     {"problem": "mnist-mlp", "params": {"data_dir": "mnist"}, "settings": {"method": "approx"}},
     {"problem": "gym-tabular", "params": {"env_id": "FrozenLake-v1"}},
     {"problem": "gym-policy", "params": {"env_id": "CartPole-v1"}},
+    {"problem": "colored-digits", "settings": {"method": "approx"}},
+    {"problem": "colored-mnist", "params": {"data_dir": "mnist"}, "settings": {"method": "approx"}},
 ]
 RIDING = {
     "problem": "tree-rl",

@@ -47,6 +47,9 @@ Not stated by the paper, so left at the problem's default:
   and Fig. 3 claims reproduce: ``benchmarks/README.md``).
 * ``lever-game``'s ``max_depth`` 4: the lever game's ridges end at a pure policy within two
   levels; the paper does not state a depth.
+* ``lever-game``'s ``polish_steps`` 300 (``polish_lr`` 3.0): a leaf is finished by gradient
+  descent to its lever's payoff, as cross-play finishes every leaf before it scores it; the
+  paper shows finished policies but does not say how it finishes them.
 """
 
 from __future__ import annotations
