@@ -408,6 +408,12 @@ def test_crossplay_figure_matches_the_cli(
         assert {"average payoff", "fingerprint (eigen-index, sign)"} <= set(labels)
         assert {"player 1's fingerprint", "player 2's fingerprint"} <= set(labels)
         shot(page, tmp_path, "dashboard-crossplay-page", "#crossplay-view")
+        for size in ("tablet", "phone"):  # the figure scales with the window, inside it
+            page.set_viewport_size(dict(zip(("width", "height"), SIZES[size], strict=True)))
+            no_sideways_scroll(page)
+            assert page.locator(f"{bars} rect.bar").count() == len(rows)
+            box = page.locator(bars).bounding_box()
+            assert box is not None and 0 < box["x"] + box["width"] <= SIZES[size][0]
         # A spread larger than the mean: the error bar stops at the axis, which starts at 0.
         wide = {**report, "fingerprints": [{**r, "xp_std": r["xp"] + 0.3} for r in rows]}
         page.evaluate(
