@@ -32,11 +32,9 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -63,27 +61,9 @@ latency = _module("service_latency")  # the servers: ridgerider serve, minimal_a
 render = _module("dashboard_render")  # build_job: a synthetic finished job
 
 
-@contextlib.contextmanager
-def server(db: str, src: Path = ROOT / "src") -> Iterator[tuple[str, int]]:
+def server(db: str, src: Path = ROOT / "src") -> Any:
     """``ridgerider serve --dev --workers 0`` on ``db`` from ``src``: its URL and process id."""
-    port = latency.free_port()
-    url = f"http://127.0.0.1:{port}"
-    cmd = [sys.executable, "-m", "ridgerider.cli", "serve", "--dev", "--workers", "0"]
-    env = {**os.environ, "RIDGERIDER_DATABASE_URL": db, "PYTHONPATH": str(src)}
-    proc = subprocess.Popen([*cmd, "--log-level", "warning", "--port", str(port)], env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError("ridgerider serve did not start")
-            time.sleep(0.2)
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(60)
+    return latency.ridgerider(db, 0, src=str(src))
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -37,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import numpy as np
@@ -70,9 +70,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class Served(NamedTuple):
+    """A server this script started: its base URL and process id."""
+
+    url: str
+    pid: int
+
+
 @contextlib.contextmanager
-def process(cmd: list[str], env: dict[str, str], ready: str) -> Iterator[str]:
-    """Run a server; yield its base URL once ``ready`` (a path) answers 200."""
+def process(cmd: list[str], env: dict[str, str], ready: str) -> Iterator[Served]:
+    """Run a server; yield its URL and pid once ``ready`` (a path) answers 200."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen([*cmd, "--port", str(port)], env={**os.environ, **env})
@@ -85,7 +92,7 @@ def process(cmd: list[str], env: dict[str, str], ready: str) -> Iterator[str]:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"{cmd} did not start")
             time.sleep(0.2)
-        yield url
+        yield Served(url, proc.pid)
     finally:
         proc.terminate()
         proc.wait(60)
@@ -161,10 +168,12 @@ def build_job(db: str, n: int) -> int:
 def api_alone(db: str, job_id: int, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with contextlib.ExitStack() as stack:
-        rr_url = stack.enter_context(ridgerider(db, 0))
-        min_url = stack.enter_context(minimal(db))
+        rr_url = stack.enter_context(ridgerider(db, 0)).url
+        min_url = stack.enter_context(minimal(db)).url
         old_url = (
-            stack.enter_context(ridgerider(db, 0, src=args.landed_src)) if args.landed_src else None
+            stack.enter_context(ridgerider(db, 0, src=args.landed_src)).url
+            if args.landed_src
+            else None
         )
         for name, rr_path, min_path in (
             ("job", f"{API}/jobs/{job_id}", f"/jobs/{job_id}"),
@@ -214,7 +223,7 @@ def submissions(db: str, root: Path, args: argparse.Namespace) -> dict[str, Any]
     write_mnist(root / "mnist")
     out: dict[str, Any] = {}
     with (
-        ridgerider(db, 0, {"RIDGERIDER_DATA_ROOT": str(root)}) as url,
+        ridgerider(db, 0, {"RIDGERIDER_DATA_ROOT": str(root)}) as (url, _),
         httpx.Client(base_url=url, timeout=120) as http,
     ):
         for body in PROBLEMS if args.problems is None else PROBLEMS[: args.problems]:
@@ -242,7 +251,7 @@ def submissions(db: str, root: Path, args: argparse.Namespace) -> dict[str, Any]
 def under_work(db: str, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for nice in ("10", "0"):
-        with ridgerider(db, 2, {"RIDGERIDER_WORKER_NICE": nice}) as url:
+        with ridgerider(db, 2, {"RIDGERIDER_WORKER_NICE": nice}) as (url, _):
             ids = [
                 httpx.post(f"{url}{API}/jobs", json={**RIDING, "seed": s}, timeout=60).json()["id"]
                 for s in (1, 2)
