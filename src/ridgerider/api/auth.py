@@ -57,7 +57,7 @@ def owned_job(service: Service, user: UserRecord, job_id: int) -> JobRecord:
 
 def visible(user: UserRecord, job_id: int, job: JobRecord | None) -> JobRecord:
     """``job`` if ``user`` may see it, else the 404 of a missing job (see :func:`owned_job`)."""
-    if job is None or not (job.owner_id == user.id or accounts.sees_all(user)):
+    if job is None or not accounts.may_see(user, job.owner_id):
         raise HTTPException(404, f"job {job_id} not found")
     return job
 

@@ -22,6 +22,7 @@ __all__ = [
     "create_token",
     "dev_user",
     "local_user",
+    "may_see",
     "revoke_token",
     "sees_all",
 ]
@@ -94,3 +95,8 @@ def local_user(storage: Storage) -> UserRecord:
 def sees_all(user: UserRecord) -> bool:
     """Whether ``user`` sees every user's jobs and cross-play runs (administrators do)."""
     return user.is_admin
+
+
+def may_see(user: UserRecord, owner_id: int | None) -> bool:
+    """Whether ``user`` may see a job or cross-play run owned by ``owner_id``."""
+    return owner_id == user.id or sees_all(user)

@@ -101,7 +101,7 @@ def _out(row: dict[str, Any]) -> CrossplayPublic:
 
 def _owned(service: Service, user: UserRecord, run_id: int) -> dict[str, Any]:
     row = runs.get_run(_storage(service), run_id)
-    if row is None or not (row["owner_id"] == user.id or accounts.sees_all(user)):
+    if row is None or not accounts.may_see(user, row["owner_id"]):
         raise HTTPException(404, f"cross-play {run_id} not found")
     return row
 
