@@ -149,7 +149,7 @@ def status_items(events: list[EventRecord], job: JobRecord) -> list[Item]:
         if e.kind not in STATUS_KINDS:
             continue
         status = JobStatus.QUEUED.value if e.kind == "created" else e.kind
-        final = JobStatus(status).finished
+        final = _is_final(e)
         data: dict[str, Any] = {
             "status": status,
             "stopped_by": job.stopped_by if final and status == job.status else None,
