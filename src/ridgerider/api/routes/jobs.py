@@ -138,10 +138,8 @@ def list_jobs(
 @router.get("/jobs/{job_id}", operation_id="get_job", response_model=JobPublic, responses=ERRORS)
 def get_job(job_id: JobId, service: ServiceDep, user: CurrentUser) -> Response:
     """One job, with its count of solutions."""
-    found = service.archive.storage.get_job_counted(job_id)  # one query for both
-    job = visible(user, job_id, found and found[0])
-    assert found is not None
-    return model_response(job_out(job, found[1]))
+    job, solutions = service.archive.storage.get_job_counted(job_id) or (None, 0)  # one query
+    return model_response(job_out(visible(user, job_id, job), solutions))
 
 
 @router.delete(
