@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import struct
 import tomllib
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from idx_data import fit_lbfgs, write_idx
 
 from ridgerider.core.curvature import dense_hessian, gradient
 from ridgerider.problems import available, create
@@ -35,19 +35,14 @@ ROOT = Path(__file__).resolve().parents[2]
 N_IMAGES = 2000
 
 
-def _write_idx(path: Path, array: np.ndarray) -> None:
-    head = bytes([0, 0, 0x08, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
-    path.write_bytes(head + array.astype(np.uint8).tobytes())
-
-
 def _write_mnist(folder: Path, count: int = N_IMAGES) -> tuple[np.ndarray, np.ndarray]:
     """MNIST-like training files of ``count`` 28×28 images (no pixel zero: channels tell)."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     digits = rng.integers(0, 10, size=count).astype(np.uint8)
     images = rng.integers(1, 256, size=(count, 28, 28)).astype(np.uint8)
-    _write_idx(folder / "train-images-idx3-ubyte", images)
-    _write_idx(folder / "train-labels-idx1-ubyte", digits)
+    write_idx(folder / "train-images-idx3-ubyte", images)
+    write_idx(folder / "train-labels-idx1-ubyte", digits)
     return images, digits
 
 
@@ -122,11 +117,11 @@ def test_missing_or_malformed_files_name_data_dir(tmp_path: Path) -> None:
         (digits[:10], "do not match"),
         (digits + 5, "digits 0-9"),
     ):
-        _write_idx(tmp_path / "train-images-idx3-ubyte", images)
-        _write_idx(tmp_path / "train-labels-idx1-ubyte", bad)
+        write_idx(tmp_path / "train-images-idx3-ubyte", images)
+        write_idx(tmp_path / "train-labels-idx1-ubyte", bad)
         with pytest.raises(ParamError, match=f"data_dir.*{words}"):
             ColoredMnist.from_params({"data_dir": str(tmp_path)})
-    _write_idx(tmp_path / "train-labels-idx1-ubyte", digits)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", digits)
     with pytest.raises(ParamError, match="at least 12"):
         ColoredMnist.from_params({"data_dir": str(tmp_path), "n_images": 5})
     with pytest.raises(ParamError, match="data_dir"):
@@ -163,17 +158,7 @@ def test_colored_digits_offline_and_erm_learns_the_colour() -> None:
     m0 = p.metrics(p.start())
     keys = {"train_accuracy", "train1_accuracy", "train2_accuracy", "validation_accuracy"}
     assert keys | {"test_accuracy", "per_class_accuracy", "train_loss"} == set(m0)
-    x = p.init_params(torch.Generator().manual_seed(0), 1.0).requires_grad_(True)
-    opt = torch.optim.LBFGS([x], max_iter=40, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        value = p.loss(x)
-        value.backward()
-        return value
-
-    opt.step(closure)
-    m = p.metrics(x.detach())
+    m = p.metrics(fit_lbfgs(p, max_iter=40))
     # Empirical risk minimisation takes the colour: above the digit's 75% in training and far
     # below chance on the test environment, where the colour is reversed (paper: 87% / 18%).
     assert m["train_accuracy"] > 0.8 and m["validation_accuracy"] > 0.75

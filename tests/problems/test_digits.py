@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from idx_data import fit_lbfgs, write_idx
 
 from ridgerider.core.approx import approx_get_ridges
 from ridgerider.core.curvature import dense_hessian, gradient
@@ -132,17 +132,7 @@ def test_metrics_and_learning():
     m0 = p.metrics(p.start())
     assert set(m0) == {"train_accuracy", "test_accuracy", "per_class_accuracy", "train_loss"}
     assert len(m0["per_class_accuracy"]) == 10
-    x = p.init_params(torch.Generator().manual_seed(0), 1.0).requires_grad_(True)
-    opt = torch.optim.LBFGS([x], max_iter=60, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        value = p.loss(x)
-        value.backward()
-        return value
-
-    opt.step(closure)
-    m = p.metrics(x.detach())
+    m = p.metrics(fit_lbfgs(p, max_iter=60))
     assert m["train_accuracy"] > 0.95 and m["test_accuracy"] > 0.85
     assert m["train_loss"] < m0["train_loss"]
     assert all(0.0 <= a <= 1.0 for a in m["per_class_accuracy"])
@@ -151,38 +141,27 @@ def test_metrics_and_learning():
 # --------------------------------------------------------------------------- MNIST IDX files
 
 
-def _write_idx(path: Path, array: np.ndarray, code: int = 0x08, gz: bool = False) -> None:
-    header = bytes([0, 0, code, array.ndim]) + b"".join(struct.pack(">I", d) for d in array.shape)
-    data = header + array.astype(">u1" if code == 0x08 else ">f4").tobytes()
-    if gz:
-        path = path.with_name(path.name + ".gz")
-        with gzip.open(path, "wb") as fh:
-            fh.write(data)
-    else:
-        path.write_bytes(data)
-
-
 def _mnist_dir(tmp_path: Path, gz: bool = False) -> Path:
     rng = np.random.default_rng(0)
     for prefix, count in (("train", 50), ("t10k", 20)):
         labels = (np.arange(count) % 10).astype(np.uint8)
         images = rng.integers(0, 40, size=(count, 6, 6), dtype=np.uint8)
         images[np.arange(count), labels // 6, labels % 6] = 255  # a learnable pixel per class
-        _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", images, gz=gz)
-        _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", labels, gz=gz)
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", images, gz=gz)
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", labels, gz=gz)
     return tmp_path
 
 
 @pytest.mark.parametrize("gz", [False, True])
 def test_read_idx_round_trip(tmp_path, gz):
     a = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
-    _write_idx(tmp_path / "x-idx3-ubyte", a, gz=gz)
+    write_idx(tmp_path / "x-idx3-ubyte", a, gz=gz)
     name = "x-idx3-ubyte.gz" if gz else "x-idx3-ubyte"
     out = read_idx(tmp_path / name)
     assert out.shape == (2, 3, 4) and out.dtype == np.uint8
     np.testing.assert_array_equal(out, a)
     f = np.linspace(0, 1, 6, dtype=np.float32)
-    _write_idx(tmp_path / "f-idx1", f, code=0x0D)
+    write_idx(tmp_path / "f-idx1", f, code=0x0D)
     np.testing.assert_array_equal(read_idx(tmp_path / "f-idx1"), f)
 
 
