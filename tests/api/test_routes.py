@@ -320,6 +320,7 @@ def test_operation_ids_are_stable(make_client) -> None:
         "get_tree",
         "get_tree_compact",
         "list_solutions",
+        "get_chosen",
         "get_node",
         "get_node_params",
         "get_node_trace",

@@ -60,13 +60,18 @@ SHOWN_SOLUTIONS = 30
 """Rows of the solutions table; the rest are in the JSON report."""
 
 
+def _key(fingerprint: list[list[int]]) -> str:
+    """A fingerprint as ``core.branch.fingerprint_key`` writes it (``(root)`` for the root)."""
+    return ".".join(f"{i}{'+' if s > 0 else '-'}" for i, s in fingerprint) or "(root)"
+
+
 def _solutions_table(solutions: list[dict[str, Any]], limit: int = SHOWN_SOLUTIONS) -> Table:
     table = Table(title=f"{len(solutions)} solutions", show_lines=False)
     table.add_column("fingerprint")
     table.add_column("loss", justify="right")
     table.add_column("metrics")
     for sol in solutions[:limit]:
-        key = ".".join(f"{i}{'+' if s > 0 else '-'}" for i, s in sol["fingerprint"]) or "(root)"
+        key = _key(sol["fingerprint"])
         metrics = sol["metrics"]
         shown = {k: v for k, v in metrics.items() if not isinstance(v, list) or len(v) <= 4}
         table.add_row(key, f"{sol['loss']:.6g}", json.dumps(shown))
@@ -95,6 +100,15 @@ def print_report(report: dict[str, Any], json_path: Path | None = None) -> None:
     more = len(report["solutions"]) - SHOWN_SOLUTIONS
     if more > 0:
         out.print(_more_hint(report, more, json_path), soft_wrap=True)
+    chosen = report.get("chosen")
+    if chosen:
+        scores = ", ".join(
+            f"{k.removesuffix('_accuracy')} {v:.3f}"
+            for k, v in chosen["metrics"].items()
+            if k.endswith("_accuracy") and isinstance(v, int | float)
+        )
+        key = _key(chosen["fingerprint"])
+        out.print(f"chosen by {chosen['by']}: {key} ({scores})", soft_wrap=True)
     steps = f", {report['steps']} steps" if "steps" in report else ""
     summary = f"{report['nodes']} nodes{steps}, {report['elapsed_s']:.3g} s"
     if report.get("status"):

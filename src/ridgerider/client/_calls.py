@@ -105,6 +105,11 @@ class Calls:
         return Call("GET", f"/jobs/{job_id}/solutions", list[schemas.SolutionPublic], retry=True)
 
     @staticmethod
+    def chosen(job_id: int) -> Call:
+        """``GET /jobs/{id}/chosen``."""
+        return Call("GET", f"/jobs/{job_id}/chosen", schemas.ChosenPublic, retry=True)
+
+    @staticmethod
     def rides(job_id: int) -> Call:
         """``GET /jobs/{id}/rides``."""
         return Call("GET", f"/jobs/{job_id}/rides", list[schemas.RidePublic], retry=True)

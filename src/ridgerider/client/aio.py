@@ -191,6 +191,10 @@ class AsyncClient:
         """The solutions in expansion order."""
         return await self._do(Calls.solutions(job_id))
 
+    async def chosen(self, job_id: int) -> schemas.ChosenPublic:
+        """The solution chosen on held-out data (highest ``validation_accuracy``), if any."""
+        return await self._do(Calls.chosen(job_id))
+
     async def rides(self, job_id: int) -> builtins.list[schemas.RidePublic]:
         """The branches being ridden now, with their live steps and loss."""
         return await self._do(Calls.rides(job_id))

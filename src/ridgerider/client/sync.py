@@ -239,6 +239,10 @@ class Client:
         """The solutions, in the order the single-worker search finds them."""
         return self._do(Calls.solutions(job_id))
 
+    def chosen(self, job_id: int) -> schemas.ChosenPublic:
+        """The solution chosen on held-out data (highest ``validation_accuracy``), if any."""
+        return self._do(Calls.chosen(job_id))
+
     def rides(self, job_id: int) -> builtins.list[schemas.RidePublic]:
         """The branches being ridden now, with their live steps and loss."""
         return self._do(Calls.rides(job_id))

@@ -39,7 +39,7 @@ from ridgerider.schemas.jobs import (
 from ridgerider.schemas.nodes import NodePublic, NodesPublic, NodeTracePublic, RidePublic
 from ridgerider.schemas.problems import ProblemPublic
 from ridgerider.schemas.settings import MAX_NODES, MAX_STEPS, SearchSettings
-from ridgerider.schemas.tree import SolutionPublic, TreeCompactPublic, TreePublic
+from ridgerider.schemas.tree import ChosenPublic, SolutionPublic, TreeCompactPublic, TreePublic
 
 __all__ = [
     "ID_MAX",
@@ -55,6 +55,7 @@ __all__ = [
     "SEED_MAX",
     "TAG_PATTERN",
     "Choice",
+    "ChosenPublic",
     "CrossplayCreate",
     "CrossplayPublic",
     "CrossplayReportPublic",

@@ -59,3 +59,12 @@ class SolutionPublic(BaseModel):
     solution_key: str | None
     loss: float | None
     metrics: dict[str, Any]
+
+
+class ChosenPublic(BaseModel):
+    """The solution chosen on held-out data (the paper's two-step choice, ``core.selection``)."""
+
+    by: str = Field(description="the held-out metric the choice maximises")
+    chosen: SolutionPublic | None = Field(
+        description="the solution with the highest `by` so far; null while no solution reports it"
+    )

@@ -13,9 +13,10 @@ from typing import Any, cast
 
 import torch
 
-from ridgerider.core.branch import Branch, Node
+from ridgerider.core.branch import Branch, Fingerprint, Node
 from ridgerider.core.mis import MISResult, find_mis
 from ridgerider.core.search import coverage, root_branch
+from ridgerider.core.selection import CHOSEN_METRICS, SELECTION_METRIC, choose
 from ridgerider.core.settings import MISSettings, RRSettings
 from ridgerider.problems import RegisteredProblem, create
 from ridgerider.schemas.enums import Accelerator, JobStatus
@@ -27,6 +28,7 @@ __all__ = [
     "JobNotFoundError",
     "Submission",
     "cancel",
+    "chosen_summary",
     "deferred_root",
     "delete",
     "extend",
@@ -355,4 +357,22 @@ def job_result(
     cov = coverage(problem, cast(list[Node], [_SolutionView(s) for s in sols]))
     if cov is not None:
         out["coverage"] = cov
+    best = choose(sols)
+    if best is not None:
+        out["chosen"] = chosen_summary(best.fingerprint, best.loss, best.metrics)
     return out
+
+
+def chosen_summary(
+    fingerprint: Fingerprint, loss: float, metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """The chosen solution (``core.selection``) as reports show it: what chose it, its scores."""
+    return {
+        "by": SELECTION_METRIC,
+        "fingerprint": [list(c) for c in fingerprint],
+        "loss": loss,
+        "metrics": {
+            **{k: metrics[k] for k in CHOSEN_METRICS if k in metrics},
+            **{k: v for k, v in metrics.items() if k not in CHOSEN_METRICS},
+        },
+    }

@@ -20,9 +20,11 @@ from ridgerider.api.convert import (
 )
 from ridgerider.api.httpcache import cache_headers, etag, not_modified
 from ridgerider.api.routes.jobs import ERRORS, JobId
+from ridgerider.core.selection import SELECTION_METRIC, choose
 from ridgerider.schemas import (
     ID_MAX,
     RANK_MAX,
+    ChosenPublic,
     NodePublic,
     NodesPublic,
     NodeTracePublic,
@@ -164,6 +166,26 @@ def list_solutions(job_id: JobId, service: ServiceDep, user: CurrentUser) -> lis
     """The solutions found so far, in the order the single-worker search finds them."""
     owned_job(service, user, job_id)
     return [solution_out(s) for s in service.archive.storage.solutions(job_id)]
+
+
+@router.get(
+    "/jobs/{job_id}/chosen",
+    operation_id="get_chosen",
+    response_model=ChosenPublic,
+    responses=ERRORS,
+)
+def get_chosen(job_id: JobId, service: ServiceDep, user: CurrentUser) -> ChosenPublic:
+    """The solution chosen on held-out data: the highest ``validation_accuracy`` so far.
+
+    Solutions are found on training data only; this picks one with the data the problem held
+    out, never its test data (``core.selection``). ``chosen`` is null for problems that hold no
+    data out and while no solution is found.
+    """
+    owned_job(service, user, job_id)
+    best = choose(service.archive.storage.solutions(job_id))
+    return ChosenPublic(
+        by=SELECTION_METRIC, chosen=solution_out(best) if best is not None else None
+    )
 
 
 @router.get(
