@@ -167,3 +167,22 @@ def test_service_latency_submissions(tmp_path: Path) -> None:
     result = json.loads(out.read_text())
     assert list(result["submit"]) == ["toy2d"]
     assert result["submit"]["toy2d"]["errors"] == 0 and result["submit"]["toy2d"]["p99_ms"] > 0
+
+
+def test_colored_ood_table(tmp_path: Path, monkeypatch: Any) -> None:
+    _run_here(
+        "colored_ood.py",
+        monkeypatch,
+        *("--seeds", "2", "--methods", "ERM", "chance", "--baseline-steps", "5"),
+        *("--out", str(tmp_path)),
+    )
+    out = json.loads((tmp_path / "colored_ood.json").read_text())
+    assert [(r["seed"], r["method"]) for r in out["rows"]] == [
+        (0, "ERM"),
+        (0, "chance"),
+        (1, "ERM"),
+        (1, "chance"),
+    ]
+    assert set(out["summary"]) == {"ERM", "chance"} and out["summary"]["ERM"]["seeds"] == 2
+    table = (tmp_path / "colored_ood.md").read_text()
+    assert "| ERM | 2 |" in table and "87.4 ± 1.70" in table  # ours beside the paper's
