@@ -9,6 +9,7 @@ wide the page must not scroll sideways (wide tables scroll inside their own box)
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,42 @@ def test_cancel_in_the_list_and_on_the_job_page(
         assert page.locator("#job-actions [data-action=cancel]").count() == 0
         page.wait_for_function("document.querySelector('#live').textContent === 'finished'")
         assert page.locator("#error").is_hidden()
+    finally:
+        close(page)
+
+
+def test_the_job_page_names_the_solution_validation_chose(
+    browser: Any, dev_server: Server, api: httpx.Client, db_url: str, jobs: dict
+) -> None:
+    body = {
+        "problem": "colored-digits",
+        "params": {"hidden": "4"},
+        "settings": {"method": "exact", "max_depth": 1, "n_ridges": 2, "max_nodes": 5},
+    }
+    job = post(api, body)
+    ride(db_url, job["id"])
+    chosen = api.get(f"/jobs/{job['id']}/chosen").json()["chosen"]
+    assert chosen is not None
+    page = open_page(browser, "wide")
+    try:
+        page.goto(f"{dev_server.url}/jobs/{job['id']}")
+        page.wait_for_selector("#job-chosen:not([hidden]) a")
+        text = page.inner_text("#job-chosen")
+        assert chosen["key"] in text
+        shown = {k: float(v) for k, v in re.findall(r"(train|validation|test) ([0-9.]+)", text)}
+        assert set(shown) == {"train", "validation", "test"}
+        for key, value in shown.items():
+            assert value == pytest.approx(chosen["metrics"][f"{key}_accuracy"], abs=5e-3)
+        page.click("#job-chosen a")
+        page.wait_for_function(
+            "id => document.querySelector('#inspector').dataset.nodeId === String(id)",
+            arg=chosen["node_id"],
+        )
+        # a problem that holds no data out shows no chosen solution
+        page.goto(f"{dev_server.url}/jobs/{jobs['alpha']['id']}")
+        page.wait_for_selector("#job-view:not([hidden])")
+        page.wait_for_function("document.body.dataset.treeReady")
+        assert page.locator("#job-chosen").is_hidden()
     finally:
         close(page)
 

@@ -117,6 +117,7 @@ class JobView {
       const more = page.next_after != null && items.length > 0;
       if (first || !more) {
         this.job = await jobP;
+        if (!more) await this.loadChosen();
         if (first) show("#job-view");
         if (this.closed) return this.job;
         this.draw(!more);
@@ -169,7 +170,34 @@ class JobView {
     }
     const sols = this.tree.nodes.filter((n) => n.is_solution).length;
     const max = jobField.maxNodes(j);
+    this.chosenLine();
     $("#job-counts").textContent = `${this.tree.nodes.length} nodes${max ? ` of ${max}` : ""} · ${jobField.solutions(j) ?? sols} solutions · seed ${j.seed ?? "?"} · ${age(j.created_at)} old`;
+  }
+
+  // The solution held-out data choose (GET /jobs/{id}/chosen): shown where the problem holds
+  // data out; a server without the route shows nothing.
+  async loadChosen() {
+    try {
+      this.chosen = (await getJSON(`/jobs/${this.id}/chosen`)).chosen;
+    } catch (err) {
+      if (!(err instanceof HttpError) || ![404, 405].includes(err.status)) throw err;
+      this.chosen = null;
+    }
+  }
+
+  chosenLine() {
+    const c = this.chosen;
+    const span = $("#job-chosen");
+    span.hidden = !c;
+    if (!c) return;
+    const acc = ["train", "validation", "test"]
+      .filter((k) => typeof c.metrics[`${k}_accuracy`] === "number")
+      .map((k) => `${k} ${fmt(c.metrics[`${k}_accuracy`], 3)}`);
+    span.replaceChildren(
+      "chosen by validation: ",
+      el("a", { href: "#", "data-node": String(c.node_id), onclick: (e) => { e.preventDefault(); this.select(c.node_id); } }, c.key || "(root)"),
+      ` (${acc.join(" · ")})`,
+    );
   }
 
   summary() {
