@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,3 +187,21 @@ def test_colored_ood_table(tmp_path: Path, monkeypatch: Any) -> None:
     assert set(out["summary"]) == {"ERM", "chance"} and out["summary"]["ERM"]["seeds"] == 2
     table = (tmp_path / "colored_ood.md").read_text()
     assert "| ERM | 2 |" in table and "87.4 ± 1.70" in table  # ours beside the paper's
+
+
+def test_colored_ood_reads_mnist_idx_files(tmp_path: Path, monkeypatch: Any) -> None:
+    from problems.idx_data import write_idx
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "mnist"
+    data.mkdir()
+    write_idx(data / "train-images-idx3-ubyte", rng.integers(0, 256, (120, 28, 28), np.uint8))
+    write_idx(data / "train-labels-idx1-ubyte", rng.integers(0, 10, 120).astype(np.uint8))
+    _run_here(
+        "colored_ood.py",
+        monkeypatch,
+        *("--problem", "colored-mnist", "--data-dir", str(data), "--seeds", "1"),
+        *("--methods", "ERM", "--baseline-steps", "2", "--out", str(tmp_path)),
+    )
+    out = json.loads((tmp_path / "colored_ood.json").read_text())
+    assert out["problem"] == "colored-mnist" and [r["method"] for r in out["rows"]] == ["ERM"]
