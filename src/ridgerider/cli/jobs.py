@@ -160,7 +160,11 @@ def _problem_and_settings(
     """
     from ridgerider.problems import ParamError, UnknownProblemError, create
     from ridgerider.problems.presets import UnknownPresetError, get_preset
-    from ridgerider.services.submission import FieldError, check_exact_size
+    from ridgerider.services.submission import (
+        FieldError,
+        check_exact_size,
+        check_problem_settings,
+    )
 
     preset_params: dict[str, Any] = {}
     preset_settings: dict[str, Any] = {}
@@ -181,6 +185,10 @@ def _problem_and_settings(
         check_exact_size(prob, rr)
     except FieldError as exc:
         usage_error(f"--method: {exc.message}")
+    try:
+        check_problem_settings(prob, rr)
+    except FieldError as exc:
+        usage_error(f"setting {exc.loc[-1]}: {exc.message}")
     return prob, rr
 
 

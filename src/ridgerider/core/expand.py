@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ridgerider.core.branch import Branch, Node, child_seed, fingerprint_key
 from ridgerider.core.device import on_device, to_device
+from ridgerider.core.minibatch import curvature_at
 from ridgerider.core.problem import Problem
 from ridgerider.core.ridge import OnStep, Ridge, get_ridges, is_finite, polish, ride
 from ridgerider.core.settings import RRSettings
@@ -78,6 +79,8 @@ def _expand(
     ridden = _ride_branch(rider, settings, branch, on_step)
     problem = problem.at_node(branch.key)
     stalled = branch.direction is not None and ridden.steps == 0
+    batches = curvature_at(problem, settings, branch.seed)
+    at_end = None if batches is None or stalled else batches(0)  # GetRidges' minibatch
     ridges, spectrum = (
         ([], None)
         if stalled
@@ -86,8 +89,9 @@ def _expand(
             ridden.theta,
             settings,
             generator,
-            hessian_fn=problem.hessian,
-            hvp_fn=problem.exact_hvp,
+            hessian_fn=problem.hessian if at_end is None else at_end.hessian,
+            hvp_fn=problem.exact_hvp if at_end is None else at_end.hvp,
+            curvature_loss=None if at_end is None else at_end.loss,
         )
     )
     at_max_depth = settings.max_depth is not None and branch.depth >= settings.max_depth
@@ -133,6 +137,7 @@ def _ride_branch(
         hessian_fn=problem.hessian,
         on_step=on_step,
         hvp_fn=problem.exact_hvp,
+        curvature_at=curvature_at(problem, settings, branch.seed),
     )
     return _Ridden(out.theta, out.steps, out.end_reason, out.losses, out.eigenvalue, out.crossings)
 

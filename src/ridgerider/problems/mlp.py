@@ -27,6 +27,7 @@ the start).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -119,6 +120,19 @@ class MLPClassifier(RegisteredProblem):
     def n_params(self) -> int:
         """Weights and biases of every layer."""
         return self._n
+
+    @property
+    def n_examples(self) -> int:
+        """Training images (the loss is their mean cross-entropy): minibatches are allowed."""
+        return int(self.x_train.shape[0])
+
+    def minibatch(self, indices: Tensor) -> MLPClassifier:
+        """A shallow copy whose training set is the images ``indices`` (test set unchanged)."""
+        sub = copy.copy(self)
+        idx = indices.to(self.x_train.device)
+        sub.x_train = self.x_train[idx]
+        sub.y_train = self.y_train[idx]
+        return sub
 
     def unflatten(self, theta: Tensor) -> list[tuple[Tensor, Tensor]]:
         """Split θ into ``(weight [out, in], bias [out])`` per layer (views, no copies)."""
