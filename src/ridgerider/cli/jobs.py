@@ -109,8 +109,9 @@ def run(
     """Run a Ridge Rider search on PROBLEM, store it as a job and print its solutions.
 
     ``--workers N`` rides branches on N Ray workers (same tree and solutions as ``--workers 0``,
-    which rides them in this process). ``--preset paper-fig2`` (``paper-fig3``, ``paper-fig6``)
-    starts from the settings the paper states for that figure (``ridgerider.problems.presets``).
+    which rides them in this process). ``--preset paper-fig2`` (``paper-fig3``, ``paper-fig6``,
+    ``paper-mnist``) starts from the settings the paper states for that figure
+    (``ridgerider.problems.presets``).
     """
     from ridgerider.core.threads import use_compute_threads
     from ridgerider.services.jobs import Submission
