@@ -29,6 +29,10 @@ Tensors are float32 (the problem's data cast once), one torch thread per process
 of MNIST): chosen by a small sweep on ridge 0, listed in ``benchmarks/README.md``.
 
     python benchmarks/paper_mnist_rides.py --out benchmarks/results   # ~17 min, 2 processes
+
+With ``--data-dir DIR`` the same figures are computed on MNIST's own IDX files in ``DIR``
+(``mnist-mlp``, the first ``--n-train`` images of its seeded permutation; nothing is
+downloaded): the paper's 784-128-128-10 network.
 """
 
 from __future__ import annotations
@@ -54,6 +58,11 @@ from ridgerider.problems import create
 @dataclass
 class Args:
     hidden: str = "128,128"
+    data_dir: str = ""
+    """MNIST IDX files (the four standard names, plain or gzipped): ``mnist-mlp`` on them
+    instead of ``digits-mlp``. Read locally, never downloaded."""
+    n_train: int = 10_000
+    """``mnist-mlp``: training images used (0: all 60,000)."""
     n_ridges: int = 20
     """Ridges computed at the start: Fig. 5's ψ[0] range and the Fixed-EV lines."""
     steps: int = 30_000
@@ -95,9 +104,14 @@ def parse() -> Args:
     return Args(**ns)
 
 
-def problem_f32(hidden: str) -> tuple[Any, Tensor]:
-    """``digits-mlp`` with its data cast to float32, and its documented start."""
-    problem = create("digits-mlp", {"hidden": hidden})
+def problem_f32(args: Args) -> tuple[Any, Tensor]:
+    """The problem (``digits-mlp``, or ``mnist-mlp`` on ``--data-dir``) with its data cast to
+    float32, and its documented start."""
+    if args.data_dir:
+        params = {"hidden": args.hidden, "data_dir": args.data_dir, "n_train": args.n_train}
+        problem = create("mnist-mlp", params)
+    else:
+        problem = create("digits-mlp", {"hidden": args.hidden})
     theta = problem.analytic_mis().float()  # drawn in float64, as documented, then cast
     problem.x_train, problem.x_test = problem.x_train.float(), problem.x_test.float()
     problem.dtype = torch.float32
@@ -177,7 +191,7 @@ def line(
 def follow_job(args: Args, spectrum: Any, index: int, steps: int) -> dict[str, Any]:
     """:func:`follow` in a worker process (one torch thread, the problem rebuilt there)."""
     torch.set_num_threads(args.threads)
-    problem, theta = problem_f32(args.hidden)
+    problem, theta = problem_f32(args)
     return follow(problem, theta, spectrum, index, steps, args)
 
 
@@ -199,7 +213,7 @@ def window(curve: list[dict[str, Any]], lo: int, hi: int) -> list[float]:
 def main() -> None:
     args = parse()
     torch.set_num_threads(args.threads)
-    problem, theta = problem_f32(args.hidden)
+    problem, theta = problem_f32(args)
     t0 = time.perf_counter()
     spectrum = approx_get_ridges(
         problem.loss,
@@ -300,7 +314,8 @@ def chart(result: dict[str, Any], path: Path) -> None:
     for name, rows, style in ablations:
         top = max(100 * r["best_by_train_loss"]["test"] for r in rows)
         ax[0].axhline(top, linestyle=style, color="gray", label=f"{name}: best line point, test")
-    ax[0].set(xlabel="step", ylabel="accuracy (%)", title="Fig. 4 on digits: ridge 0")
+    data = "MNIST" if result["args"].get("data_dir") else "digits"
+    ax[0].set(xlabel="step", ylabel="accuracy (%)", title=f"Fig. 4 on {data}: ridge 0")
     ax[0].legend(fontsize=8)
     for k, key in enumerate(("early", "late")):
         grid = [[100 * x for x in row[key]] for row in result["fig5"]]
@@ -308,7 +323,7 @@ def chart(result: dict[str, Any], path: Path) -> None:
         ax[k + 1].set(
             xlabel="digit",
             ylabel="ψ[0] (index of the first ridge)",
-            title=f"Fig. 5 on digits: per-class test accuracy, {key}",
+            title=f"Fig. 5 on {data}: per-class test accuracy, {key}",
             xticks=range(10),
             yticks=range(len(grid)),
             yticklabels=[row["index"] for row in result["fig5"]],

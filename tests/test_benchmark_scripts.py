@@ -65,6 +65,32 @@ def test_paper_mnist_long_rides(tmp_path: Path) -> None:
     assert all(r["best_by_train_loss"]["loss"] <= start_loss + 1e-6 for r in out["fixed_ev"])
 
 
+def test_paper_mnist_long_rides_on_idx_files(tmp_path: Path) -> None:
+    """``--data-dir``: the same figures on MNIST IDX files (written here; nothing downloaded)."""
+    spec = importlib.util.spec_from_file_location("idx_data", ROOT / "tests/problems/idx_data.py")
+    assert spec is not None and spec.loader is not None
+    idx_data = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(idx_data)
+    data = tmp_path / "idx"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, count in (("train", 60), ("t10k", 20)):
+        labels = (np.arange(count) % 10).astype(np.uint8)
+        images = rng.integers(0, 255, size=(count, 5, 5), dtype=np.uint8)
+        idx_data.write_idx(data / f"{prefix}-images-idx3-ubyte", images)
+        idx_data.write_idx(data / f"{prefix}-labels-idx1-ubyte", labels)
+    out = _run(
+        "paper_mnist_rides.py",
+        tmp_path / "out",
+        *("--data-dir", str(data), "--n-train", "0", "--hidden", "4,4", "--jobs", "1"),
+        *("--n-ridges", "1", "--steps", "4", "--fig5-steps", "2", "--log-every", "2"),
+        *("--random-dirs", "1", "--line-points", "3", "--early", "1", "2"),
+    )
+    assert out["n"] == 25 * 4 + 4 + 4 * 4 + 4 + 4 * 10 + 10  # 25 pixels in, 10 classes out
+    assert [r["step"] for r in out["fig4"]["curve"]] == [0, 2, 4]
+    assert out["args"]["data_dir"] == str(data)
+
+
 def test_warm_block_krylov(tmp_path: Path) -> None:
     out = _run("warm_block_krylov.py", tmp_path, "--hidden", "8,8", "--points", "init", "trained")
     assert [r["point"] for r in out["results"]] == ["init", "trained"]

@@ -163,3 +163,24 @@ def test_presets_hold_the_paper_settings_and_options_override_them():
     assert rr.max_depth is None and rr.signs == "descent"  # no preset: tree-rl's defaults
     prob, rr = _problem_and_settings("lever-game", (), (), {}, "paper-fig6")
     assert list(prob.payoff_values()) == [1.0] * 7 + [0.8, 0.8, 0.6] and rr.n_ridges == 10
+
+
+def test_the_paper_mnist_preset_resolves_and_rides(tmp_path):
+    prob, rr = _problem_and_settings("digits-mlp", (), (), {}, "paper-mnist")
+    assert prob.params.image_size == 28 and prob.n_params == 118_282  # 784-128-128-10
+    assert (rr.method, rr.approx_update, rr.approx_steps, rr.step_rule) == (
+        "approx",
+        "paper",
+        1,
+        "fixed",
+    )
+    assert (rr.alpha, rr.approx_lr_e, rr.hvp_batch, rr.n_ridges) == (0.00264, 0.00051, 2236, 1)
+    # A couple of steps on a small network (the preset's own takes minutes a ride).
+    url = f"sqlite:///{tmp_path / 'a.db'}"
+    out = tmp_path / "run.json"
+    args = ["run", "digits-mlp", "--preset", "paper-mnist", "--set", "hidden=8,8"]
+    args += ["--setting", "max_ride_steps=2", "--quiet", "--json", str(out)]
+    result = CliRunner().invoke(main, [*args, "--database-url", url])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["nodes"] == 2 and len(report["solutions"]) == 1  # the root and one ride

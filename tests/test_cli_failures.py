@@ -55,7 +55,8 @@ def test_an_unusable_url_exits_2_naming_it_with_the_password_masked(
 
 def test_exact_on_a_network_is_refused_before_any_work(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'a.db'}"
-    result = CliRunner().invoke(main, ["run", "digits-mlp", "--database-url", url])
+    args = ["run", "digits-mlp", "--method", "exact", "--database-url", url]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
     assert "--method" in result.output and "GiB" in result.output and "approx" in result.output
     assert _jobs(url) == []

@@ -171,7 +171,11 @@ def test_a_gpu_job_waits_for_gpu_workers(make_client) -> None:
         (BODY | {"device": "cpu"}, ["body", "device"]),  # the worker's choice, not the job's
         (BODY | {"accelerator": "tpu"}, ["body", "accelerator"]),
         (BODY | {"extra": 1}, ["body", "extra"]),
-        ({"problem": "digits-mlp"}, ["body", "settings", "method"]),
+        (
+            {"problem": "digits-mlp", "settings": {"method": "exact"}},
+            ["body", "settings", "method"],
+        ),
+        ({"problem": "toy2d", "settings": {"hvp_batch": 8}}, ["body", "settings", "hvp_batch"]),
         ({"problem": "gym-tabular", "params": {"env_id": "No-v0"}}, ["body", "params", "env_id"]),
     ],
 )

@@ -98,7 +98,8 @@ def _compare_expansions(cpu, gpu):
 )
 def test_cuda_expand_matches_cpu(name, params, method):
     problem = create(name, params)
-    settings = RRSettings(**{**problem.default_settings(), "method": method, "n_ridges": 3})
+    given = {"method": method, "n_ridges": 3, "max_ride_steps": 20}
+    settings = RRSettings(**{**problem.default_settings(), **given})
     mis = find_mis(problem)
     root = root_branch(mis, 0)
     cpu = expand(problem, settings, root)

@@ -57,6 +57,18 @@ JOBS: dict[str, dict[str, Any]] = {
             "n_ridges": 2,
             "max_ride_steps": 5,
             "max_depth": 1,
+            # The MLP defaults this tree was recorded with (before they became a search that
+            # trains, mlp.py): pinned, so the tree stays what it checks, backtracking rides.
+            "alpha": 0.5,
+            "approx_update": "rayleigh_ritz",
+            "approx_steps": 20,
+            "approx_lr_e": 0.0,
+            "step_rule": "backtrack",
+            "end_on_convex": True,
+            "hvp_batch": 0,
+            "signs": "both",
+            "polish_steps": 0,
+            "polish_lr": 0.1,
         },
         "seed": 0,
     },

@@ -211,3 +211,15 @@ def test_mnist_bad_files_are_exit_2_naming_data_dir(tmp_path):
     result = CliRunner().invoke(main, ["run", "mnist-mlp", "--set", f"data_dir={tmp_path}"])
     assert result.exit_code == 2, result.output
     assert "data_dir" in result.output and "missing train-images" in result.output
+
+
+def test_default_search_is_approximate_bounded_and_finishes_its_leaves():
+    """The default search trains (measured in benchmarks/README.md); here: what it is."""
+    from ridgerider.core.settings import RRSettings
+    from ridgerider.problems.mlp import TRAINING_SEARCH
+
+    rr = RRSettings(**DigitsMLP.default_settings(None))  # type: ignore[arg-type]
+    assert MnistMLP.default_settings(None) == TRAINING_SEARCH  # type: ignore[arg-type]
+    assert (rr.method, rr.approx_update, rr.step_rule) == ("approx", "paper", "fixed")
+    assert rr.max_depth == 1 and rr.n_ridges * rr.max_ride_steps <= 60_000  # a budget that ends
+    assert rr.hvp_batch > 0 and rr.polish_steps > 0 and not rr.end_on_convex

@@ -11,7 +11,7 @@ __all__ = ["CROSSPLAY_PRESETS", "ORDERS", "PRESETS"]
 ORDERS = ("bfs", "dfs", "priority", "random")
 """Search orders (``ridgerider.core.settings.ORDERS``)."""
 
-PRESETS = ("paper-fig2", "paper-fig3", "paper-fig6")
+PRESETS = ("paper-fig2", "paper-fig3", "paper-fig6", "paper-mnist")
 """Preset names (``ridgerider.problems.presets.PRESETS``), sorted."""
 
 CROSSPLAY_PRESETS = ("paper-fig6",)

@@ -109,8 +109,9 @@ def run(
     """Run a Ridge Rider search on PROBLEM, store it as a job and print its solutions.
 
     ``--workers N`` rides branches on N Ray workers (same tree and solutions as ``--workers 0``,
-    which rides them in this process). ``--preset paper-fig2`` (``paper-fig3``, ``paper-fig6``)
-    starts from the settings the paper states for that figure (``ridgerider.problems.presets``).
+    which rides them in this process). ``--preset paper-fig2`` (``paper-fig3``, ``paper-fig6``,
+    ``paper-mnist``) starts from the settings the paper states for that figure
+    (``ridgerider.problems.presets``).
     """
     from ridgerider.core.threads import use_compute_threads
     from ridgerider.services.jobs import Submission
@@ -160,7 +161,11 @@ def _problem_and_settings(
     """
     from ridgerider.problems import ParamError, UnknownProblemError, create
     from ridgerider.problems.presets import UnknownPresetError, get_preset
-    from ridgerider.services.submission import FieldError, check_exact_size
+    from ridgerider.services.submission import (
+        FieldError,
+        check_exact_size,
+        check_problem_settings,
+    )
 
     preset_params: dict[str, Any] = {}
     preset_settings: dict[str, Any] = {}
@@ -181,6 +186,10 @@ def _problem_and_settings(
         check_exact_size(prob, rr)
     except FieldError as exc:
         usage_error(f"--method: {exc.message}")
+    try:
+        check_problem_settings(prob, rr)
+    except FieldError as exc:
+        usage_error(f"setting {exc.loc[-1]}: {exc.message}")
     return prob, rr
 
 

@@ -151,6 +151,8 @@ class Node:
     losses: list[float]
     """Loss after every accepted ride step, starting with the branch point's."""
     metrics: dict[str, Any]
+    """The problem's metrics at ``theta``; a polished leaf adds those of the point its ride
+    ended at, before the polish, each scalar one as ``ride_<name>`` (``core.expand``)."""
     spectrum: list[float]
     """The lowest eigenvalues at the end point (what GetRidges saw)."""
     n_children: int

@@ -14,11 +14,12 @@ from torch import Tensor
 
 from ridgerider.core.branch import Branch, Node, child_seed, fingerprint_key
 from ridgerider.core.device import on_device, to_device
+from ridgerider.core.minibatch import curvature_at
 from ridgerider.core.problem import Problem
 from ridgerider.core.ridge import OnStep, Ridge, get_ridges, is_finite, polish, ride
 from ridgerider.core.settings import RRSettings
 
-__all__ = ["Expansion", "error_leaf", "expand"]
+__all__ = ["Expansion", "error_leaf", "expand", "ride_metrics"]
 
 SPECTRUM_KEEP = 32
 """How many of the lowest eigenvalues a node records."""
@@ -78,6 +79,8 @@ def _expand(
     ridden = _ride_branch(rider, settings, branch, on_step)
     problem = problem.at_node(branch.key)
     stalled = branch.direction is not None and ridden.steps == 0
+    batches = curvature_at(problem, settings, branch.seed)
+    at_end = None if batches is None or stalled else batches(0)  # GetRidges' minibatch
     ridges, spectrum = (
         ([], None)
         if stalled
@@ -86,16 +89,17 @@ def _expand(
             ridden.theta,
             settings,
             generator,
-            hessian_fn=problem.hessian,
-            hvp_fn=problem.exact_hvp,
+            hessian_fn=problem.hessian if at_end is None else at_end.hessian,
+            hvp_fn=problem.exact_hvp if at_end is None else at_end.hvp,
+            curvature_loss=None if at_end is None else at_end.loss,
         )
     )
     at_max_depth = settings.max_depth is not None and branch.depth >= settings.max_depth
     leaf_reason, ridges = _leaf_reason(stalled, at_max_depth, ridges)
     is_solution = leaf_reason is not None and not stalled
-    diverged = (
-        is_solution and settings.polish_steps and _polish_leaf(problem, settings, ridden, on_step)
-    )
+    polished = bool(is_solution and settings.polish_steps)
+    ride_end = ride_metrics(problem.metrics(ridden.theta)) if polished else {}
+    diverged = polished and _polish_leaf(problem, settings, ridden, on_step)
     loss_end = float(problem.loss(ridden.theta))
     if diverged or not is_finite(ridden.theta, loss_end):
         # A polish the numbers left (a learning rate far too large), or a point whose loss
@@ -113,7 +117,21 @@ def _expand(
         for r in ridges
     ]
     node = _node(problem, branch, ridden, loss_end, spectrum, children, leaf_reason, is_solution)
+    node.metrics.update(ride_end)
     return Expansion(node, children)
+
+
+def ride_metrics(metrics: dict[str, object]) -> dict[str, object]:
+    """The scalar metrics of a leaf where its ride ended, before the polish: ``ride_<name>``.
+
+    A polished leaf records them beside its own (after the polish), so a report shows what the
+    ride did and what the polish added (``ride_test_accuracy`` next to ``test_accuracy``).
+    """
+    return {
+        f"ride_{k}": v
+        for k, v in metrics.items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    }
 
 
 def _ride_branch(
@@ -133,6 +151,7 @@ def _ride_branch(
         hessian_fn=problem.hessian,
         on_step=on_step,
         hvp_fn=problem.exact_hvp,
+        curvature_at=curvature_at(problem, settings, branch.seed),
     )
     return _Ridden(out.theta, out.steps, out.end_reason, out.losses, out.eigenvalue, out.crossings)
 

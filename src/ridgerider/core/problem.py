@@ -60,6 +60,23 @@ class Problem(ABC):
         """
         return None
 
+    @property
+    def n_examples(self) -> int | None:
+        """Training examples the loss is the mean over, or ``None`` when it is no such mean.
+
+        A problem that reports a number implements :meth:`minibatch`, which makes
+        ``RRSettings.hvp_batch`` (curvature from minibatches, ``core.minibatch``) available.
+        """
+        return None
+
+    def minibatch(self, indices: Tensor) -> Problem:
+        """The problem whose loss is the mean over the training examples ``indices`` only.
+
+        Only curvature uses it (``core.minibatch``); problems with :attr:`n_examples` override
+        it, the rest never see it called.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no training examples to subsample")
+
     def at_node(self, key: str) -> Problem:
         """The problem as computations anchored at node ``key`` see it (default: itself).
 

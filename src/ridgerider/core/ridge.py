@@ -33,6 +33,7 @@ from ridgerider.core.curvature import (
 )
 from ridgerider.core.eigen_groups import group_starts
 from ridgerider.core.hvp import AnalyticHVP
+from ridgerider.core.minibatch import Curvature, CurvatureAt
 from ridgerider.core.settings import RRSettings
 from ridgerider.core.update_ridge import HessianFn, update_exact
 
@@ -87,6 +88,7 @@ def get_ridges(
     generator: torch.Generator | None = None,
     hessian_fn: HessianFn | None = None,
     hvp_fn: AnalyticHVP | None = None,
+    curvature_loss: LossFn | None = None,
 ) -> tuple[list[Ridge], Tensor]:
     """GetRidges at ``θ``: the ``N`` most negative eigenpairs, both signs.
 
@@ -95,10 +97,14 @@ def get_ridges(
     directions are ``N`` random unit vectors oriented so that ``−α·u`` descends.
     ``hessian_fn`` replaces the autograd Hessian (problems with a closed form pass theirs);
     ``hvp_fn`` gives approximate RR a hand-written HVP (``Problem.exact_hvp``).
+    ``curvature_loss`` is the loss whose Hessian is decomposed when it is not ``loss_fn`` (a
+    minibatch's, ``RRSettings.hvp_batch``; ``hessian_fn`` and ``hvp_fn`` must then be its own);
+    the descent test of ``signs="descent"`` keeps the gradient of ``loss_fn``.
     """
+    curv = loss_fn if curvature_loss is None else curvature_loss
     if settings.method == "approx":
         spectrum = approx_get_ridges(
-            loss_fn,
+            curv,
             theta,
             settings.n_ridges,
             tol=settings.approx_tol,
@@ -110,7 +116,7 @@ def get_ridges(
         values, vectors = spectrum.values, canonical_sign(spectrum.vectors)
         h, scale = None, spectrum.norm_estimate
     else:
-        h = hessian_fn(theta) if hessian_fn is not None else dense_hessian(loss_fn, theta)
+        h = hessian_fn(theta) if hessian_fn is not None else dense_hessian(curv, theta)
         values, vectors = symmetric_eigh(h)
         scale = None  # the whole spectrum: its largest |λ|
     idx = negative_spectrum(values, settings.zero_tol)
@@ -125,8 +131,8 @@ def get_ridges(
             u = u / u.norm()
             if float(u @ g) < 0:
                 u = -u
-            curv = float(u @ h @ u) if h is not None else float(u @ hvp(loss_fn, theta, u))
-            ridges.append(Ridge((i, 1), u, curv))
+            uhu = float(u @ h @ u) if h is not None else float(u @ hvp(curv, theta, u))
+            ridges.append(Ridge((i, 1), u, uhu))
         return ridges, values
     chosen = (
         group_starts(values, idx, settings.repeat_tol, scale)
@@ -155,6 +161,14 @@ class _Rules:
     settings: RRSettings
     hessian_fn: HessianFn
     hvp_fn: AnalyticHVP | None
+    curvature_at: CurvatureAt | None = None
+    """Minibatch curvature of each step (``RRSettings.hvp_batch``); ``None``: the loss's own."""
+
+    def curvature(self, step: int) -> Curvature:
+        """Where the curvature of ride step ``step`` comes from."""
+        if self.curvature_at is None:
+            return Curvature(self.loss_fn, self.hessian_fn, self.hvp_fn)
+        return self.curvature_at(step)
 
 
 @dataclass
@@ -198,6 +212,7 @@ def ride(
     hessian_fn: HessianFn | None = None,
     on_step: OnStep | None = None,
     hvp_fn: AnalyticHVP | None = None,
+    curvature_at: CurvatureAt | None = None,
 ) -> RideOutcome:
     """Follow one ridge until EndRide, with the paper's backtracking step size.
 
@@ -211,6 +226,8 @@ def ride(
     finite. ``hessian_fn`` replaces the autograd Hessian; ``hvp_fn`` gives approximate rides a
     hand-written HVP. ``on_step(steps, loss)`` is called
     after every accepted step (a long ride's live progress; it must be cheap and not raise).
+    ``curvature_at(k)`` gives UpdateRidge after step ``k`` its curvature (a seeded minibatch,
+    ``core.minibatch``); the loss the ride records and tests is always ``loss_fn``.
     """
     if hessian_fn is None:
 
@@ -218,7 +235,7 @@ def ride(
             return dense_hessian(loss_fn, x)
 
     cap = settings.max_ride_steps if max_steps is None else min(max_steps, settings.max_ride_steps)
-    rules = _Rules(loss_fn, settings, hessian_fn, hvp_fn)
+    rules = _Rules(loss_fn, settings, hessian_fn, hvp_fn, curvature_at)
     r = _start_ride(rules, theta, direction, eigenvalue)
     take_step = _backtrack if settings.step_rule == "backtrack" else _fixed_step
     reason = "max_steps"
@@ -254,10 +271,11 @@ def _update_at(rules: _Rules, r: _Riding, cand: Tensor, cand_loss: float, a: flo
     settings = rules.settings
     if settings.update == "fixed":
         return _Step(cand, cand_loss, r.e, r.lam, 1.0, r.rank, r.track, a)
+    curv = rules.curvature(r.steps + 1)
     if settings.method == "approx":
         assert r.track is not None
         upd = approx_update_ridge(
-            rules.loss_fn,
+            curv.loss,
             cand,
             r.track,
             method=settings.approx_update,
@@ -265,13 +283,13 @@ def _update_at(rules: _Rules, r: _Riding, cand: Tensor, cand_loss: float, a: flo
             steps=settings.approx_steps,
             lr_e=settings.approx_lr_e or None,
             lr_lambda=settings.approx_lr_lambda or None,
-            analytic=rules.hvp_fn,
+            analytic=curv.hvp,
         )
         new_rank = (r.rank or 0) + int(upd.crossing)
         return _Step(
             cand, cand_loss, upd.direction, upd.eigenvalue, upd.overlap, new_rank, upd.track, a
         )
-    e_new, lam_new, overlap, new_rank = update_exact(rules.hessian_fn, cand, r.e, settings)
+    e_new, lam_new, overlap, new_rank = update_exact(curv.hessian, cand, r.e, settings)
     return _Step(cand, cand_loss, e_new, lam_new, overlap, new_rank, r.track, a)
 
 

@@ -115,6 +115,14 @@ class RRSettings:
     """UpdateRidge: ``exact`` re-identifies the eigenvector; ``fixed`` is the paper's ablation."""
     ridge_rule: Literal["eigen", "random_ascent"] = "eigen"
     """GetRidges: Hessian eigenvectors, or random ascent directions (the paper's ablation)."""
+    hvp_batch: int = 0
+    """Curvature from minibatches (ours; the paper's MNIST run uses batches of 2,236): when
+    ``> 0``, the Hessian products (or dense Hessians) of GetRidges and UpdateRidge are those of
+    the mean loss over ``hvp_batch`` training examples, drawn without replacement by a generator
+    seeded from the branch's seed and the ride step (``core.minibatch``), so a branch gives the
+    same node on every worker. The loss a ride records, its acceptance tests, the metrics and the
+    leaf polish stay full-batch. A batch at least the training set's size is the full batch.
+    ``0``: full batch. Problems whose loss is no mean over examples refuse values ``> 0``."""
     polish_steps: int = 0
     """Gradient-descent steps at leaves (the paper's Fig. 1 finishes leaves this way)."""
     polish_lr: float = 0.1
@@ -152,6 +160,7 @@ class RRSettings:
             ("signs", self.signs in SIGNS, f"one of {SIGNS}"),
             ("grad_tol", self.grad_tol >= 0, ">= 0"),
             ("min_progress", self.min_progress >= 0, ">= 0"),
+            ("hvp_batch", self.hvp_batch >= 0, ">= 0"),
             ("polish_steps", self.polish_steps >= 0, ">= 0"),
             ("polish_lr", self.polish_lr > 0, "> 0"),
             ("max_depth", self.max_depth is None or self.max_depth >= 0, ">= 0 or None"),

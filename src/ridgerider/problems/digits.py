@@ -10,10 +10,18 @@ images for testing. The network, loss, starting point and HVP are those of
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from pydantic import Field
 
-from ridgerider.problems.mlp import MLPClassifier, MLPParams, resample, stratified_split
+from ridgerider.problems.mlp import (
+    TRAINING_SEARCH,
+    MLPClassifier,
+    MLPParams,
+    resample,
+    stratified_split,
+)
 
 __all__ = ["DigitsMLP", "DigitsMLPParams"]
 
@@ -49,3 +57,7 @@ class DigitsMLP(MLPClassifier):
         y = torch.as_tensor(data.target, dtype=torch.long)
         train, test = stratified_split(y, params.test_fraction, params.split_seed)
         self._setup(x[train], y[train], x[test], y[test], 10)
+
+    def default_settings(self) -> dict[str, Any]:
+        """A search that trains the network (``mlp.TRAINING_SEARCH``): six rides, polished."""
+        return dict(TRAINING_SEARCH)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from pydantic import Field
 
 from ridgerider.problems.base import ParamError
-from ridgerider.problems.mlp import MLPClassifier, MLPParams
+from ridgerider.problems.mlp import TRAINING_SEARCH, MLPClassifier, MLPParams
 
 __all__ = ["IDXError", "MnistMLP", "MnistMLPParams", "find_idx", "read_idx"]
 
@@ -104,6 +105,10 @@ class MnistMLP(MLPClassifier):
     summary = "tanh MLP on MNIST from local IDX files (param data_dir), cross-entropy (paper)"
     Params = MnistMLPParams
     params: MnistMLPParams
+
+    def default_settings(self) -> dict[str, Any]:
+        """``digits-mlp``'s search (``mlp.TRAINING_SEARCH``); not measured on MNIST itself."""
+        return dict(TRAINING_SEARCH)
 
     def __init__(self, params: MnistMLPParams) -> None:
         super().__init__(params)

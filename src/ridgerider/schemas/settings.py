@@ -57,6 +57,9 @@ class SearchSettings(RequestModel):
     cluster_tol: float | None = Field(None, ge=0, lt=1)
     update: Literal["exact", "fixed"] | None = None
     ridge_rule: Literal["eigen", "random_ascent"] | None = None
+    hvp_batch: int | None = Field(
+        None, ge=0, le=10_000_000, description="curvature minibatch size (0: full batch)"
+    )
     polish_steps: int | None = Field(None, ge=0, le=1_000_000)
     polish_lr: float | None = Field(None, gt=0, le=1e6)
     max_depth: Annotated[int, Field(ge=0, le=1024)] | Literal["none"] | None = Field(

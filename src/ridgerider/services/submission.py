@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ridgerider.core.errors import SettingsError
+from ridgerider.core.minibatch import check_minibatch
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import ParamError, RegisteredProblem, UnknownProblemError, create, get
 from ridgerider.services import jobs
@@ -27,6 +28,7 @@ __all__ = [
     "IdempotencyConflictError",
     "Limits",
     "check_exact_size",
+    "check_problem_settings",
     "submit_spec",
 ]
 
@@ -144,6 +146,17 @@ def check_exact_size(
         )
 
 
+def check_problem_settings(problem: RegisteredProblem, settings: RRSettings) -> None:
+    """Refuse settings the problem cannot honour (``hvp_batch`` without training examples).
+
+    Raises :class:`FieldError` on the setting.
+    """
+    try:
+        check_minibatch(problem, settings)
+    except SettingsError as exc:
+        raise FieldError(("settings", exc.field), exc.message) from None
+
+
 def submit_spec(
     storage: Storage,
     frontier: Frontier,
@@ -183,6 +196,7 @@ def submit_spec(
             ("params",), f"{built.n_params} parameters exceed the limit {limits.max_params}"
         )
     check_exact_size(built, settings, limits.max_exact_params)
+    check_problem_settings(built, settings)
     submission = jobs.Submission(
         built,
         settings,
