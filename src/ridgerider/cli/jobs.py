@@ -62,9 +62,10 @@ __all__ = ["extend", "jobs", "problems", "resume", "run", "show"]
 )
 @click.option(
     "--method",
-    type=click.Choice(["exact", "approx"]),
+    type=click.Choice(["exact", "approx", "ood"]),
     default=None,
-    help="exact (dense Hessian) or approx (Hessian-vector products only)",
+    help="exact (dense Hessian), approx (Hessian-vector products only) or ood (the paper's "
+    "out-of-distribution extension, problems with training environments)",
 )
 @click.option("--order", type=click.Choice(ORDERS), default=None, help="search order")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default cpu)")
@@ -160,7 +161,7 @@ def _problem_and_settings(
     """
     from ridgerider.problems import ParamError, UnknownProblemError, create
     from ridgerider.problems.presets import UnknownPresetError, get_preset
-    from ridgerider.services.submission import FieldError, check_exact_size
+    from ridgerider.services.submission import FieldError, check_exact_size, check_method
 
     preset_params: dict[str, Any] = {}
     preset_settings: dict[str, Any] = {}
@@ -179,6 +180,7 @@ def _problem_and_settings(
     rr = build_settings(prob.default_settings(), overrides)
     try:
         check_exact_size(prob, rr)
+        check_method(prob, rr)
     except FieldError as exc:
         usage_error(f"--method: {exc.message}")
     return prob, rr

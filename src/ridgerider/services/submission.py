@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ridgerider.core.errors import SettingsError
+from ridgerider.core.ood import check_ood_problem
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import ParamError, RegisteredProblem, UnknownProblemError, create, get
 from ridgerider.services import jobs
@@ -27,6 +28,7 @@ __all__ = [
     "IdempotencyConflictError",
     "Limits",
     "check_exact_size",
+    "check_method",
     "submit_spec",
 ]
 
@@ -144,6 +146,17 @@ def check_exact_size(
         )
 
 
+def check_method(problem: RegisteredProblem, settings: RRSettings) -> None:
+    """Refuse ``method="ood"`` on a problem without training environments, before any work.
+
+    Raises :class:`FieldError` on ``settings.method``.
+    """
+    try:
+        check_ood_problem(problem, settings)
+    except SettingsError as exc:
+        raise FieldError(("settings", exc.field), exc.message) from None
+
+
 def submit_spec(
     storage: Storage,
     frontier: Frontier,
@@ -183,6 +196,7 @@ def submit_spec(
             ("params",), f"{built.n_params} parameters exceed the limit {limits.max_params}"
         )
     check_exact_size(built, settings, limits.max_exact_params)
+    check_method(built, settings)
     submission = jobs.Submission(
         built,
         settings,
