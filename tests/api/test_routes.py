@@ -172,6 +172,7 @@ def test_a_gpu_job_waits_for_gpu_workers(make_client) -> None:
         (BODY | {"accelerator": "tpu"}, ["body", "accelerator"]),
         (BODY | {"extra": 1}, ["body", "extra"]),
         ({"problem": "digits-mlp"}, ["body", "settings", "method"]),
+        ({"problem": "toy2d", "settings": {"method": "ood"}}, ["body", "settings", "method"]),
         ({"problem": "gym-tabular", "params": {"env_id": "No-v0"}}, ["body", "params", "env_id"]),
     ],
 )
