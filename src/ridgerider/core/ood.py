@@ -16,8 +16,11 @@ eigenvalues) and L2 (the ``H_i`` agree along random directions). The engine's st
 * **GetRidges** (:func:`ood_get_ridges`): the ``ood_ridges`` most negative eigenvectors of the
   mean head Hessian ``(H_1 + H_2)/2`` (dense ``eigh``: the head has a few hundred parameters),
   each refined by ``ood_refine_steps`` Adam steps on the ``e_r`` terms of L1 with the features
-  fixed (towards an approximate common eigenvector), each with both signs. Directions are full
-  θ-vectors, zero outside the head; the branch's eigenvalue is ``êᵀ H̄ ê``.
+  fixed (towards an approximate common eigenvector), each with both signs. A refinement that
+  ends without negative mean curvature (the β4 term can pull ``e_r`` to where the two Hessians
+  agree, which may be a positive direction) is dropped for the eigenvector itself: a ridge must
+  start downhill in curvature. Directions are full θ-vectors, zero outside the head; the
+  branch's eigenvalue is ``êᵀ H̄ ê``.
 * **Ride** (:func:`ood_ride`): ``ood_ride_steps`` times (the paper reports its best "after nine
   steps along the ridge"): ``ood_inner_steps`` Adam steps on L1 + L2 over ``(θ_f, e_r)``, then
   one RR step ``θ_r ← θ_r − ood_alpha · ê``. It ends early (``convex``) once ``êᵀ H̄ ê`` is no
@@ -209,6 +212,8 @@ def ood_get_ridges(problem: Any, theta: Tensor, settings: RRSettings) -> tuple[l
     for i in negative_spectrum(values, settings.zero_tol)[: settings.ood_ridges].tolist():
         e = refine_direction(hess, vectors[:, i], settings)
         lam = float(e @ hbar @ e)
+        if lam >= -settings.zero_tol:  # refined off the negative curvature: keep the eigenvector
+            e, lam = vectors[:, i], float(values[i])
         for sign in (1, -1):
             full = torch.zeros_like(theta)
             full[head] = sign * e
