@@ -164,8 +164,7 @@ class RRSettings:
     """``ood`` MIS: Adam steps on L1 + L2 per try (ours)."""
     ood_mis_loss: float = 0.6
     """``ood`` MIS: a try succeeds when the mean training loss (at its last Adam step) is at most
-    this (ours: clearly
-    under the chance level ln 2 ≈ 0.693 of a two-class problem)."""
+    this (ours: clearly under the chance level ln 2 ≈ 0.693 of a two-class problem)."""
     ood_mis_tries: int = 3
     """``ood`` MIS: tries in all (the first from the problem's start, then resampled networks);
     the lowest-loss try is kept when none succeeds."""
