@@ -261,6 +261,7 @@ def find_ood_mis(problem: Any, settings: RRSettings, generator: torch.Generator)
         start = problem.mis_start() if tries == 1 else problem.random_init(generator)
         r = problem.head_slice()
         e0 = torch.randn(start[r].numel(), generator=generator, dtype=start.dtype)
+        e0 = e0.to(start.device)
         state = OODState(problem, start, e0, settings)
         mean = state.train(settings.ood_mis_steps, generator)
         if best is None or mean < best[0]:

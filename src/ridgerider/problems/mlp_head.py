@@ -42,7 +42,7 @@ def head_hessian(
     slope = 1.0 - h * h  # [N, H]
     p = torch.softmax(torch.addmm(c, h, w.T), dim=1)  # [N, C]
     delta = p.clone()
-    delta[torch.arange(n), y] -= 1.0
+    delta[torch.arange(n, device=h.device), y] -= 1.0
     # J [N, C, r] with r = H + C·H + C.
     j_b = w.unsqueeze(0) * slope.unsqueeze(1)  # [N, C, H]
     eye = torch.eye(classes, dtype=h.dtype, device=h.device)
