@@ -176,6 +176,7 @@ def test_a_gpu_job_waits_for_gpu_workers(make_client) -> None:
             ["body", "settings", "method"],
         ),
         ({"problem": "toy2d", "settings": {"hvp_batch": 8}}, ["body", "settings", "hvp_batch"]),
+        ({"problem": "toy2d", "settings": {"method": "ood"}}, ["body", "settings", "method"]),
         ({"problem": "gym-tabular", "params": {"env_id": "No-v0"}}, ["body", "params", "env_id"]),
     ],
 )

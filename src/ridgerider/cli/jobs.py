@@ -62,9 +62,10 @@ __all__ = ["extend", "jobs", "problems", "resume", "run", "show"]
 )
 @click.option(
     "--method",
-    type=click.Choice(["exact", "approx"]),
+    type=click.Choice(["exact", "approx", "ood"]),
     default=None,
-    help="exact (dense Hessian) or approx (Hessian-vector products only)",
+    help="exact (dense Hessian), approx (Hessian-vector products only) or ood (the paper's "
+    "out-of-distribution extension, problems with training environments)",
 )
 @click.option("--order", type=click.Choice(ORDERS), default=None, help="search order")
 @click.option("--device", default=None, help="cpu, cuda or cuda:N (default cpu)")
@@ -189,7 +190,9 @@ def _problem_and_settings(
     try:
         check_problem_settings(prob, rr)
     except FieldError as exc:
-        usage_error(f"setting {exc.loc[-1]}: {exc.message}")
+        field = exc.loc[-1]
+        where = "--method" if field == "method" else f"setting {field}"
+        usage_error(f"{where}: {exc.message}")
     return prob, rr
 
 

@@ -15,6 +15,7 @@ from torch import Tensor
 from ridgerider.core.branch import Branch, Node, child_seed, fingerprint_key
 from ridgerider.core.device import on_device, to_device
 from ridgerider.core.minibatch import curvature_at
+from ridgerider.core.ood import ood_get_ridges, ood_ride
 from ridgerider.core.problem import Problem
 from ridgerider.core.ridge import OnStep, Ridge, get_ridges, is_finite, polish, ride
 from ridgerider.core.settings import RRSettings
@@ -76,25 +77,14 @@ def _expand(
     """Ride, branch again with GetRidges, polish a solution leaf, record node and children."""
     generator = torch.Generator().manual_seed(branch.seed)
     rider = problem.at_node(fingerprint_key(branch.fingerprint[:-1]))
-    ridden = _ride_branch(rider, settings, branch, on_step)
+    ridden = _ride_branch(rider, settings, branch, on_step, generator)
     problem = problem.at_node(branch.key)
     stalled = branch.direction is not None and ridden.steps == 0
-    batches = curvature_at(problem, settings, branch.seed)
-    at_end = None if batches is None or stalled else batches(0)  # GetRidges' minibatch
     ridges, spectrum = (
-        ([], None)
-        if stalled
-        else get_ridges(
-            problem.loss,
-            ridden.theta,
-            settings,
-            generator,
-            hessian_fn=problem.hessian if at_end is None else at_end.hessian,
-            hvp_fn=problem.exact_hvp if at_end is None else at_end.hvp,
-            curvature_loss=None if at_end is None else at_end.loss,
-        )
+        ([], None) if stalled else _get_ridges(problem, settings, ridden, generator, branch.seed)
     )
     at_max_depth = settings.max_depth is not None and branch.depth >= settings.max_depth
+    at_max_depth |= settings.method == "ood" and branch.depth >= settings.ood_depth
     leaf_reason, ridges = _leaf_reason(stalled, at_max_depth, ridges)
     is_solution = leaf_reason is not None and not stalled
     polished = bool(is_solution and settings.polish_steps)
@@ -134,14 +124,48 @@ def ride_metrics(metrics: dict[str, object]) -> dict[str, object]:
     }
 
 
+def _get_ridges(
+    problem: Problem,
+    settings: RRSettings,
+    ridden: _Ridden,
+    generator: torch.Generator,
+    seed: int,
+) -> tuple[list[Ridge], Tensor]:
+    """GetRidges at the end of the ride.
+
+    ``core.ood``'s for ``method="ood"``; with ``hvp_batch`` set, curvature from the branch's
+    step-0 minibatch (``core.minibatch``).
+    """
+    if settings.method == "ood":
+        return ood_get_ridges(problem, ridden.theta, settings)
+    batches = curvature_at(problem, settings, seed)
+    at_end = None if batches is None else batches(0)
+    return get_ridges(
+        problem.loss,
+        ridden.theta,
+        settings,
+        generator,
+        hessian_fn=problem.hessian if at_end is None else at_end.hessian,
+        hvp_fn=problem.exact_hvp if at_end is None else at_end.hvp,
+        curvature_loss=None if at_end is None else at_end.loss,
+    )
+
+
 def _ride_branch(
-    problem: Problem, settings: RRSettings, branch: Branch, on_step: OnStep | None
+    problem: Problem,
+    settings: RRSettings,
+    branch: Branch,
+    on_step: OnStep | None,
+    generator: torch.Generator,
 ) -> _Ridden:
     """Ride the branch's ridge; the root stays where it is."""
     if branch.direction is None:
         loss0 = float(problem.loss(branch.theta))
         return _Ridden(branch.theta.detach().clone(), 0, "root", [loss0], None, 0)
     assert branch.eigenvalue is not None
+    if settings.method == "ood":
+        out = ood_ride(problem, branch.theta, branch.direction, settings, generator, on_step)
+        return _Ridden(out.theta, out.steps, out.end_reason, out.losses, out.eigenvalue, 0)
     out = ride(
         problem.loss,
         branch.theta,

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 from ridgerider.core.curvature import dense_hessian
 
-__all__ = ["Problem"]
+__all__ = ["EnvironmentProblem", "Problem", "supports_environments"]
 
 
 class Problem(ABC):
@@ -115,3 +115,26 @@ class Problem(ABC):
     def default_settings(self) -> dict[str, Any]:
         """Overrides of :class:`~ridgerider.core.settings.RRSettings` defaults for this problem."""
         return {}
+
+
+@runtime_checkable
+class EnvironmentProblem(Protocol):
+    """What ``method="ood"`` needs on top of :class:`Problem`: training environments and a head.
+
+    ``environment_losses(θ)`` returns each training environment's differentiable loss (at least
+    two; validation and test data never enter them) and ``head_slice()`` the index range of the
+    head ``θ_r`` in θ (the rest is the features ``θ_f``). See ``core.ood``.
+    """
+
+    def environment_losses(self, theta: Tensor) -> list[Tensor]:
+        """Each training environment's loss at ``θ``."""
+        ...
+
+    def head_slice(self) -> slice:
+        """``slice(start, stop)`` of the head parameters ``θ_r`` in θ."""
+        ...
+
+
+def supports_environments(problem: object) -> bool:
+    """Whether ``problem`` declares training environments and a head (``method="ood"``)."""
+    return isinstance(problem, EnvironmentProblem)

@@ -12,10 +12,11 @@ from ridgerider.core.branch import Branch, Node
 from ridgerider.core.expand import expand
 from ridgerider.core.frontier import MemoryFrontier
 from ridgerider.core.mis import MISResult, find_mis
+from ridgerider.core.ood import check_ood_problem, find_ood_mis
 from ridgerider.core.problem import Problem
 from ridgerider.core.settings import MISSettings, RRSettings
 
-__all__ = ["SearchResult", "coverage", "root_branch", "run_search"]
+__all__ = ["SearchResult", "branch_point", "coverage", "root_branch", "run_search"]
 
 
 @dataclass
@@ -40,6 +41,23 @@ class SearchResult:
 def root_branch(mis: MISResult, seed: int, loss: float | None = None) -> Branch:
     """The branch at the MIS: expanding it only branches (there is no ridge to ride)."""
     return Branch(mis.theta, None, None, (), seed, mis.loss if loss is None else loss)
+
+
+def branch_point(
+    problem: Problem,
+    settings: RRSettings,
+    mis_settings: MISSettings | None,
+    generator: torch.Generator,
+) -> MISResult:
+    """Where the tree starts: the MIS (``core.mis``), or for ``method="ood"`` ``core.ood``'s.
+
+    Raises :class:`~ridgerider.core.errors.SettingsError` on ``method`` for ``ood`` on a
+    problem without training environments.
+    """
+    if settings.method == "ood":
+        check_ood_problem(problem, settings)
+        return find_ood_mis(problem, settings, generator)
+    return find_mis(problem, mis_settings, generator, settings.zero_tol)
 
 
 def coverage(problem: Problem, nodes: list[Node]) -> dict[str, int] | None:
@@ -77,9 +95,7 @@ def run_search(
     """
     start = time.perf_counter()
     if mis is None:
-        mis = find_mis(
-            problem, mis_settings, torch.Generator().manual_seed(seed), settings.zero_tol
-        )
+        mis = branch_point(problem, settings, mis_settings, torch.Generator().manual_seed(seed))
     frontier = MemoryFrontier(settings.order, seed)
     frontier.push([root_branch(mis, seed)])
     nodes: list[Node] = []

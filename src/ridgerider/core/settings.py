@@ -22,7 +22,7 @@ __all__ = [
 ]
 
 ORDERS = ("bfs", "dfs", "priority", "random")
-METHODS = ("exact", "approx")
+METHODS = ("exact", "approx", "ood")
 APPROX_UPDATES = ("rayleigh_ritz", "paper")
 UPDATES = ("exact", "fixed")
 RIDGE_RULES = ("eigen", "random_ascent")
@@ -58,9 +58,12 @@ class RRSettings:
     0.95, the N = 6 most negative eigenpairs); unpublished choices are marked as ours.
     """
 
-    method: Literal["exact", "approx"] = "exact"
+    method: Literal["exact", "approx", "ood"] = "exact"
     """``exact``: dense Hessian and ``eigh`` every step. ``approx``: Hessian-vector products only
-    (``core.approx``): GetRidges by the block eigensolver, UpdateRidge by ``approx_update``."""
+    (``core.approx``): GetRidges by the block eigensolver, UpdateRidge by ``approx_update``.
+    ``ood``: the paper's out-of-distribution extension (``core.ood``) on problems with training
+    environments and a head; it uses the ``ood_*`` settings (and ``zero_tol``, ``max_depth``,
+    the budgets, ``polish_*``) and ignores the other ride settings."""
     approx_update: Literal["rayleigh_ritz", "paper"] = "rayleigh_ritz"
     """Approximate UpdateRidge: warm Rayleigh–Ritz on a tracked block, or the paper's gradient
     steps on ‖(1/λ)He − e‖² (see ``core.approx``)."""
@@ -133,6 +136,46 @@ class RRSettings:
     """Budget: expanded nodes, the MIS included."""
     max_steps: int = 100_000
     """Budget: total ride steps; no new branch starts once it is spent."""
+    ood_ridges: int = 4
+    """``ood`` GetRidges: the most negative mean-head-Hessian eigenvectors branched on, each with
+    both signs (ours: 8 rides of at most 9 RR steps keep one search under a minute on
+    colored-digits, 19–49 s measured on one CPU thread)."""
+    ood_depth: int = 1
+    """``ood``: nodes at this depth are solution leaves (ours: one ride from the MIS, as the
+    paper's one reported ride of nine steps; ``max_depth`` still caps it)."""
+    ood_ride_steps: int = 9
+    """``ood`` EndRide: RR steps of one ride (the paper: "a high after nine steps")."""
+    ood_inner_steps: int = 5
+    """``ood``: Adam steps on L1 + L2 over ``(θ_f, e_r)`` before each RR step (the paper's n)."""
+    ood_alpha: float = 0.5
+    """``ood``: RR step ``θ_r ← θ_r − α·ê`` along the unit direction (ours)."""
+    ood_lr: float = 1e-3
+    """``ood``: Adam step size for the features ``θ_f`` (ours; Adam's common default)."""
+    ood_lr_e: float = 0.05
+    """``ood``: Adam step size for ``e_r`` (ours; ``e_r`` is a unit vector in a few hundred
+    dimensions, so a step of 0.05 per coordinate turns it substantially in tens of steps)."""
+    ood_probes: int = 8
+    """``ood``: random unit vectors ``u`` averaged in L2 per step (ours)."""
+    ood_refine_steps: int = 50
+    """``ood`` GetRidges: Adam steps on the ``e_r`` terms of L1 refining each eigenvector (ours)."""
+    ood_beta1: float = 1.0
+    """``ood`` L1: weight of the correlation ``C(H_i e, e)`` (reward)."""
+    ood_beta2: float = 1.0
+    """``ood`` L1: weight of the curvature ``eᵀH_i e`` (reward for negative curvature)."""
+    ood_beta3: float = 1.0
+    """``ood`` L1: weight of each environment's loss."""
+    ood_beta4: float = 1.0
+    """``ood`` L1: weight of the eigenvalue difference ``|eᵀ(H_1 − H_2)e|``."""
+    ood_beta5: float = 1.0
+    """``ood`` L2: weight of the Hessian-consistency term."""
+    ood_mis_steps: int = 100
+    """``ood`` MIS: Adam steps on L1 + L2 per try (ours)."""
+    ood_mis_loss: float = 0.6
+    """``ood`` MIS: a try succeeds when the mean training loss (at its last Adam step) is at most
+    this (ours: clearly under the chance level ln 2 ≈ 0.693 of a two-class problem)."""
+    ood_mis_tries: int = 3
+    """``ood`` MIS: tries in all (the first from the problem's start, then resampled networks);
+    the lowest-loss try is kept when none succeeds."""
     device: str = "cpu"
     """Where branches are computed: ``cpu``, ``cuda`` or ``cuda:N`` (``core.device``). Tensors
     move to it once per branch; results come back to the CPU. CUDA must be available."""
@@ -166,6 +209,22 @@ class RRSettings:
             ("max_depth", self.max_depth is None or self.max_depth >= 0, ">= 0 or None"),
             ("max_nodes", self.max_nodes >= 1, ">= 1"),
             ("max_steps", self.max_steps >= 0, ">= 0"),
+            ("ood_ridges", 1 <= self.ood_ridges <= 4096, "in [1, 4096]"),
+            ("ood_depth", 0 <= self.ood_depth <= 1024, "in [0, 1024]"),
+            ("ood_ride_steps", 1 <= self.ood_ride_steps <= 100_000, "in [1, 100000]"),
+            ("ood_inner_steps", 0 <= self.ood_inner_steps <= 100_000, "in [0, 100000]"),
+            ("ood_alpha", 0 < self.ood_alpha <= 1e6, "in (0, 1e6]"),
+            ("ood_lr", 0 < self.ood_lr <= 1e3, "in (0, 1000]"),
+            ("ood_lr_e", 0 < self.ood_lr_e <= 1e3, "in (0, 1000]"),
+            ("ood_probes", 0 <= self.ood_probes <= 4096, "in [0, 4096]"),
+            ("ood_refine_steps", 0 <= self.ood_refine_steps <= 100_000, "in [0, 100000]"),
+            *(
+                (f"ood_beta{i}", 0 <= getattr(self, f"ood_beta{i}") <= 1e6, "in [0, 1e6]")
+                for i in range(1, 6)
+            ),
+            ("ood_mis_steps", 0 <= self.ood_mis_steps <= 100_000, "in [0, 100000]"),
+            ("ood_mis_loss", 0 < self.ood_mis_loss <= 1e6, "in (0, 1e6]"),
+            ("ood_mis_tries", 1 <= self.ood_mis_tries <= 100, "in [1, 100]"),
         ]
         for name, ok, limit in checks:
             if not ok:

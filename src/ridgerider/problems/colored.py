@@ -45,6 +45,7 @@ from torch import Tensor
 
 from ridgerider.problems.base import ParamError
 from ridgerider.problems.mlp import MLPClassifier, MLPParams
+from ridgerider.problems.mlp_head import head_hessian
 from ridgerider.problems.mnist import find_idx, read_idx
 
 __all__ = [
@@ -153,6 +154,65 @@ class _Colored(MLPClassifier):
         self.x_val = torch.cat([self._parts[f"{k}_validation"][0] for k in ("train1", "train2")])
         self.y_val = torch.cat([self._parts[f"{k}_validation"][1] for k in ("train1", "train2")])
         self._setup(x_train, y_train, flat["test"], self._envs["test"].labels, 2)
+
+    def environment_losses(self, theta: Tensor) -> list[Tensor]:
+        """Mean cross-entropy (plus the L2 term) on the training part of ``train1``, ``train2``.
+
+        Validation images never enter them; ``method="ood"`` (``core.ood``) uses them.
+        """
+        out = []
+        for key in ("train1", "train2"):
+            x, y = self._parts[key]
+            loss = torch.nn.functional.cross_entropy(self.logits(theta, x), y)
+            if self.params.weight_decay:
+                loss = loss + 0.5 * self.params.weight_decay * theta.pow(2).sum()
+            out.append(loss)
+        return out
+
+    def head_slice(self) -> slice:
+        """θ_r for ``method="ood"``: the output layer and the last hidden layer's biases.
+
+        Cross-entropy is convex in the output layer alone (for fixed features its head Hessian
+        is positive semi-definite: no ridge to ride), so the head also takes the biases of the
+        last hidden layer, which sit just before the output layer in θ; their cross terms with
+        the output weights give the head curvature of both signs. 2 classes and 128 hidden
+        units: 128 + 258 = 386 parameters. Without a hidden layer it is the output layer.
+        """
+        out, inp = self.shapes[-1]
+        size = out * inp + out + (inp if len(self.shapes) > 1 else 0)
+        return slice(self.n_params - size, self.n_params)
+
+    def head_hessians(self, theta: Tensor) -> list[Tensor]:
+        """Each training environment's Hessian in :meth:`head_slice`, in closed form.
+
+        Differentiable in the features (``problems.mlp_head``); without a hidden layer it is
+        autograd's Hessian of the output layer.
+        """
+        layers = self.unflatten(theta)
+        head = self.head_slice()
+        decay = float(self.params.weight_decay)
+        out = []
+        for key in ("train1", "train2"):
+            x, y = self._parts[key]
+            if len(layers) == 1:
+                rest = theta[: head.start]
+
+                def env_loss(
+                    r: Tensor, x: Tensor = x, y: Tensor = y, rest: Tensor = rest
+                ) -> Tensor:
+                    full = torch.cat([rest, r])
+                    return torch.nn.functional.cross_entropy(self.logits(full, x), y)
+
+                hess = torch.autograd.functional.hessian(env_loss, theta[head], create_graph=True)
+                out.append(hess + decay * torch.eye(hess.shape[0], dtype=hess.dtype))
+                continue
+            h = x
+            for w, b in layers[:-2]:
+                h = torch.tanh(torch.addmm(b, h, w.T))
+            w_last, b_last = layers[-2]
+            w_out, c_out = layers[-1]
+            out.append(head_hessian(h @ w_last.T, y, w_out, b_last, c_out, decay))
+        return out
 
     def environments(self) -> dict[str, Environment]:
         """``train1``, ``train2`` and ``test`` as constructed (see the module docstring)."""

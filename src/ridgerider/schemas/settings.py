@@ -34,7 +34,7 @@ class SearchSettings(RequestModel):
     See ``ridgerider.core.settings.RRSettings`` for what each one does.
     """
 
-    method: Literal["exact", "approx"] | None = None
+    method: Literal["exact", "approx", "ood"] | None = None
     order: Literal["bfs", "dfs", "priority", "random"] | None = None
     approx_update: Literal["rayleigh_ritz", "paper"] | None = None
     approx_tol: float | None = Field(None, gt=0, lt=1)
@@ -65,6 +65,23 @@ class SearchSettings(RequestModel):
     max_depth: Annotated[int, Field(ge=0, le=1024)] | Literal["none"] | None = Field(
         None, description='depth of the deepest nodes; "none": no depth limit (null: default)'
     )
+    ood_ridges: int | None = Field(None, ge=1, le=4096, description="ood: ridges per branch")
+    ood_depth: int | None = Field(None, ge=0, le=1024, description="ood: depth of the leaves")
+    ood_ride_steps: int | None = Field(None, ge=1, le=100_000, description="ood: RR steps")
+    ood_inner_steps: int | None = Field(None, ge=0, le=100_000, description="ood: n per RR step")
+    ood_alpha: float | None = Field(None, gt=0, le=1e6, description="ood: RR step size")
+    ood_lr: float | None = Field(None, gt=0, le=1e3, description="ood: feature step size")
+    ood_lr_e: float | None = Field(None, gt=0, le=1e3, description="ood: e_r step size")
+    ood_probes: int | None = Field(None, ge=0, le=4096, description="ood: L2 probes")
+    ood_refine_steps: int | None = Field(None, ge=0, le=100_000)
+    ood_beta1: float | None = Field(None, ge=0, le=1e6)
+    ood_beta2: float | None = Field(None, ge=0, le=1e6)
+    ood_beta3: float | None = Field(None, ge=0, le=1e6)
+    ood_beta4: float | None = Field(None, ge=0, le=1e6)
+    ood_beta5: float | None = Field(None, ge=0, le=1e6)
+    ood_mis_steps: int | None = Field(None, ge=0, le=100_000)
+    ood_mis_loss: float | None = Field(None, gt=0, le=1e6)
+    ood_mis_tries: int | None = Field(None, ge=1, le=100)
     max_nodes: int | None = Field(None, ge=1, le=MAX_NODES, description="budget: nodes")
     max_steps: int | None = Field(None, ge=0, le=MAX_STEPS, description="budget: ride steps")
 

@@ -14,8 +14,8 @@ from typing import Any, cast
 import torch
 
 from ridgerider.core.branch import Branch, Fingerprint, Node
-from ridgerider.core.mis import MISResult, find_mis
-from ridgerider.core.search import coverage, root_branch
+from ridgerider.core.mis import MISResult
+from ridgerider.core.search import branch_point, coverage, root_branch
 from ridgerider.core.selection import CHOSEN_METRICS, SELECTION_METRIC, choose
 from ridgerider.core.settings import MISSettings, RRSettings
 from ridgerider.problems import RegisteredProblem, create
@@ -150,7 +150,7 @@ def submit_job(
         summary, root = {}, deferred_root(seed)
     else:
         gen = torch.Generator().manual_seed(seed)
-        mis = find_mis(built, submission.mis_settings, gen, settings.zero_tol)
+        mis = branch_point(built, settings, submission.mis_settings, gen)
         summary, root = mis_summary(mis), root_branch(mis, seed)
     spec = JobSpec(
         problem=built.name,
@@ -191,7 +191,7 @@ def resolve_root(
     """
     if branch.fingerprint or branch.theta.numel():
         return branch
-    mis = find_mis(problem, None, torch.Generator().manual_seed(branch.seed), settings.zero_tol)
+    mis = branch_point(problem, settings, None, torch.Generator().manual_seed(branch.seed))
     storage.set_mis(job_id, mis_summary(mis))
     return root_branch(mis, branch.seed)
 

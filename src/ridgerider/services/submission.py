@@ -15,6 +15,7 @@ from typing import Any
 
 from ridgerider.core.errors import SettingsError
 from ridgerider.core.minibatch import check_minibatch
+from ridgerider.core.ood import check_ood_problem
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import ParamError, RegisteredProblem, UnknownProblemError, create, get
 from ridgerider.services import jobs
@@ -147,11 +148,14 @@ def check_exact_size(
 
 
 def check_problem_settings(problem: RegisteredProblem, settings: RRSettings) -> None:
-    """Refuse settings the problem cannot honour (``hvp_batch`` without training examples).
+    """Refuse settings the problem cannot honour, before any work.
 
-    Raises :class:`FieldError` on the setting.
+    ``method="ood"`` needs a problem with training environments, ``hvp_batch`` one with training
+    examples. Raises :class:`FieldError` on the setting (``settings.method``,
+    ``settings.hvp_batch``).
     """
     try:
+        check_ood_problem(problem, settings)
         check_minibatch(problem, settings)
     except SettingsError as exc:
         raise FieldError(("settings", exc.field), exc.message) from None
