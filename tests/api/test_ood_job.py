@@ -4,21 +4,13 @@ from __future__ import annotations
 
 import torch
 
+from core.test_ood import FAST, TINY
 from ridgerider.core import RRSettings, run_search
 from ridgerider.problems import create
 
 from .conftest import API, wait_done
 
-PARAMS = {"hidden": "4", "data_seed": 1, "init_seed": 1}
-SETTINGS = {
-    "method": "ood",
-    "ood_ridges": 1,
-    "ood_ride_steps": 2,
-    "ood_inner_steps": 2,
-    "ood_refine_steps": 5,
-    "ood_mis_steps": 5,
-    "ood_mis_tries": 1,
-}
+PARAMS, SETTINGS = TINY, FAST  # the core tests' tiny ood search
 
 
 def test_an_ood_job_gives_the_in_process_tree(make_client, db_url: str) -> None:
