@@ -85,4 +85,5 @@ def test_fuzz_covers_the_api(tmp_path: Path) -> None:
     names = {op.ok().label for op in schema.get_all_operations()}
     assert "POST /api/v1/jobs" in names and "GET /api/v1/jobs/{job_id}/tree" in names
     assert "GET /api/v1/jobs/{job_id}/tree/compact" in names
-    assert len(names) == 23
+    assert "GET /api/v1/jobs/{job_id}/chosen" in names
+    assert len(names) == 24
