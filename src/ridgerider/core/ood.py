@@ -52,6 +52,7 @@ from ridgerider.core.settings import RRSettings
 
 __all__ = [
     "OODState",
+    "autograd_head_hessians",
     "check_ood_problem",
     "find_ood_mis",
     "head_hessians",
@@ -87,6 +88,11 @@ def head_hessians(problem: Any, theta: Tensor) -> list[Tensor]:
     own = getattr(problem, "head_hessians", None)
     if own is not None:
         return list(own(theta))
+    return autograd_head_hessians(problem, theta)
+
+
+def autograd_head_hessians(problem: Any, theta: Tensor) -> list[Tensor]:
+    """Each environment's head Hessian at ``θ`` by autograd (differentiable, as above)."""
     head: slice = problem.head_slice()
     out = []
     for i in range(len(problem.environment_losses(theta.detach()))):

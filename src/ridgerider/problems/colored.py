@@ -43,6 +43,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from ridgerider.core.ood import autograd_head_hessians
 from ridgerider.problems.base import ParamError
 from ridgerider.problems.mlp import MLPClassifier, MLPParams
 from ridgerider.problems.mlp_head import head_hessian
@@ -189,23 +190,12 @@ class _Colored(MLPClassifier):
         autograd's Hessian of the output layer.
         """
         layers = self.unflatten(theta)
-        head = self.head_slice()
+        if len(layers) == 1:
+            return autograd_head_hessians(self, theta)
         decay = float(self.params.weight_decay)
         out = []
         for key in ("train1", "train2"):
             x, y = self._parts[key]
-            if len(layers) == 1:
-                rest = theta[: head.start]
-
-                def env_loss(
-                    r: Tensor, x: Tensor = x, y: Tensor = y, rest: Tensor = rest
-                ) -> Tensor:
-                    full = torch.cat([rest, r])
-                    return torch.nn.functional.cross_entropy(self.logits(full, x), y)
-
-                hess = torch.autograd.functional.hessian(env_loss, theta[head], create_graph=True)
-                out.append(hess + decay * torch.eye(hess.shape[0], dtype=hess.dtype))
-                continue
             h = x
             for w, b in layers[:-2]:
                 h = torch.tanh(torch.addmm(b, h, w.T))
