@@ -26,6 +26,7 @@ from dashboard.browser import (  # noqa: E402
     Server,
     api,
     browser,
+    checked_page,
     db_url,
     dev_server,
     drawn,
@@ -126,13 +127,8 @@ def jobs(api: httpx.Client, db_url: str) -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def page(browser: Any) -> Iterator[Any]:
     """One page for the whole module (the viewport changes per test)."""
-    context = browser.new_context(viewport={"width": 1440, "height": 900})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    context.close()
-    assert not errors, errors
+    with checked_page(browser, 1440, 900) as pg:
+        yield pg
 
 
 def zoom_and_fit(page: Any, at: float = 0.3, wheels: tuple[int, ...] = (-500,)) -> dict[str, Any]:

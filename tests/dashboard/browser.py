@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,15 +117,24 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-@pytest.fixture
-def page(browser: Any, tmp_path: Path) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+@contextmanager
+def checked_page(browser: Any, width: int, height: int, **options: Any) -> Iterator[Any]:
+    """A page in a context of its own; an uncaught error in the page fails the test."""
+    context = browser.new_context(viewport={"width": width, "height": height}, **options)
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    context.close()
+    try:
+        yield pg
+    finally:
+        context.close()
     assert not errors, errors
+
+
+@pytest.fixture
+def page(browser: Any, tmp_path: Path) -> Iterator[Any]:
+    with checked_page(browser, 1400, 1000, accept_downloads=True) as pg:
+        yield pg
 
 
 def shot(page: Any, tmp_path: Path, name: str, selector: str | None = None) -> Path:
