@@ -234,3 +234,10 @@ def test_a_named_config_file_that_is_missing_is_refused(monkeypatch: pytest.Monk
     result = CliRunner().invoke(main, ["jobs"])
     assert result.exit_code == 2
     assert "RIDGERIDER_CONFIG=/nonexistent/ridgerider.toml: no such file" in result.output
+
+
+def test_the_speculation_default_is_the_frontiers() -> None:
+    from ridgerider.config import Settings
+    from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
+
+    assert Settings().speculation == DEFAULT_SPECULATION

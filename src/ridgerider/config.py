@@ -155,6 +155,12 @@ class Settings(BaseSettings):
         description="scheduling niceness of serve's worker processes (0: as the API's)",
     )
     lease_s: float | None = Field(None, gt=0, le=3600)
+    speculation: int = Field(
+        32,  # services.frontier.speculation.DEFAULT_SPECULATION (tests/test_config.py)
+        ge=0,
+        le=1_000_000,
+        description="rides a dfs/priority/random job may have ahead of its turn (0: none)",
+    )
     max_body_bytes: int = Field(1 << 20, ge=1024, le=1 << 30)
     max_params: int = Field(1_000_000, ge=1)
     max_exact_params: int = Field(8192, ge=1)

@@ -175,8 +175,13 @@ def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
     store.close()
 
 
-def make_frontier(kind: str, request: pytest.FixtureRequest) -> Frontier:
-    """A frontier of one kind on a fresh archive."""
+def make_frontier(kind: str, request: pytest.FixtureRequest, speculation: int = 0) -> Frontier:
+    """A frontier of one kind on a fresh archive.
+
+    ``speculation``: the database frontiers' cap of rides ahead of their turn; 0 (claims of
+    admitted branches only) for the contract suite, which checks claims one by one
+    (``test_speculation.py`` covers speculative claims).
+    """
     if kind == "memory":
         return MemoryFrontier(InMemoryStorage())
     if kind in ("sqlite", "fakeredis"):
@@ -184,7 +189,7 @@ def make_frontier(kind: str, request: pytest.FixtureRequest) -> Frontier:
     else:
         store = SQLStorage(request.getfixturevalue("pg_url"))
     if kind in ("sqlite", "postgres"):
-        return DatabaseFrontier(store)
+        return DatabaseFrontier(store, speculation=speculation)
     if kind == "fakeredis":
         client, ns = fakeredis.FakeRedis(server=fakeredis.FakeServer()), "rr"
     else:

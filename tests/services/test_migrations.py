@@ -22,7 +22,7 @@ def empty_url(request: pytest.FixtureRequest) -> str:
 
 def test_migrations_are_package_data() -> None:
     assert (MIGRATIONS / "env.py").is_file() and (MIGRATIONS / "script.py.mako").is_file()
-    assert head_revision() == "0007"
+    assert head_revision() == "0008"
 
 
 def test_empty_database_upgrades_to_head_matching_the_models(empty_url: str) -> None:

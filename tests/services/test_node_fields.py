@@ -31,7 +31,7 @@ NOT_RESULT_COLUMNS = {
     *("branch_loss", "branch_data", "branch_ref"),  # the branch to ride
     *("status", "attempts", "lease_owner", "lease_token", "lease_expires", "last_error"),
     *("ride_steps", "ride_loss"),  # progress of the ride in flight
-    *("seq", "rank", "slot"),  # the sequencer's order
+    *("seq", "rank", "slot", "spec"),  # the sequencer's order, the speculation key
     *("theta_data", "theta_ref"),  # the end parameters (a blob, beside the results)
     *("created_at", "finished_at"),
 }

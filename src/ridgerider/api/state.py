@@ -44,6 +44,7 @@ def local_pool(archive: Archive, settings: Settings) -> WorkerPool | None:
             lease_s=settings.lease_s,
             poll_s=settings.worker_poll_s,
             nice=settings.worker_nice,
+            speculation=settings.speculation,
         )
     return start_local_workers(archive.frontier, settings.workers, poll_s=settings.worker_poll_s)
 
@@ -96,6 +97,7 @@ def lifespan(
             settings.redis_url,
             lease_s=settings.lease_s,
             pool_size=threads + 2,
+            speculation=settings.speculation,
         )
         try:
             dev = accounts.dev_user(archive.storage) if settings.dev else None

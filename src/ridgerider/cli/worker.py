@@ -54,6 +54,10 @@ if TYPE_CHECKING:
     help="lease length in seconds (default: $RIDGERIDER_LEASE_S, else each job's)",
 )  # fmt: skip
 @click.option(
+    "--speculation", type=click.IntRange(0, 1_000_000), default=config_default("speculation"),
+    help="rides a dfs/priority/random job may have ahead of its turn (0: none)",
+)  # fmt: skip
+@click.option(
     "--batch", default="1", show_default=True,
     help="branches per claim, or 'auto' (sized so the queue costs ~5 % of a worker's time)",
 )  # fmt: skip
@@ -68,6 +72,7 @@ def worker(
     threads: int,
     device: str | None,
     lease_s: float | None,
+    speculation: int,
     batch: str,
 ) -> None:
     """Serve every running job with Ray workers until interrupted (Ctrl-C or SIGTERM).
@@ -87,7 +92,8 @@ def worker(
 
     if num_workers + gpu_workers == 0:
         raise click.UsageError("--num-workers, --gpu-workers: at least one worker")
-    common = {"batch": batch, "num_cpus": num_cpus, "threads": threads, "lease_s": lease_s}
+    common = {"batch": batch, "num_cpus": num_cpus, "threads": threads, "lease_s": lease_s,
+              "speculation": speculation}  # fmt: skip
     groups = [
         (n, _options(num_gpus=g, device=d, **common))
         for n, g, d in ((num_workers, num_gpus, device), (gpu_workers, 1.0, None))
@@ -111,7 +117,7 @@ def worker(
 
 def _options(
     *, batch: str, num_cpus: float, num_gpus: float, threads: int, device: str | None,
-    lease_s: float | None,
+    lease_s: float | None, speculation: int,
 ) -> WorkerOptions:  # fmt: skip
     """The workers' options; exit 2 naming the option that is wrong."""
     from ridgerider.core.errors import SettingsError
@@ -127,6 +133,7 @@ def _options(
             torch_threads=threads,
             device=device,
             lease_s=lease_s,
+            speculation=speculation,
             poll_s=0.2,
         )
     except SettingsError as exc:

@@ -20,6 +20,7 @@ from ridgerider.schemas.enums import JobStatus
 from ridgerider.services import jobs
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.database import DatabaseFrontier
+from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
 from ridgerider.services.storage.migrate import current_revision, head_revision, upgrade
 from ridgerider.services.storage.session import Database
 from ridgerider.services.storage.sql import SQLStorage
@@ -88,8 +89,12 @@ def open_archive(
     *,
     lease_s: float | None = None,
     pool_size: int = 5,
+    speculation: int = DEFAULT_SPECULATION,
 ) -> Archive:
     """Open (and migrate) the archive; with ``redis_url`` claims go through Redis.
+
+    ``speculation``: rides a ``dfs``/``priority``/``random`` job may have ahead of its turn
+    (``frontier.speculation``; 0: none). The Redis frontier claims admitted branches only.
 
     ``pool_size``: database connections kept open (PostgreSQL; as many more may open under a
     burst), at least the threads of this process that use the archive at once.
@@ -115,7 +120,7 @@ def open_archive(
             raise ArchiveUnavailableError("redis_url", redis_url, str(exc)) from exc
         frontier = RedisFrontier(storage, client, namespace=namespace, lease_s=lease_s)
     else:
-        frontier = DatabaseFrontier(storage, lease_s=lease_s)
+        frontier = DatabaseFrontier(storage, lease_s=lease_s, speculation=speculation)
     return Archive(storage, frontier, location)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from ridgerider.core.threads import use_compute_threads
 from ridgerider.services.archive import open_archive
+from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
 from ridgerider.workers.pools import WorkerPool, lower_priority
 from ridgerider.workers.worker import Worker
 
@@ -44,6 +45,7 @@ class _Spec:
     lease_s: float | None
     poll_s: float
     nice: int = 0
+    speculation: int = DEFAULT_SPECULATION
 
 
 def _worker_main(spec: _Spec, completed: Any) -> None:
@@ -51,7 +53,9 @@ def _worker_main(spec: _Spec, completed: Any) -> None:
     use_compute_threads()
     lower_priority(spec.nice)  # the one thread that computes; the API's process comes first
     parent = os.getppid()
-    archive = open_archive(spec.database_url, spec.redis_url, lease_s=spec.lease_s)
+    archive = open_archive(
+        spec.database_url, spec.redis_url, lease_s=spec.lease_s, speculation=spec.speculation
+    )
     worker = Worker(archive.frontier, job_id=None, stop_when_idle=False, poll_s=spec.poll_s)
 
     def on_node(_node: Any, _steps: int) -> None:
@@ -161,9 +165,12 @@ def start_process_workers(
     lease_s: float | None = None,
     poll_s: float = 0.1,
     nice: int = 0,
+    speculation: int = DEFAULT_SPECULATION,
 ) -> ProcessWorkers:
     """Start ``n`` supervised worker processes on the archive at ``database_url``.
 
-    ``nice`` lowers their scheduling priority (``pools.lower_priority``).
+    ``nice`` lowers their scheduling priority (``pools.lower_priority``); ``speculation``: see
+    ``services.archive.open_archive``.
     """
-    return ProcessWorkers(_Spec(database_url, redis_url, lease_s, poll_s, nice), n).start()
+    spec = _Spec(database_url, redis_url, lease_s, poll_s, nice, speculation)
+    return ProcessWorkers(spec, n).start()

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ridgerider.core.branch import Branch, Node, tensor_to_bytes
+from ridgerider.services.frontier.speculation import spec_key
 from ridgerider.services.storage.records import NODE_RESULT_FIELDS, NODE_RESULT_TYPES
 
 __all__ = ["child_rows", "finite_or_none", "node_values"]
@@ -59,8 +60,13 @@ def finite_or_none(value: Any) -> Any:
     return value
 
 
-def child_rows(job_id: int, parent_id: int, children: Sequence[Branch]) -> list[dict[str, Any]]:
-    """Rows of new child branches (waiting, unranked: the sequencer orders them)."""
+def child_rows(
+    job_id: int, parent_id: int, children: Sequence[Branch], order: str | None = None
+) -> list[dict[str, Any]]:
+    """Rows of new child branches (waiting, unranked: the sequencer orders them).
+
+    ``order``: the job's search order, which sets their speculation key (``spec``).
+    """
     return [
         {
             "job_id": job_id,
@@ -70,6 +76,7 @@ def child_rows(job_id: int, parent_id: int, children: Sequence[Branch]) -> list[
             "child_index": i,
             "branch_loss": b.loss,
             "branch_data": b.to_bytes(),
+            "spec": None if order is None else spec_key(order, b),
         }
         for i, b in enumerate(children)
     ]

@@ -58,7 +58,8 @@ class DatabaseFrontier(DatabaseCompletion):
     def _leases(self, conn: Connection | None, rows: Any, worker: str, token: str) -> list[Lease]:
         """Leases of the rows a claim statement returned, in claim order."""
         out = []
-        for r in sorted(rows, key=lambda r: (r.job_id, r.rank)):
+        # Admitted rows by rank, then speculative ones (no rank yet) in claim order.
+        for r in sorted(rows, key=lambda r: (r.job_id, r.rank is None, r.rank or 0)):
             data = r.branch_data
             if data is None and r.branch_ref is not None:  # an artifact (large branch)
                 if conn is None:
@@ -100,7 +101,14 @@ class DatabaseFrontier(DatabaseCompletion):
         token = uuid.uuid4().hex
         stmt = self.sql.claim_any if job_id is None else self.sql.claim_job
         params = {"worker": worker, "token": token, "ttl": lease_s or self.lease_s, "k": k}
-        return self._lease_rows(stmt, {**params, "job": job_id, "acc": accelerator})
+        params |= {"job": job_id, "acc": accelerator}
+        leases = self._lease_rows(stmt, params)
+        if len(leases) < k and self.speculation > 0:
+            # Nothing more admitted: ride ahead what the order most likely wants next.
+            ahead = self.sql.ahead_any if job_id is None else self.sql.ahead_job
+            more = {"k": k - len(leases), "cap": self.speculation, "token": uuid.uuid4().hex}
+            leases += self._lease_rows(ahead, params | more)
+        return leases
 
     @override
     def heartbeat(

@@ -49,7 +49,8 @@ class DatabaseCompletion(DatabaseSequencer):
     def complete_many(self, done: Sequence[tuple[Lease, Expansion]]) -> list[bool]:
         if not done:
             return []
-        if self.sql.pg and (params := complete_params(_first_of_each(done))) is not None:
+        orders = self._orders({lease.job_id for lease, _ in done})
+        if self.sql.pg and (params := complete_params(_first_of_each(done), orders)) is not None:
             return self._complete_pg(done, params)
         ok: list[bool] = []
         ranks: dict[int, set[int]] = {}  # job → ranks recorded here
@@ -60,7 +61,8 @@ class DatabaseCompletion(DatabaseSequencer):
                 row = self._record(conn, lease, expansion.node)
                 ok.append(row is not None)
                 if row is not None:
-                    kids += child_rows(lease.job_id, lease.node_id, expansion.children)
+                    order = orders[lease.job_id]
+                    kids += child_rows(lease.job_id, lease.node_id, expansion.children, order)
                     if row.rank is not None:
                         ranks.setdefault(lease.job_id, set()).add(row.rank)
             self._insert_rows(conn, kids)
@@ -120,9 +122,11 @@ class DatabaseCompletion(DatabaseSequencer):
             )
         return row
 
-    def _insert(self, conn: Connection, job_id: int, parent_id: int, kids: Sequence[Branch]) -> int:
+    def _insert(
+        self, conn: Connection, job_id: int, parent_id: int, kids: Sequence[Branch], order: str
+    ) -> int:
         """Insert child branches, skipping fingerprints the job already has."""
-        return self._insert_rows(conn, child_rows(job_id, parent_id, list(kids)))
+        return self._insert_rows(conn, child_rows(job_id, parent_id, list(kids), order))
 
     def _insert_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
         if not rows:
@@ -135,5 +139,6 @@ class DatabaseCompletion(DatabaseSequencer):
 
     @override
     def push(self, job_id: int, parent_id: int, branches: Sequence[Branch]) -> int:
+        order = self._orders({job_id})[job_id]
         with self.db.session() as s:
-            return self._insert(s.connection(), job_id, parent_id, branches)
+            return self._insert(s.connection(), job_id, parent_id, branches, order)

@@ -21,8 +21,9 @@ from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.pgpath import refresh_statistics
 from ridgerider.services.frontier.pgseq import Fallback, bfs_round
+from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
 from ridgerider.services.frontier.sqlseq import SqlSeqStore, load_state, save_state
-from ridgerider.services.frontier.statements import statements
+from ridgerider.services.frontier.statements import json_value, statements
 from ridgerider.services.storage.session import db_now
 from ridgerider.services.storage.sql import SQLStorage
 from ridgerider.services.storage.tables import JOBS, NODES
@@ -37,14 +38,33 @@ _STATS_EVERY_S = 5.0
 class DatabaseSequencer(Frontier):
     """The database frontier's storage, statements and sequencer (leases: its subclasses)."""
 
-    def __init__(self, storage: SQLStorage, *, lease_s: float | None = None) -> None:
+    def __init__(
+        self,
+        storage: SQLStorage,
+        *,
+        lease_s: float | None = None,
+        speculation: int = DEFAULT_SPECULATION,
+    ) -> None:
         super().__init__()
+        self.speculation = speculation
+        """Rides a job may have ahead of its ranks (0: claim admitted branches only)."""
         self.storage: SQLStorage = storage
         self.db = storage.db
         self.sql = statements(self.db.dialect, self.db.engine.dialect)
         self.lease_s = lease_s
         self._general: set[int] = set()  # jobs whose sequencer rounds take the general path
         self._stats_due = 0.0  # when this process next checks the planner statistics
+        self._order_of: dict[int, str] = {}  # job → search order (it never changes)
+
+    def _orders(self, job_ids: set[int]) -> dict[int, str]:
+        """The search order of each job (read once per job and process)."""
+        missing = [i for i in job_ids if i not in self._order_of]
+        if missing:
+            with self.db.session(write=False) as s:
+                rows = s.connection().execute(select(j.id, j.settings).where(j.id.in_(missing)))
+                for job_id, settings in rows:
+                    self._order_of[job_id] = str(json_value(settings).get("order", "bfs"))
+        return {i: self._order_of.get(i, "bfs") for i in job_ids}
 
     def _prefix(self, job_id: int) -> int:
         """The job's prefix rank: every rank below it is done."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import text
@@ -45,7 +45,7 @@ _RESULT = tuple((c, _PG_TYPES[t]) for c, t in NODE_RESULT_TYPES.items())
 _NODE = (("id", "int8"), ("token", "text"), ("bkey", "text"), *_RESULT, ("theta", "text"))
 _CHILD = (
     ("parent_id", "int8"), ("key", "text"), ("depth", "int8"), ("child_index", "int8"),
-    ("branch_loss", "float8"), ("data", "text"),
+    ("branch_loss", "float8"), ("data", "text"), ("spec", "text"),
 )  # fmt: skip
 _FLOATS = tuple(c for c, t in _RESULT if t == "float8")
 
@@ -71,9 +71,10 @@ WITH done AS (
         v.bkey, v.is_solution, v.solution_key, v.loss, v.metrics
 ), kids AS (
     INSERT INTO nodes (job_id, parent_id, key, depth, child_index, branch_loss, branch_data,
-                       branch_ref, status, attempts, created_at)
+                       branch_ref, spec, status, attempts, created_at)
     SELECT done.job_id, c.parent_id, c.key, c.depth, c.child_index, c.branch_loss,
-           decode(c.data, 'hex'), NULL, '{NodeStatus.WAITING.value}', 0, now()
+           decode(c.data, 'hex'), NULL, decode(c.spec, 'hex'), '{NodeStatus.WAITING.value}', 0,
+           now()
     FROM {_records("children", _CHILD, "c")} JOIN done ON done.id = c.parent_id
     ON CONFLICT (job_id, key) DO NOTHING
 ), sols AS (
@@ -100,17 +101,20 @@ def _float(x: float | None) -> float | str | None:
     return "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
 
 
-def complete_params(done: Sequence[tuple[Lease, Expansion]]) -> dict[str, str] | None:
+def complete_params(
+    done: Sequence[tuple[Lease, Expansion]], orders: Mapping[int, str]
+) -> dict[str, str] | None:
     """The parameters of :data:`COMPLETE` for a batch; ``None`` if a blob is too large.
 
-    (Large blobs go to the artifact store: the per-statement path handles those batches.)
+    ``orders``: each job's search order (its children's speculation keys). (Large blobs go to
+    the artifact store: the per-statement path handles those batches.)
     """
     nodes: list[dict[str, Any]] = []
     kids: list[dict[str, Any]] = []
     for lease, expansion in done:
         values = node_values(expansion.node)
         theta = values.pop("theta_data")
-        rows = child_rows(lease.job_id, lease.node_id, expansion.children)
+        rows = child_rows(lease.job_id, lease.node_id, expansion.children, orders[lease.job_id])
         if len(theta) > INLINE_LIMIT or any(len(r["branch_data"]) > INLINE_LIMIT for r in rows):
             return None
         for c in _FLOATS:
@@ -127,6 +131,7 @@ def complete_params(done: Sequence[tuple[Lease, Expansion]]) -> dict[str, str] |
                     "child_index": r["child_index"],
                     "branch_loss": _float(r["branch_loss"]),
                     "data": r["branch_data"].hex(),
+                    "spec": None if r["spec"] is None else r["spec"].hex(),
                 }
             )
     return {"nodes": json.dumps(nodes), "children": json.dumps(kids)}

@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     literal_column,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -47,7 +48,7 @@ RESULT_COLS = (*NODE_RESULT_FIELDS, "theta_data", "theta_ref")
 JSON_COLS = tuple(c for c, t in NODE_RESULT_TYPES.items() if t is dict)
 """Result columns a completion passes as JSON text (``metrics``, ``trace``)."""
 CHILD_COLS = ("job_id", "parent_id", "key", "depth", "child_index", "branch_loss", "branch_data",
-              "branch_ref")  # fmt: skip
+              "branch_ref", "spec")  # fmt: skip
 
 
 def json_value(value: Any) -> Any:
@@ -143,10 +144,22 @@ def _is(col: Any, value: StrEnum) -> Any:
     return col == _constant(value)
 
 
-def _claim(by: str, pg: bool) -> Executable:
-    """Lease up to ``k`` admitted waiting rows: of one job, of any job, or among given ids."""
+def _claim(by: str, pg: bool, ahead: bool = False) -> Executable:
+    """Lease up to ``k`` admitted waiting rows: of one job, of any job, or among given ids.
+
+    ``ahead``: rows not ranked yet instead, by speculation key (:mod:`.speculation`), of jobs
+    that still admit and have fewer than ``cap`` rides ahead (leased or done, unranked).
+    """
     where = [_is(n.status, NodeStatus.WAITING), _is(j.status, JobStatus.RUNNING)]
-    where += [n.rank < j.admitted, j.accelerator == bindparam("acc")]
+    where.append(j.accelerator == bindparam("acc"))
+    if ahead:
+        m = NODES.alias("ahead")
+        rides = select(func.count()).select_from(m).where(m.c.job_id == n.job_id)
+        rides = rides.where(text("ahead.rank IS NULL AND ahead.status IN ('leased', 'done')"))
+        where += [n.spec.is_not(None), n.rank.is_(None), j.stopped_by.is_(None)]
+        where.append(rides.scalar_subquery() < bindparam("cap"))
+    else:
+        where.append(n.rank < j.admitted)
     if by == "job":
         where.append(n.job_id == bindparam("job"))
     elif by == "ids" and pg:
@@ -158,7 +171,7 @@ def _claim(by: str, pg: bool) -> Executable:
         select(n.id)
         .join(JOBS, j.id == n.job_id)
         .where(*where)
-        .order_by(n.job_id, n.rank)
+        .order_by(n.job_id, n.spec if ahead else n.rank)
         .limit(bindparam("k"))
         .with_for_update(of=NODES, skip_locked=True)
     )
@@ -264,6 +277,8 @@ _BUILDERS: dict[str, Callable[[bool], Any]] = {
     "claim_job": lambda pg: _claim("job", pg),
     "claim_any": lambda pg: _claim("any", pg),
     "claim_ids": lambda pg: _claim("ids", pg),
+    "ahead_job": lambda pg: _claim("job", pg, ahead=True),
+    "ahead_any": lambda pg: _claim("any", pg, ahead=True),
     "complete": lambda pg: _complete(),
     "solution": lambda pg: _insert(
         SOLUTIONS,
@@ -346,6 +361,8 @@ class Statements:
     claim_job: Compiled
     claim_any: Compiled
     claim_ids: Compiled
+    ahead_job: Compiled
+    ahead_any: Compiled
     complete: Compiled
     solution: Compiled
     prefix: Compiled

@@ -225,6 +225,19 @@ class Node(Base):
             sqlite_where=text("rank IS NULL AND seq IS NOT NULL"),
         ),
         Index(
+            "ix_nodes_spec",
+            "job_id",
+            "spec",
+            postgresql_where=text("status = 'waiting' AND spec IS NOT NULL"),
+            sqlite_where=text("status = 'waiting' AND spec IS NOT NULL"),
+        ),
+        Index(
+            "ix_nodes_ahead",
+            "job_id",
+            postgresql_where=text("rank IS NULL AND status IN ('leased', 'done')"),
+            sqlite_where=text("rank IS NULL AND status IN ('leased', 'done')"),
+        ),
+        Index(
             "ix_nodes_job_slot",
             "job_id",
             "slot",
@@ -262,6 +275,9 @@ class Node(Base):
     """The loss its holder last reported."""
     seq: Mapped[int | None]
     rank: Mapped[int | None]
+    spec: Mapped[bytes | None]
+    """Speculation key (``frontier.speculation``): the order in which a speculative claim
+    takes branches that are not admitted yet; ``None`` for the root and ``bfs`` jobs."""
     slot: Mapped[int | None]
     # Results (set on completion): the fields of records.NodeResult, where they are declared
     # for every other list of them (tests/services/test_node_fields.py checks these columns).

@@ -21,6 +21,7 @@ from ridgerider.core.errors import SettingsError
 from ridgerider.core.threads import use_compute_threads
 from ridgerider.problems import RegisteredProblem, create
 from ridgerider.services.archive import ArchiveUnavailableError, open_archive
+from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
 from ridgerider.workers.ray.handover import UrlSource
 from ridgerider.workers.worker import BatchSize, ExpandFn, Worker, check_batch
 
@@ -52,6 +53,8 @@ class WorkerOptions:
             at the end of a level; on the compute-bound benchmark (~40 ms ``tree-rl``
             branches) ``"auto"`` scaled no better than claims of one (``benchmarks/README.md``).
         lease_s: lease length (``None``: each job's ``lease_s``).
+        speculation: rides a ``dfs``/``priority``/``random`` job may have ahead of its turn
+            (``services.frontier.speculation``; 0: admitted branches only).
         poll_s: pause between empty claims.
         max_concurrency: threads of the actor (one rides, the others answer ``info``/``stop``).
     """
@@ -62,6 +65,7 @@ class WorkerOptions:
     device: str | None = None
     batch: BatchSize = 1
     lease_s: float | None = None
+    speculation: int = DEFAULT_SPECULATION
     poll_s: float = 0.05
     max_concurrency: int = 4
 
@@ -149,7 +153,9 @@ class WorkerHost:
         database_url = database if isinstance(database, str) else database.resolve()
         redis_url = redis.resolve() if isinstance(redis, UrlSource) else redis
         try:
-            self.archive = open_archive(database_url, redis_url, lease_s=options.lease_s)
+            self.archive = open_archive(
+                database_url, redis_url, lease_s=options.lease_s, speculation=options.speculation
+            )
         except ArchiveUnavailableError as exc:
             # Its message masks the password; the exception it chains to might not,
             # and Ray keeps the whole traceback of a failed actor (GCS, logs, the driver).
