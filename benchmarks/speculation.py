@@ -8,7 +8,7 @@ against the frontier (a scratch SQLite file unless ``--database-url``), one bran
 1. **Scaling**: for each order and worker count, a fresh job; the rate is the growth of the
    job's *tree* (its finished prefix: what the one-process loop would have expanded, so rides
    ahead of their turn count only once they join it) per second, over a window of
-   ``--window`` rides per worker, once the first ``--warm`` nodes are in the tree. Speedup =
+   ``--window`` rides per worker, once ``--warm`` + 2 per worker nodes are in the tree. Speedup =
    rate ÷ the same order's one-worker rate. ``dfs`` is also run with speculation off
    (``speculation=0``): what the sequencer gave before.
 2. **Bound**: a ride starts only after its parent's ride, so a whole job takes at least
@@ -62,8 +62,8 @@ class Args:
     depth: int = 4
     window: int = 20
     """Rides per worker in a measuring window."""
-    warm: int = 200
-    """Tree nodes done before a window starts (every worker busy by then)."""
+    warm: int = 10
+    """Tree nodes done before a window starts, beside two per worker (all busy by then)."""
     budget: float = 0.4
     """The waste part's node budget, as a fraction of the tree."""
     speculation: int = 256
@@ -168,7 +168,7 @@ def window_rate(archive: Archive, order: str, n: int, args: Args) -> float:
     out: dict[str, float] = {}
 
     def measure() -> None:
-        while tree_size(archive, job) < args.warm:
+        while tree_size(archive, job) < args.warm + 2 * n:
             time.sleep(0.05)
         t0, n0 = time.monotonic(), tree_size(archive, job)
         time.sleep(args.window * args.sleep_s)
@@ -261,7 +261,7 @@ if __name__ == "__main__":
     ns = p.parse_args()
     a = Args(database_url=ns.database_url, json=ns.json)
     if ns.quick:
-        a.workers, a.sleep_s, a.depth, a.window, a.warm = [1, 4], 0.05, 3, 5, 20
+        a.workers, a.sleep_s, a.depth, a.window = [1, 4], 0.05, 3, 5
     a.orders = ns.orders or a.orders
     a.workers = ns.workers or a.workers
     a.sleep_s = ns.sleep_s or a.sleep_s

@@ -178,9 +178,55 @@ def test_the_random_key_takes_shallow_branches_first() -> None:
     keyed = sorted(branches, key=lambda b: spec_key("random", b) or b"")
     depths = [b.depth for b in keyed]
     assert depths == sorted(depths)
-    assert struct.unpack(">H", (spec_key("random", keyed[-1]) or b"")[:2])[0] == 3
+    assert struct.unpack(">H", (spec_key("random", keyed[-1]) or b"")[1:3])[0] == 3
     assert len({spec_key("random", b) for b in branches}) == len(branches)
     # Within one depth the order is a fixed shuffle (a hash of the seed), not the push order.
     level = [b.key for b in keyed if b.depth == 2]
     assert level != sorted(level, key=lambda k: [int(c[:-1]) for c in k.split(".")])
     assert heapq.nsmallest(1, level) is not None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("order", ["random", "priority"])
+def test_the_plan_names_the_ranks_to_come(
+    kind: str, order: str, request: pytest.FixtureRequest
+) -> None:
+    from sqlalchemy import text
+
+    frontier = make_frontier(kind, request, speculation=6)
+    job = submit(frontier, order=order, seed=4)
+    # random: every node in reach has three children (their number is predicted); priority:
+    # rank 3's subtree, ranked first, is small.
+    shape = {"fanout": 3, "depth": 8 if order == "random" else 3}
+    for _ in range(3):  # the first ranks, one at a time
+        (lease,) = frontier.claim("w", 1, job_id=job)
+        assert frontier.complete(lease, expansion(lease.branch, **shape))
+    held = frontier.claim("w", 1, job_id=job)  # the admitted rank, kept in flight
+    assert held[0].rank == 3
+    ahead = frontier.claim("w", 4, job_id=job)  # rides ahead, done before their turn
+    assert len(ahead) == 4 and all(lease.rank is None for lease in ahead)
+    for lease in ahead:
+        assert frontier.complete(lease, expansion(lease.branch, **shape))
+    frontier.advance(job)  # a sequencer round plans the ranks after rank 3
+    db = frontier.storage.db  # type: ignore[attr-defined]
+    with db.session(write=False) as s:
+        q = "SELECT id FROM nodes WHERE job_id = :j AND status = 'waiting'"
+        waiting = set(s.execute(text(q), {"j": job}).scalars())
+        q += " AND spec < :planned ORDER BY spec"
+        planned = list(s.execute(text(q), {"j": job, "planned": b"\x01"}).scalars())
+    assert len(planned) >= 3
+    assert frontier.complete(held[0], expansion(held[0].branch, **shape))
+    ranked = []
+    for _ in range(30):
+        leases = frontier.claim("w", 1, job_id=job)
+        if not leases:
+            break
+        (lease,) = leases
+        assert lease.rank is not None
+        ranked.append(lease.node_id)
+        assert frontier.complete(lease, expansion(lease.branch, **shape))
+    # Ranks that go to branches opened later name no row at planning time (random: draws
+    # that land on them; priority: the subtree of rank 3); among the rows that waited then,
+    # the sequencer ranks exactly the plan, in its order.
+    assert [i for i in ranked if i in waiting][: len(planned)] == planned
+    frontier.close()

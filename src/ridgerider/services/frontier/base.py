@@ -7,7 +7,10 @@ One interface, three implementations that pass one contract test suite:
 source of truth).
 
 * ``claim`` hands out admitted branches in the job's search order (their rank), each with a
-  lease that expires unless extended by ``heartbeat``; every claim counts an attempt.
+  lease that expires unless extended by ``heartbeat``; every claim counts an attempt. With no
+  admitted branch left, the database frontier may hand out branches ahead of their turn
+  (``Lease.rank is None``; :mod:`.speculation`): their completions join the tree only when the
+  sequencer admits them, and are fenced off (``complete`` returns ``False``) once the job ends.
 * ``complete`` writes the ridden node, its children (inserted idempotently: unique on job and
   fingerprint, i.e. parent and ridge choice) and the solution of a solution leaf in one
   transaction fenced by the lease token: a worker whose lease expired writes nothing.

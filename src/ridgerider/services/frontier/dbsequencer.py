@@ -21,6 +21,7 @@ from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.pgpath import refresh_statistics
 from ridgerider.services.frontier.pgseq import Fallback, bfs_round
+from ridgerider.services.frontier.planner import plan
 from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
 from ridgerider.services.frontier.sqlseq import SqlSeqStore, load_state, save_state
 from ridgerider.services.frontier.statements import json_value, statements
@@ -31,6 +32,7 @@ from ridgerider.services.storage.tables import JOBS, NODES
 __all__ = ["DatabaseSequencer"]
 
 n, j = NODES.c, JOBS.c
+_AHEAD_STATUSES = (NodeStatus.LEASED, NodeStatus.DONE)
 _STATS_EVERY_S = 5.0
 """How often one process checks whether the frontier's tables need new planner statistics."""
 
@@ -128,7 +130,18 @@ class DatabaseSequencer(Frontier):
             sequencer.stop(st, "wall_time", self._first_waiting(conn, job_id, st))
         sequencer.advance(st, SqlSeqStore(self.sql, conn, job_id))
         save_state(self.sql, conn, job_id, st)
+        planned = st.order in ("random", "priority") and self.speculation > 0
+        if planned and self._riding_ahead(conn, job_id):
+            plan(conn, job_id, st, self.speculation)
         return st, admitted
+
+    @staticmethod
+    def _riding_ahead(conn: Connection, job_id: int) -> bool:
+        """Whether the job has rides ahead of their turn (then its next draws are planned)."""
+        stmt = select(n.id).where(
+            n.job_id == job_id, n.rank.is_(None), n.status.in_(_AHEAD_STATUSES)
+        )
+        return conn.execute(stmt.limit(1)).first() is not None
 
     def _after(self, job_id: int, st: sequencer.SeqState) -> bool:
         """Whether to run again after a sequencer commit.

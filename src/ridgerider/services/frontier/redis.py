@@ -97,7 +97,7 @@ class RedisFrontier(DatabaseFrontier):
         lease_s: float | None = None,
         grace_s: float = 10.0,
     ) -> None:
-        super().__init__(storage, lease_s=lease_s)
+        super().__init__(storage, lease_s=lease_s, speculation=0)  # claims: admitted only
         self.redis = client
         self.ns = namespace
         self.grace_ms = int(grace_s * 1000)

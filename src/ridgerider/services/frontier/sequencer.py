@@ -22,7 +22,9 @@ crashes, restarts or Redis losses. The sequencer replays ``run_search`` on the d
 Consequences (what we guarantee): for every order the tree equals ``run_search``'s for the same
 seed and budgets; ``bfs`` runs ranks in parallel (a whole level is admitted at once), while
 ``dfs``, ``priority`` and ``random`` admit the next rank only when the previous one finishes
-(their next choice depends on it), so extra workers speed up only ``bfs``. A wall-time stop is
+(their next choice depends on it). Workers still ride their branches ahead of time
+(:mod:`.speculation`): a rank found done when it is ranked is passed at once, so a chain of
+rides done ahead joins the tree in one sequencer round. A wall-time stop is
 the one non-deterministic budget: ranks not started are dropped and the tree ends at the first.
 """
 

@@ -20,12 +20,20 @@ expansion order over the branches known so far:
   known branches: with an unlimited budget every speculative ride of ``dfs`` is used, and only
   the rides past a node or step budget are wasted.
 * ``priority`` pops the lowest branch-point loss first: the key is the loss (an
-  order-preserving encoding of the float) and then the path.
-* ``random`` draws uniformly from the open list with the job's seeded generator; the next draw
-  depends on how many children the rides in flight will have, so it is known only one draw
-  ahead. Every open branch is equally likely at each draw, and branches opened earlier are
-  drawn earlier: the key is the depth, then a hash of the branch's seed (a uniform choice
-  within a depth).
+  order-preserving encoding of the float) and then the path. Children of the rank in flight
+  are not known yet and usually come next (a ride descends), so the whole order is known only
+  as far as the rows ridden ahead reach: after each sequencer round the planner
+  (:mod:`.planner`) replays the pops that follow the rank in flight's subtree (rows ridden
+  ahead push their children when popped) and keys those rows first.
+* ``random`` draws from the open list with the job's seeded generator, so its next draws are
+  fixed by the generator's state and the list's sizes: after each sequencer round the planner
+  (:mod:`.planner`) replays them as far as they are known (children of rows ridden ahead are
+  known, others predicted) and keys the drawn rows first. Beyond the plan, every open branch
+  is equally likely at each draw and branches opened earlier are drawn earlier: the key is
+  the depth, then a hash of the branch's seed.
+
+Every own key starts with ``0x01``; a planned row's key is ``0x00``, its place in the plan,
+then its own key, so planned rows are claimed first and a new plan restores the old keys.
 * ``bfs`` is not speculated: its ranks are known when a level is pushed and a whole level is
   admitted at once.
 
@@ -43,10 +51,13 @@ import struct
 
 from ridgerider.core.branch import Branch
 
-__all__ = ["DEFAULT_SPECULATION", "SPECULATED_ORDERS", "spec_key"]
+__all__ = ["DEFAULT_SPECULATION", "OWN", "SPECULATED_ORDERS", "spec_key"]
 
 SPECULATED_ORDERS = ("dfs", "priority", "random")
 """The orders a speculative claim serves (``bfs`` admits whole levels without it)."""
+
+OWN = b"\x01"
+"""First byte of a branch's own key (a planned row's key starts lower: ``planner.PLANNED``)."""
 
 DEFAULT_SPECULATION = 32
 """Rides a job may have leased or done ahead of its ranks (0: no speculation)."""
@@ -75,10 +86,10 @@ def _ordered_float(x: float | None) -> bytes:
 def spec_key(order: str, branch: Branch) -> bytes | None:
     """The speculation key of a branch in a job of ``order`` (``None``: never speculated)."""
     if order == "dfs":
-        return _path(branch)
+        return OWN + _path(branch)
     if order == "priority":
-        return _ordered_float(branch.loss) + _path(branch)
+        return OWN + _ordered_float(branch.loss) + _path(branch)
     if order == "random":
         digest = hashlib.sha256(str(branch.seed).encode()).digest()[:8]
-        return struct.pack(">H", min(branch.depth, 0xFFFF)) + digest
+        return OWN + struct.pack(">H", min(branch.depth, 0xFFFF)) + digest
     return None

@@ -1,0 +1,208 @@
+"""What ``random`` and ``priority`` jobs rank next, as far as it is known: what to ride ahead.
+
+**random.** The sequencer pops a ``random`` job's next rank with the job's seeded generator
+from its open list (``rng.randrange(size)``, the drawn slot swapped with the last, as
+``core``'s ``MemoryFrontier`` does), once the current rank's children have been appended. So
+the draws ahead are fixed by the generator's state and the list's sizes: :func:`plan` replays
+them on a copy of the state, taking each drawn row's children from the archive when it was
+already ridden (ahead of its turn) and predicting their number (its parent's) when not.
+Python's ``randrange(n)`` takes ``n.bit_length()`` random bits and keeps a value below ``n``,
+so a predicted size that is off by a few children usually draws the same slot.
+
+**priority.** The rank in flight's children are not known until its ride ends, and their
+loss (where it ended) is usually below every open branch's, so its subtree comes next;
+:func:`plan` replays the pops after it: the open rows by (branch loss, push order), a row
+ridden ahead pushing its children when popped, as the sequencer will.
+
+The rows predicted to come next get a speculation key that sorts before every other
+(``0x00``, their position, then their own key; own keys start with ``0x01``), so speculative
+claims take them first; the previous plan's keys are restored first. A plan is a guess that
+costs at most the rides it sends ahead: the sequencer alone decides the tree.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import struct
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, select, update
+
+from ridgerider.schemas.enums import NodeStatus
+from ridgerider.services.frontier.sequencer import SeqState
+from ridgerider.services.frontier.speculation import OWN
+from ridgerider.services.storage.tables import NODES
+
+__all__ = ["PLANNED", "plan"]
+
+n = NODES.c
+PLANNED = b"\x00"
+"""First byte of a planned row's key (own keys start with ``0x01``)."""
+
+_RESTORE = update(NODES).where(n.id == bindparam("b_id")).values(spec=bindparam("b_spec"))
+
+
+@dataclass
+class _Row:
+    id: int
+    parent_id: int | None
+    status: str
+    spec: bytes | None
+    loss: float | None
+    children: list[_Row] = field(default_factory=list)
+
+    @property
+    def done(self) -> bool:
+        return self.status == NodeStatus.DONE
+
+
+_COLS = (n.id, n.parent_id, n.status, n.spec, n.branch_loss)
+
+
+class _Rows:
+    """The rows a plan reads, each fetched once (a ridden row with its children)."""
+
+    def __init__(self, conn: Connection, job_id: int) -> None:
+        self.conn, self.job_id = conn, job_id
+        self.rows: dict[int, _Row] = {}
+        self.counts: dict[int, int] = {}
+
+    def _add(self, r: Any) -> _Row:
+        row = self.rows.get(r.id)
+        if row is None:
+            row = _Row(r.id, r.parent_id, r.status, r.spec, r.branch_loss)
+            self.rows[row.id] = row
+            if row.done:
+                stmt = select(*_COLS).where(n.parent_id == row.id).order_by(n.child_index)
+                row.children = [self._add(c) for c in self.conn.execute(stmt)]
+                self.counts[row.id] = len(row.children)
+        return row
+
+    def first(self, where: Any) -> _Row | None:
+        r = self.conn.execute(select(*_COLS).where(n.job_id == self.job_id, where)).first()
+        return None if r is None else self._add(r)
+
+    def heap(self, limit: int) -> list[_Row]:
+        """The open rows in ``priority``'s pop order (branch loss, then push order)."""
+        stmt = (
+            select(*_COLS)
+            .where(n.job_id == self.job_id, n.rank.is_(None), n.seq.is_not(None))
+            .order_by(n.branch_loss.asc().nulls_last(), n.seq)
+            .limit(limit)
+        )
+        return [self._add(r) for r in self.conn.execute(stmt)]
+
+    def predicted_children(self, row: _Row | None, fallback: int) -> int:
+        """A row's number of children: known once ridden, else its parent's."""
+        if row is None:
+            return fallback
+        if row.done:
+            return len(row.children)
+        parent = row.parent_id
+        if parent is not None and parent not in self.counts:
+            stmt = select(n.n_children).where(n.id == parent)
+            self.counts[parent] = int(self.conn.execute(stmt).scalar() or 0)
+        return self.counts.get(parent, fallback) if parent is not None else fallback
+
+
+def plan(conn: Connection, job_id: int, st: SeqState, horizon: int) -> list[int]:
+    """Key first the rows a ``random`` or ``priority`` job will most likely rank next.
+
+    Call after a sequencer round that left the job waiting for its last rank (every ranked
+    row done but that one). Restores the previous plan's keys; returns the ids of the rows
+    keyed, in predicted order.
+    """
+    _restore(conn, job_id)
+    if horizon <= 0 or st.stopped_by is not None or st.ranked == 0:
+        return []
+    rows = _Rows(conn, job_id)
+    planned = (_plan_random if st.order == "random" else _plan_priority)(rows, st, horizon)
+    _key(conn, rows, planned)
+    return planned
+
+
+def _plan_priority(rows: _Rows, st: SeqState, horizon: int) -> list[int]:
+    """``priority``'s next pops among the rows known, the rank in flight's subtree first.
+
+    The children of the rank in flight are not known yet; their loss is where its ride ends,
+    below its own in a descent, so they and their subtree usually come next. What follows is
+    replayed: the open rows by (branch loss, push order), a row ridden ahead pushing its
+    children when popped, as the sequencer will.
+    """
+    key = lambda r: math.inf if r.loss is None else r.loss  # noqa: E731
+    opened = rows.heap(4 * horizon)
+    pops: list[tuple[float, int, int]] = [(key(r), i, r.id) for i, r in enumerate(opened)]
+    heapq.heapify(pops)
+    seq = len(opened)
+    planned: list[int] = []
+    for _ in range(8 * horizon):
+        if not pops or len(planned) >= horizon:
+            break
+        row = rows.rows[heapq.heappop(pops)[2]]
+        if row.done:
+            for child in row.children:
+                heapq.heappush(pops, (key(child), seq, child.id))
+                seq += 1
+        elif row.status == NodeStatus.WAITING:
+            planned.append(row.id)
+    return planned
+
+
+def _plan_random(rows: _Rows, st: SeqState, horizon: int) -> list[int]:
+    """``random``'s next draws: the generator's state replayed on the open list."""
+    rng = random.Random(st.seed)
+    if st.rng_state is not None:
+        version, internal, gauss = st.rng_state
+        rng.setstate((version, tuple(internal), gauss))
+    size = st.pushed - st.ranked  # the open list, without the current rank's children
+    virtual: dict[int, _Row | None] = {}  # slots the replay changed (None: no row yet)
+    pending = rows.first(n.rank == st.ranked - 1)
+    fallback = 2
+    planned: list[int] = []
+    for _ in range(4 * horizon):
+        if len(planned) >= horizon:
+            break
+        kids = rows.predicted_children(pending, fallback)
+        known = pending.children if pending is not None and pending.done else []
+        for i in range(kids):
+            virtual[size + i] = known[i] if i < len(known) else None
+        size += kids
+        if size == 0:
+            break
+        i = rng.randrange(size)
+        chosen = virtual[i] if i in virtual else rows.first(n.slot == i)
+        last = virtual[size - 1] if size - 1 in virtual else rows.first(n.slot == size - 1)
+        virtual[i] = last
+        virtual.pop(size - 1, None)
+        size -= 1
+        if chosen is not None and chosen.status == NodeStatus.WAITING:
+            planned.append(chosen.id)
+        pending = chosen
+        fallback = kids
+    return planned
+
+
+def _restore(conn: Connection, job_id: int) -> None:
+    """Give the previous plan's waiting rows their own keys back."""
+    stmt = select(n.id, n.spec).where(
+        n.job_id == job_id,
+        n.status == NodeStatus.WAITING,
+        n.spec.is_not(None),
+        n.spec < OWN,
+    )
+    params = [{"b_id": i, "b_spec": bytes(s)[3:]} for i, s in conn.execute(stmt)]
+    if params:
+        conn.execute(_RESTORE, params)
+
+
+def _key(conn: Connection, rows: _Rows, planned: list[int]) -> None:
+    params = []
+    for pos, node_id in enumerate(planned):
+        spec = rows.rows[node_id].spec
+        if spec is not None and spec[:1] != PLANNED:
+            params.append({"b_id": node_id, "b_spec": PLANNED + struct.pack(">H", pos) + spec})
+    if params:
+        conn.execute(_RESTORE, params)
