@@ -231,3 +231,21 @@ def test_colored_ood_reads_mnist_idx_files(tmp_path: Path, monkeypatch: Any) -> 
     )
     out = json.loads((tmp_path / "colored_ood.json").read_text())
     assert out["problem"] == "colored-mnist" and [r["method"] for r in out["rows"]] == ["ERM"]
+
+
+def test_speculation_scaling_and_waste(tmp_path: Path) -> None:
+    out = tmp_path / "speculation.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "speculation.py"), "--quick", "--json",
+         str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    orders = {"bfs", "dfs", "priority", "random"}
+    assert {r["order"] for r in res["scaling"]} == orders
+    assert any(r["speculation"] == 0 for r in res["scaling"])  # dfs without, for comparison
+    for w in res["waste"]:  # whole budgeted jobs: the tree is the budget, rides at least that
+        assert w["tree"] == w["budget"] and w["rides"] >= w["tree"]
+        assert w["wasted"] == w["rides"] - w["tree"]
+    assert {w["order"] for w in res["waste"]} == orders

@@ -21,7 +21,7 @@ from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.pgpath import refresh_statistics
 from ridgerider.services.frontier.pgseq import Fallback, bfs_round
-from ridgerider.services.frontier.planner import plan
+from ridgerider.services.frontier.planner import plan, stale
 from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
 from ridgerider.services.frontier.sqlseq import SqlSeqStore, load_state, save_state
 from ridgerider.services.frontier.statements import json_value, statements
@@ -125,13 +125,17 @@ class DatabaseSequencer(Frontier):
         st = load_state(self.sql, conn, job_id, skip_locked=skip_locked)
         if st is None:
             return None
-        admitted = st.admitted
+        admitted, ranked = st.admitted, st.ranked
         if wall_stop and st.stopped_by is None:
             sequencer.stop(st, "wall_time", self._first_waiting(conn, job_id, st))
         sequencer.advance(st, SqlSeqStore(self.sql, conn, job_id))
         save_state(self.sql, conn, job_id, st)
         planned = st.order in ("random", "priority") and self.speculation > 0
-        if planned and self._riding_ahead(conn, job_id):
+        if (
+            planned
+            and self._riding_ahead(conn, job_id)
+            and stale(conn, job_id, ranked, st, self.speculation)
+        ):
             plan(conn, job_id, st, self.speculation)
         return st, admitted
 

@@ -29,18 +29,21 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from ridgerider.schemas.enums import NodeStatus
 from ridgerider.services.frontier.sequencer import SeqState
 from ridgerider.services.frontier.speculation import OWN
 from ridgerider.services.storage.tables import NODES
 
-__all__ = ["PLANNED", "plan"]
+__all__ = ["MAX_HORIZON", "PLANNED", "plan", "stale"]
 
 n = NODES.c
 PLANNED = b"\x00"
 """First byte of a planned row's key (own keys start with ``0x01``)."""
+
+MAX_HORIZON = 128
+"""The most rows one plan names (a plan's cost grows with it; the sequencer holds the job)."""
 
 _RESTORE = update(NODES).where(n.id == bindparam("b_id")).values(spec=bindparam("b_spec"))
 
@@ -108,6 +111,21 @@ class _Rows:
         return self.counts.get(parent, fallback) if parent is not None else fallback
 
 
+def stale(conn: Connection, job_id: int, first_rank: int, st: SeqState, horizon: int) -> bool:
+    """Whether the job needs a new plan after a round that ranked ``first_rank ..``.
+
+    Yes when a rank went to a row the plan did not name (everything after it was predicted
+    from a draw or pop that did not happen), or when fewer than half a plan's rows still wait.
+    """
+    ranked = select(n.spec).where(n.job_id == job_id, n.rank >= first_rank, n.rank < st.ranked)
+    if any(s is None or bytes(s)[:1] != PLANNED for s in conn.execute(ranked).scalars()):
+        return True
+    left = select(func.count()).where(
+        n.job_id == job_id, n.status == NodeStatus.WAITING, n.spec.is_not(None), n.spec < OWN
+    )
+    return int(conn.execute(left).scalar_one()) < max(1, min(horizon, MAX_HORIZON) // 2)
+
+
 def plan(conn: Connection, job_id: int, st: SeqState, horizon: int) -> list[int]:
     """Key first the rows a ``random`` or ``priority`` job will most likely rank next.
 
@@ -116,6 +134,7 @@ def plan(conn: Connection, job_id: int, st: SeqState, horizon: int) -> list[int]
     keyed, in predicted order.
     """
     _restore(conn, job_id)
+    horizon = min(horizon, MAX_HORIZON)
     if horizon <= 0 or st.stopped_by is not None or st.ranked == 0:
         return []
     rows = _Rows(conn, job_id)
