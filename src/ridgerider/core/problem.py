@@ -52,6 +52,16 @@ class Problem(ABC):
         """Dense Hessian of :meth:`loss` at ``θ``; override with a closed form when cheaper."""
         return dense_hessian(self.loss, theta)
 
+    def hessians(self, thetas: Sequence[Tensor]) -> Tensor:
+        """:meth:`hessian` at each point, stacked (``[B, n, n]``): batched exact RR's Hessians.
+
+        An override (a closed form computed for the whole batch) must give, point by point,
+        exactly the bits of :meth:`hessian`; ``core.expand_batched`` only calls it on classes
+        whose :meth:`hessian` is the one it was written beside, so a subclass that changes the
+        Hessian falls back to this loop.
+        """
+        return torch.stack([self.hessian(t) for t in thetas])
+
     def exact_hvp(self, theta: Tensor) -> Callable[[Tensor], Tensor] | None:
         """A hand-written ``v ↦ H(θ) v`` (``[n]`` or ``[n, b]``), or ``None`` to use autograd.
 

@@ -12,6 +12,7 @@ of equal-payoff levers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -146,6 +147,42 @@ class LeverGame(RegisteredProblem, TwoPlayerGame):
             [torch.cat([own(p, r * q), cross], 1), torch.cat([cross.T, own(q, r * p)], 1)], 0
         )
         return -0.5 * (h + h.T)
+
+    def hessians(self, thetas: Sequence[Tensor]) -> Tensor:
+        """:meth:`hessian` at every point, bit for bit, with the elementwise work batched.
+
+        Products, sums and differences of entries are computed for the whole batch (one IEEE
+        operation per entry, as :meth:`hessian` does them); the dot products and matrix products
+        (BLAS calls, whose rounding depends on how they are blocked) run point by point on
+        fresh tensors shaped like :meth:`hessian`'s.
+        """
+        x = torch.stack([t.detach() for t in thetas])
+        p, q = torch.softmax(x[:, : self.m], 1), torch.softmax(x[:, self.m :], 1)
+        r = self.payoffs
+
+        def jac(pi: Tensor) -> Tensor:
+            return torch.diag_embed(pi) - pi[:, :, None] * pi[:, None, :]
+
+        def own(pi: Tensor, w: Tensor) -> Tensor:
+            u = w * pi
+            s = torch.tensor(
+                [float(a.clone() @ b.clone()) for a, b in zip(w, pi, strict=True)], dtype=pi.dtype
+            )
+            s, pp = s[:, None, None], pi[:, :, None] * pi[:, None, :]
+            return (
+                torch.diag_embed(u)
+                - u[:, :, None] * pi[:, None, :]
+                - pi[:, :, None] * u[:, None, :]
+                + 2 * s * pp
+                - s * torch.diag_embed(pi)
+            )
+
+        jp, jq, dr = jac(p), jac(q), torch.diag(r)
+        cross = torch.stack([a.clone() @ dr @ b.clone() for a, b in zip(jp, jq, strict=True)])
+        h = torch.cat(
+            [torch.cat([own(p, r * q), cross], 2), torch.cat([cross.mT, own(q, r * p)], 2)], 1
+        )
+        return -0.5 * (h + h.mT)
 
     def analytic_mis(self) -> Tensor:
         """Logits of ``p ∝ 1/r`` for both players (centred, so the softmax shifts are zero)."""

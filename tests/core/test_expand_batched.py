@@ -1,0 +1,178 @@
+"""Batched exact expansions against ``expand`` one branch at a time: the same bits, every field."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+
+from ridgerider.core import RRSettings, find_mis
+from ridgerider.core.branch import Branch, Node
+from ridgerider.core.curvature import symmetric_eigh
+from ridgerider.core.expand import Expansion, expand
+from ridgerider.core.expand_batched import (
+    batchable,
+    expand_each,
+    expand_many,
+    hessians_of,
+    signed_eigh,
+)
+from ridgerider.core.search import root_branch
+from ridgerider.problems import create
+
+
+def _bits(x: Any) -> Any:
+    """A value with its floats and tensors as exact bits (``-0.0``, NaN and all)."""
+    if isinstance(x, torch.Tensor):
+        return (str(x.dtype), tuple(x.shape), x.detach().contiguous().numpy().tobytes())
+    if isinstance(x, float):
+        return ("f", x.hex() if not math.isnan(x) else "nan")
+    if isinstance(x, list | tuple):
+        return tuple(_bits(v) for v in x)
+    if isinstance(x, dict):
+        return tuple(sorted((k, _bits(v)) for k, v in x.items()))
+    return x
+
+
+def node_bits(node: Node) -> Any:
+    """Every field of a node, bit for bit."""
+    return _bits([(k, getattr(node, k)) for k in node.__dataclass_fields__])
+
+
+def branch_bits(branch: Branch) -> Any:
+    """Every field of a branch, bit for bit."""
+    return _bits([(k, getattr(branch, k)) for k in branch.__dataclass_fields__])
+
+
+def expansion_bits(e: Expansion) -> Any:
+    """A node and its children, bit for bit."""
+    return node_bits(e.node), tuple(branch_bits(c) for c in e.children)
+
+
+def _levels(name: str, params: dict[str, Any], depth: int, **over: Any):  # type: ignore[no-untyped-def]
+    """The problem, its settings and the branches of levels 1..depth (expanded one by one)."""
+    problem = create(name, params)
+    settings = RRSettings(**{**problem.default_settings(), **over})
+    level = [root_branch(find_mis(problem), 3)]
+    levels = []
+    for _ in range(depth):
+        level = [c for b in level for c in expand(problem, settings, b).children]
+        levels.append(level)
+    return problem, settings, levels
+
+
+def _check(problem, settings, branches: list[Branch]) -> None:  # type: ignore[no-untyped-def]
+    assert batchable(problem, settings)
+    alone = [expansion_bits(expand(problem, settings, b)) for b in branches]
+    together = [expansion_bits(e) for e in expand_many(problem, settings, branches)]
+    assert together == alone
+
+
+CASES = [
+    ("lever-game", {}),
+    ("tree-rl", {"depth": 6, "tree_seed": 2}),
+    ("tree-rl", {"depth": 6, "tree_seed": 10}),
+    ("tree-rl", {"depth": 10, "tree_seed": 5555}),
+    ("tree-rl", {"depth": 10, "tree_seed": 4}),
+    ("tree-rl", {"depth": 10, "tree_seed": 11}),
+    ("toy2d", {}),
+]
+
+
+@pytest.mark.parametrize(("name", "params"), CASES)
+def test_first_level_bit_identical(name: str, params: dict[str, Any]) -> None:
+    problem, settings, (first,) = _levels(name, params, 1)
+    assert len(first) >= 2
+    _check(problem, settings, first)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"), [CASES[0], CASES[1], CASES[3], ("tree-rl", {"depth": 10, "tree_seed": 10})]
+)
+def test_deeper_branches_bit_identical(name: str, params: dict[str, Any]) -> None:
+    """The second level, in claims of 8 mixed across parents (as a worker claims them)."""
+    problem, settings, (_, second) = _levels(name, params, 2, max_depth=3)
+    for start in range(0, min(len(second), 40), 8):
+        _check(problem, settings, second[start : start + 8])
+
+
+def test_leaves_with_polish_and_max_steps_identical() -> None:
+    """Max-depth leaves (polished) and rides cut by ``max_ride_steps``."""
+    problem, settings, (first,) = _levels("lever-game", {}, 1, max_depth=1, max_ride_steps=3)
+    assert {e.node.end_reason for e in expand_many(problem, settings, first)} >= {"max_steps"}
+    _check(problem, settings, first)
+
+
+def test_roots_and_singletons_go_alone() -> None:
+    problem = create("lever-game", {})
+    settings = RRSettings(**problem.default_settings())
+    root = root_branch(find_mis(problem), 0)
+    (out,) = expand_many(problem, settings, [root])
+    assert expansion_bits(out) == expansion_bits(expand(problem, settings, root))
+    mixed = [root, *out.children[:3]]
+    together = [expansion_bits(e) for e in expand_many(problem, settings, mixed)]
+    assert together == [expansion_bits(expand(problem, settings, b)) for b in mixed]
+
+
+def test_not_batchable_settings() -> None:
+    problem = create("lever-game", {})
+    base = problem.default_settings()
+    assert batchable(problem, RRSettings(**base))
+    for over in ({"method": "approx"}, {"step_rule": "fixed"}, {"update": "fixed"}):
+        assert not batchable(problem, RRSettings(**{**base, **over}))
+
+
+def test_live_progress_per_branch() -> None:
+    problem, settings, (first,) = _levels("tree-rl", {"depth": 6, "tree_seed": 10}, 1)
+    seen: list[list[int]] = [[] for _ in first]
+    reports = [lambda s, _l, i=i: seen[i].append(s) for i in range(len(first))]
+    out = expand_many(problem, settings, first, on_step=reports)
+    for steps, e in zip(seen, out, strict=True):
+        assert steps == list(range(1, e.node.steps + 1))
+
+
+def test_a_failing_branch_fails_alone() -> None:
+    problem, settings, (first,) = _levels("tree-rl", {"depth": 6, "tree_seed": 10}, 1)
+    bad = Branch(first[0].theta[:-1], first[0].direction, -1.0, ((0, 1),), 5)
+    out = expand_each(problem, settings, [first[0], bad, *first[1:]])
+    assert isinstance(out[1], Exception)
+    with pytest.raises(type(out[1])):
+        expand(problem, settings, bad)
+    good = [expansion_bits(e) for e in out if isinstance(e, Expansion)]
+    assert good == [expansion_bits(expand(problem, settings, b)) for b in first]
+    with pytest.raises(type(out[1])):
+        expand_many(problem, settings, [first[0], bad])
+
+
+@pytest.mark.parametrize(
+    ("name", "params"), [("lever-game", {}), ("tree-rl", {"depth": 10, "tree_seed": 5555})]
+)
+def test_batched_hessians_and_spectra_are_the_single_bits(
+    name: str, params: dict[str, Any]
+) -> None:
+    problem = create(name, params)
+    g = torch.Generator().manual_seed(1)
+    thetas = [torch.randn(problem.n_params, generator=g, dtype=torch.float64) for _ in range(7)]
+    h = hessians_of(problem)(thetas)
+    values, vectors = signed_eigh(h)
+    for k, theta in enumerate(thetas):
+        one = problem.hessian(theta)
+        assert _bits(h[k]) == _bits(one)
+        v1, e1 = symmetric_eigh(one)
+        assert _bits(values[k]) == _bits(v1)
+        assert _bits(vectors[k].clone()) == _bits(e1)
+        assert vectors[k].clone().stride() == e1.stride()
+
+
+def test_a_subclass_hessian_is_not_bypassed() -> None:
+    problem = create("lever-game", {})
+    assert hessians_of(problem) == problem.hessians
+
+    class Other(type(problem)):  # type: ignore[misc]
+        def hessian(self, theta: torch.Tensor) -> torch.Tensor:
+            return torch.zeros(theta.numel(), theta.numel(), dtype=theta.dtype)
+
+    other = Other(problem.params)
+    assert hessians_of(other)([torch.ones(other.n_params)]).abs().sum() == 0
