@@ -231,3 +231,16 @@ def test_colored_ood_reads_mnist_idx_files(tmp_path: Path, monkeypatch: Any) -> 
     )
     out = json.loads((tmp_path / "colored_ood.json").read_text())
     assert out["problem"] == "colored-mnist" and [r["method"] for r in out["rows"]] == ["ERM"]
+
+
+def test_batched_worker_compares_the_same_trees(tmp_path: Path) -> None:
+    out = _run(
+        "batched_worker.py",
+        tmp_path,
+        *("--max-nodes", "12", "--repeats", "1", "--batch", "4", "--rides-only"),
+    )
+    assert [r["problem"] for r in out["rows"]] == ["lever-game", "tree-rl"]
+    for row in out["rows"]:
+        assert row["same_tree"] and row["nodes"] == 12
+        assert row["loop_branches_per_s"] > 0 and row["batched_branches_per_s"] > 0
+        assert set(row["profile_batched"]) == {"hessian", "eigh", "polish", "rest", "total"}

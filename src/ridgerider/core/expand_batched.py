@@ -33,7 +33,6 @@ from ridgerider.core.minibatch import curvature_at
 from ridgerider.core.problem import Problem
 from ridgerider.core.ridge import OnStep
 from ridgerider.core.settings import RRSettings
-from ridgerider.core.update_ridge import continuation
 
 __all__ = ["batchable", "expand_each", "expand_many", "hessians_of", "signed_eigh"]
 
@@ -265,21 +264,35 @@ def _alone(problem: Problem, theta: Tensor) -> tuple[Tensor, Tensor] | Exception
 def _continue(
     values: Tensor, vectors: Tensor, e_prev: Tensor, settings: RRSettings
 ) -> tuple[Tensor, float, float, int]:
-    """``update_ridge.continuation``, its Python on lists (same floats); clusters: itself."""
+    """``update_ridge.continuation``, its Python on lists (the same floats, fewer tensor calls).
+
+    Every tensor operation is continuation's own on the same tensors (the overlaps ``Vᵀe``, a
+    BLAS product, is computed once on this branch's own copy of ``V``).
+    """
     overlaps = vectors.T @ e_prev
     order = torch.argsort(overlaps.abs(), descending=True).tolist()
     ov, vals = overlaps.tolist(), values.tolist()
     i = order[0]
     tol = settings.cluster_tol * max(float(values.abs().max()), 1e-300)
+    members = [i]
     mass = ov[i] ** 2
     target = settings.overlap_threshold**2
     for j in order[1:]:
         if mass >= target or ov[j] ** 2 < 1e-12:
             break
-        if abs(vals[j] - vals[i]) <= tol:  # a cluster: the projection, computed as it is alone
-            return continuation(values, vectors, e_prev, settings)
-    e = vectors[:, i] * (1.0 if ov[i] >= 0 else -1.0)
-    return e, vals[i], abs(ov[i]), i
+        if abs(vals[j] - vals[i]) <= tol:
+            members.append(j)
+            mass += ov[j] ** 2
+    if len(members) == 1:
+        e = vectors[:, i] * (1.0 if ov[i] >= 0 else -1.0)
+        return e, vals[i], abs(ov[i]), i
+    # A cluster: the projection, with continuation's own tensor operations.
+    idx = torch.tensor(members)
+    coef = overlaps[idx]
+    e = vectors[:, idx] @ coef
+    e = e / e.norm()
+    lam = float((coef**2 * values[idx]).sum() / (coef**2).sum())
+    return e, lam, mass**0.5, i
 
 
 def _accept(
