@@ -176,3 +176,15 @@ def test_a_subclass_hessian_is_not_bypassed() -> None:
 
     other = Other(problem.params)
     assert hessians_of(other)([torch.ones(other.n_params)]).abs().sum() == 0
+
+
+def test_row_sorts_and_maxima_are_each_rows_own() -> None:
+    """What ``_tables`` batches: ``argsort`` and ``amax`` of a row, ties and zeros included."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(9, 20, generator=g, dtype=torch.float64).round(decimals=1)
+    x[:, ::3] = 0.0
+    x[2] = x[2].abs()
+    x[5, :10] = -x[5, 10:]
+    rows = torch.argsort(x.abs(), dim=1, descending=True).tolist()
+    assert rows == [torch.argsort(r.clone().abs(), descending=True).tolist() for r in x]
+    assert x.abs().amax(dim=1).tolist() == [float(r.abs().max()) for r in x]

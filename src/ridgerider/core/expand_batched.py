@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -230,21 +231,20 @@ def _update_ridges(
     """UpdateRidge at every pending candidate, spectra batched; accept or halve the step."""
     cands = [x.cand for x in pending if x.cand is not None]
     try:
-        values, vectors = signed_eigh(hessians([c for c, _ in cands]))
-        spectra: list[tuple[Tensor, Tensor] | Exception] = [
-            (v, m.clone()) for v, m in zip(values, vectors, strict=True)
-        ]
+        tables: list[_Table | Exception] = list(
+            _tables(*signed_eigh(hessians([c for c, _ in cands])), pending)
+        )
     except Exception:  # find whose: each alone, as update_exact computes it
-        spectra = [_alone(problem, c) for c, _ in cands]
-    for lane, spectrum in zip(pending, spectra, strict=True):
+        tables = [_alone(problem, c, x.e) for (c, _), x in zip(cands, pending, strict=True)]
+    for lane, table in zip(pending, tables, strict=True):
         assert lane.cand is not None
         cand, cand_loss = lane.cand
         lane.cand = None
-        if isinstance(spectrum, Exception):
-            lane.error = spectrum
+        if isinstance(table, Exception):
+            lane.error = table
             continue
         try:
-            e, lam, overlap, rank = _continue(*spectrum, lane.e, settings)
+            e, lam, overlap, rank = _continue(table, settings)
             if overlap >= settings.overlap_threshold:
                 _accept(settings, lane, cand, cand_loss, e, lam, rank)
             else:
@@ -254,26 +254,57 @@ def _update_ridges(
             lane.error = exc
 
 
-def _alone(problem: Problem, theta: Tensor) -> tuple[Tensor, Tensor] | Exception:
+class _Table(NamedTuple):
+    """What ``continuation`` computes from one spectrum before it picks the ridge."""
+
+    values: Tensor
+    vectors: Tensor
+    overlaps: Tensor
+    """``Vᵀe``: a BLAS product, computed on this branch's own copy of ``V``."""
+    order: list[int]
+    """``argsort(|overlaps|, descending)``."""
+    ov: list[float]
+    vals: list[float]
+    top: float
+    """``max |λ|``."""
+
+
+def _tables(values: Tensor, vectors: Tensor, lanes: list[_Lane]) -> list[_Table]:
+    """Every lane's table: ``Vᵀe`` per lane; sorting, ``max`` and lists for all rows at once.
+
+    A row's sort, its maximum and its lists do not depend on the other rows.
+    """
+    own = [m.clone() for m in vectors]  # laid out as symmetric_eigh's, in fresh memory
+    overlaps = torch.stack([v.T @ x.e for v, x in zip(own, lanes, strict=True)])
+    orders = torch.argsort(overlaps.abs(), dim=1, descending=True).tolist()
+    ovs, vals, tops = overlaps.tolist(), values.tolist(), values.abs().amax(dim=1).tolist()
+    return [
+        _Table(values[k], own[k], overlaps[k], orders[k], ovs[k], vals[k], tops[k])
+        for k in range(len(lanes))
+    ]
+
+
+def _alone(problem: Problem, theta: Tensor, e_prev: Tensor) -> _Table | Exception:
+    """One branch's table computed alone (``update_exact``'s Hessian and ``eigh``)."""
     try:
-        return symmetric_eigh(problem.hessian(theta))
+        values, vectors = symmetric_eigh(problem.hessian(theta))
+        overlaps = vectors.T @ e_prev
+        order = torch.argsort(overlaps.abs(), descending=True).tolist()
+        top = float(values.abs().max())
+        return _Table(values, vectors, overlaps, order, overlaps.tolist(), values.tolist(), top)
     except Exception as exc:
         return exc
 
 
-def _continue(
-    values: Tensor, vectors: Tensor, e_prev: Tensor, settings: RRSettings
-) -> tuple[Tensor, float, float, int]:
-    """``update_ridge.continuation``, its Python on lists (the same floats, fewer tensor calls).
+def _continue(t: _Table, settings: RRSettings) -> tuple[Tensor, float, float, int]:
+    """``update_ridge.continuation`` from its table: the same floats, fewer tensor calls.
 
-    Every tensor operation is continuation's own on the same tensors (the overlaps ``Vᵀe``, a
-    BLAS product, is computed once on this branch's own copy of ``V``).
+    Its Python runs on lists of the same numbers; a cluster's projection uses continuation's
+    own tensor operations on the same tensors.
     """
-    overlaps = vectors.T @ e_prev
-    order = torch.argsort(overlaps.abs(), descending=True).tolist()
-    ov, vals = overlaps.tolist(), values.tolist()
+    ov, vals, order = t.ov, t.vals, t.order
     i = order[0]
-    tol = settings.cluster_tol * max(float(values.abs().max()), 1e-300)
+    tol = settings.cluster_tol * max(t.top, 1e-300)
     members = [i]
     mass = ov[i] ** 2
     target = settings.overlap_threshold**2
@@ -284,14 +315,13 @@ def _continue(
             members.append(j)
             mass += ov[j] ** 2
     if len(members) == 1:
-        e = vectors[:, i] * (1.0 if ov[i] >= 0 else -1.0)
+        e = t.vectors[:, i] * (1.0 if ov[i] >= 0 else -1.0)
         return e, vals[i], abs(ov[i]), i
-    # A cluster: the projection, with continuation's own tensor operations.
     idx = torch.tensor(members)
-    coef = overlaps[idx]
-    e = vectors[:, idx] @ coef
+    coef = t.overlaps[idx]
+    e = t.vectors[:, idx] @ coef
     e = e / e.norm()
-    lam = float((coef**2 * values[idx]).sum() / (coef**2).sum())
+    lam = float((coef**2 * t.values[idx]).sum() / (coef**2).sum())
     return e, lam, mass**0.5, i
 
 
