@@ -10,7 +10,7 @@ import torch
 
 from ridgerider.core import RRSettings, find_mis
 from ridgerider.core.branch import Branch, Node
-from ridgerider.core.curvature import symmetric_eigh
+from ridgerider.core.curvature import symmetric_eigh, value_and_gradient
 from ridgerider.core.expand import Expansion, expand
 from ridgerider.core.expand_batched import (
     batchable,
@@ -19,6 +19,9 @@ from ridgerider.core.expand_batched import (
     hessians_of,
     signed_eigh,
 )
+from ridgerider.core.polish_batched import polish_many
+from ridgerider.core.problem import Problem
+from ridgerider.core.ridge import Polished, polish
 from ridgerider.core.search import root_branch
 from ridgerider.problems import create
 
@@ -188,3 +191,94 @@ def test_row_sorts_and_maxima_are_each_rows_own() -> None:
     rows = torch.argsort(x.abs(), dim=1, descending=True).tolist()
     assert rows == [torch.argsort(r.clone().abs(), descending=True).tolist() for r in x]
     assert x.abs().amax(dim=1).tolist() == [float(r.abs().max()) for r in x]
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("lever-game", {}),
+        ("tree-rl", {"depth": 10, "tree_seed": 5555}),
+        ("tree-rl", {"depth": 6, "tree_seed": 10}),
+    ],
+)
+def test_batched_gradients_are_autograds_bits(name: str, params: dict[str, Any]) -> None:
+    problem = create(name, params)
+    g = torch.Generator().manual_seed(2)
+    for scale in (0.1, 1.0, 10.0):
+        thetas = [
+            scale * torch.randn(problem.n_params, generator=g, dtype=torch.float64)
+            for _ in range(6)
+        ]
+        values, grads = problem.values_and_gradients(thetas)
+        norms = torch.linalg.vector_norm(grads, dim=1).tolist()
+        for k, theta in enumerate(thetas):
+            v, grad = value_and_gradient(problem.loss, theta)
+            assert _bits(values[k]) == _bits(v) and _bits(grads[k].clone()) == _bits(grad)
+            assert norms[k] == float(grad.norm())
+
+
+@pytest.mark.parametrize("lr", [3.0, 1e6])
+def test_polish_many_is_polish(lr: float) -> None:
+    """Leaves that take every step, that stop on a flat gradient and that diverge."""
+    problem = create("lever-game", {})
+    g = torch.Generator().manual_seed(3)
+    thetas = [torch.randn(problem.n_params, generator=g, dtype=torch.float64) for _ in range(5)]
+    thetas.append(problem.analytic_mis())  # a saddle: its gradient is (nearly) zero
+    seen: dict[int, list[tuple[int, float]]] = {}
+    reports = [lambda s, v, i=i: seen.setdefault(i, []).append((s, v)) for i in range(6)]
+    out = polish_many(problem, thetas, 40, lr, reports, [7] * 6, tol=1e-3)
+    for i, theta in enumerate(thetas):
+        alone: list[tuple[int, float]] = []
+        ref = polish(
+            problem.loss,
+            theta,
+            40,
+            lr,
+            tol=1e-3,
+            on_step=lambda s, v, alone=alone: alone.append((s, v)),
+            offset=7,
+        )
+        got = out[i]
+        assert isinstance(got, Polished)
+        assert (_bits(got.theta), got.steps, got.diverged) == (
+            _bits(ref.theta),
+            ref.steps,
+            ref.diverged,
+        )
+        assert seen.get(i, []) == alone
+
+
+def test_settings_with_a_huge_polish_step_identical() -> None:
+    problem, settings, (first,) = _levels("lever-game", {}, 1, max_depth=1, polish_lr=1e6)
+    _check(problem, settings, first)
+
+
+class _Quartic(Problem):
+    """``Σθ⁴``: gradient descent with a large step leaves the finite numbers."""
+
+    name = "quartic"
+
+    @property
+    def n_params(self) -> int:
+        return 3
+
+    def loss(self, theta: torch.Tensor) -> torch.Tensor:
+        return (theta**4).sum()
+
+    def metrics(self, theta: torch.Tensor) -> dict[str, Any]:
+        return {}
+
+
+def test_polish_many_diverges_as_polish() -> None:
+    problem = _Quartic()
+    thetas = [torch.full((3,), x, dtype=torch.float64) for x in (0.01, 0.5, 2.0, 30.0)]
+    out = polish_many(problem, thetas, 60, 0.5, [None] * 4, [0] * 4)
+    assert any(isinstance(o, Polished) and o.diverged for o in out)
+    for got, theta in zip(out, thetas, strict=True):
+        ref = polish(problem.loss, theta, 60, 0.5)
+        assert isinstance(got, Polished)
+        assert (_bits(got.theta), got.steps, got.diverged) == (
+            _bits(ref.theta),
+            ref.steps,
+            ref.diverged,
+        )

@@ -20,7 +20,17 @@ from ridgerider.core.problem import Problem
 from ridgerider.core.ridge import OnStep, Ridge, get_ridges, is_finite, polish, ride
 from ridgerider.core.settings import RRSettings
 
-__all__ = ["Expansion", "Ridden", "error_leaf", "expand", "finish", "ride_metrics"]
+__all__ = [
+    "Expansion",
+    "Ridden",
+    "Settled",
+    "error_leaf",
+    "expand",
+    "finish",
+    "record",
+    "ride_metrics",
+    "settle",
+]
 
 SPECTRUM_KEEP = 32
 """How many of the lowest eigenvalues a node records."""
@@ -91,9 +101,40 @@ def finish(
 ) -> Expansion:
     """Everything :func:`expand` does after the ride: GetRidges, a leaf's polish, the records.
 
-    ``ridden`` is where the branch's ride ended (``core.expand_batched`` rides several branches
-    together and finishes each here); ``generator`` is the branch's, seeded with its seed.
+    ``ridden`` is where the branch's ride ended; ``generator`` is the branch's, seeded with its
+    seed. ``core.expand_batched`` rides several branches together and finishes each with
+    :func:`settle`, a polish (batched) and :func:`record`, which is what this does.
     """
+    leaf = settle(problem, settings, branch, ridden, generator)
+    diverged = leaf.polished and _polish_leaf(leaf.problem, settings, ridden, on_step)
+    return record(leaf, diverged)
+
+
+@dataclass
+class Settled:
+    """A ridden branch after GetRidges, before a solution leaf's polish (see :func:`finish`)."""
+
+    problem: Problem
+    """The problem at the branch's node (``Problem.at_node``)."""
+    branch: Branch
+    ridden: Ridden
+    ridges: list[Ridge]
+    spectrum: Tensor | None
+    leaf_reason: str | None
+    is_solution: bool
+    polished: bool
+    """Whether the leaf is polished (``ridden`` then moves to where the polish ends)."""
+    ride_end: dict[str, object]
+
+
+def settle(
+    problem: Problem,
+    settings: RRSettings,
+    branch: Branch,
+    ridden: Ridden,
+    generator: torch.Generator,
+) -> Settled:
+    """GetRidges where the ride ended, and whether the node is a leaf, a solution, polished."""
     problem = problem.at_node(branch.key)
     stalled = branch.direction is not None and ridden.steps == 0
     ridges, spectrum = (
@@ -105,7 +146,15 @@ def finish(
     is_solution = leaf_reason is not None and not stalled
     polished = bool(is_solution and settings.polish_steps)
     ride_end = ride_metrics(problem.metrics(ridden.theta)) if polished else {}
-    diverged = polished and _polish_leaf(problem, settings, ridden, on_step)
+    return Settled(
+        problem, branch, ridden, ridges, spectrum, leaf_reason, is_solution, polished, ride_end
+    )
+
+
+def record(leaf: Settled, diverged: bool) -> Expansion:
+    """The node and children of a settled branch, once its polish (if any) is done."""
+    problem, branch, ridden = leaf.problem, leaf.branch, leaf.ridden
+    leaf_reason, is_solution, ridges = leaf.leaf_reason, leaf.is_solution, leaf.ridges
     loss_end = float(problem.loss(ridden.theta))
     if diverged or not is_finite(ridden.theta, loss_end):
         # A polish the numbers left (a learning rate far too large), or a point whose loss
@@ -122,8 +171,9 @@ def finish(
         )
         for r in ridges
     ]
+    spectrum = leaf.spectrum
     node = _node(problem, branch, ridden, loss_end, spectrum, children, leaf_reason, is_solution)
-    node.metrics.update(ride_end)
+    node.metrics.update(leaf.ride_end)
     return Expansion(node, children)
 
 

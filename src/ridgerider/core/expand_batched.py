@@ -22,18 +22,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import torch
 from torch import Tensor
 
 from ridgerider.core.branch import Branch
 from ridgerider.core.curvature import symmetric_eigh
-from ridgerider.core.expand import Expansion, Ridden, expand, finish
+from ridgerider.core.expand import Expansion, Ridden, Settled, expand, record, settle
 from ridgerider.core.minibatch import curvature_at
+from ridgerider.core.polish_batched import batched_method, polish_many
 from ridgerider.core.problem import Problem
 from ridgerider.core.ridge import OnStep
 from ridgerider.core.settings import RRSettings
+
+_T = TypeVar("_T")
 
 __all__ = ["batchable", "expand_each", "expand_many", "hessians_of", "signed_eigh"]
 
@@ -78,24 +81,61 @@ def expand_each(
         if i not in lanes:
             out[i] = _guard(lambda b=branch, s=steps[i]: expand(problem, settings, b, s))
     ridden = ride_many(problem, settings, [branches[i] for i in lanes], [steps[i] for i in lanes])
+    settled: dict[int, Settled | Exception] = {}
     for i, r in zip(lanes, ridden, strict=True):
-        if isinstance(r, Exception):
-            out[i] = r
-            continue
-        generator = torch.Generator().manual_seed(branches[i].seed)
-        out[i] = _guard(
-            lambda b=branches[i], r=r, g=generator, s=steps[i]: finish(
-                problem, settings, b, r, g, s
-            )
+        gen = torch.Generator().manual_seed(branches[i].seed)
+        settled[i] = (
+            r
+            if isinstance(r, Exception)
+            else _guard(lambda b=branches[i], r=r, g=gen: settle(problem, settings, b, r, g))
         )
+    diverged = _polish(problem, settings, settled, steps)
+    for i, leaf in settled.items():
+        gone = diverged.get(i, False)
+        if isinstance(leaf, Exception) or isinstance(gone, Exception):
+            out[i] = leaf if isinstance(leaf, Exception) else gone
+            continue
+        out[i] = _guard(lambda leaf=leaf, gone=gone: record(leaf, gone))
     return [r for r in out if r is not None]
 
 
-def _guard(fn: Callable[[], Expansion]) -> Expansion | Exception:
+def _guard(fn: Callable[[], _T]) -> _T | Exception:
     try:
         return fn()
     except Exception as exc:
         return exc
+
+
+def _polish(
+    problem: Problem,
+    settings: RRSettings,
+    settled: dict[int, Settled | Exception],
+    steps: Sequence[OnStep | None],
+) -> dict[int, bool | Exception]:
+    """Polish the settled solution leaves together; whether each diverged (or its error).
+
+    Each leaf's ``ridden`` moves to where its polish ends, as ``expand``'s polish moves it.
+    """
+    leaves = {i: s for i, s in settled.items() if isinstance(s, Settled) and s.polished}
+    if not leaves:
+        return {}
+    done = polish_many(
+        problem,
+        [s.ridden.theta for s in leaves.values()],
+        settings.polish_steps,
+        settings.polish_lr,
+        [steps[i] for i in leaves],
+        [s.ridden.steps for s in leaves.values()],
+    )
+    out: dict[int, bool | Exception] = {}
+    for (i, leaf), result in zip(leaves.items(), done, strict=True):
+        if isinstance(result, Exception):
+            out[i] = result
+            continue
+        leaf.ridden.theta = result.theta
+        leaf.ridden.steps += result.steps
+        out[i] = result.diverged
+    return out
 
 
 def batchable(problem: Problem, settings: RRSettings) -> bool:
@@ -113,14 +153,9 @@ def batchable(problem: Problem, settings: RRSettings) -> bool:
 
 def hessians_of(problem: Problem) -> Callable[[Sequence[Tensor]], Tensor]:
     """The problem's batched Hessians if written beside its ``hessian``, else a loop of it."""
-    cls = type(problem)
-
-    def owner(name: str) -> type:
-        return next(k for k in cls.__mro__ if name in vars(k))
-
-    own = "hessian" not in vars(problem) and "hessians" not in vars(problem)
-    if own and issubclass(owner("hessians"), owner("hessian")):
-        return problem.hessians
+    found = batched_method(problem, "hessians", "hessian")
+    if found is not None:
+        return found  # type: ignore[return-value]
     return lambda thetas: torch.stack([problem.hessian(t) for t in thetas])
 
 

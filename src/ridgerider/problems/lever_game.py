@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from pydantic import Field, field_validator
 from torch import Tensor
+from torch.func import grad_and_value, vmap
 
 from ridgerider.core.games import TwoPlayerGame
 from ridgerider.problems.base import ParamsModel, RegisteredProblem
@@ -183,6 +184,15 @@ class LeverGame(RegisteredProblem, TwoPlayerGame):
             [torch.cat([own(p, r * q), cross], 2), torch.cat([cross.mT, own(q, r * p)], 2)], 1
         )
         return -0.5 * (h + h.mT)
+
+    def values_and_gradients(self, thetas: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """The loss and its autograd gradient at every point, bit for bit, in one vmapped call.
+
+        Every operation of the loss and of its backward pass is entrywise or a softmax (or its
+        backward) along the last dimension, which runs row by row.
+        """
+        grads, values = vmap(grad_and_value(self.loss))(torch.stack([t.detach() for t in thetas]))
+        return values, grads
 
     def analytic_mis(self) -> Tensor:
         """Logits of ``p ∝ 1/r`` for both players (centred, so the softmax shifts are zero)."""

@@ -234,6 +234,22 @@ class TreeRL(RegisteredProblem):
         h = torch.stack(h_j) - diag.reshape(len(thetas), self.n_params, self.n_params)
         return -0.5 * (h + h.mT)
 
+    def values_and_gradients(self, thetas: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """The loss and its autograd gradient at every point, bit for bit.
+
+        Autograd's backward of :meth:`loss`, written out: entrywise steps and the log-softmax
+        (forward and backward, row by row) batched, the two matrix-vector products per point on
+        fresh vectors, as autograd computes them (``M·logπ``, then ``Mᵀ·g``).
+        """
+        x = torch.stack([t.detach() for t in thetas]).reshape(len(thetas), -1, 2)
+        logp = torch.log_softmax(x, dim=2)
+        probs = torch.exp(torch.stack([self._incidence @ v.clone() for v in logp.flatten(1)]))
+        values = -(self._rewards * probs).sum(dim=1)
+        g_u = (torch.full_like(probs, -1.0) * self._rewards) * probs
+        g_logp = torch.stack([self._incidence.t().mv(g.clone()) for g in g_u])
+        g_x = torch._log_softmax_backward_data(g_logp.reshape(x.shape), logp, 2, x.dtype)
+        return values, g_x.reshape(len(thetas), -1)
+
     def invariance(self, theta: Tensor) -> Tensor:
         """Sum of the policy's entropies over decision nodes."""
         logp = self.log_policy(theta)
