@@ -45,7 +45,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
 PROFILE_PARTS = {
     "hessian": ("hessian", "hessians"),
     "eigh": ("torch._C._linalg.linalg_eigh",),
-    "polish": ("polish",),
+    "polish": ("polish", "polish_many"),
 }
 
 

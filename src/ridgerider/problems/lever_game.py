@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from pydantic import Field, field_validator
 from torch import Tensor
-from torch.func import grad_and_value, vmap
 
 from ridgerider.core.games import TwoPlayerGame
 from ridgerider.problems.base import ParamsModel, RegisteredProblem
@@ -186,13 +185,23 @@ class LeverGame(RegisteredProblem, TwoPlayerGame):
         return -0.5 * (h + h.mT)
 
     def values_and_gradients(self, thetas: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
-        """The loss and its autograd gradient at every point, bit for bit, in one vmapped call.
+        """The loss and its autograd gradient at every point, bit for bit, batched.
 
-        Every operation of the loss and of its backward pass is entrywise or a softmax (or its
-        backward) along the last dimension, which runs row by row.
+        Autograd's backward of :meth:`loss`, written out: every step is entrywise or a softmax
+        (or its backward) along the last dimension, which runs row by row; the two slices'
+        gradients are summed into zeros as autograd accumulates them (``x + 0``).
         """
-        grads, values = vmap(grad_and_value(self.loss))(torch.stack([t.detach() for t in thetas]))
-        return values, grads
+        x = torch.stack([t.detach() for t in thetas])
+        p, q = torch.softmax(x[:, : self.m], 1), torch.softmax(x[:, self.m :], 1)
+        t1 = self.payoffs * p
+        values = -(t1 * q).sum(dim=1)
+        g_t2 = torch.full_like(q, -1.0)
+        g_p = (g_t2 * q) * self.payoffs
+        g_a = torch._softmax_backward_data(g_p, p, 1, x.dtype)
+        g_b = torch._softmax_backward_data(g_t2 * t1, q, 1, x.dtype)
+        first, second = torch.zeros_like(x), torch.zeros_like(x)
+        first[:, : self.m], second[:, self.m :] = g_a, g_b
+        return values, first + second
 
     def analytic_mis(self) -> Tensor:
         """Logits of ``p ∝ 1/r`` for both players (centred, so the softmax shifts are zero)."""
