@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from ridgerider.core import RRSettings, find_mis
+from ridgerider.core.aligned import ALIGN_BYTES, aligned_rows
 from ridgerider.core.branch import Branch, Node
 from ridgerider.core.curvature import symmetric_eigh, value_and_gradient
 from ridgerider.core.expand import Expansion, expand
@@ -282,3 +283,13 @@ def test_polish_many_diverges_as_polish() -> None:
             ref.steps,
             ref.diverged,
         )
+
+
+def test_aligned_rows_are_laid_out_like_fresh_tensors() -> None:
+    x = torch.arange(5 * 3 * 7, dtype=torch.float64).reshape(5, 3, 7)
+    for row, ref in zip(aligned_rows(x), x, strict=True):
+        fresh = ref.clone()
+        assert row.is_contiguous() and row.stride() == fresh.stride()
+        assert row.data_ptr() % ALIGN_BYTES == 0 and torch.equal(row, ref)
+    cols = [m.mT for m in aligned_rows(x.mT)]  # column-major rows, as eigh's vectors
+    assert all(c.stride() == (1, 3) and torch.equal(c, r) for c, r in zip(cols, x, strict=True))

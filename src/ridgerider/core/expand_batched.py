@@ -9,9 +9,11 @@ halves its step size or ends exactly as :func:`~ridgerider.core.ridge.ride` does
 Bit for bit, not "up to rounding": batched work is limited to what is computed entry by entry
 (IEEE products, sums, differences, ``max``/``argmax``, whose results do not depend on the batch)
 and to LAPACK's ``eigh`` (one call per matrix on CPU; checked against single calls in the
-tests); whatever reduces through BLAS (the overlaps ``Vᵀe``) runs per branch on fresh tensors
-laid out as the one-branch path lays them out. Losses, GetRidges at the ride's end, the polish
-and the records go through :func:`~ridgerider.core.expand.finish`, unchanged.
+tests); whatever reduces through BLAS (the overlaps ``Vᵀe``) runs per branch on rows laid out
+like the one-branch path's fresh tensors (``core.aligned``). GetRidges at the ride's end and the
+records are ``core.expand``'s own (:func:`~ridgerider.core.expand.settle`,
+:func:`~ridgerider.core.expand.record`); solution leaves are polished together
+(``core.polish_batched``), each as ``polish`` alone.
 
 Only exact, backtracking, ``update="exact"`` rides of non-root branches on CPU, on problems
 whose samples do not depend on the node (``Problem.at_node`` not overridden) and without
@@ -27,6 +29,7 @@ from typing import NamedTuple, TypeVar
 import torch
 from torch import Tensor
 
+from ridgerider.core.aligned import aligned_rows
 from ridgerider.core.branch import Branch
 from ridgerider.core.curvature import symmetric_eigh
 from ridgerider.core.expand import Expansion, Ridden, Settled, expand, record, settle
@@ -309,7 +312,7 @@ def _tables(values: Tensor, vectors: Tensor, lanes: list[_Lane]) -> list[_Table]
 
     A row's sort, its maximum and its lists do not depend on the other rows.
     """
-    own = [m.clone() for m in vectors]  # laid out as symmetric_eigh's, in fresh memory
+    own = [m.mT for m in aligned_rows(vectors.mT)]  # laid out as symmetric_eigh's
     overlaps = torch.stack([v.T @ x.e for v, x in zip(own, lanes, strict=True)])
     orders = torch.argsort(overlaps.abs(), dim=1, descending=True).tolist()
     ovs, vals, tops = overlaps.tolist(), values.tolist(), values.abs().amax(dim=1).tolist()

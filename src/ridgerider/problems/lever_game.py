@@ -19,6 +19,7 @@ import torch
 from pydantic import Field, field_validator
 from torch import Tensor
 
+from ridgerider.core.aligned import aligned_rows
 from ridgerider.core.games import TwoPlayerGame
 from ridgerider.problems.base import ParamsModel, RegisteredProblem
 
@@ -154,7 +155,7 @@ class LeverGame(RegisteredProblem, TwoPlayerGame):
         Products, sums and differences of entries are computed for the whole batch (one IEEE
         operation per entry, as :meth:`hessian` does them); the dot products and matrix products
         (BLAS calls, whose rounding depends on how they are blocked) run point by point on
-        fresh tensors shaped like :meth:`hessian`'s.
+        rows laid out like :meth:`hessian`'s fresh tensors (``core.aligned``).
         """
         x = torch.stack([t.detach() for t in thetas])
         p, q = torch.softmax(x[:, : self.m], 1), torch.softmax(x[:, self.m :], 1)
@@ -165,9 +166,7 @@ class LeverGame(RegisteredProblem, TwoPlayerGame):
 
         def own(pi: Tensor, w: Tensor) -> Tensor:
             u = w * pi
-            s = torch.tensor(
-                [float(a.clone() @ b.clone()) for a, b in zip(w, pi, strict=True)], dtype=pi.dtype
-            )
+            s = torch.stack([a @ b for a, b in zip(*map(aligned_rows, (w, pi)), strict=True)])
             s, pp = s[:, None, None], pi[:, :, None] * pi[:, None, :]
             return (
                 torch.diag_embed(u)
@@ -178,7 +177,8 @@ class LeverGame(RegisteredProblem, TwoPlayerGame):
             )
 
         jp, jq, dr = jac(p), jac(q), torch.diag(r)
-        cross = torch.stack([a.clone() @ dr @ b.clone() for a, b in zip(jp, jq, strict=True)])
+        rows = zip(aligned_rows(jp), aligned_rows(jq), strict=True)
+        cross = torch.stack([a @ dr @ b for a, b in rows])
         h = torch.cat(
             [torch.cat([own(p, r * q), cross], 2), torch.cat([cross.mT, own(q, r * p)], 2)], 1
         )
