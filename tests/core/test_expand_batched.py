@@ -82,6 +82,7 @@ CASES = [
     ("tree-rl", {"depth": 10, "tree_seed": 4}),
     ("tree-rl", {"depth": 10, "tree_seed": 11}),
     ("toy2d", {}),
+    ("coord-game", {"classes": "1.0x3,0.6x1"}),
 ]
 
 
