@@ -125,7 +125,13 @@ def test_not_batchable_settings() -> None:
     problem = create("lever-game", {})
     base = problem.default_settings()
     assert batchable(problem, RRSettings(**base))
-    for over in ({"method": "approx"}, {"step_rule": "fixed"}, {"update": "fixed"}):
+    unbatched = (
+        {"method": "approx"},
+        {"step_rule": "fixed"},
+        {"update": "fixed"},
+        {"hvp_batch": 8},
+    )
+    for over in unbatched:
         assert not batchable(problem, RRSettings(**{**base, **over}))
 
 

@@ -114,3 +114,17 @@ def test_a_failing_branch_in_a_batch_fails_alone(request: pytest.FixtureRequest)
     assert "FloatingPointError: the ride overflowed" in got[bad][5]["error"]
     kept = {k: v for k, v in ref.items() if k != bad and not k.startswith(bad + ".")}
     assert {k: v for k, v in got.items() if k != bad} == kept
+
+
+def test_a_batched_expansion_that_breaks_rides_one_by_one(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not one branch's error (those come back per branch): the claim is ridden alone."""
+
+    def broken(*args: Any, **kw: Any) -> Any:
+        raise RuntimeError("a bug in the batched path")
+
+    params, settings = {"depth": 6, "tree_seed": 10}, {"max_nodes": 40}
+    ref = grow(request, "tree-rl", params, 1, settings=settings, ride_together=False)
+    monkeypatch.setattr(worker_module, "expand_each", broken)
+    assert grow(request, "tree-rl", params, 8, settings=settings) == ref

@@ -33,7 +33,6 @@ from ridgerider.core.aligned import aligned_rows
 from ridgerider.core.branch import Branch
 from ridgerider.core.curvature import symmetric_eigh
 from ridgerider.core.expand import Expansion, Ridden, Settled, expand, record, settle
-from ridgerider.core.minibatch import curvature_at
 from ridgerider.core.polish_batched import batched_method, polish_many
 from ridgerider.core.problem import Problem
 from ridgerider.core.ridge import OnStep
@@ -148,8 +147,8 @@ def batchable(problem: Problem, settings: RRSettings) -> bool:
         and settings.method == "exact"
         and settings.step_rule == "backtrack"
         and settings.update == "exact"
-        and curvature_at(problem, settings, 0) is None
-        and "at_node" not in vars(problem)
+        and settings.hvp_batch == 0
+        and "at_node" not in getattr(problem, "__dict__", {})
         and type(problem).at_node is Problem.at_node
     )
 

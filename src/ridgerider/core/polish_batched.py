@@ -38,7 +38,8 @@ def batched_method(problem: Problem, batched: str, single: str) -> Callable[...,
     def owner(name: str) -> type:
         return next(k for k in cls.__mro__ if name in vars(k))
 
-    if batched in vars(problem) or single in vars(problem):
+    patched = getattr(problem, "__dict__", {})
+    if batched in patched or single in patched:
         return None
     if issubclass(owner(batched), owner(single)):
         return getattr(problem, batched)  # type: ignore[no-any-return]

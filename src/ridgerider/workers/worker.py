@@ -293,7 +293,11 @@ class Worker:
         except Exception:  # each fails as it does alone
             return [self._expand(x) for x in leases]
         reports: list[OnStep | None] = [self._on_step(x) for x in leases]
-        outs = expand_each(problem, settings, [x.branch for x in leases], reports)
+        try:
+            outs = expand_each(problem, settings, [x.branch for x in leases], reports)
+        except Exception:  # not one branch's error (those come back in outs): ride them alone
+            log.exception("worker %s: batched expansion failed, one by one", self.worker_id)
+            return [self._expand(x) for x in leases]
         return [self._outcome(x, o) for x, o in zip(leases, outs, strict=True)]
 
     def _on_step(self, lease: Lease) -> OnStep:
