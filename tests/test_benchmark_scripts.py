@@ -249,3 +249,14 @@ def test_speculation_scaling_and_waste(tmp_path: Path) -> None:
         assert w["tree"] == w["budget"] and w["rides"] >= w["tree"]
         assert w["wasted"] == w["rides"] - w["tree"]
     assert {w["order"] for w in res["waste"]} == orders
+def test_batched_worker_compares_the_same_trees(tmp_path: Path) -> None:
+    out = _run(
+        "batched_worker.py",
+        tmp_path,
+        *("--max-nodes", "12", "--repeats", "1", "--batch", "4", "--rides-only"),
+    )
+    assert [r["problem"] for r in out["rows"]] == ["lever-game", "tree-rl"]
+    for row in out["rows"]:
+        assert row["same_tree"] and row["nodes"] == 12
+        assert row["loop_branches_per_s"] > 0 and row["batched_branches_per_s"] > 0
+        assert set(row["profile_batched"]) == {"hessian", "eigh", "polish", "rest", "total"}

@@ -20,7 +20,17 @@ from ridgerider.core.problem import Problem
 from ridgerider.core.ridge import OnStep, Ridge, get_ridges, is_finite, polish, ride
 from ridgerider.core.settings import RRSettings
 
-__all__ = ["Expansion", "error_leaf", "expand", "ride_metrics"]
+__all__ = [
+    "Expansion",
+    "Ridden",
+    "Settled",
+    "error_leaf",
+    "expand",
+    "finish",
+    "record",
+    "ride_metrics",
+    "settle",
+]
 
 SPECTRUM_KEEP = 32
 """How many of the lowest eigenvalues a node records."""
@@ -60,7 +70,7 @@ def expand(
 
 
 @dataclass
-class _Ridden:
+class Ridden:
     """Where the ride of a branch ended (the root is not ridden: zero steps)."""
 
     theta: Tensor
@@ -78,6 +88,53 @@ def _expand(
     generator = torch.Generator().manual_seed(branch.seed)
     rider = problem.at_node(fingerprint_key(branch.fingerprint[:-1]))
     ridden = _ride_branch(rider, settings, branch, on_step, generator)
+    return finish(problem, settings, branch, ridden, generator, on_step)
+
+
+def finish(
+    problem: Problem,
+    settings: RRSettings,
+    branch: Branch,
+    ridden: Ridden,
+    generator: torch.Generator,
+    on_step: OnStep | None = None,
+) -> Expansion:
+    """Everything :func:`expand` does after the ride: GetRidges, a leaf's polish, the records.
+
+    ``ridden`` is where the branch's ride ended; ``generator`` is the branch's, seeded with its
+    seed. ``core.expand_batched`` rides several branches together and finishes each with
+    :func:`settle`, a polish (batched) and :func:`record`, which is what this does.
+    """
+    leaf = settle(problem, settings, branch, ridden, generator)
+    diverged = leaf.polished and _polish_leaf(leaf.problem, settings, ridden, on_step)
+    return record(leaf, diverged)
+
+
+@dataclass
+class Settled:
+    """A ridden branch after GetRidges, before a solution leaf's polish (see :func:`finish`)."""
+
+    problem: Problem
+    """The problem at the branch's node (``Problem.at_node``)."""
+    branch: Branch
+    ridden: Ridden
+    ridges: list[Ridge]
+    spectrum: Tensor | None
+    leaf_reason: str | None
+    is_solution: bool
+    polished: bool
+    """Whether the leaf is polished (``ridden`` then moves to where the polish ends)."""
+    ride_end: dict[str, object]
+
+
+def settle(
+    problem: Problem,
+    settings: RRSettings,
+    branch: Branch,
+    ridden: Ridden,
+    generator: torch.Generator,
+) -> Settled:
+    """GetRidges where the ride ended, and whether the node is a leaf, a solution, polished."""
     problem = problem.at_node(branch.key)
     stalled = branch.direction is not None and ridden.steps == 0
     ridges, spectrum = (
@@ -89,7 +146,15 @@ def _expand(
     is_solution = leaf_reason is not None and not stalled
     polished = bool(is_solution and settings.polish_steps)
     ride_end = ride_metrics(problem.metrics(ridden.theta)) if polished else {}
-    diverged = polished and _polish_leaf(problem, settings, ridden, on_step)
+    return Settled(
+        problem, branch, ridden, ridges, spectrum, leaf_reason, is_solution, polished, ride_end
+    )
+
+
+def record(leaf: Settled, diverged: bool) -> Expansion:
+    """The node and children of a settled branch, once its polish (if any) is done."""
+    problem, branch, ridden = leaf.problem, leaf.branch, leaf.ridden
+    leaf_reason, is_solution, ridges = leaf.leaf_reason, leaf.is_solution, leaf.ridges
     loss_end = float(problem.loss(ridden.theta))
     if diverged or not is_finite(ridden.theta, loss_end):
         # A polish the numbers left (a learning rate far too large), or a point whose loss
@@ -106,8 +171,9 @@ def _expand(
         )
         for r in ridges
     ]
+    spectrum = leaf.spectrum
     node = _node(problem, branch, ridden, loss_end, spectrum, children, leaf_reason, is_solution)
-    node.metrics.update(ride_end)
+    node.metrics.update(leaf.ride_end)
     return Expansion(node, children)
 
 
@@ -127,7 +193,7 @@ def ride_metrics(metrics: dict[str, object]) -> dict[str, object]:
 def _get_ridges(
     problem: Problem,
     settings: RRSettings,
-    ridden: _Ridden,
+    ridden: Ridden,
     generator: torch.Generator,
     seed: int,
 ) -> tuple[list[Ridge], Tensor]:
@@ -157,15 +223,15 @@ def _ride_branch(
     branch: Branch,
     on_step: OnStep | None,
     generator: torch.Generator,
-) -> _Ridden:
+) -> Ridden:
     """Ride the branch's ridge; the root stays where it is."""
     if branch.direction is None:
         loss0 = float(problem.loss(branch.theta))
-        return _Ridden(branch.theta.detach().clone(), 0, "root", [loss0], None, 0)
+        return Ridden(branch.theta.detach().clone(), 0, "root", [loss0], None, 0)
     assert branch.eigenvalue is not None
     if settings.method == "ood":
         out = ood_ride(problem, branch.theta, branch.direction, settings, generator, on_step)
-        return _Ridden(out.theta, out.steps, out.end_reason, out.losses, out.eigenvalue, 0)
+        return Ridden(out.theta, out.steps, out.end_reason, out.losses, out.eigenvalue, 0)
     out = ride(
         problem.loss,
         branch.theta,
@@ -177,7 +243,7 @@ def _ride_branch(
         hvp_fn=problem.exact_hvp,
         curvature_at=curvature_at(problem, settings, branch.seed),
     )
-    return _Ridden(out.theta, out.steps, out.end_reason, out.losses, out.eigenvalue, out.crossings)
+    return Ridden(out.theta, out.steps, out.end_reason, out.losses, out.eigenvalue, out.crossings)
 
 
 def _leaf_reason(
@@ -194,7 +260,7 @@ def _leaf_reason(
 
 
 def _polish_leaf(
-    problem: Problem, settings: RRSettings, ridden: _Ridden, on_step: OnStep | None
+    problem: Problem, settings: RRSettings, ridden: Ridden, on_step: OnStep | None
 ) -> bool:
     """Finish a solution leaf by gradient descent; its steps count as the node's.
 
@@ -216,7 +282,7 @@ def _polish_leaf(
 def _node(
     problem: Problem,
     branch: Branch,
-    ridden: _Ridden,
+    ridden: Ridden,
     loss_end: float,
     spectrum: Tensor | None,
     children: list[Branch],

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from ridgerider.core.curvature import dense_hessian
+from ridgerider.core.curvature import dense_hessian, value_and_gradient
 
 __all__ = ["EnvironmentProblem", "Problem", "supports_environments"]
 
@@ -51,6 +51,26 @@ class Problem(ABC):
     def hessian(self, theta: Tensor) -> Tensor:
         """Dense Hessian of :meth:`loss` at ``θ``; override with a closed form when cheaper."""
         return dense_hessian(self.loss, theta)
+
+    def hessians(self, thetas: Sequence[Tensor]) -> Tensor:
+        """:meth:`hessian` at each point, stacked (``[B, n, n]``): batched exact RR's Hessians.
+
+        An override (a closed form computed for the whole batch) must give, point by point,
+        exactly the bits of :meth:`hessian`; ``core.expand_batched`` only calls it on classes
+        whose :meth:`hessian` is the one it was written beside, so a subclass that changes the
+        Hessian falls back to this loop.
+        """
+        return torch.stack([self.hessian(t) for t in thetas])
+
+    def values_and_gradients(self, thetas: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """:meth:`loss` and its autograd gradient at each point: ``[B]`` and ``[B, n]``.
+
+        Batched polish (``core.polish_batched``) calls it; an override must give, point by
+        point, exactly the bits of ``core.curvature.value_and_gradient(self.loss, θ)`` (it is
+        only used on classes whose :meth:`loss` is the one it was written beside).
+        """
+        pairs = [value_and_gradient(self.loss, t) for t in thetas]
+        return torch.stack([v for v, _ in pairs]), torch.stack([g for _, g in pairs])
 
     def exact_hvp(self, theta: Tensor) -> Callable[[Tensor], Tensor] | None:
         """A hand-written ``v ↦ H(θ) v`` (``[n]`` or ``[n, b]``), or ``None`` to use autograd.

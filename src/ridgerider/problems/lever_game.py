@@ -12,12 +12,14 @@ of equal-payoff levers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from pydantic import Field, field_validator
 from torch import Tensor
 
+from ridgerider.core.aligned import aligned_rows
 from ridgerider.core.games import TwoPlayerGame
 from ridgerider.problems.base import ParamsModel, RegisteredProblem
 
@@ -146,6 +148,60 @@ class LeverGame(RegisteredProblem, TwoPlayerGame):
             [torch.cat([own(p, r * q), cross], 1), torch.cat([cross.T, own(q, r * p)], 1)], 0
         )
         return -0.5 * (h + h.T)
+
+    def hessians(self, thetas: Sequence[Tensor]) -> Tensor:
+        """:meth:`hessian` at every point, bit for bit, with the elementwise work batched.
+
+        Products, sums and differences of entries are computed for the whole batch (one IEEE
+        operation per entry, as :meth:`hessian` does them); the dot products and matrix products
+        (BLAS calls, whose rounding depends on how they are blocked) run point by point on
+        rows laid out like :meth:`hessian`'s fresh tensors (``core.aligned``).
+        """
+        x = torch.stack([t.detach() for t in thetas])
+        p, q = torch.softmax(x[:, : self.m], 1), torch.softmax(x[:, self.m :], 1)
+        r = self.payoffs
+
+        def jac(pi: Tensor) -> Tensor:
+            return torch.diag_embed(pi) - pi[:, :, None] * pi[:, None, :]
+
+        def own(pi: Tensor, w: Tensor) -> Tensor:
+            u = w * pi
+            s = torch.stack([a @ b for a, b in zip(*map(aligned_rows, (w, pi)), strict=True)])
+            s, pp = s[:, None, None], pi[:, :, None] * pi[:, None, :]
+            return (
+                torch.diag_embed(u)
+                - u[:, :, None] * pi[:, None, :]
+                - pi[:, :, None] * u[:, None, :]
+                + 2 * s * pp
+                - s * torch.diag_embed(pi)
+            )
+
+        jp, jq, dr = jac(p), jac(q), torch.diag(r)
+        rows = zip(aligned_rows(jp), aligned_rows(jq), strict=True)
+        cross = torch.stack([a @ dr @ b for a, b in rows])
+        h = torch.cat(
+            [torch.cat([own(p, r * q), cross], 2), torch.cat([cross.mT, own(q, r * p)], 2)], 1
+        )
+        return -0.5 * (h + h.mT)
+
+    def values_and_gradients(self, thetas: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """The loss and its autograd gradient at every point, bit for bit, batched.
+
+        Autograd's backward of :meth:`loss`, written out: every step is entrywise or a softmax
+        (or its backward) along the last dimension, which runs row by row; the two slices'
+        gradients are summed into zeros as autograd accumulates them (``x + 0``).
+        """
+        x = torch.stack([t.detach() for t in thetas])
+        p, q = torch.softmax(x[:, : self.m], 1), torch.softmax(x[:, self.m :], 1)
+        t1 = self.payoffs * p
+        values = -(t1 * q).sum(dim=1)
+        g_t2 = torch.full_like(q, -1.0)
+        g_p = (g_t2 * q) * self.payoffs
+        g_a = torch._softmax_backward_data(g_p, p, 1, x.dtype)
+        g_b = torch._softmax_backward_data(g_t2 * t1, q, 1, x.dtype)
+        first, second = torch.zeros_like(x), torch.zeros_like(x)
+        first[:, : self.m], second[:, self.m :] = g_a, g_b
+        return values, first + second
 
     def analytic_mis(self) -> Tensor:
         """Logits of ``p ∝ 1/r`` for both players (centred, so the softmax shifts are zero)."""

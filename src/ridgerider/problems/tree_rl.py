@@ -39,6 +39,7 @@ and of ten depth-10 trees kept 1–9 negative eigenvalues at ‖∇J‖ 0.02–0
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -46,6 +47,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from ridgerider.core.aligned import aligned_rows
 from ridgerider.problems.base import ParamsModel, RegisteredProblem
 
 __all__ = ["Tree", "TreeRL", "TreeRLParams", "generate_tree"]
@@ -204,6 +206,54 @@ class TreeRL(RegisteredProblem):
         c = (self._incidence.T @ w).reshape(-1, 2).sum(dim=1)  # [S]
         h_j = a.T @ (w[:, None] * a) - torch.block_diag(*(c[:, None, None] * cov))
         return -0.5 * (h_j + h_j.T)
+
+    def hessians(self, thetas: Sequence[Tensor]) -> Tensor:
+        """:meth:`hessian` at every point, bit for bit, with the elementwise work batched.
+
+        Softmaxes, products and differences of entries run on the whole batch; the matrix
+        products and sums (``@``, ``einsum``, ``sum``: BLAS calls and reductions) run point by
+        point on rows laid out like :meth:`hessian`'s fresh tensors (``core.aligned``); the
+        ``block_diag`` is written into zeros and subtracted entry by entry (``x − 0`` is ``x``,
+        as in :meth:`hessian`).
+        """
+        x = torch.stack([t.detach() for t in thetas]).reshape(len(thetas), -1, 2)
+        pi = torch.softmax(x, dim=2)
+        logp = torch.log_softmax(x, dim=2).reshape(len(thetas), -1)
+        w = self._rewards * torch.exp(
+            torch.stack([self._incidence @ v for v in aligned_rows(logp)])
+        )
+        cov = torch.diag_embed(pi) - pi[:, :, :, None] * pi[:, :, None, :]  # [B, S, 2, 2]
+        eye = torch.eye(2, dtype=x.dtype)
+        jac_blocks = eye[None, None] - pi[:, :, None, :]  # [B, S, 2(a), 2(b)]
+        m = self._incidence.reshape(-1, self.n_decisions, 2)
+        h_j, c = [], []
+        for jb, wb in zip(aligned_rows(jac_blocks), aligned_rows(w), strict=True):
+            a = torch.einsum("lsa,sab->lsb", m, jb).reshape(m.shape[0], -1)
+            h_j.append(a.T @ (wb[:, None] * a))
+            c.append((self._incidence.T @ wb).reshape(-1, 2).sum(dim=1))
+        blocks = torch.stack(c)[:, :, None, None] * cov
+        diag = torch.zeros(len(thetas), self.n_decisions, 2, self.n_decisions, 2, dtype=x.dtype)
+        s = torch.arange(self.n_decisions)
+        diag[:, s, :, s, :] = blocks.transpose(0, 1)
+        h = torch.stack(h_j) - diag.reshape(len(thetas), self.n_params, self.n_params)
+        return -0.5 * (h + h.mT)
+
+    def values_and_gradients(self, thetas: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+        """The loss and its autograd gradient at every point, bit for bit.
+
+        Autograd's backward of :meth:`loss`, written out: entrywise steps and the log-softmax
+        (forward and backward, row by row) batched, the two matrix-vector products per point on
+        rows laid out as fresh vectors (``core.aligned``), as autograd computes them (``M·logπ``,
+        then ``Mᵀ·g``).
+        """
+        x = torch.stack([t.detach() for t in thetas]).reshape(len(thetas), -1, 2)
+        logp = torch.log_softmax(x, dim=2)
+        probs = torch.exp(torch.stack([self._incidence @ v for v in aligned_rows(logp.flatten(1))]))
+        values = -(self._rewards * probs).sum(dim=1)
+        g_u = (torch.full_like(probs, -1.0) * self._rewards) * probs
+        g_logp = torch.stack([self._incidence.t().mv(g) for g in aligned_rows(g_u)])
+        g_x = torch._log_softmax_backward_data(g_logp.reshape(x.shape), logp, 2, x.dtype)
+        return values, g_x.reshape(len(thetas), -1)
 
     def invariance(self, theta: Tensor) -> Tensor:
         """Sum of the policy's entropies over decision nodes."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +12,7 @@ from typing import Any, Literal, Protocol
 from ridgerider.core.branch import Branch
 from ridgerider.core.errors import SettingsError
 from ridgerider.core.expand import Expansion, error_leaf, expand
+from ridgerider.core.expand_batched import expand_each
 from ridgerider.core.ridge import OnStep
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem, create
@@ -20,6 +20,7 @@ from ridgerider.schemas.enums import JobStatus
 from ridgerider.services.frontier.base import Frontier, Lease, default_worker_id
 from ridgerider.services.jobs import resolve_root
 from ridgerider.services.storage.records import RideProgress
+from ridgerider.workers.sizing import AdaptiveBatch
 
 __all__ = [
     "AdaptiveBatch",
@@ -84,66 +85,6 @@ class ExpandFn(Protocol):
 
 
 @dataclass
-class AdaptiveBatch:
-    """Sizes claims so that the frontier's fixed cost per claim stays a small share of the time.
-
-    A round of ``k`` branches spends ``o(k) = a + b·k`` on the queue: ``a`` per claim (a round
-    trip, a commit: one turn of the archive's writer on SQLite) and ``b`` per branch (its rows).
-    Only ``a`` shrinks per branch as ``k`` grows, so the next size is the smallest ``k`` with
-    ``a / (k·t) ≤ overhead_share`` for branches of ``t`` seconds, capped by ``max_batch`` and by
-    ``max_claim_s`` of riding per claim (the work lost if the worker dies, and the time its
-    claimed branches wait). ``a`` and ``b`` are a least-squares fit of ``o`` against ``k`` over
-    past rounds, ``t`` a running mean; both weight the newest round by ``smoothing``. (Sizing
-    by the whole ``o`` would feed back: when ``b > overhead_share·t`` a larger claim costs more
-    per round, which asks for a larger claim still.) The slope ``b`` is refitted while recent
-    rounds differ in size and kept while they do not; before any fit it is 0, so ``a`` is the
-    whole mean ``o``, which errs towards larger claims.
-
-    Branches of seconds get ``k = 1``; ``tree-rl`` depth-10 branches (~25 ms at the top of the
-    tree) on a SQLite archive mostly 4–9; branches that cost nothing (a queue benchmark)
-    ``max_batch``. The first claim is 1.
-    """
-
-    overhead_share: float = 0.05
-    max_batch: int = 32
-    max_claim_s: float = 0.5
-    smoothing: float = 0.3
-    size: int = 1
-    _sums: list[float] = field(default_factory=lambda: [0.0] * 5)
-    """Weighted Σ1, Σk, Σk², Σo, Σk·o over past rounds."""
-    _slope: float = 0.0
-    """The last per-branch cost ``b`` fitted while the recent rounds had different sizes."""
-    _branch_s: float | None = None
-
-    def fixed_cost(self) -> float:
-        """The fitted queue cost per claim ``a`` (seconds; 0 before any round)."""
-        w, sk, skk, so, sko = self._sums
-        if w <= 0:
-            return 0.0
-        mk, mo = sk / w, so / w
-        var = skk / w - mk * mk
-        if var >= 0.05:  # sizes differ enough to fit a slope; else keep the last one
-            self._slope = max(0.0, (sko / w - mk * mo) / var)
-        return max(0.0, mo - self._slope * mk)
-
-    def observe(self, overhead_s: float, ride_s: float, branches: int) -> int:
-        """Record one round (queue time, ride time, branches ridden); the next claim's size."""
-        if branches < 1:
-            return self.size
-        keep, k = 1.0 - self.smoothing, float(branches)
-        for i, x in enumerate((1.0, k, k * k, overhead_s, k * overhead_s)):
-            self._sums[i] = keep * self._sums[i] + x
-        t = ride_s / branches
-        a = self.smoothing
-        self._branch_s = t if self._branch_s is None else a * t + (1 - a) * self._branch_s
-        per = max(self._branch_s, 1e-6)
-        wanted = math.ceil(self.fixed_cost() / (self.overhead_share * per) * (1 - 1e-9))
-        cap = min(self.max_batch, max(1, int(self.max_claim_s / per)))
-        self.size = max(1, min(wanted, cap))
-        return self.size
-
-
-@dataclass
 class Worker:
     """Runs branches of one job (or of every running job) until there is nothing left.
 
@@ -165,6 +106,9 @@ class Worker:
         make_problem: builds a job's problem once per worker (default: the registry's
             ``create``; Ray workers fetch it from the object store instead).
         expand_fn: the expand step (default ``core.expand.expand``).
+        ride_together: expand the exact branches of one job in a claim together
+            (``core.expand_batched``: rides in lockstep, the same bits as one by one); only
+            with the default ``expand_fn``. ``False``: one branch after another.
     """
 
     frontier: Frontier
@@ -178,6 +122,7 @@ class Worker:
     worker_id: str = field(default_factory=default_worker_id)
     make_problem: MakeProblem = create
     expand_fn: ExpandFn = expand
+    ride_together: bool = True
     accelerator: str = "cpu"
     device: str = "cuda"
     completed: int = 0
@@ -257,7 +202,9 @@ class Worker:
             self._held = list(leases)
             self._progress = {x.node_id: RideProgress(0, None) for x in leases}
         t1 = time.perf_counter()
-        rides = [(x, e) for x in leases if (e := self._expand(x)) is not None]
+        rides = [
+            (x, e) for x, e in zip(leases, self._expand_claim(leases), strict=True) if e is not None
+        ]
         t2 = time.perf_counter()
         recorded = self._complete(rides)
         if self._sizer is not None:
@@ -326,12 +273,35 @@ class Worker:
             self._max_attempts[job_id] = job.max_attempts
         return self._problems[job_id]
 
-    def _expand(self, lease: Lease) -> Expansion | None:
+    def _expand_claim(self, leases: list[Lease]) -> list[Expansion | None]:
+        """Each lease's expansion (``None``: failed); a job's exact branches ridden together."""
+        out: dict[int, Expansion | None] = {}
+        jobs: dict[int, list[Lease]] = {}
+        together = self.ride_together and self.expand_fn is expand
+        for lease in leases:
+            if together and lease.branch.direction is not None:
+                jobs.setdefault(lease.job_id, []).append(lease)
+        for group in jobs.values():
+            if len(group) > 1:
+                out.update(zip([x.node_id for x in group], self._expand_many(group), strict=True))
+        return [out[x.node_id] if x.node_id in out else self._expand(x) for x in leases]
+
+    def _expand_many(self, leases: list[Lease]) -> list[Expansion | None]:
+        """Non-root branches of one job together: ``expand_each``, every branch failing alone."""
         try:
-            problem, settings = self._setup(lease.job_id)
-        except Exception as exc:  # the problem cannot be built here: this branch fails
-            self.frontier.fail(lease, f"building the problem: {type(exc).__name__}: {exc}")
-            return None
+            problem, settings = self._setup(leases[0].job_id)
+        except Exception:  # each fails as it does alone
+            return [self._expand(x) for x in leases]
+        reports: list[OnStep | None] = [self._on_step(x) for x in leases]
+        try:
+            outs = expand_each(problem, settings, [x.branch for x in leases], reports)
+        except Exception:  # not one branch's error (those come back in outs): ride them alone
+            log.exception("worker %s: batched expansion failed, one by one", self.worker_id)
+            return [self._expand(x) for x in leases]
+        return [self._outcome(x, o) for x, o in zip(leases, outs, strict=True)]
+
+    def _on_step(self, lease: Lease) -> OnStep:
+        """The live progress of ``lease``'s ride: the heartbeat's and ``on_ride``'s."""
 
         def on_step(steps: int, loss: float) -> None:
             done = RideProgress(steps, loss)
@@ -339,20 +309,34 @@ class Worker:
             if self.on_ride is not None:
                 self.on_ride(lease, done)
 
+        return on_step
+
+    def _expand(self, lease: Lease) -> Expansion | None:
+        try:
+            problem, settings = self._setup(lease.job_id)
+        except Exception as exc:  # the problem cannot be built here: this branch fails
+            self.frontier.fail(lease, f"building the problem: {type(exc).__name__}: {exc}")
+            return None
         try:
             # A job accepted before its MIS was found has a placeholder root: find it first.
             branch = resolve_root(
                 self.frontier.storage, lease.job_id, problem, settings, lease.branch
             )
-            return self.expand_fn(problem, settings, branch, on_step=on_step)
+            return self.expand_fn(problem, settings, branch, on_step=self._on_step(lease))
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            last = lease.attempt >= self._max_attempts[lease.job_id]
-            if last and lease.branch.direction is not None:
-                log.warning("branch %s of job %s failed: %s", lease.branch.key, lease.job_id, error)
-                return error_leaf(lease.branch, error)  # the job goes on with its other branches
-            self.frontier.fail(lease, error)  # retried; the root's last failure fails the job
-            return None
+            return self._outcome(lease, exc)
+
+    def _outcome(self, lease: Lease, result: Expansion | Exception) -> Expansion | None:
+        """An expansion, or for an error the branch's error leaf (last attempt) or its failure."""
+        if not isinstance(result, Exception):
+            return result
+        error = f"{type(result).__name__}: {result}"
+        last = lease.attempt >= self._max_attempts[lease.job_id]
+        if last and lease.branch.direction is not None:
+            log.warning("branch %s of job %s failed: %s", lease.branch.key, lease.job_id, error)
+            return error_leaf(lease.branch, error)  # the job goes on with its other branches
+        self.frontier.fail(lease, error)  # retried; the root's last failure fails the job
+        return None
 
     def _completed(self, lease: Lease, expansion: Expansion) -> None:
         self.completed += 1
