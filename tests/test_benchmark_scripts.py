@@ -249,6 +249,8 @@ def test_speculation_scaling_and_waste(tmp_path: Path) -> None:
         assert w["tree"] == w["budget"] and w["rides"] >= w["tree"]
         assert w["wasted"] == w["rides"] - w["tree"]
     assert {w["order"] for w in res["waste"]} == orders
+
+
 def test_batched_worker_compares_the_same_trees(tmp_path: Path) -> None:
     out = _run(
         "batched_worker.py",
