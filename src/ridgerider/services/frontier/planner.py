@@ -55,6 +55,7 @@ class _Row:
     status: str
     spec: bytes | None
     loss: float | None
+    depth: int
     children: list[_Row] = field(default_factory=list)
 
     @property
@@ -62,7 +63,7 @@ class _Row:
         return self.status == NodeStatus.DONE
 
 
-_COLS = (n.id, n.parent_id, n.status, n.spec, n.branch_loss)
+_COLS = (n.id, n.parent_id, n.status, n.spec, n.branch_loss, n.depth)
 
 
 class _Rows:
@@ -72,11 +73,12 @@ class _Rows:
         self.conn, self.job_id = conn, job_id
         self.rows: dict[int, _Row] = {}
         self.counts: dict[int, int] = {}
+        self._by_depth: dict[int, int] | None = None
 
     def _add(self, r: Any) -> _Row:
         row = self.rows.get(r.id)
         if row is None:
-            row = _Row(r.id, r.parent_id, r.status, r.spec, r.branch_loss)
+            row = _Row(r.id, r.parent_id, r.status, r.spec, r.branch_loss, r.depth)
             self.rows[row.id] = row
             if row.done:
                 stmt = select(*_COLS).where(n.parent_id == row.id).order_by(n.child_index)
@@ -98,12 +100,33 @@ class _Rows:
         )
         return [self._add(r) for r in self.conn.execute(stmt)]
 
+    def by_depth(self) -> dict[int, int]:
+        """The commonest number of children of the ridden nodes at each depth."""
+        if self._by_depth is None:
+            stmt = (
+                select(n.depth, n.n_children, func.count())
+                .where(n.job_id == self.job_id, n.status == NodeStatus.DONE)
+                .group_by(n.depth, n.n_children)
+            )
+            best: dict[int, tuple[int, int]] = {}
+            for depth, kids, count in self.conn.execute(stmt):
+                if kids is not None and count > best.get(depth, (-1, 0))[0]:
+                    best[depth] = (count, kids)
+            self._by_depth = {d: k for d, (_, k) in best.items()}
+        return self._by_depth
+
     def predicted_children(self, row: _Row | None, fallback: int) -> int:
-        """A row's number of children: known once ridden, else its parent's."""
+        """A row's number of children: known once ridden, else predicted.
+
+        The prediction is the commonest number at the row's depth among ridden nodes (trees
+        end in leaves at some depth), else its parent's.
+        """
         if row is None:
             return fallback
         if row.done:
             return len(row.children)
+        if row.depth in self.by_depth():
+            return self.by_depth()[row.depth]
         parent = row.parent_id
         if parent is not None and parent not in self.counts:
             stmt = select(n.n_children).where(n.id == parent)
@@ -114,15 +137,20 @@ class _Rows:
 def stale(conn: Connection, job_id: int, first_rank: int, st: SeqState, horizon: int) -> bool:
     """Whether the job needs a new plan after a round that ranked ``first_rank ..``.
 
-    Yes when a rank went to a row the plan did not name (everything after it was predicted
-    from a draw or pop that did not happen), or when fewer than half a plan's rows still wait.
+    Yes when a rank went to a row the plan did not name, or passed over planned rows that
+    still wait (everything after a draw or pop that did not happen was predicted from it), or
+    when fewer than half a plan's rows still wait.
     """
     ranked = select(n.spec).where(n.job_id == job_id, n.rank >= first_rank, n.rank < st.ranked)
-    if any(s is None or bytes(s)[:1] != PLANNED for s in conn.execute(ranked).scalars()):
+    specs = [b"" if s is None else bytes(s) for s in conn.execute(ranked).scalars()]
+    if any(s[:1] != PLANNED for s in specs):
         return True
-    left = select(func.count()).where(
-        n.job_id == job_id, n.status == NodeStatus.WAITING, n.spec.is_not(None), n.spec < OWN
-    )
+    waiting = (n.job_id == job_id, n.status == NodeStatus.WAITING, n.spec.is_not(None))
+    if specs:
+        passed = select(n.id).where(*waiting, n.spec < max(s[:3] for s in specs)).limit(1)
+        if conn.execute(passed).first() is not None:
+            return True
+    left = select(func.count()).where(*waiting, n.spec < OWN)
     return int(conn.execute(left).scalar_one()) < max(1, min(horizon, MAX_HORIZON) // 2)
 
 

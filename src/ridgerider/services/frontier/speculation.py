@@ -28,12 +28,14 @@ expansion order over the branches known so far:
 * ``random`` draws from the open list with the job's seeded generator, so its next draws are
   fixed by the generator's state and the list's sizes: after each sequencer round the planner
   (:mod:`.planner`) replays them as far as they are known (children of rows ridden ahead are
-  known, others predicted) and keys the drawn rows first. Beyond the plan, every open branch
-  is equally likely at each draw and branches opened earlier are drawn earlier: the key is
-  the depth, then a hash of the branch's seed.
+  known, others predicted) and keys the drawn rows first. Only planned rows are ridden ahead:
+  beyond the plan every open branch is equally likely at each draw, so a guess would mostly
+  be wasted (measured: unplanned rides filled the cap with rows drawn much later). Their own
+  key (the depth, then a hash of the seed) starts with ``0x02``, which claims skip.
 
-Every own key starts with ``0x01``; a planned row's key is ``0x00``, its place in the plan,
-then its own key, so planned rows are claimed first and a new plan restores the old keys.
+Own keys start with ``0x01`` (``0x02`` for ``random``); a planned row's key is ``0x00``, its
+place in the plan, then its own key, so planned rows are claimed first and a new plan
+restores the old keys.
 * ``bfs`` is not speculated: its ranks are known when a level is pushed and a whole level is
   admitted at once.
 
@@ -51,13 +53,15 @@ import struct
 
 from ridgerider.core.branch import Branch
 
-__all__ = ["DEFAULT_SPECULATION", "OWN", "SPECULATED_ORDERS", "spec_key"]
+__all__ = ["DEFAULT_SPECULATION", "OWN", "SPECULATED_ORDERS", "UNPLANNED", "spec_key"]
 
 SPECULATED_ORDERS = ("dfs", "priority", "random")
 """The orders a speculative claim serves (``bfs`` admits whole levels without it)."""
 
 OWN = b"\x01"
 """First byte of a branch's own key (a planned row's key starts lower: ``planner.PLANNED``)."""
+UNPLANNED = b"\x02"
+"""First byte of a ``random`` branch's own key: claimed ahead only once planned."""
 
 DEFAULT_SPECULATION = 32
 """Rides a job may have leased or done ahead of its ranks (0: no speculation)."""
@@ -91,5 +95,5 @@ def spec_key(order: str, branch: Branch) -> bytes | None:
         return OWN + _ordered_float(branch.loss) + _path(branch)
     if order == "random":
         digest = hashlib.sha256(str(branch.seed).encode()).digest()[:8]
-        return OWN + struct.pack(">H", min(branch.depth, 0xFFFF)) + digest
+        return UNPLANNED + struct.pack(">H", min(branch.depth, 0xFFFF)) + digest
     return None

@@ -22,10 +22,12 @@ from sqlalchemy import (
     Connection,
     Executable,
     Float,
+    LargeBinary,
     any_,
     bindparam,
     exists,
     func,
+    literal,
     literal_column,
     select,
     text,
@@ -36,6 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 
 from ridgerider.schemas.enums import JobStatus, NodeStatus
+from ridgerider.services.frontier.speculation import UNPLANNED
 from ridgerider.services.storage.records import NODE_RESULT_FIELDS, NODE_RESULT_TYPES
 from ridgerider.services.storage.session import db_now
 from ridgerider.services.storage.tables import JOBS, NODES, SOLUTIONS
@@ -156,7 +159,8 @@ def _claim(by: str, pg: bool, ahead: bool = False) -> Executable:
         m = NODES.alias("ahead")
         rides = select(func.count()).select_from(m).where(m.c.job_id == n.job_id)
         rides = rides.where(text("ahead.rank IS NULL AND ahead.status IN ('leased', 'done')"))
-        where += [n.spec.is_not(None), n.rank.is_(None), j.stopped_by.is_(None)]
+        where += [n.spec < literal(UNPLANNED, LargeBinary), n.rank.is_(None)]
+        where.append(j.stopped_by.is_(None))
         where.append(rides.scalar_subquery() < bindparam("cap"))
     else:
         where.append(n.rank < j.admitted)
