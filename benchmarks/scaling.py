@@ -45,19 +45,18 @@ from typing import Any
 import ray
 import torch
 
-from ridgerider.core.branch import Branch, Node
+from ridgerider.core.branch import Branch
 from ridgerider.core.expand import Expansion
 from ridgerider.core.ridge import OnStep
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem, create
 from ridgerider.services import jobs
 from ridgerider.services.archive import Archive, open_archive
-from ridgerider.services.storage.records import JobSpec
 from ridgerider.workers.ray import WorkerOptions, ensure_ray, start_workers
 from ridgerider.workers.worker import BatchSize, Worker
+from synthetic_tree import start_job, synthetic
 
 torch.set_num_threads(1)
-THETA = torch.zeros(2, dtype=torch.float64)
 
 
 @dataclass
@@ -92,31 +91,6 @@ class Args:
 # -- simulated branches ----------------------------------------------------------------------
 
 
-def synthetic(branch: Branch, fanout: int) -> Expansion:
-    """A node with ``fanout`` children, forever (the tree never runs out while measuring)."""
-    kids = [
-        Branch(THETA, THETA, -1.0, (*branch.fingerprint, (i, 1)), branch.seed * 31 + i, -1.0)
-        for i in range(fanout)
-    ]
-    node = Node(
-        fingerprint=branch.fingerprint,
-        theta=THETA,
-        eigenvalue=branch.eigenvalue,
-        eigenvalue_end=None,
-        loss_start=0.0,
-        loss=-1.0,
-        steps=1,
-        end_reason="convex",
-        losses=[-1.0],
-        metrics={},
-        spectrum=[],
-        n_children=fanout,
-        is_leaf=False,
-        is_solution=False,
-    )
-    return Expansion(node, kids)
-
-
 def busy_expand(
     problem: RegisteredProblem,
     settings: RRSettings,
@@ -144,22 +118,6 @@ def sleep_expand(
     """Sleep ``s`` seconds instead of riding, then eight children."""
     time.sleep(s)
     return synthetic(branch, 8)
-
-
-def synthetic_job(archive: Archive) -> int:
-    """A running BFS job on a synthetic root with budgets that are never reached."""
-    settings = RRSettings(order="bfs", max_nodes=10**7, max_steps=10**12, max_depth=10**6)
-    spec = JobSpec(
-        problem="toy2d",
-        params={},
-        seed=0,
-        settings=settings.to_dict(),
-        mis={"loss": 0.0, "grad_norm": 0.0, "negative_eigenvalues": 2},
-        lease_s=60.0,
-    )
-    job = archive.storage.create_job(spec, Branch(THETA, None, None, (), 1, 0.0))
-    jobs.start(archive.storage, archive.frontier, job.id)
-    return job.id
 
 
 # -- measuring -------------------------------------------------------------------------------
@@ -300,9 +258,9 @@ def overhead(archive: Archive, url: str, args: Args) -> list[dict[str, Any]]:
     rows = []
     for ms in args.overhead_ms:
         fn = functools.partial(busy_expand, ms=ms)
-        job, window = synthetic_job(archive), args.overhead_window_s
+        job, window = start_job(archive), args.overhead_window_s
         local = thread_rate(archive, job, 1, window, fn, 3, batch="auto")
-        remote = ray_rate(archive, url, synthetic_job(archive), 1, window, fn, batch="auto")
+        remote = ray_rate(archive, url, start_job(archive), 1, window, fn, batch="auto")
         row = {
             "branch_ms": ms,
             "in_process_per_s": local,
@@ -327,7 +285,7 @@ def simulated(archive: Archive, args: Args) -> list[dict[str, Any]]:
     fn = functools.partial(sleep_expand, s=args.sim_sleep_s)
     rows: list[dict[str, Any]] = []
     for n in args.sim_workers:
-        job = synthetic_job(archive)
+        job = start_job(archive)
         window = max(args.sim_window_s, 20 * args.sim_sleep_s)  # >= 20 branches per worker
         r = thread_rate(archive, job, n, window, fn, warm_nodes(n, 8))
         base = rows[0]["per_s"] if rows else r

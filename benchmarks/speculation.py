@@ -36,19 +36,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import torch
-
-from ridgerider.core.branch import Branch, Node, child_seed
+from ridgerider.core.branch import Branch
 from ridgerider.core.expand import Expansion
 from ridgerider.core.ridge import OnStep
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem
 from ridgerider.services import jobs
 from ridgerider.services.archive import Archive, open_archive
-from ridgerider.services.storage.records import JobSpec
 from ridgerider.workers.worker import Worker
+from synthetic_tree import start_job, synthetic
 
-THETA = torch.zeros(2, dtype=torch.float64)
 ORDERS = ("bfs", "dfs", "priority", "random")
 
 
@@ -74,34 +71,6 @@ class Args:
         return sum(self.fanout**d for d in range(self.depth + 1))
 
 
-def synthetic(branch: Branch, fanout: int, depth: int) -> Expansion:
-    """``fanout`` children down to ``depth``; losses vary so that ``priority`` has an order."""
-    leaf = branch.depth >= depth
-    loss = -float(branch.depth) - (branch.seed % 1000) / 1000.0
-    kids = [
-        Branch(THETA, THETA, -1.0, (*branch.fingerprint, c), child_seed(branch.seed, c), loss)
-        for c in ((i // 2, 1 - 2 * (i % 2)) for i in range(0 if leaf else fanout))
-    ]
-    node = Node(
-        fingerprint=branch.fingerprint,
-        theta=THETA,
-        eigenvalue=branch.eigenvalue,
-        eigenvalue_end=None,
-        loss_start=0.0,
-        loss=loss,
-        steps=1,
-        end_reason="convex",
-        losses=[loss],
-        metrics={},
-        spectrum=[],
-        n_children=len(kids),
-        is_leaf=leaf,
-        is_solution=False,
-        leaf_reason="no_ridges" if leaf else None,
-    )
-    return Expansion(node, kids)
-
-
 def sleep_expand(
     problem: RegisteredProblem,
     settings: RRSettings,
@@ -115,21 +84,6 @@ def sleep_expand(
     """Sleep ``s`` seconds instead of riding."""
     time.sleep(s)
     return synthetic(branch, fanout, depth)
-
-
-def start_job(archive: Archive, order: str, max_nodes: int = 10**7) -> int:
-    settings = RRSettings(order=order, max_nodes=max_nodes, max_steps=10**12, max_depth=10**6)
-    spec = JobSpec(
-        problem="toy2d",
-        params={},
-        seed=0,
-        settings=settings.to_dict(),
-        mis={"loss": 0.0, "grad_norm": 0.0, "negative_eigenvalues": 2},
-        lease_s=60.0,
-    )
-    job = archive.storage.create_job(spec, Branch(THETA, None, None, (), 1, 0.0))
-    jobs.start(archive.storage, archive.frontier, job.id)
-    return job.id
 
 
 def tree_size(archive: Archive, job_id: int) -> int:

@@ -137,13 +137,17 @@ class DatabaseFrontier(DatabaseCompletion):
                     .returning(n.id)
                 )
                 held.update(conn.execute(stmt).scalars())
-            rows = [
-                {"nid": lease.node_id, "tok": lease.token, "st": p.steps, "lo": p.loss}
-                for lease in leases
-                if lease.node_id in held and (p := progress.get(lease.node_id)) is not None
-            ]
-            if rows:  # one executemany for every held ride
-                conn.execute(_PROGRESS, rows)
+        rows = [
+            {"nid": lease.node_id, "tok": lease.token, "st": p.steps, "lo": p.loss}
+            for lease in leases
+            if lease.node_id in held and (p := progress.get(lease.node_id)) is not None
+        ]
+        if rows:
+            # One executemany for every held ride, in a transaction of its own: a second
+            # update of a row this transaction wrote would make PostgreSQL check its foreign
+            # key (a KEY SHARE lock on the parent row), which can deadlock with other writers.
+            with self.db.session(durable=False) as s:
+                s.connection().execute(_PROGRESS, rows)
         return [lease.node_id in held for lease in leases]
 
     # -- failures and expiry ---------------------------------------------------------------

@@ -45,7 +45,13 @@ PLANNED = b"\x00"
 MAX_HORIZON = 128
 """The most rows one plan names (a plan's cost grows with it; the sequencer holds the job)."""
 
-_RESTORE = update(NODES).where(n.id == bindparam("b_id")).values(spec=bindparam("b_spec"))
+_RESTORE = (
+    update(NODES)
+    .where(n.id == bindparam("b_id"), n.status == NodeStatus.WAITING)
+    .values(spec=bindparam("b_spec"))
+)
+"""A waiting row's key. Never a leased row's: its worker's heartbeat updates it, and a plan
+holding it while waiting for another row the heartbeat holds would deadlock (PostgreSQL)."""
 
 
 @dataclass
@@ -240,7 +246,8 @@ def _restore(conn: Connection, job_id: int) -> None:
         n.spec.is_not(None),
         n.spec < OWN,
     )
-    params = [{"b_id": i, "b_spec": bytes(s)[3:]} for i, s in conn.execute(stmt)]
+    rows = sorted(conn.execute(stmt).all())  # rows locked in id order, as the plan's own
+    params = [{"b_id": i, "b_spec": bytes(s)[3:]} for i, s in rows]
     if params:
         conn.execute(_RESTORE, params)
 
@@ -252,4 +259,4 @@ def _key(conn: Connection, rows: _Rows, planned: list[int]) -> None:
         if spec is not None and spec[:1] != PLANNED:
             params.append({"b_id": node_id, "b_spec": PLANNED + struct.pack(">H", pos) + spec})
     if params:
-        conn.execute(_RESTORE, params)
+        conn.execute(_RESTORE, sorted(params, key=lambda p: p["b_id"]))
