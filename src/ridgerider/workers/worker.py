@@ -12,8 +12,8 @@ from typing import Any, Literal, Protocol
 
 from ridgerider.core.branch import Branch
 from ridgerider.core.errors import SettingsError
-from ridgerider.core.expand import Expansion, error_leaf, expand
-from ridgerider.core.ridge import OnStep
+from ridgerider.core.expand import Expansion, error_leaf, expand, restore
+from ridgerider.core.ridge import OnStep, Ridge
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem, create
 from ridgerider.schemas.enums import JobStatus
@@ -189,6 +189,8 @@ class Worker:
     _lease_s: dict[int, float] = field(default_factory=dict)
     _max_attempts: dict[int, int] = field(default_factory=dict)
     _sizer: AdaptiveBatch | None = None
+    _ridges: dict[int, dict[tuple[str, int], list[Ridge]]] = field(default_factory=dict)
+    """Per job, ridges recomputed for compacted branches (their siblings come next, mostly)."""
 
     def __post_init__(self) -> None:
         check_batch(self.batch)
@@ -344,11 +346,16 @@ class Worker:
             branch = resolve_root(
                 self.frontier.storage, lease.job_id, problem, settings, lease.branch
             )
+            # A branch of a finished job that was compacted: recompute its ridge first.
+            cache = self._ridges.setdefault(lease.job_id, {})
+            if len(cache) > 256:
+                cache.clear()
+            branch = restore(problem, settings, branch, cache)
             return self.expand_fn(problem, settings, branch, on_step=on_step)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             last = lease.attempt >= self._max_attempts[lease.job_id]
-            if last and lease.branch.direction is not None:
+            if last and lease.branch.depth > 0:
                 log.warning("branch %s of job %s failed: %s", lease.branch.key, lease.job_id, error)
                 return error_leaf(lease.branch, error)  # the job goes on with its other branches
             self.frontier.fail(lease, error)  # retried; the root's last failure fails the job

@@ -9,7 +9,7 @@ from typing import Any
 from ridgerider.core.branch import Branch, Node, tensor_to_bytes
 from ridgerider.services.storage.records import NODE_RESULT_FIELDS, NODE_RESULT_TYPES
 
-__all__ = ["child_rows", "finite_or_none", "node_values"]
+__all__ = ["child_rows", "finite_or_none", "node_values", "ridden_branch"]
 
 
 def node_values(node: Node) -> dict[str, Any]:
@@ -59,8 +59,29 @@ def finite_or_none(value: Any) -> Any:
     return value
 
 
-def child_rows(job_id: int, parent_id: int, children: Sequence[Branch]) -> list[dict[str, Any]]:
-    """Rows of new child branches (waiting, unranked: the sequencer orders them)."""
+def ridden_branch(branch: Branch) -> bytes | None:
+    """What a ridden row keeps of its branch: the header (``None`` for the root: all of it).
+
+    A done row is never ridden again, and its θ is its parent's end θ (children of
+    ``core.expand``), so its tensors are dropped; the root keeps its θ (it has no parent).
+    """
+    return None if branch.depth == 0 else branch.to_bytes(theta=False, direction=False)
+
+
+def _encode(child: Branch, theta: bytes | None) -> bytes:
+    """A child branch's record: without θ when it is the parent's end θ (``theta``, raw)."""
+    shared = theta is not None and tensor_to_bytes(child.theta) == theta
+    return child.to_bytes(theta=not shared)
+
+
+def child_rows(
+    job_id: int, parent_id: int, children: Sequence[Branch], theta: bytes | None = None
+) -> list[dict[str, Any]]:
+    """Rows of new child branches (waiting, unranked: the sequencer orders them).
+
+    ``theta``: the parent's raw end θ (its row's ``theta_data``); children starting there (every
+    child of ``core.expand``) are stored without it, and readers take it from the parent row.
+    """
     return [
         {
             "job_id": job_id,
@@ -69,7 +90,7 @@ def child_rows(job_id: int, parent_id: int, children: Sequence[Branch]) -> list[
             "depth": b.depth,
             "child_index": i,
             "branch_loss": b.loss,
-            "branch_data": b.to_bytes(),
+            "branch_data": _encode(b, theta),
         }
         for i, b in enumerate(children)
     ]

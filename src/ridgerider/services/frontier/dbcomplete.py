@@ -18,7 +18,7 @@ from typing_extensions import override
 from ridgerider.core.branch import Branch, Node
 from ridgerider.core.expand import Expansion
 from ridgerider.services.frontier.base import Lease
-from ridgerider.services.frontier.codec import child_rows, node_values
+from ridgerider.services.frontier.codec import child_rows, node_values, ridden_branch
 from ridgerider.services.frontier.dbsequencer import DatabaseSequencer
 from ridgerider.services.frontier.pgpath import COMPLETE, PREFIXES, complete_params, run
 from ridgerider.services.frontier.statements import CHILD_COLS, JSON_COLS, RESULT_COLS
@@ -57,10 +57,12 @@ class DatabaseCompletion(DatabaseSequencer):
             conn = s.connection()
             kids: list[dict[str, Any]] = []
             for lease, expansion in done:
-                row = self._record(conn, lease, expansion.node)
+                values = node_values(expansion.node)
+                theta = values["theta_data"]
+                row = self._record(conn, lease, expansion.node, values)
                 ok.append(row is not None)
                 if row is not None:
-                    kids += child_rows(lease.job_id, lease.node_id, expansion.children)
+                    kids += child_rows(lease.job_id, lease.node_id, expansion.children, theta)
                     if row.rank is not None:
                         ranks.setdefault(lease.job_id, set()).add(row.rank)
             self._insert_rows(conn, kids)
@@ -100,13 +102,17 @@ class DatabaseCompletion(DatabaseSequencer):
                 self._sequence(job_id, skip_locked=True)
         return ok
 
-    def _record(self, conn: Connection, lease: Lease, node: Node) -> Any:
-        """Write a ridden node if its lease is still ours; ``(rank, prefix)`` or ``None``."""
-        values = node_values(node)
+    def _record(self, conn: Connection, lease: Lease, node: Node, values: dict[str, Any]) -> Any:
+        """Write a ridden node (``values``: ``node_values(node)``) if its lease is still ours.
+
+        Returns ``(rank, prefix)``, or ``None`` if the lease is not ours any more.
+        """
+        values = dict(values)
         values["theta_data"], values["theta_ref"] = store_blob(conn, values["theta_data"])
         for col in JSON_COLS:
             values[col] = json.dumps(values[col])
         params = {f"v_{c}": values[c] for c in RESULT_COLS}
+        params["v_branch"] = ridden_branch(lease.branch)
         row = self.sql.complete(conn, node=lease.node_id, token=lease.token, **params).first()
         if row is not None and node.is_solution:
             self.sql.solution(

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql
 from ridgerider.core.expand import Expansion
 from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Lease
-from ridgerider.services.frontier.codec import child_rows, node_values
+from ridgerider.services.frontier.codec import child_rows, node_values, ridden_branch
 from ridgerider.services.frontier.statements import Compiled
 from ridgerider.services.storage.records import NODE_RESULT_TYPES
 from ridgerider.services.storage.session import Database, Pipe, db_now
@@ -42,7 +42,10 @@ _PG_TYPES = {float: "float8", int: "int8", str: "text", bool: "bool", dict: "jso
 """The PostgreSQL type that reads each Python type of a result field from the batch's JSON."""
 _RESULT = tuple((c, _PG_TYPES[t]) for c, t in NODE_RESULT_TYPES.items())
 """(column, type) of a ridden node's results (``NodeResult``), as read from the batch's JSON."""
-_NODE = (("id", "int8"), ("token", "text"), ("bkey", "text"), *_RESULT, ("theta", "text"))
+_NODE = (
+    ("id", "int8"), ("token", "text"), ("bkey", "text"), *_RESULT, ("theta", "text"),
+    ("branch", "text"),
+)  # fmt: skip
 _CHILD = (
     ("parent_id", "int8"), ("key", "text"), ("depth", "int8"), ("child_index", "int8"),
     ("branch_loss", "float8"), ("data", "text"),
@@ -61,7 +64,10 @@ WITH done AS (
         status = '{NodeStatus.DONE.value}',
         lease_owner = NULL, lease_token = NULL, lease_expires = NULL, finished_at = now(),
         {", ".join(f"{c} = v.{c}" for c, _ in _RESULT)},
-        theta_data = decode(v.theta, 'hex'), theta_ref = NULL
+        theta_data = decode(v.theta, 'hex'), theta_ref = NULL,
+        branch_data = CASE WHEN n.branch_ref IS NULL
+                           THEN coalesce(decode(v.branch, 'hex'), n.branch_data)
+                           ELSE n.branch_data END
     FROM {_records("nodes", _NODE, "v")}
     WHERE n.id = v.id AND n.status = '{NodeStatus.LEASED.value}' AND n.lease_token = v.token
         AND n.lease_expires > {_NOW}
@@ -110,13 +116,15 @@ def complete_params(done: Sequence[tuple[Lease, Expansion]]) -> dict[str, str] |
     for lease, expansion in done:
         values = node_values(expansion.node)
         theta = values.pop("theta_data")
-        rows = child_rows(lease.job_id, lease.node_id, expansion.children)
+        rows = child_rows(lease.job_id, lease.node_id, expansion.children, theta)
         if len(theta) > INLINE_LIMIT or any(len(r["branch_data"]) > INLINE_LIMIT for r in rows):
             return None
         for c in _FLOATS:
             values[c] = _float(values[c])
         values |= {"id": lease.node_id, "token": lease.token, "bkey": lease.branch.key}
         values["theta"] = theta.hex()
+        branch = ridden_branch(lease.branch)
+        values["branch"] = None if branch is None else branch.hex()
         nodes.append(values)
         for r in rows:
             kids.append(
