@@ -22,9 +22,11 @@ from ridgerider.core.branch import compact_bytes
 from ridgerider.schemas.enums import NodeStatus
 from ridgerider.services.storage.tables import ARTIFACTS, NODES
 
-__all__ = ["compact_job", "compact_record"]
+__all__ = ["compact_job", "compact_record", "release_pages"]
 
 _BATCH = 1000
+_INCREMENTAL = 2
+"""``PRAGMA auto_vacuum``'s value for incremental mode."""
 _HEAD = 65536
 """Bytes read of each record: its header (a fingerprint of thousands of choices fits)."""
 
@@ -81,4 +83,21 @@ def compact_job(conn: Connection, job_id: int) -> int:
             or_(n.branch_ref == ARTIFACTS.c.sha256, n.theta_ref == ARTIFACTS.c.sha256)
         )
         conn.execute(delete(ARTIFACTS).where(ARTIFACTS.c.sha256.in_(refs), ~used.exists()))
+    if changed and conn.dialect.name == "sqlite":
+        release_pages(conn)
     return changed
+
+
+def release_pages(conn: Connection) -> int:
+    """Give a SQLite file's free pages back to the file system; returns the pages released.
+
+    Only archives created in incremental auto-vacuum mode (``session``'s pragmas; older files
+    keep their free pages for later writes, as before). One ``incremental_vacuum`` step
+    releases one page per execution through the driver, hence the loop.
+    """
+    if conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() != _INCREMENTAL:
+        return 0
+    free = int(conn.exec_driver_sql("PRAGMA freelist_count").scalar() or 0)
+    for _ in range(free):
+        conn.exec_driver_sql("PRAGMA incremental_vacuum").close()
+    return free
