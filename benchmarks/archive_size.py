@@ -13,7 +13,8 @@ measures the database once the job has ended:
 On SQLite: the file's size (the WAL checkpointed), its live pages (size less the free pages
 that later writes reuse) and its size after ``VACUUM``. On PostgreSQL (a scratch database per
 job, dropped after): ``pg_total_relation_size`` of every table (indexes and TOAST included), as
-left and after ``VACUUM FULL``. Also the bytes of each kind of column, to show what remains.
+left (dead row versions included), after a plain ``VACUUM`` (autovacuum's work) and after
+``VACUUM FULL``. Also the bytes of each kind of column, to show what remains.
 
 ``--landed-src`` runs the same jobs with the code before the lean archive (``git archive
 f232fcf src | tar -x -C /tmp/landed``: its ``src/``), so "before" is measured, not estimated.
@@ -141,10 +142,12 @@ def measure_pg(url: str) -> dict[str, Any]:
         q = _COLUMNS.format(n="octet_length", t="trace::text", m="metrics::text")
         cols = _columns(conn.execute(q).fetchall())
         theta = conn.execute("SELECT max(octet_length(theta_data)) FROM nodes").fetchone()[0]  # type: ignore[index]
+        conn.execute("VACUUM")  # what autovacuum does: dead versions reusable, tail returned
+        plain = conn.execute(_PG_SIZE).fetchone()[0]  # type: ignore[index]
         conn.execute("VACUUM FULL")
         vacuumed = conn.execute(_PG_SIZE).fetchone()[0]  # type: ignore[index]
-    return {"bytes": int(size), "vacuumed_bytes": int(vacuumed), "theta_bytes": theta,
-            "columns": cols}  # fmt: skip
+    return {"bytes": int(size), "vacuum_bytes": int(plain), "vacuumed_bytes": int(vacuumed),
+            "theta_bytes": theta, "columns": cols}  # fmt: skip
 
 
 def one(a: Args, case: str, db: str, code: str, src: Path, tmp: Path) -> dict[str, Any]:
@@ -174,7 +177,7 @@ def one(a: Args, case: str, db: str, code: str, src: Path, tmp: Path) -> dict[st
     row = {"case": case, "database": db, "code": code, "nodes": nodes}
     row |= {"status": out["status"], "stopped_by": out["stopped_by"]}
     row |= {"wall_s": round(time.perf_counter() - t0, 1), **size}
-    for k in ("bytes", "live_bytes", "vacuumed_bytes"):
+    for k in ("bytes", "live_bytes", "vacuum_bytes", "vacuumed_bytes"):
         if k in size:
             row[f"{k}_per_node"] = round(size[k] / nodes)
     print(json.dumps({k: v for k, v in row.items() if k != "columns"}), flush=True)
