@@ -158,3 +158,66 @@ def test_a_job_that_did_not_succeed_keeps_its_ridges(end: str, sqlite_url: str) 
         assert len(bytes(r.branch_data)) < 8 + 400 + 8 * root_theta.numel() * 2
     frontier.close()
     store.close()
+
+
+def test_a_compacted_sqlite_archive_gives_its_free_pages_back(sqlite_url: str) -> None:
+    out = runner.run(
+        jobs.Submission.build("tree-rl", PARAMS, settings(max_nodes=SMALL), seed=4),
+        database_url=sqlite_url,
+    )
+    assert out["status"] == "succeeded"
+    store = SQLStorage(sqlite_url)
+    with store.db.session(write=False) as s:
+        conn = s.connection()
+        assert conn.exec_driver_sql("PRAGMA auto_vacuum").scalar() == 2  # incremental
+        assert conn.exec_driver_sql("PRAGMA freelist_count").scalar() == 0
+    store.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=PG)])
+def test_compaction_drops_large_branches_and_their_artifacts(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """Branches over the inline limit live in ``artifacts``: compaction deletes those blobs."""
+    from sqlalchemy import func
+
+    from ridgerider.core.branch import Branch, child_seed
+    from ridgerider.services.storage.tables import ARTIFACTS, INLINE_LIMIT
+
+    from .synthetic import expansion
+    from .test_storage_contract import spec
+
+    store = SQLStorage(request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url"))
+    frontier = DatabaseFrontier(store)
+    theta = torch.arange(INLINE_LIMIT // 8 + 1, dtype=torch.float64)
+    job = store.create_job(spec(), Branch(theta, None, None, (), 7, 0.0))
+    assert store.transition(job.id, "running")
+    frontier.advance(job.id)
+    (root,) = frontier.claim("w", 1, job_id=job.id)
+    exp = expansion(root.branch, fanout=0)
+    exp.node.theta = theta
+    exp.children = [
+        Branch(theta, theta + i, -1.0, ((i, 1),), child_seed(7, (i, 1)), 0.0, parent_seed=7)
+        for i in range(2)
+    ]
+    exp.node.n_children, exp.node.is_leaf, exp.node.is_solution = 2, False, False
+    assert frontier.complete(root, exp)
+
+    def blobs() -> int:
+        with store.db.session(write=False) as s:
+            return s.execute(select(func.count()).select_from(ARTIFACTS)).scalar_one()
+
+    assert blobs() == 4  # the root's branch, its end θ, and two ridges
+    (kid,) = frontier.claim("w", 1, job_id=job.id)
+    assert torch.equal(kid.branch.theta, theta) and kid.branch.direction is not None
+    assert torch.equal(kid.branch.direction, theta + kid.branch.fingerprint[0][0])
+    done = expansion(kid.branch, fanout=0)
+    done.node.theta = theta
+    assert frontier.complete(kid, done)
+    assert store.transition(job.id, "succeeded")
+    assert blobs() == 2  # the root's branch and end θ are left
+    for r in rows(store, job.id):
+        if r.parent_id is not None:
+            assert r.branch_ref is None and header_only(bytes(r.branch_data)), r.key
+    frontier.close()
+    store.close()
