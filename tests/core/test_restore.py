@@ -12,11 +12,20 @@ from ridgerider.core.search import branch_point, root_branch
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import create
 
+CASES = [
+    ("tree-rl", {"depth": 6, "tree_seed": 2}, {"method": "exact"}),
+    ("tree-rl", {"depth": 6, "tree_seed": 2}, {"method": "approx"}),
+    # approx on minibatch curvature (hvp_batch), the digits' default search, cut short
+    ("digits-mlp", {"hidden": "6"}, {"max_ride_steps": 4, "polish_steps": 0, "max_depth": None}),
+]
 
-@pytest.mark.parametrize("method", ["exact", "approx"])
-def test_restore_recomputes_the_ridges_bit_for_bit(method: str) -> None:
-    problem = create("tree-rl", {"depth": 6, "tree_seed": 2})
-    settings = RRSettings(**{**problem.default_settings(), "method": method})
+
+@pytest.mark.parametrize(("name", "params", "overrides"), CASES)
+def test_restore_recomputes_the_ridges_bit_for_bit(
+    name: str, params: dict, overrides: dict
+) -> None:
+    problem = create(name, params)
+    settings = RRSettings(**{**problem.default_settings(), **overrides})
     mis = branch_point(problem, settings, None, torch.Generator().manual_seed(3))
     root = expand(problem, settings, root_branch(mis, 3))
     assert root.children
