@@ -221,3 +221,35 @@ def test_compaction_drops_large_branches_and_their_artifacts(
             assert r.branch_ref is None and header_only(bytes(r.branch_data)), r.key
     frontier.close()
     store.close()
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", pytest.param("postgres", marks=PG)])
+def test_children_pushed_once_the_budget_is_full_are_headers(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """Only ``extend`` could admit them: their ridges are not written at all."""
+    from .conftest import make_frontier
+
+    frontier = make_frontier(kind, request)
+    store = frontier.storage
+    s = settings(max_nodes=3)
+    job = jobs.submit(store, frontier, "tree-rl", PARAMS, s, seed=4)
+    (root,) = frontier.claim("w", 1, job_id=job.id)
+    assert frontier.complete(root, expand(PROBLEM, s, root.branch))
+    first, _ = frontier.claim("w", 2, job_id=job.id)  # ranks 1 and 2: the budget is full
+    late = expand(PROBLEM, s, first.branch)
+    assert late.children and frontier.complete(first, late)
+    assert store.get_job(job.id).status == "running"  # type: ignore[union-attr]
+    kids = [n for n in store.iter_nodes(job.id, tree=False) if n.parent_id == first.node_id]
+    assert len(kids) == len(late.children)
+    for n in kids:
+        branch = store.node_branch(n.id)
+        assert branch is not None and branch.compacted and branch.parent_seed == first.branch.seed
+    early = [
+        n
+        for n in store.iter_nodes(job.id, tree=False)
+        if n.parent_id == root.node_id and n.status != "done"
+    ]  # pushed before the budget was full: written whole
+    assert early and all(store.node_branch(n.id).direction is not None for n in early)  # type: ignore[union-attr]
+    frontier.close()
+    store.close()

@@ -9,7 +9,7 @@ from typing import Any
 from ridgerider.core.branch import Branch, Node, tensor_to_bytes
 from ridgerider.services.storage.records import NODE_RESULT_FIELDS, NODE_RESULT_TYPES
 
-__all__ = ["child_rows", "finite_or_none", "node_values", "ridden_branch"]
+__all__ = ["admits_no_more", "child_rows", "finite_or_none", "node_values", "ridden_branch"]
 
 
 def node_values(node: Node) -> dict[str, Any]:
@@ -68,10 +68,25 @@ def ridden_branch(branch: Branch) -> bytes | None:
     return None if branch.depth == 0 else branch.to_bytes(theta=False, direction=False)
 
 
-def _encode(child: Branch, theta: bytes | None) -> bytes:
-    """A child branch's record: without θ when it is the parent's end θ (``theta``, raw)."""
+def admits_no_more(admitted: int, max_nodes: int, stopped_by: str | None) -> bool:
+    """Whether a job's current budgets admit no further rank (the sequencer's ``_admit``).
+
+    Children pushed then are stored as headers only (``branch_head``): only ``extend`` could
+    admit them, and the worker that rides one then restores its ridge (``core.expand.restore``).
+    """
+    return admitted >= max_nodes or stopped_by is not None
+
+
+def _encode(child: Branch, theta: bytes | None) -> tuple[bytes, bytes | None]:
+    """A child's record and, when it is restorable, its header-only form.
+
+    θ is left out when it is the parent's end θ (``theta``, raw); the header-only form exists
+    when θ is shared and the parent's seed recorded.
+    """
     shared = theta is not None and tensor_to_bytes(child.theta) == theta
-    return child.to_bytes(theta=not shared)
+    data = child.to_bytes(theta=not shared)
+    lean = shared and child.parent_seed is not None
+    return data, child.to_bytes(theta=False, direction=False) if lean else None
 
 
 def child_rows(
@@ -81,16 +96,20 @@ def child_rows(
 
     ``theta``: the parent's raw end θ (its row's ``theta_data``); children starting there (every
     child of ``core.expand``) are stored without it, and readers take it from the parent row.
+    ``branch_head`` (not a column) is the header-only record to store instead when the job
+    admits no more ranks (:func:`admits_no_more`), or ``None``.
     """
-    return [
-        {
+    rows = []
+    for i, b in enumerate(children):
+        data, head = _encode(b, theta)
+        rows.append({
             "job_id": job_id,
             "parent_id": parent_id,
             "key": b.key,
             "depth": b.depth,
             "child_index": i,
             "branch_loss": b.loss,
-            "branch_data": _encode(b, theta),
-        }
-        for i, b in enumerate(children)
-    ]
+            "branch_data": data,
+            "branch_head": head,
+        })  # fmt: skip
+    return rows

@@ -12,17 +12,27 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from typing_extensions import override
 
 from ridgerider.core.branch import Branch, Node
 from ridgerider.core.expand import Expansion
 from ridgerider.services.frontier.base import Lease
-from ridgerider.services.frontier.codec import child_rows, node_values, ridden_branch
+from ridgerider.services.frontier.codec import (
+    admits_no_more,
+    child_rows,
+    node_values,
+    ridden_branch,
+)
 from ridgerider.services.frontier.dbsequencer import DatabaseSequencer
 from ridgerider.services.frontier.pgpath import COMPLETE, PREFIXES, complete_params, run
-from ridgerider.services.frontier.statements import CHILD_COLS, JSON_COLS, RESULT_COLS
-from ridgerider.services.storage.tables import store_blob
+from ridgerider.services.frontier.statements import (
+    CHILD_COLS,
+    JSON_COLS,
+    RESULT_COLS,
+    json_value,
+)
+from ridgerider.services.storage.tables import JOBS, store_blob
 
 __all__ = ["DatabaseCompletion"]
 
@@ -133,11 +143,26 @@ class DatabaseCompletion(DatabaseSequencer):
     def _insert_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
         if not rows:
             return 0
+        closed = self._closed(conn, {r["job_id"] for r in rows if r["branch_head"] is not None})
         params: dict[str, Any] = {}
         for i, r in enumerate(rows):
-            r["branch_data"], r["branch_ref"] = store_blob(conn, r["branch_data"])
+            head = r.pop("branch_head")
+            data = head if head is not None and r["job_id"] in closed else r["branch_data"]
+            r["branch_data"], r["branch_ref"] = store_blob(conn, data)
             params |= {f"{c}_{i}": r[c] for c in CHILD_COLS}
         return self.sql.children(len(rows))(conn, **params).rowcount
+
+    def _closed(self, conn: Connection, jobs: set[int]) -> set[int]:
+        """The jobs among ``jobs`` whose budgets admit no further rank (``admits_no_more``)."""
+        if not jobs:
+            return set()
+        j = JOBS.c
+        stmt = select(j.id, j.admitted, j.settings, j.stopped_by).where(j.id.in_(sorted(jobs)))
+        return {
+            r.id
+            for r in conn.execute(stmt)
+            if admits_no_more(r.admitted, json_value(r.settings)["max_nodes"], r.stopped_by)
+        }
 
     @override
     def push(self, job_id: int, parent_id: int, branches: Sequence[Branch]) -> int:

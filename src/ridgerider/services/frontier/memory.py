@@ -12,7 +12,12 @@ from ridgerider.core.branch import Branch
 from ridgerider.core.expand import Expansion
 from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Frontier, Lease, owner_is_dead_here
-from ridgerider.services.frontier.codec import child_rows, node_values, ridden_branch
+from ridgerider.services.frontier.codec import (
+    admits_no_more,
+    child_rows,
+    node_values,
+    ridden_branch,
+)
 from ridgerider.services.frontier.sequencer import RankRow, SeqState, SeqStore
 from ridgerider.services.storage.memory import InMemoryStorage
 from ridgerider.services.storage.memrows import JobRow, NodeRow
@@ -201,6 +206,8 @@ class MemoryFrontier(Frontier):
         self, job_id: int, parent_id: int, children: Sequence[Branch], theta: bytes | None = None
     ) -> int:
         rows = child_rows(job_id, parent_id, list(children), theta)
+        job = self.storage.jobs[job_id]
+        closed = admits_no_more(job.admitted, job.settings["max_nodes"], job.stopped_by)
         return sum(
             self.storage.insert_node(
                 job_id,
@@ -209,7 +216,7 @@ class MemoryFrontier(Frontier):
                 r["depth"],
                 r["child_index"],
                 r["branch_loss"],
-                r["branch_data"],
+                r["branch_head"] if closed and r["branch_head"] is not None else r["branch_data"],
             )
             for r in rows
         )

@@ -48,7 +48,7 @@ _NODE = (
 )  # fmt: skip
 _CHILD = (
     ("parent_id", "int8"), ("key", "text"), ("depth", "int8"), ("child_index", "int8"),
-    ("branch_loss", "float8"), ("data", "text"),
+    ("branch_loss", "float8"), ("data", "text"), ("head", "text"),
 )  # fmt: skip
 _FLOATS = tuple(c for c, t in _RESULT if t == "float8")
 
@@ -79,8 +79,12 @@ WITH done AS (
     INSERT INTO nodes (job_id, parent_id, key, depth, child_index, branch_loss, branch_data,
                        branch_ref, status, attempts, created_at)
     SELECT done.job_id, c.parent_id, c.key, c.depth, c.child_index, c.branch_loss,
-           decode(c.data, 'hex'), NULL, '{NodeStatus.WAITING.value}', 0, now()
+           decode(CASE WHEN c.head IS NOT NULL AND (j.stopped_by IS NOT NULL
+                        OR j.admitted >= (j.settings ->> 'max_nodes')::int8)
+                  THEN c.head ELSE c.data END, 'hex'),
+           NULL, '{NodeStatus.WAITING.value}', 0, now()
     FROM {_records("children", _CHILD, "c")} JOIN done ON done.id = c.parent_id
+        JOIN jobs AS j ON j.id = done.job_id
     ON CONFLICT (job_id, key) DO NOTHING
 ), sols AS (
     INSERT INTO solutions (job_id, node_id, key, solution_key, loss, metrics, created_at)
@@ -135,6 +139,7 @@ def complete_params(done: Sequence[tuple[Lease, Expansion]]) -> dict[str, str] |
                     "child_index": r["child_index"],
                     "branch_loss": _float(r["branch_loss"]),
                     "data": r["branch_data"].hex(),
+                    "head": None if r["branch_head"] is None else r["branch_head"].hex(),
                 }
             )
     return {"nodes": json.dumps(nodes), "children": json.dumps(kids)}
