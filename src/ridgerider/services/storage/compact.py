@@ -8,8 +8,11 @@ budget never admitted — are restored by the worker that claims them if ``exten
 budgets. Rows that cannot be restored (written before branches recorded their parent's seed)
 keep their tensors. Leased rows are left alone: a lease may still be riding.
 
-Failed and cancelled jobs are not compacted: ``resume`` (a Ctrl-C is a cancel) rides their
-admitted waiting branches next, and restoring each would cost a GetRidges for nothing.
+Most unridden branches never hold a ridge at all: children pushed once the job's budgets admit
+no further rank are written as headers (``frontier.codec.admits_no_more``); this pass cuts the
+ones pushed before. Failed and cancelled jobs are not compacted: ``resume`` (a Ctrl-C is a
+cancel) rides their admitted waiting branches next, and restoring each would cost a GetRidges
+for nothing.
 """
 
 from __future__ import annotations
