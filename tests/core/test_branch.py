@@ -171,3 +171,60 @@ def test_fingerprint_key():
     assert fingerprint_key(((0, 1),)) == "0+"
     assert fingerprint_key(((0, 1), (3, -1))) == "0+.3-"
     assert fingerprint_key(((0, 1), (3, -1))) != fingerprint_key(((0, -1), (3, 1)))
+
+
+def _old_record(branch: Branch) -> bytes:
+    """A record as written before children left θ out (both tensors, no parent seed)."""
+    header = {
+        "dtype": "float64",
+        "n": branch.theta.numel(),
+        "has_direction": True,
+        "eigenvalue": branch.eigenvalue,
+        "fingerprint": [list(c) for c in branch.fingerprint],
+        "seed": branch.seed,
+        "loss": branch.loss,
+    }
+    h = json.dumps(header).encode()
+    assert branch.direction is not None
+    body = tensor_to_bytes(branch.theta) + tensor_to_bytes(branch.direction)
+    return b"RRB1" + struct.pack("<I", len(h)) + h + body
+
+
+def test_a_child_stored_without_theta_takes_its_parents():
+    theta = torch.randn(6, dtype=torch.float64)
+    child = Branch(theta, torch.randn(6, dtype=torch.float64), -0.5, ((1, -1),), 9, 0.25, 3)
+    data = child.to_bytes(theta=False)
+    assert len(data) < len(child.to_bytes()) - 6 * 8 + 20  # θ's bytes are gone
+    assert_same(child, Branch.from_bytes(data, tensor_to_bytes(theta)))
+    assert Branch.from_bytes(data, tensor_to_bytes(theta)).parent_seed == 3
+    with pytest.raises(ValueError, match="without θ"):
+        Branch.from_bytes(data)
+    with pytest.raises(ValueError, match="without θ"):
+        Branch.from_bytes(data, tensor_to_bytes(theta[:5]))
+
+
+def test_old_records_decode_and_are_not_compacted_unridden():
+    from ridgerider.core.branch import compact_bytes
+
+    child = Branch(torch.randn(4, dtype=torch.float64), torch.randn(4, dtype=torch.float64),
+                   -1.0, ((0, 1),), 5, 0.0)  # fmt: skip
+    old = _old_record(child)
+    decoded = Branch.from_bytes(old, tensor_to_bytes(child.theta + 1))  # its own θ wins
+    assert_same(child, decoded) and decoded.parent_seed is None
+    assert compact_bytes(old, ridden=False) is None  # no parent seed: its ridge is kept
+    ridden = compact_bytes(old, ridden=True)
+    assert ridden is not None and Branch.from_bytes(ridden, tensor_to_bytes(child.theta)).compacted
+
+
+def test_compacted_record_is_the_header():
+    from ridgerider.core.branch import compact_bytes
+
+    theta = torch.randn(5, dtype=torch.float64)
+    child = Branch(theta, torch.randn(5, dtype=torch.float64), -0.1, ((2, 1),), 11, 1.5, 4)
+    small = compact_bytes(child.to_bytes(theta=False), ridden=False)
+    assert small is not None and compact_bytes(small, ridden=False) is None
+    back = Branch.from_bytes(small, tensor_to_bytes(theta))
+    assert back.compacted and back.direction is None and back.parent_seed == 4
+    assert (back.eigenvalue, back.seed, back.loss, back.fingerprint) == (-0.1, 11, 1.5, ((2, 1),))
+    root = Branch(theta, None, None, (), 1, 0.0)
+    assert compact_bytes(root.to_bytes(), ridden=True) is None and not root.compacted

@@ -4,6 +4,12 @@ A branch is everything a worker needs to ride one ridge: the branch point θ, th
 its eigenvalue, the fingerprint of choices that led here and a seed. The root branch (the MIS)
 has no ridge. A branch serialises to bytes as a small JSON header followed by raw little-endian
 tensor data, so any process or machine can replay it and nothing is ever unpickled.
+
+An archive stores a child branch without θ (``has_theta: false``): a child's θ is its parent's
+end θ, stored once in the parent's row, and the reader passes it back to :meth:`Branch.from_bytes`.
+A *compacted* branch (``has_direction: false`` at depth > 0) keeps only its header: its ridge is
+recomputed from its parent's end θ and seed (``core.expand.restore``). Records written before
+either existed carry both tensors and still decode.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ __all__ = [
     "Fingerprint",
     "Node",
     "child_seed",
+    "compact_bytes",
     "fingerprint_key",
     "tensor_from_bytes",
     "tensor_to_bytes",
@@ -71,6 +78,9 @@ class Branch:
     seed: int
     loss: float | None = None
     """Loss at the branch point (orders the priority frontier)."""
+    parent_seed: int | None = None
+    """Seed of the parent branch (children of ``core.expand`` record it): with the parent's end
+    θ it determines this branch's ridge, so a compacted branch can be restored."""
 
     @property
     def depth(self) -> int:
@@ -82,38 +92,56 @@ class Branch:
         """Text form of the fingerprint, unique within a job."""
         return fingerprint_key(self.fingerprint)
 
-    def to_bytes(self) -> bytes:
-        """Encode as ``RRB1 | u32 header length | JSON header | θ bytes | e bytes``."""
+    @property
+    def compacted(self) -> bool:
+        """A non-root branch whose ridge was dropped (restore it before riding)."""
+        return self.direction is None and bool(self.fingerprint)
+
+    def to_bytes(self, *, theta: bool = True, direction: bool = True) -> bytes:
+        """Encode as ``RRB1 | u32 header length | JSON header | θ bytes | e bytes``.
+
+        ``theta=False`` leaves θ out (the parent's end θ: pass it back to :meth:`from_bytes`);
+        ``direction=False`` leaves the ridge out (a compacted branch, or a ridden one).
+        """
         dtype = str(self.theta.dtype).removeprefix("torch.")
-        theta_b = tensor_to_bytes(self.theta)
-        dir_b = b"" if self.direction is None else tensor_to_bytes(self.direction)
-        header = {
+        theta_b = tensor_to_bytes(self.theta) if theta else b""
+        has_direction = direction and self.direction is not None
+        dir_b = tensor_to_bytes(self.direction) if has_direction else b""  # type: ignore[arg-type]
+        header: dict[str, Any] = {
             "dtype": dtype,
             "n": self.theta.numel(),
-            "has_direction": self.direction is not None,
+            "has_direction": has_direction,
             "eigenvalue": self.eigenvalue,
             "fingerprint": [list(c) for c in self.fingerprint],
             "seed": self.seed,
             "loss": self.loss,
         }
+        if not theta:
+            header["has_theta"] = False
+        if self.parent_seed is not None:
+            header["parent_seed"] = self.parent_seed
         h = json.dumps(header, separators=(",", ":")).encode()
         return _MAGIC + struct.pack("<I", len(h)) + h + theta_b + dir_b
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> Branch:
-        """Decode bytes written by :meth:`to_bytes`; raises ``ValueError`` on malformed input."""
-        if len(data) < 8 or data[:4] != _MAGIC:
-            raise ValueError("not a ridgerider branch (bad magic)")
-        (hlen,) = struct.unpack("<I", data[4:8])
+    def from_bytes(cls, data: bytes, theta: bytes | None = None) -> Branch:
+        """Decode bytes written by :meth:`to_bytes`; raises ``ValueError`` on malformed input.
+
+        ``theta``: the raw end θ of the parent (its row's ``theta_data``), for a record stored
+        without θ; ignored when the record has its own.
+        """
+        header, body = _split(data)
         try:
-            header = json.loads(data[8 : 8 + hlen])
             dtype = header["dtype"]
             n = int(header["n"])
             has_direction = bool(header["has_direction"])
+            has_theta = bool(header.get("has_theta", True))
             eigenvalue = None if header["eigenvalue"] is None else float(header["eigenvalue"])
             fingerprint = tuple((int(i), int(s)) for i, s in header["fingerprint"])
             seed = int(header["seed"])
             loss = None if header["loss"] is None else float(header["loss"])
+            parent = header.get("parent_seed")
+            parent_seed = None if parent is None else int(parent)
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed branch header: {exc!r}") from None
         if dtype not in _DTYPES:
@@ -121,13 +149,47 @@ class Branch:
         if n < 0 or any(s not in (1, -1) for _, s in fingerprint):
             raise ValueError("malformed branch header: bad size or sign")
         width = np.dtype(dtype).itemsize * n
-        body = data[8 + hlen :]
-        expected = width * (2 if has_direction else 1)
+        expected = width * (int(has_theta) + int(has_direction))
         if len(body) != expected:
             raise ValueError(f"branch body has {len(body)} bytes, expected {expected}")
-        theta = tensor_from_bytes(body[:width], dtype)
+        if not has_theta:
+            if theta is None or len(theta) != width:
+                raise ValueError("branch stored without θ: pass its parent's end θ")
+            body = theta + body
+        theta_t = tensor_from_bytes(body[:width], dtype)
         direction = tensor_from_bytes(body[width:], dtype) if has_direction else None
-        return cls(theta, direction, eigenvalue, fingerprint, seed, loss)
+        return cls(theta_t, direction, eigenvalue, fingerprint, seed, loss, parent_seed)
+
+
+def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """The JSON header and the tensor bytes of an encoded branch."""
+    if len(data) < 8 or data[:4] != _MAGIC:
+        raise ValueError("not a ridgerider branch (bad magic)")
+    (hlen,) = struct.unpack("<I", data[4:8])
+    try:
+        header = json.loads(data[8 : 8 + hlen])
+    except ValueError as exc:
+        raise ValueError(f"malformed branch header: {exc!r}") from None
+    if not isinstance(header, dict):
+        raise ValueError("malformed branch header: not an object")
+    return header, data[8 + hlen :]
+
+
+def compact_bytes(data: bytes, *, ridden: bool) -> bytes | None:
+    """The header-only form of a non-root branch record; ``None`` if it cannot or need not shrink.
+
+    A ridden branch (``ridden=True``) is never ridden again: it keeps its header, its θ is its
+    parent's end θ. An unridden one is compacted only if it records its parent's seed (else its
+    ridge could not be restored: records of before ``parent_seed`` keep their tensors).
+    """
+    header, body = _split(data)
+    if not header.get("fingerprint") or not body:
+        return None  # the root, or already header-only
+    if not ridden and header.get("parent_seed") is None:
+        return None
+    header |= {"has_theta": False, "has_direction": False}
+    h = json.dumps(header, separators=(",", ":")).encode()
+    return _MAGIC + struct.pack("<I", len(h)) + h
 
 
 @dataclass

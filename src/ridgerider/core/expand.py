@@ -1,13 +1,16 @@
 """The unit of work: expand one branch into its ridden node and child branches.
 
 :func:`expand` is a pure function of ``(problem, settings, branch)``: it reads no process state,
-so any worker on any machine produces the same node and children for the same branch.
+so any worker on any machine produces the same node and children for the same branch. The
+children's ridges are a pure function of less still: the problem, the settings, the parent's
+end θ and its seed. :func:`restore` recomputes a compacted child's ridge from those alone.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -28,9 +31,12 @@ __all__ = [
     "expand",
     "finish",
     "record",
+    "restore",
     "ride_metrics",
     "settle",
 ]
+
+log = logging.getLogger(__name__)
 
 SPECTRUM_KEEP = 32
 """How many of the lowest eigenvalues a node records."""
@@ -61,7 +67,11 @@ def expand(
         branch: what to ride; the root (``direction is None``) is only branched from.
         on_step: live progress of the ride and of a leaf's polish, in steps of the node so
             far (see ``core.ridge.ride``); it does not change the result.
+
+    Raises ``ValueError`` for a compacted branch (:func:`restore` it first).
     """
+    if branch.compacted:
+        raise ValueError(f"branch {branch.key!r} is compacted: restore its ridge first")
     if settings.device == "cpu":
         return _expand(problem, settings, branch, on_step)
     with on_device(problem, settings.device) as device:
@@ -138,7 +148,7 @@ def settle(
     problem = problem.at_node(branch.key)
     stalled = branch.direction is not None and ridden.steps == 0
     ridges, spectrum = (
-        ([], None) if stalled else _get_ridges(problem, settings, ridden, generator, branch.seed)
+        ([], None) if stalled else _get_ridges(problem, settings, ridden.theta, branch.seed)
     )
     at_max_depth = settings.max_depth is not None and branch.depth >= settings.max_depth
     at_max_depth |= settings.method == "ood" and branch.depth >= settings.ood_depth
@@ -168,6 +178,7 @@ def record(leaf: Settled, diverged: bool) -> Expansion:
             fingerprint=(*branch.fingerprint, r.choice),
             seed=child_seed(branch.seed, r.choice),
             loss=loss_end,
+            parent_seed=branch.seed,
         )
         for r in ridges
     ]
@@ -175,6 +186,55 @@ def record(leaf: Settled, diverged: bool) -> Expansion:
     node = _node(problem, branch, ridden, loss_end, spectrum, children, leaf_reason, is_solution)
     node.metrics.update(leaf.ride_end)
     return Expansion(node, children)
+
+
+def restore(
+    problem: Problem,
+    settings: RRSettings,
+    branch: Branch,
+    cache: dict[tuple[str, int], list[Ridge]] | None = None,
+) -> Branch:
+    """A compacted branch with its ridge recomputed; any other branch as it is.
+
+    The ridge is GetRidges at the parent's end θ (the branch's own θ) with the parent's seed,
+    exactly as :func:`expand` computed it for the parent: the same direction, bit for bit, on
+    the same kind of device. ``cache`` (the parent's key and seed → its ridges) spares the
+    siblings of a restored branch the same computation.
+
+    Raises ``ValueError`` if the branch does not record its parent's seed, or the parent's
+    ridges no longer include its choice.
+    """
+    if not branch.compacted:
+        return branch
+    if branch.parent_seed is None:
+        raise ValueError(f"branch {branch.key!r} has no ridge and no parent seed to restore it")
+    parent_key = fingerprint_key(branch.fingerprint[:-1])
+    ident = (parent_key, branch.parent_seed)
+    ridges = None if cache is None else cache.get(ident)
+    if ridges is None:
+        at_parent = problem.at_node(parent_key)
+        if settings.device == "cpu":
+            ridges = _get_ridges(at_parent, settings, branch.theta, branch.parent_seed)[0]
+        else:
+            with on_device(at_parent, settings.device) as device:
+                found = _get_ridges(
+                    at_parent, settings, branch.theta.to(device), branch.parent_seed
+                )[0]
+            ridges = [to_device(r, "cpu") for r in found]
+        if cache is not None:
+            cache[ident] = ridges
+    choice = branch.fingerprint[-1]
+    ridge = next((r for r in ridges if r.choice == choice), None)
+    if ridge is None:
+        raise ValueError(f"branch {branch.key!r}: its parent's ridges have no choice {choice}")
+    if ridge.eigenvalue != branch.eigenvalue:
+        log.warning(
+            "branch %r restored with eigenvalue %r, recorded %r",
+            branch.key,
+            ridge.eigenvalue,
+            branch.eigenvalue,
+        )
+    return replace(branch, direction=ridge.direction, eigenvalue=ridge.eigenvalue)
 
 
 def ride_metrics(metrics: dict[str, object]) -> dict[str, object]:
@@ -191,26 +251,23 @@ def ride_metrics(metrics: dict[str, object]) -> dict[str, object]:
 
 
 def _get_ridges(
-    problem: Problem,
-    settings: RRSettings,
-    ridden: Ridden,
-    generator: torch.Generator,
-    seed: int,
+    problem: Problem, settings: RRSettings, theta: Tensor, seed: int
 ) -> tuple[list[Ridge], Tensor]:
-    """GetRidges at the end of the ride.
+    """GetRidges at the end of the ride: a function of the end point and the branch's seed only.
 
     ``core.ood``'s for ``method="ood"``; with ``hvp_batch`` set, curvature from the branch's
-    step-0 minibatch (``core.minibatch``).
+    step-0 minibatch (``core.minibatch``). Its random draws come from a generator of its own,
+    seeded with ``seed``, so :func:`restore` gets the same ridges without the ride.
     """
     if settings.method == "ood":
-        return ood_get_ridges(problem, ridden.theta, settings)
+        return ood_get_ridges(problem, theta, settings)
     batches = curvature_at(problem, settings, seed)
     at_end = None if batches is None else batches(0)
     return get_ridges(
         problem.loss,
-        ridden.theta,
+        theta,
         settings,
-        generator,
+        torch.Generator().manual_seed(seed),
         hessian_fn=problem.hessian if at_end is None else at_end.hessian,
         hvp_fn=problem.exact_hvp if at_end is None else at_end.hvp,
         curvature_loss=None if at_end is None else at_end.loss,

@@ -11,9 +11,9 @@ from typing import Any, Literal, Protocol
 
 from ridgerider.core.branch import Branch
 from ridgerider.core.errors import SettingsError
-from ridgerider.core.expand import Expansion, error_leaf, expand
+from ridgerider.core.expand import Expansion, error_leaf, expand, restore
 from ridgerider.core.expand_batched import expand_each
-from ridgerider.core.ridge import OnStep
+from ridgerider.core.ridge import OnStep, Ridge
 from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem, create
 from ridgerider.schemas.enums import JobStatus
@@ -134,6 +134,8 @@ class Worker:
     _lease_s: dict[int, float] = field(default_factory=dict)
     _max_attempts: dict[int, int] = field(default_factory=dict)
     _sizer: AdaptiveBatch | None = None
+    _ridges: dict[int, dict[tuple[str, int], list[Ridge]]] = field(default_factory=dict)
+    """Per job, ridges recomputed for compacted branches (their siblings come next, mostly)."""
 
     def __post_init__(self) -> None:
         check_batch(self.batch)
@@ -322,6 +324,11 @@ class Worker:
             branch = resolve_root(
                 self.frontier.storage, lease.job_id, problem, settings, lease.branch
             )
+            # A branch of a finished job that was compacted: recompute its ridge first.
+            cache = self._ridges.setdefault(lease.job_id, {})
+            if len(cache) > 256:
+                cache.clear()
+            branch = restore(problem, settings, branch, cache)
             return self.expand_fn(problem, settings, branch, on_step=self._on_step(lease))
         except Exception as exc:
             return self._outcome(lease, exc)
@@ -332,7 +339,7 @@ class Worker:
             return result
         error = f"{type(result).__name__}: {result}"
         last = lease.attempt >= self._max_attempts[lease.job_id]
-        if last and lease.branch.direction is not None:
+        if last and lease.branch.depth > 0:
             log.warning("branch %s of job %s failed: %s", lease.branch.key, lease.job_id, error)
             return error_leaf(lease.branch, error)  # the job goes on with its other branches
         self.frontier.fail(lease, error)  # retried; the root's last failure fails the job

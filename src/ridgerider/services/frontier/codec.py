@@ -10,7 +10,7 @@ from ridgerider.core.branch import Branch, Node, tensor_to_bytes
 from ridgerider.services.frontier.speculation import spec_key
 from ridgerider.services.storage.records import NODE_RESULT_FIELDS, NODE_RESULT_TYPES
 
-__all__ = ["child_rows", "finite_or_none", "node_values"]
+__all__ = ["admits_no_more", "child_rows", "finite_or_none", "node_values", "ridden_branch"]
 
 
 def node_values(node: Node) -> dict[str, Any]:
@@ -60,23 +60,63 @@ def finite_or_none(value: Any) -> Any:
     return value
 
 
+def ridden_branch(branch: Branch) -> bytes | None:
+    """What a ridden row keeps of its branch: the header (``None`` for the root: all of it).
+
+    A done row is never ridden again, and its θ is its parent's end θ (children of
+    ``core.expand``), so its tensors are dropped; the root keeps its θ (it has no parent).
+    """
+    return None if branch.depth == 0 else branch.to_bytes(theta=False, direction=False)
+
+
+def admits_no_more(admitted: int, max_nodes: int, stopped_by: str | None) -> bool:
+    """Whether a job's current budgets admit no further rank (the sequencer's ``_admit``).
+
+    Children pushed then are stored as headers only (``branch_head``): only ``extend`` could
+    admit them, and the worker that rides one then restores its ridge (``core.expand.restore``).
+    """
+    return admitted >= max_nodes or stopped_by is not None
+
+
+def _encode(child: Branch, theta: bytes | None) -> tuple[bytes, bytes | None]:
+    """A child's record and, when it is restorable, its header-only form.
+
+    θ is left out when it is the parent's end θ (``theta``, raw); the header-only form exists
+    when θ is shared and the parent's seed recorded.
+    """
+    shared = theta is not None and tensor_to_bytes(child.theta) == theta
+    data = child.to_bytes(theta=not shared)
+    lean = shared and child.parent_seed is not None
+    return data, child.to_bytes(theta=False, direction=False) if lean else None
+
+
 def child_rows(
-    job_id: int, parent_id: int, children: Sequence[Branch], order: str | None = None
+    job_id: int,
+    parent_id: int,
+    children: Sequence[Branch],
+    theta: bytes | None = None,
+    order: str | None = None,
 ) -> list[dict[str, Any]]:
     """Rows of new child branches (waiting, unranked: the sequencer orders them).
 
-    ``order``: the job's search order, which sets their speculation key (``spec``).
+    ``theta``: the parent's raw end θ (its row's ``theta_data``); children starting there (every
+    child of ``core.expand``) are stored without it, and readers take it from the parent row.
+    ``branch_head`` (not a column) is the header-only record to store instead when the job
+    admits no more ranks (:func:`admits_no_more`), or ``None``. ``order``: the job's search
+    order, which sets their speculation key (``spec``, :mod:`.speculation`).
     """
-    return [
-        {
+    rows = []
+    for i, b in enumerate(children):
+        data, head = _encode(b, theta)
+        rows.append({
             "job_id": job_id,
             "parent_id": parent_id,
             "key": b.key,
             "depth": b.depth,
             "child_index": i,
             "branch_loss": b.loss,
-            "branch_data": b.to_bytes(),
+            "branch_data": data,
+            "branch_head": head,
             "spec": None if order is None else spec_key(order, b),
-        }
-        for i, b in enumerate(children)
-    ]
+        })  # fmt: skip
+    return rows

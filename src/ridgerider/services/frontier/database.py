@@ -56,23 +56,30 @@ class DatabaseFrontier(DatabaseCompletion):
     # -- claims ----------------------------------------------------------------------------
 
     def _leases(self, conn: Connection | None, rows: Any, worker: str, token: str) -> list[Lease]:
-        """Leases of the rows a claim statement returned, in claim order."""
+        """Leases of the rows a claim statement returned, in claim order.
+
+        A child branch stored without θ takes its parent's end θ (returned with the row).
+        """
         out = []
         # Admitted rows by rank, then speculative ones (no rank yet) in claim order.
         for r in sorted(rows, key=lambda r: (r.job_id, r.rank is None, r.rank or 0)):
-            data = r.branch_data
-            if data is None and r.branch_ref is not None:  # an artifact (large branch)
-                if conn is None:
-                    with self.db.session(write=False) as s:
-                        data = load_blob(s.connection(), None, r.branch_ref)
-                else:
-                    data = load_blob(conn, None, r.branch_ref)
-            branch = Branch.from_bytes(bytes(data or b""))
+            data = self._blob(conn, r.branch_data, r.branch_ref)
+            theta = self._blob(conn, r.parent_theta, r.parent_ref)
+            branch = Branch.from_bytes(bytes(data or b""), None if theta is None else bytes(theta))
             lease = Lease(
                 r.job_id, r.id, token, worker, r.attempts, r.lease_expires, r.rank, branch
             )
             out.append(lease)
         return out
+
+    def _blob(self, conn: Connection | None, data: Any, ref: str | None) -> Any:
+        """An inline blob, or an artifact's (read in a session of its own without ``conn``)."""
+        if data is not None or ref is None:
+            return data
+        if conn is None:
+            with self.db.session(write=False) as s:
+                return load_blob(s.connection(), None, ref)
+        return load_blob(conn, None, ref)
 
     def _lease_rows(self, stmt: Compiled, params: dict[str, Any]) -> list[Lease]:
         """Run a claim statement in a transaction of its own (one round trip on PostgreSQL)."""

@@ -12,17 +12,27 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 from typing_extensions import override
 
 from ridgerider.core.branch import Branch, Node
 from ridgerider.core.expand import Expansion
 from ridgerider.services.frontier.base import Lease
-from ridgerider.services.frontier.codec import child_rows, node_values
+from ridgerider.services.frontier.codec import (
+    admits_no_more,
+    child_rows,
+    node_values,
+    ridden_branch,
+)
 from ridgerider.services.frontier.dbsequencer import DatabaseSequencer
 from ridgerider.services.frontier.pgpath import COMPLETE, PREFIXES, complete_params, run
-from ridgerider.services.frontier.statements import CHILD_COLS, JSON_COLS, RESULT_COLS
-from ridgerider.services.storage.tables import store_blob
+from ridgerider.services.frontier.statements import (
+    CHILD_COLS,
+    JSON_COLS,
+    RESULT_COLS,
+    json_value,
+)
+from ridgerider.services.storage.tables import JOBS, store_blob
 
 __all__ = ["DatabaseCompletion"]
 
@@ -58,11 +68,15 @@ class DatabaseCompletion(DatabaseSequencer):
             conn = s.connection()
             kids: list[dict[str, Any]] = []
             for lease, expansion in done:
-                row = self._record(conn, lease, expansion.node)
+                values = node_values(expansion.node)
+                theta = values["theta_data"]
+                row = self._record(conn, lease, expansion.node, values)
                 ok.append(row is not None)
                 if row is not None:
                     order = orders[lease.job_id]
-                    kids += child_rows(lease.job_id, lease.node_id, expansion.children, order)
+                    kids += child_rows(
+                        lease.job_id, lease.node_id, expansion.children, theta, order
+                    )
                     if row.rank is not None:
                         ranks.setdefault(lease.job_id, set()).add(row.rank)
             self._insert_rows(conn, kids)
@@ -102,13 +116,17 @@ class DatabaseCompletion(DatabaseSequencer):
                 self._sequence(job_id, skip_locked=True)
         return ok
 
-    def _record(self, conn: Connection, lease: Lease, node: Node) -> Any:
-        """Write a ridden node if its lease is still ours; ``(rank, prefix)`` or ``None``."""
-        values = node_values(node)
+    def _record(self, conn: Connection, lease: Lease, node: Node, values: dict[str, Any]) -> Any:
+        """Write a ridden node (``values``: ``node_values(node)``) if its lease is still ours.
+
+        Returns ``(rank, prefix)``, or ``None`` if the lease is not ours any more.
+        """
+        values = dict(values)
         values["theta_data"], values["theta_ref"] = store_blob(conn, values["theta_data"])
         for col in JSON_COLS:
             values[col] = json.dumps(values[col])
         params = {f"v_{c}": values[c] for c in RESULT_COLS}
+        params["v_branch"] = ridden_branch(lease.branch)
         row = self.sql.complete(conn, node=lease.node_id, token=lease.token, **params).first()
         if row is not None and node.is_solution:
             self.sql.solution(
@@ -126,16 +144,31 @@ class DatabaseCompletion(DatabaseSequencer):
         self, conn: Connection, job_id: int, parent_id: int, kids: Sequence[Branch], order: str
     ) -> int:
         """Insert child branches, skipping fingerprints the job already has."""
-        return self._insert_rows(conn, child_rows(job_id, parent_id, list(kids), order))
+        return self._insert_rows(conn, child_rows(job_id, parent_id, list(kids), order=order))
 
     def _insert_rows(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
         if not rows:
             return 0
+        closed = self._closed(conn, {r["job_id"] for r in rows if r["branch_head"] is not None})
         params: dict[str, Any] = {}
         for i, r in enumerate(rows):
-            r["branch_data"], r["branch_ref"] = store_blob(conn, r["branch_data"])
+            head = r.pop("branch_head")
+            data = head if head is not None and r["job_id"] in closed else r["branch_data"]
+            r["branch_data"], r["branch_ref"] = store_blob(conn, data)
             params |= {f"{c}_{i}": r[c] for c in CHILD_COLS}
         return self.sql.children(len(rows))(conn, **params).rowcount
+
+    def _closed(self, conn: Connection, jobs: set[int]) -> set[int]:
+        """The jobs among ``jobs`` whose budgets admit no further rank (``admits_no_more``)."""
+        if not jobs:
+            return set()
+        j = JOBS.c
+        stmt = select(j.id, j.admitted, j.settings, j.stopped_by).where(j.id.in_(sorted(jobs)))
+        return {
+            r.id
+            for r in conn.execute(stmt)
+            if admits_no_more(r.admitted, json_value(r.settings)["max_nodes"], r.stopped_by)
+        }
 
     @override
     def push(self, job_id: int, parent_id: int, branches: Sequence[Branch]) -> int:

@@ -12,7 +12,12 @@ from ridgerider.core.branch import Branch
 from ridgerider.core.expand import Expansion
 from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Frontier, Lease, owner_is_dead_here
-from ridgerider.services.frontier.codec import child_rows, node_values
+from ridgerider.services.frontier.codec import (
+    admits_no_more,
+    child_rows,
+    node_values,
+    ridden_branch,
+)
 from ridgerider.services.frontier.sequencer import RankRow, SeqState, SeqStore
 from ridgerider.services.storage.memory import InMemoryStorage
 from ridgerider.services.storage.memrows import JobRow, NodeRow
@@ -145,7 +150,7 @@ class MemoryFrontier(Frontier):
                         continue
                     n.status, n.lease_owner, n.lease_token = NodeStatus.LEASED, worker, token
                     n.lease_expires, n.attempts = now + ttl, n.attempts + 1
-                    branch = Branch.from_bytes(n.branch_data)
+                    branch = s.branch_of(n)
                     out.append(
                         Lease(job.id, n.id, token, worker, n.attempts, now + ttl, n.rank, branch)
                     )
@@ -187,17 +192,22 @@ class MemoryFrontier(Frontier):
             if n is None or s.jobs[n.job_id].status != JobStatus.RUNNING:
                 return False
             n.values = node_values(expansion.node)
+            n.branch_data = ridden_branch(lease.branch) or n.branch_data
             n.status = NodeStatus.DONE
             n.lease_owner, n.lease_token, n.lease_expires = None, None, None
             n.finished_at = utcnow()
-            self._insert(n.job_id, n.id, expansion.children)
+            self._insert(n.job_id, n.id, expansion.children, n.values["theta_data"])
             if expansion.node.is_solution:
                 s.solution_ids.setdefault(n.job_id, []).append(n.id)
             self.advance(n.job_id)
             return True
 
-    def _insert(self, job_id: int, parent_id: int, children: Sequence[Branch]) -> int:
-        rows = child_rows(job_id, parent_id, list(children))
+    def _insert(
+        self, job_id: int, parent_id: int, children: Sequence[Branch], theta: bytes | None = None
+    ) -> int:
+        rows = child_rows(job_id, parent_id, list(children), theta)
+        job = self.storage.jobs[job_id]
+        closed = admits_no_more(job.admitted, job.settings["max_nodes"], job.stopped_by)
         return sum(
             self.storage.insert_node(
                 job_id,
@@ -206,7 +216,7 @@ class MemoryFrontier(Frontier):
                 r["depth"],
                 r["child_index"],
                 r["branch_loss"],
-                r["branch_data"],
+                r["branch_head"] if closed and r["branch_head"] is not None else r["branch_data"],
             )
             for r in rows
         )

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql
 from ridgerider.core.expand import Expansion
 from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Lease
-from ridgerider.services.frontier.codec import child_rows, node_values
+from ridgerider.services.frontier.codec import child_rows, node_values, ridden_branch
 from ridgerider.services.frontier.statements import Compiled
 from ridgerider.services.storage.records import NODE_RESULT_TYPES
 from ridgerider.services.storage.session import Database, Pipe, db_now
@@ -42,10 +42,13 @@ _PG_TYPES = {float: "float8", int: "int8", str: "text", bool: "bool", dict: "jso
 """The PostgreSQL type that reads each Python type of a result field from the batch's JSON."""
 _RESULT = tuple((c, _PG_TYPES[t]) for c, t in NODE_RESULT_TYPES.items())
 """(column, type) of a ridden node's results (``NodeResult``), as read from the batch's JSON."""
-_NODE = (("id", "int8"), ("token", "text"), ("bkey", "text"), *_RESULT, ("theta", "text"))
+_NODE = (
+    ("id", "int8"), ("token", "text"), ("bkey", "text"), *_RESULT, ("theta", "text"),
+    ("branch", "text"),
+)  # fmt: skip
 _CHILD = (
     ("parent_id", "int8"), ("key", "text"), ("depth", "int8"), ("child_index", "int8"),
-    ("branch_loss", "float8"), ("data", "text"), ("spec", "text"),
+    ("branch_loss", "float8"), ("data", "text"), ("head", "text"), ("spec", "text"),
 )  # fmt: skip
 _FLOATS = tuple(c for c, t in _RESULT if t == "float8")
 
@@ -61,7 +64,10 @@ WITH done AS (
         status = '{NodeStatus.DONE.value}',
         lease_owner = NULL, lease_token = NULL, lease_expires = NULL, finished_at = now(),
         {", ".join(f"{c} = v.{c}" for c, _ in _RESULT)},
-        theta_data = decode(v.theta, 'hex'), theta_ref = NULL
+        theta_data = decode(v.theta, 'hex'), theta_ref = NULL,
+        branch_data = CASE WHEN n.branch_ref IS NULL
+                           THEN coalesce(decode(v.branch, 'hex'), n.branch_data)
+                           ELSE n.branch_data END
     FROM {_records("nodes", _NODE, "v")}
     WHERE n.id = v.id AND n.status = '{NodeStatus.LEASED.value}' AND n.lease_token = v.token
         AND n.lease_expires > {_NOW}
@@ -73,9 +79,12 @@ WITH done AS (
     INSERT INTO nodes (job_id, parent_id, key, depth, child_index, branch_loss, branch_data,
                        branch_ref, spec, status, attempts, created_at)
     SELECT done.job_id, c.parent_id, c.key, c.depth, c.child_index, c.branch_loss,
-           decode(c.data, 'hex'), NULL, decode(c.spec, 'hex'), '{NodeStatus.WAITING.value}', 0,
-           now()
+           decode(CASE WHEN c.head IS NOT NULL AND (j.stopped_by IS NOT NULL
+                        OR j.admitted >= (j.settings ->> 'max_nodes')::int8)
+                  THEN c.head ELSE c.data END, 'hex'),
+           NULL, decode(c.spec, 'hex'), '{NodeStatus.WAITING.value}', 0, now()
     FROM {_records("children", _CHILD, "c")} JOIN done ON done.id = c.parent_id
+        JOIN jobs AS j ON j.id = done.job_id
     ON CONFLICT (job_id, key) DO NOTHING
 ), sols AS (
     INSERT INTO solutions (job_id, node_id, key, solution_key, loss, metrics, created_at)
@@ -114,13 +123,16 @@ def complete_params(
     for lease, expansion in done:
         values = node_values(expansion.node)
         theta = values.pop("theta_data")
-        rows = child_rows(lease.job_id, lease.node_id, expansion.children, orders[lease.job_id])
+        order = orders[lease.job_id]
+        rows = child_rows(lease.job_id, lease.node_id, expansion.children, theta, order)
         if len(theta) > INLINE_LIMIT or any(len(r["branch_data"]) > INLINE_LIMIT for r in rows):
             return None
         for c in _FLOATS:
             values[c] = _float(values[c])
         values |= {"id": lease.node_id, "token": lease.token, "bkey": lease.branch.key}
         values["theta"] = theta.hex()
+        branch = ridden_branch(lease.branch)
+        values["branch"] = None if branch is None else branch.hex()
         nodes.append(values)
         for r in rows:
             kids.append(
@@ -131,6 +143,7 @@ def complete_params(
                     "child_index": r["child_index"],
                     "branch_loss": _float(r["branch_loss"]),
                     "data": r["branch_data"].hex(),
+                    "head": None if r["branch_head"] is None else r["branch_head"].hex(),
                     "spec": None if r["spec"] is None else r["spec"].hex(),
                 }
             )

@@ -25,6 +25,7 @@ from sqlalchemy import (
     LargeBinary,
     any_,
     bindparam,
+    case,
     exists,
     func,
     literal,
@@ -47,7 +48,10 @@ __all__ = ["RESULT_COLS", "Compiled", "Result", "json_value", "statements"]
 
 n, j = NODES.c, JOBS.c
 RESULT_COLS = (*NODE_RESULT_FIELDS, "theta_data", "theta_ref")
-"""What a completion writes: the node's results and its end parameters (inline or a ref)."""
+"""What a completion writes: the node's results and its end parameters (inline or a ref).
+
+It also writes ``v_branch``, the header its branch shrinks to (``codec.ridden_branch``), if
+any: an inline branch only (an artifact's is left to the job's compaction, which deletes it)."""
 JSON_COLS = tuple(c for c, t in NODE_RESULT_TYPES.items() if t is dict)
 """Result columns a completion passes as JSON text (``metrics``, ``trace``)."""
 CHILD_COLS = ("job_id", "parent_id", "key", "depth", "child_index", "branch_loss", "branch_data",
@@ -195,8 +199,25 @@ def _lease(where: Any) -> Executable:
             lease_expires=db_now() + ttl,
             attempts=n.attempts + 1,
         )
-        .returning(n.id, n.job_id, n.rank, n.attempts, n.lease_expires, n.branch_data, n.branch_ref)
-    )
+        .returning(
+            n.id, n.job_id, n.rank, n.attempts, n.lease_expires, n.branch_data, n.branch_ref,
+            _parent(n.theta_data, "parent_theta"), _parent(n.theta_ref, "parent_ref"),
+        )
+    )  # fmt: skip
+
+
+def _parent(col: Any, label: str) -> Any:
+    """A column of the row's parent (a child branch's θ is its parent's end θ).
+
+    Written out: RETURNING renders its columns unqualified, which would make a Core
+    subquery's ``parent.id = nodes.parent_id`` compare the parent with itself.
+    """
+    sql = f"(SELECT p.{col.name} FROM nodes AS p WHERE p.id = nodes.parent_id)"
+    return literal_column(sql).label(label)
+
+
+_RIDDEN = bindparam("v_branch", type_=LargeBinary)
+"""What a ridden row keeps of its branch (``codec.ridden_branch``; ``None``: all of it)."""
 
 
 def _complete() -> Executable:
@@ -218,6 +239,9 @@ def _complete() -> Executable:
             lease_token=None,
             lease_expires=None,
             finished_at=func.now(),
+            branch_data=case(
+                (n.branch_ref.is_(None), func.coalesce(_RIDDEN, n.branch_data)), else_=n.branch_data
+            ),
             **{c: bindparam(f"v_{c}") for c in RESULT_COLS},
         )
         .returning(n.rank, prefix.label("prefix"))

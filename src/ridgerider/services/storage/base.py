@@ -275,7 +275,12 @@ class Storage(ABC):
 
     @abstractmethod
     def node_branch(self, node_id: int) -> Branch | None:
-        """The branch a row was created as (what a worker rides)."""
+        """The branch a row was created as (what a worker rides), as far as the row keeps it.
+
+        A ridden row, and an unridden one of a finished job, keep only the header: its θ is the
+        parent's end θ and its ``direction`` is ``None`` (``core.expand.restore`` recomputes an
+        unridden one's).
+        """
 
     @abstractmethod
     def solutions(self, job_id: int) -> list[SolutionRecord]:

@@ -163,6 +163,8 @@ class InMemoryStorage(MemoryAccounts, MemoryTree):
             job.stopped_by = stopped_by
         self._event(job.id, to, {"error": error} if error else {})
         job.status = to
+        if to == JobStatus.SUCCEEDED:
+            self.compact(job.id)
 
     @override
     def extend_job(

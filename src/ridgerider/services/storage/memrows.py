@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ridgerider.core.branch import Branch
 from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.storage.base import Storage
+from ridgerider.services.storage.compact import compact_record
 from ridgerider.services.storage.models import utcnow
 from ridgerider.services.storage.records import (
     NODE_RESULT_FIELDS,
@@ -120,6 +122,22 @@ class MemoryTables(Storage):
         if parent_id is not None:
             self.nodes[parent_id].children.append(row.id)
         return True
+
+    def branch_of(self, row: NodeRow) -> Branch:
+        """The branch a row holds; a child stored without θ takes its parent's end θ."""
+        parent = None if row.parent_id is None else self.nodes.get(row.parent_id)
+        theta = None if parent is None else parent.values.get("theta_data")
+        return Branch.from_bytes(row.branch_data, theta)
+
+    def compact(self, job_id: int) -> int:
+        """Shrink a finished job's branch rows to their headers (``storage.compact``)."""
+        changed = 0
+        for row in self.nodes.values():
+            if row.job_id == job_id and row.parent_id is not None:
+                small = compact_record(row.branch_data, row.status)
+                if small is not None and len(small) < len(row.branch_data):
+                    row.branch_data, changed = small, changed + 1
+        return changed
 
     def job_record(self, job: JobRow) -> JobRecord:
         """Snapshot of a job row."""

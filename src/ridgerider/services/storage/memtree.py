@@ -61,7 +61,7 @@ class MemoryTree(MemoryTables):
     def node_branch(self, node_id: int) -> Branch | None:
         with self.lock:
             row = self.nodes.get(node_id)
-            return None if row is None else Branch.from_bytes(row.branch_data)
+            return None if row is None else self.branch_of(row)
 
     @override
     def solutions(self, job_id: int) -> list[SolutionRecord]:

@@ -1,9 +1,12 @@
 """Typed SQLAlchemy 2 models of the archive: users, API tokens, jobs, nodes, solutions, events.
 
 A row of ``nodes`` is first a *branch* (waiting to be ridden: ``branch_data``) and, once
-completed, the *node* it became (results, ``theta_data``). The sequencer columns ``seq`` (push
-order), ``rank`` (position in the single-worker expansion order) and ``slot`` (position in the
-random order's list) make the search order durable; see :mod:`ridgerider.services.frontier`.
+completed, the *node* it became (results, ``theta_data``). A child branch is stored without θ
+(its parent's end θ: readers take the parent's ``theta_data``); a ridden row, and an unridden one
+of a succeeded job, keep only the branch's header (:mod:`.compact`). The sequencer columns
+``seq`` (push order), ``rank`` (position in the single-worker expansion order) and ``slot``
+(position in the random order's list) make the search order durable; see
+:mod:`ridgerider.services.frontier`.
 Large tensors go to the ``artifacts`` table and the row keeps their SHA-256 (``*_ref``).
 """
 
@@ -259,7 +262,8 @@ class Node(Base):
     """Position in the parent's list of children (the ridge choice is the key's last part)."""
     branch_loss: Mapped[float | None]
     branch_data: Mapped[bytes | None]
-    """``Branch.to_bytes()``, or ``None`` when stored as an artifact (``branch_ref``)."""
+    """``Branch.to_bytes()`` (a child's without θ, a ridden or compacted one the header only),
+    or ``None`` when stored as an artifact (``branch_ref``)."""
     branch_ref: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(8), default=NodeStatus.WAITING)
     """``waiting``, ``leased``, ``done`` or ``dead`` (dead-lettered after ``max_attempts``)."""

@@ -233,6 +233,9 @@ def _sqlite_pragmas(engine: Engine) -> None:
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
+        # A new file gives the pages a job's compaction frees back (``compact.release_pages``);
+        # on an existing file it changes nothing (that would take a VACUUM).
+        cur.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA busy_timeout=60000")

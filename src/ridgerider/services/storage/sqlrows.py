@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Row, func, update
 
 from ridgerider.schemas.enums import JobStatus
 from ridgerider.services.storage.base import FINAL, TRANSITIONS
+from ridgerider.services.storage.compact import compact_job
 from ridgerider.services.storage.models import utcnow
 from ridgerider.services.storage.records import JobRecord
 from ridgerider.services.storage.session import db_now
@@ -64,7 +65,10 @@ def apply_transition(
     error: str | None = None,
     stopped_by: str | None = None,
 ) -> bool:
-    """Compare-and-set a job's status (with its time bookkeeping) inside a transaction."""
+    """Compare-and-set a job's status (with its time bookkeeping) inside a transaction.
+
+    A job that succeeds has its branches compacted (:mod:`.compact`).
+    """
     j = JOBS.c
     now = db_now()
     segment = func.coalesce(now - j.segment_start, 0.0)
@@ -90,4 +94,6 @@ def apply_transition(
     if conn.execute(stmt).rowcount != 1:
         return False
     add_event(conn, job_id, to, {"error": error} if error else {})
+    if to == JobStatus.SUCCEEDED:
+        compact_job(conn, job_id)
     return True

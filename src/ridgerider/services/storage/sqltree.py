@@ -113,11 +113,19 @@ class SQLTree(Storage):
     @override
     def node_branch(self, node_id: int) -> Branch | None:
         n = NODES.c
+        parent = NODES.alias("parent")
         with self.db.session(write=False) as s:
             conn = s.connection()
-            row = conn.execute(select(n.branch_data, n.branch_ref).where(n.id == node_id)).first()
-            data = None if row is None else load_blob(conn, row.branch_data, row.branch_ref)
-        return None if data is None else Branch.from_bytes(data)
+            row = conn.execute(
+                select(n.branch_data, n.branch_ref, parent.c.theta_data, parent.c.theta_ref)
+                .outerjoin(parent, parent.c.id == n.parent_id)
+                .where(n.id == node_id)
+            ).first()
+            if row is None:
+                return None
+            data = load_blob(conn, row.branch_data, row.branch_ref)
+            theta = load_blob(conn, row.theta_data, row.theta_ref)  # a child's θ: its parent's
+        return None if data is None else Branch.from_bytes(data, theta)
 
     @override
     def solutions(self, job_id: int) -> list[SolutionRecord]:

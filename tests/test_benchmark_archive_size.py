@@ -1,0 +1,31 @@
+"""``benchmarks/archive_size.py`` runs end to end on a tiny tree (SQLite, the current code)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_archive_size_measures_a_compacted_job(tmp_path: Path) -> None:
+    script = ROOT / "benchmarks" / "archive_size.py"
+    args = ["--nodes", "12", "--depth", "6", "--cases", "tree-rl", "--databases", "sqlite"]
+    proc = subprocess.run(
+        [sys.executable, str(script), *args, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "archive_size.json").read_text())["rows"]
+    assert (row["case"], row["database"], row["code"]) == ("tree-rl", "sqlite", "now")
+    assert row["nodes"] == 12 and row["status"] == "succeeded"
+    assert row["bytes_per_node"] == round(row["bytes"] / 12) and row["vacuumed_bytes"] > 0
+    cols = row["columns"]
+    assert cols["done"]["rows"] == 12 and cols["done"]["theta"] == 12 * row["theta_bytes"]
+    waiting = cols["waiting"]
+    assert waiting["rows"] > 0 and waiting["branch"] / waiting["rows"] < 400  # headers only
