@@ -10,16 +10,13 @@ text).
 
 from __future__ import annotations
 
-import json
-from collections import namedtuple
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from enum import StrEnum
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
-    Connection,
     Executable,
     Float,
     LargeBinary,
@@ -39,12 +36,14 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 
 from ridgerider.schemas.enums import JobStatus, NodeStatus
+from ridgerider.services.frontier.compiled import Compiled, Result, json_value
 from ridgerider.services.frontier.speculation import UNPLANNED
 from ridgerider.services.storage.records import NODE_RESULT_FIELDS, NODE_RESULT_TYPES
 from ridgerider.services.storage.session import db_now
 from ridgerider.services.storage.tables import JOBS, NODES, SOLUTIONS
 
 __all__ = ["RESULT_COLS", "Compiled", "Result", "json_value", "statements"]
+# (Compiled, Result and json_value live in .compiled; importing them from here still works.)
 
 n, j = NODES.c, JOBS.c
 RESULT_COLS = (*NODE_RESULT_FIELDS, "theta_data", "theta_ref")
@@ -56,85 +55,6 @@ JSON_COLS = tuple(c for c, t in NODE_RESULT_TYPES.items() if t is dict)
 """Result columns a completion passes as JSON text (``metrics``, ``trace``)."""
 CHILD_COLS = ("job_id", "parent_id", "key", "depth", "child_index", "branch_loss", "branch_data",
               "branch_ref", "spec")  # fmt: skip
-
-
-def json_value(value: Any) -> Any:
-    """A JSON column as Python data (SQLite returns the text, psycopg the decoded value)."""
-    return json.loads(value) if isinstance(value, str) else value
-
-
-class Compiled:
-    """One statement compiled for one dialect; call it with keyword parameters."""
-
-    def __init__(self, stmt: Executable, dialect: Dialect) -> None:
-        compiled = stmt.compile(dialect=dialect)
-        self.sql = compiled.string
-        self.names = list(compiled.positiontup or []) if compiled.positional else None
-        # Literals of the construct (``status='done'``) became parameters with a value.
-        self.defaults = {k: b.effective_value for k, b in compiled.binds.items() if not b.required}
-
-    def _params(self, params: dict[str, Any]) -> Any:
-        merged = self.defaults | params
-        return merged if self.names is None else tuple(merged[k] for k in self.names)
-
-    def __call__(self, conn: Connection, **params: Any) -> Result:
-        """Execute on the driver's cursor, inside the connection's transaction."""
-        cur = _cursor(conn)
-        cur.execute(self.sql, self._params(params))
-        return Result(cur)
-
-    def many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """Execute once per parameter set (the driver's ``executemany``)."""
-        _cursor(conn).executemany(self.sql, [self._params(r) for r in rows])
-
-
-def _cursor(conn: Connection) -> Any:
-    """A cursor of the DBAPI connection (the caller's transaction has begun)."""
-    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-
-
-@cache
-def _row_type(names: tuple[str, ...]) -> Any:
-    return namedtuple("Row", names, rename=True)
-
-
-class Result:
-    """The rows of one execution, as named tuples (``row.rank``), fetched lazily."""
-
-    def __init__(self, cursor: Any) -> None:
-        self.cursor = cursor
-        self.rowcount: int = cursor.rowcount
-        desc = cursor.description
-        self._type = _row_type(tuple(d[0] for d in desc)) if desc else None
-
-    def __iter__(self) -> Iterator[Any]:
-        assert self._type is not None
-        return (self._type(*r) for r in self.cursor.fetchall())
-
-    def all(self) -> list[Any]:
-        """Every row."""
-        return list(self)
-
-    def first(self) -> Any:
-        """The first row, or ``None``."""
-        row = self.cursor.fetchone()
-        return None if row is None or self._type is None else self._type(*row)
-
-    def scalars(self) -> list[Any]:
-        """The first column of every row."""
-        return [r[0] for r in self.cursor.fetchall()]
-
-    def scalar(self) -> Any:
-        """The first column of the first row, or ``None``."""
-        row = self.cursor.fetchone()
-        return None if row is None else row[0]
-
-    def scalar_one(self) -> Any:
-        """The first column of the only row."""
-        rows = self.cursor.fetchall()
-        if len(rows) != 1:
-            raise LookupError(f"expected one row, got {len(rows)}")
-        return rows[0][0]
 
 
 def _constant(value: StrEnum) -> Any:
