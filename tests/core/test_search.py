@@ -139,13 +139,18 @@ def test_max_depth_makes_leaves(toy, toy_result):
     assert r.nodes[0].is_solution
 
 
-def test_no_depth_limit_branches_at_any_depth(toy, toy_result):
+def test_no_depth_limit_branches_at_any_depth():
     """``max_depth=None`` is no limit (a branch 5000 choices deep still branches); ``0`` is not."""
-    root = root_branch(toy_result.mis, seed=0)
-    deep = dataclasses.replace(root, fingerprint=((0, 1),) * 5000)
-    free = expand(toy, settings_for(toy, max_depth=None, polish_steps=0), deep)
-    assert free.node.leaf_reason is None and len(free.children) == 4
-    capped = expand(toy, settings_for(toy, max_depth=1024, polish_steps=0), deep)
+    tree = create("tree-rl", {"depth": 4, "tree_seed": 1})
+    free_s = settings_for(tree).with_(max_depth=None, polish_steps=0)
+    root = root_branch(run_search(tree, free_s.with_(max_nodes=1), seed=0).mis, seed=0)
+    # A child that branches again, moved 5000 choices deep (tree-rl's loss does not depend on
+    # the fingerprint, so its ride and ridges stay the same).
+    child = next(c for c in expand(tree, free_s, root).children if expand(tree, free_s, c).children)
+    deep = dataclasses.replace(child, fingerprint=((0, 1),) * 4999 + child.fingerprint[-1:])
+    free = expand(tree, free_s, deep)
+    assert free.node.leaf_reason is None and free.children
+    capped = expand(tree, free_s.with_(max_depth=1024), deep)
     assert capped.node.leaf_reason == "max_depth" and capped.children == []
     assert RRSettings.from_dict(RRSettings(max_depth=None).to_dict()).max_depth is None
 
