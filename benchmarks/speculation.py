@@ -215,7 +215,7 @@ if __name__ == "__main__":
     ns = p.parse_args()
     a = Args(database_url=ns.database_url, json=ns.json)
     if ns.quick:
-        a.workers, a.sleep_s, a.depth, a.window = [1, 4], 0.05, 3, 5
+        a.workers, a.sleep_s, a.depth, a.window = [1, 2], 0.02, 2, 3
     a.orders = ns.orders or a.orders
     a.workers = ns.workers or a.workers
     a.sleep_s = ns.sleep_s or a.sleep_s

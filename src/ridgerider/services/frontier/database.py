@@ -115,6 +115,8 @@ class DatabaseFrontier(DatabaseCompletion):
             ahead = self.sql.ahead_any if job_id is None else self.sql.ahead_job
             more = {"k": k - len(leases), "cap": self.speculation, "token": uuid.uuid4().hex}
             leases += self._lease_rows(ahead, params | more)
+            if len(leases) < k:  # short of work: jobs that plan their ranks may have no plan yet
+                self.plan_idle(job_id)
         return leases
 
     @override

@@ -21,7 +21,7 @@ from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.pgpath import refresh_statistics
 from ridgerider.services.frontier.pgseq import Fallback, bfs_round
-from ridgerider.services.frontier.planner import plan, stale
+from ridgerider.services.frontier.planner import PLANNED_ORDERS, plan, speculating, stale
 from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
 from ridgerider.services.frontier.sqlseq import SqlSeqStore, load_state, save_state
 from ridgerider.services.frontier.statements import json_value, statements
@@ -56,6 +56,7 @@ class DatabaseSequencer(Frontier):
         self._general: set[int] = set()  # jobs whose sequencer rounds take the general path
         self._stats_due = 0.0  # when this process next checks the planner statistics
         self._order_of: dict[int, str] = {}  # job → search order (it never changes)
+        self._idle_planned: dict[int, int] = {}  # job → its ranks when an idle worker last planned
 
     def _orders(self, job_ids: set[int]) -> dict[int, str]:
         """The search order of each job (read once per job and process)."""
@@ -129,10 +130,37 @@ class DatabaseSequencer(Frontier):
             sequencer.stop(st, "wall_time", self._first_waiting(conn, job_id, st))
         sequencer.advance(st, SqlSeqStore(self.sql, conn, job_id))
         save_state(self.sql, conn, job_id, st)
-        planned = st.order in ("random", "priority") and self.speculation > 0
-        if planned and stale(conn, job_id, ranked, st, self.speculation):
+        replan = self._plans(st) and speculating(conn, job_id)
+        if replan and stale(conn, job_id, ranked, st, self.speculation):
             plan(conn, job_id, st, self.speculation)
         return st, admitted
+
+    def _plans(self, st: sequencer.SeqState) -> bool:
+        """Whether the job's next ranks are planned (``planner``): random or priority, admitting."""
+        return st.order in PLANNED_ORDERS and self.speculation > 0 and st.stopped_by is None
+
+    def plan_idle(self, job_id: int | None) -> None:
+        """A worker found nothing to claim: plan the job's next ranks (or every running job's).
+
+        Plans are made only while a job rides ahead (one worker needs none), so the first
+        comes from a worker with nothing to do: once per rank of a job and process (a read of
+        the job row otherwise); a job being sequenced is left to its sequencer.
+        """
+        stmt = select(j.id, j.ranked).where(j.status == JobStatus.RUNNING, j.stopped_by.is_(None))
+        if job_id is not None:
+            stmt = stmt.where(j.id == job_id)
+        with self.db.session(write=False) as s:
+            ranked = dict(s.connection().execute(stmt).all())
+        orders = self._orders(set(ranked))
+        for job, rank in ranked.items():
+            if orders[job] not in PLANNED_ORDERS or self._idle_planned.get(job) == rank:
+                continue
+            self._idle_planned[job] = rank
+            with self.db.session(durable=False) as s:
+                conn = s.connection()
+                st = load_state(self.sql, conn, job, skip_locked=True)
+                if st is not None and self._plans(st) and stale(conn, job, st.ranked, st, 1):
+                    plan(conn, job, st, self.speculation)
 
     def _after(self, job_id: int, st: sequencer.SeqState) -> bool:
         """Whether to run again after a sequencer commit.

@@ -36,11 +36,14 @@ from ridgerider.services.frontier.sequencer import SeqState
 from ridgerider.services.frontier.speculation import OWN
 from ridgerider.services.storage.tables import NODES
 
-__all__ = ["MAX_HORIZON", "PLANNED", "plan", "stale"]
+__all__ = ["MAX_HORIZON", "PLANNED", "PLANNED_ORDERS", "plan", "speculating", "stale"]
 
 n = NODES.c
 PLANNED = b"\x00"
 """First byte of a planned row's key (own keys start with ``0x01``)."""
+
+PLANNED_ORDERS = ("random", "priority")
+"""The orders whose next ranks are planned (``dfs``'s key needs no plan)."""
 
 MAX_HORIZON = 128
 """The most rows one plan names (a plan's cost grows with it; the sequencer holds the job)."""
@@ -138,6 +141,19 @@ class _Rows:
             stmt = select(n.n_children).where(n.id == parent)
             self.counts[parent] = int(self.conn.execute(stmt).scalar() or 0)
         return self.counts.get(parent, fallback) if parent is not None else fallback
+
+
+def speculating(conn: Connection, job_id: int) -> bool:
+    """Whether the job rides ahead (rows leased or done, unranked) or has a plan waiting."""
+    ahead = select(n.id).where(
+        n.job_id == job_id, n.rank.is_(None), n.status.in_((NodeStatus.LEASED, NodeStatus.DONE))
+    )
+    if conn.execute(ahead.limit(1)).first() is not None:
+        return True
+    waiting = select(n.id).where(
+        n.job_id == job_id, n.status == NodeStatus.WAITING, n.spec.is_not(None), n.spec < OWN
+    )
+    return conn.execute(waiting.limit(1)).first() is not None
 
 
 def stale(conn: Connection, job_id: int, first_rank: int, st: SeqState, horizon: int) -> bool:
