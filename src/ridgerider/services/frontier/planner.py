@@ -45,6 +45,9 @@ PLANNED = b"\x00"
 PLANNED_ORDERS = ("random", "priority")
 """The orders whose next ranks are planned (``dfs``'s key needs no plan)."""
 
+_PREFETCH_SLOTS = 20_000
+"""A ``random`` job's open list up to this length is read whole for a plan (else slot by slot)."""
+
 MAX_HORIZON = 128
 """The most rows one plan names (a plan's cost grows with it; the sequencer holds the job)."""
 
@@ -89,15 +92,42 @@ class _Rows:
         if row is None:
             row = _Row(r.id, r.parent_id, r.status, r.spec, r.branch_loss, r.depth)
             self.rows[row.id] = row
-            if row.done:
-                stmt = select(*_COLS).where(n.parent_id == row.id).order_by(n.child_index)
-                row.children = [self._add(c) for c in self.conn.execute(stmt)]
-                self.counts[row.id] = len(row.children)
         return row
+
+    def _with_children(self, rows: list[_Row]) -> list[_Row]:
+        """``rows``, the children of the ridden ones (and theirs) read level by level.
+
+        One query a level of rides done ahead, not one a row: a round trip costs far more
+        than its rows on a server.
+        """
+        todo = [r for r in rows if r.done and r.id not in self.counts]
+        while todo:
+            stmt = (
+                select(*_COLS)
+                .where(n.parent_id.in_(sorted({r.id for r in todo})))
+                .order_by(n.parent_id, n.child_index)
+            )
+            found: dict[int, list[_Row]] = {}
+            for c in self.conn.execute(stmt):
+                found.setdefault(c.parent_id, []).append(self._add(c))
+            for r in todo:
+                r.children = found.get(r.id, [])
+                self.counts[r.id] = len(r.children)
+            todo = [c for r in todo for c in r.children if c.done and c.id not in self.counts]
+        return rows
 
     def first(self, where: Any) -> _Row | None:
         r = self.conn.execute(select(*_COLS).where(n.job_id == self.job_id, where)).first()
-        return None if r is None else self._add(r)
+        return None if r is None else self._with_children([self._add(r)])[0]
+
+    def slots(self, size: int) -> dict[int, _Row]:
+        """The open list of a ``random`` job by slot, in one query (``{}`` if it is too long)."""
+        if size > _PREFETCH_SLOTS:
+            return {}
+        stmt = select(*_COLS, n.slot).where(n.job_id == self.job_id, n.slot.is_not(None))
+        rows = {r.slot: self._add(r) for r in self.conn.execute(stmt)}
+        self._with_children(list(rows.values()))
+        return rows
 
     def heap(self, limit: int) -> list[_Row]:
         """The open rows in ``priority``'s pop order (branch loss, then push order)."""
@@ -107,7 +137,7 @@ class _Rows:
             .order_by(n.branch_loss.asc().nulls_last(), n.seq)
             .limit(limit)
         )
-        return [self._add(r) for r in self.conn.execute(stmt)]
+        return self._with_children([self._add(r) for r in self.conn.execute(stmt)])
 
     def by_depth(self) -> dict[int, int]:
         """The commonest number of children of the ridden nodes at each depth."""
@@ -228,6 +258,13 @@ def _plan_random(rows: _Rows, st: SeqState, horizon: int) -> list[int]:
         rng.setstate((version, tuple(internal), gauss))
     size = st.pushed - st.ranked  # the open list, without the current rank's children
     virtual: dict[int, _Row | None] = {}  # slots the replay changed (None: no row yet)
+    known_slots = rows.slots(size)
+
+    def at(slot: int) -> _Row | None:
+        if slot in virtual:
+            return virtual[slot]
+        return known_slots[slot] if known_slots else rows.first(n.slot == slot)
+
     pending = rows.first(n.rank == st.ranked - 1)
     fallback = 2
     planned: list[int] = []
@@ -242,8 +279,7 @@ def _plan_random(rows: _Rows, st: SeqState, horizon: int) -> list[int]:
         if size == 0:
             break
         i = rng.randrange(size)
-        chosen = virtual[i] if i in virtual else rows.first(n.slot == i)
-        last = virtual[size - 1] if size - 1 in virtual else rows.first(n.slot == size - 1)
+        chosen, last = at(i), at(size - 1)
         virtual[i] = last
         virtual.pop(size - 1, None)
         size -= 1
