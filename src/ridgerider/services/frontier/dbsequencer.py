@@ -56,6 +56,7 @@ class DatabaseSequencer(Frontier):
         self._general: set[int] = set()  # jobs whose sequencer rounds take the general path
         self._stats_due = 0.0  # when this process next checks the planner statistics
         self._order_of: dict[int, str] = {}  # job → search order (it never changes)
+        self._plan_asked: set[int] = set()  # jobs whose next round plans (see plan_idle)
         self._idle_planned: dict[int, int] = {}  # job → its ranks when an idle worker last planned
 
     def _orders(self, job_ids: set[int]) -> dict[int, str]:
@@ -130,7 +131,9 @@ class DatabaseSequencer(Frontier):
             sequencer.stop(st, "wall_time", self._first_waiting(conn, job_id, st))
         sequencer.advance(st, SqlSeqStore(self.sql, conn, job_id))
         save_state(self.sql, conn, job_id, st)
-        replan = self._plans(st) and speculating(conn, job_id)
+        asked = job_id in self._plan_asked  # an idle worker wants a first plan
+        self._plan_asked.discard(job_id)
+        replan = self._plans(st) and (asked or speculating(conn, job_id))
         if replan and stale(conn, job_id, ranked, st, self.speculation):
             plan(conn, job_id, st, self.speculation)
         return st, admitted
@@ -144,7 +147,8 @@ class DatabaseSequencer(Frontier):
 
         Plans are made only while a job rides ahead (one worker needs none), so the first
         comes from a worker with nothing to do: once per rank of a job and process (a read of
-        the job row otherwise); a job being sequenced is left to its sequencer.
+        the job row otherwise), in a sequencer round (one that holds the job's lock also
+        sequences it; a job being sequenced is left to its sequencer).
         """
         stmt = select(j.id, j.ranked).where(j.status == JobStatus.RUNNING, j.stopped_by.is_(None))
         if job_id is not None:
@@ -156,11 +160,8 @@ class DatabaseSequencer(Frontier):
             if orders[job] not in PLANNED_ORDERS or self._idle_planned.get(job) == rank:
                 continue
             self._idle_planned[job] = rank
-            with self.db.session(durable=False) as s:
-                conn = s.connection()
-                st = load_state(self.sql, conn, job, skip_locked=True)
-                if st is not None and self._plans(st) and stale(conn, job, st.ranked, st, 1):
-                    plan(conn, job, st, self.speculation)
+            self._plan_asked.add(job)
+            self._sequence(job, skip_locked=True)
 
     def _after(self, job_id: int, st: sequencer.SeqState) -> bool:
         """Whether to run again after a sequencer commit.
