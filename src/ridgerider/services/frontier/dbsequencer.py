@@ -160,6 +160,9 @@ class DatabaseSequencer(Frontier):
             if orders[job] not in PLANNED_ORDERS or self._idle_planned.get(job) == rank:
                 continue
             self._idle_planned[job] = rank
+            with self.db.session(write=False) as s:
+                if speculating(s.connection(), job):
+                    continue  # its rounds plan already
             self._plan_asked.add(job)
             self._sequence(job, skip_locked=True)
 
