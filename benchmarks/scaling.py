@@ -54,7 +54,7 @@ from ridgerider.services import jobs
 from ridgerider.services.archive import Archive, open_archive
 from ridgerider.workers.ray import WorkerOptions, ensure_ray, start_workers
 from ridgerider.workers.worker import BatchSize, Worker
-from synthetic_tree import start_job, synthetic
+from synthetic_tree import sleep_expand, start_job, synthetic
 
 torch.set_num_threads(1)
 
@@ -105,19 +105,6 @@ def busy_expand(
     while time.perf_counter() < end:
         x += 1
     return synthetic(branch, 2)
-
-
-def sleep_expand(
-    problem: RegisteredProblem,
-    settings: RRSettings,
-    branch: Branch,
-    on_step: OnStep | None = None,
-    *,
-    s: float,
-) -> Expansion:
-    """Sleep ``s`` seconds instead of riding, then eight children."""
-    time.sleep(s)
-    return synthetic(branch, 8)
 
 
 # -- measuring -------------------------------------------------------------------------------
@@ -282,7 +269,7 @@ def warm_nodes(n: int, fanout: int) -> int:
 
 
 def simulated(archive: Archive, args: Args) -> list[dict[str, Any]]:
-    fn = functools.partial(sleep_expand, s=args.sim_sleep_s)
+    fn = functools.partial(sleep_expand, s=args.sim_sleep_s, fanout=8)
     rows: list[dict[str, Any]] = []
     for n in args.sim_workers:
         job = start_job(archive)

@@ -36,15 +36,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ridgerider.core.branch import Branch
-from ridgerider.core.expand import Expansion
-from ridgerider.core.ridge import OnStep
-from ridgerider.core.settings import RRSettings
-from ridgerider.problems import RegisteredProblem
 from ridgerider.services import jobs
 from ridgerider.services.archive import Archive, open_archive
 from ridgerider.workers.worker import Worker
-from synthetic_tree import start_job, synthetic
+from synthetic_tree import sleep_expand, start_job
 
 ORDERS = ("bfs", "dfs", "priority", "random")
 
@@ -69,21 +64,6 @@ class Args:
     def tree_nodes(self) -> int:
         """Nodes of the whole synthetic tree."""
         return sum(self.fanout**d for d in range(self.depth + 1))
-
-
-def sleep_expand(
-    problem: RegisteredProblem,
-    settings: RRSettings,
-    branch: Branch,
-    on_step: OnStep | None = None,
-    *,
-    s: float,
-    fanout: int,
-    depth: int,
-) -> Expansion:
-    """Sleep ``s`` seconds instead of riding."""
-    time.sleep(s)
-    return synthetic(branch, fanout, depth)
 
 
 def tree_size(archive: Archive, job_id: int) -> int:

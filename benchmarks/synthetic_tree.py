@@ -7,11 +7,15 @@ added to the problem registry.
 
 from __future__ import annotations
 
+import time
+
 import torch
 
 from ridgerider.core.branch import Branch, Node, child_seed
 from ridgerider.core.expand import Expansion
+from ridgerider.core.ridge import OnStep
 from ridgerider.core.settings import RRSettings
+from ridgerider.problems import RegisteredProblem
 from ridgerider.services import jobs
 from ridgerider.services.archive import Archive
 from ridgerider.services.storage.records import JobSpec
@@ -48,6 +52,21 @@ def synthetic(branch: Branch, fanout: int, depth: int | None = None) -> Expansio
         leaf_reason="no_ridges" if leaf else None,
     )
     return Expansion(node, kids)
+
+
+def sleep_expand(
+    problem: RegisteredProblem,
+    settings: RRSettings,
+    branch: Branch,
+    on_step: OnStep | None = None,
+    *,
+    s: float,
+    fanout: int,
+    depth: int | None = None,
+) -> Expansion:
+    """An expand step that sleeps ``s`` seconds instead of riding, then :func:`synthetic`."""
+    time.sleep(s)
+    return synthetic(branch, fanout, depth)
 
 
 def start_job(archive: Archive, order: str = "bfs", max_nodes: int = 10**7) -> int:
