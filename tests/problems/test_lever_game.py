@@ -55,8 +55,13 @@ def test_bad_payoffs(payoffs, message):
 
 
 def test_default_settings_finish_every_leaf_at_its_levers_payoff(game):
-    """The first command's leaves: each pays its lever's payoff (1.0, 0.8 or 0.6) to 0.01."""
-    settings = RRSettings(**{**game.default_settings(), "max_nodes": 60})
+    """The first command's leaves: each pays its lever's payoff (1.0, 0.8 or 0.6) to 0.01.
+
+    400 nodes: where the first 1.0 leaf comes depends on the float bits of torch's CPU kernels
+    (node 52 with its AVX2 ones, 72 with AVX-512, 262 with the plain ones); 60 nodes found it
+    with AVX2 only.
+    """
+    settings = RRSettings(**{**game.default_settings(), "max_nodes": 400})
     result = run_search(game, settings, seed=0)
     solutions = [n for n in result.nodes if n.is_solution]
     assert len(solutions) >= 7
