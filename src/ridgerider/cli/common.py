@@ -23,11 +23,13 @@ from ridgerider.config import ENV_PREFIX, Settings, read_url_file
 
 if TYPE_CHECKING:  # the engine loads only inside the commands that use it
     from ridgerider.core.settings import RRSettings
+    from ridgerider.workers.registry import PoolEntry
     from ridgerider.workers.runner import RayPlan
 
 __all__ = [
     "DATABASE_URL",
     "JSON_PATH",
+    "POOL",
     "QUIET",
     "RAY_ADDRESS",
     "REDIS_URL",
@@ -232,7 +234,16 @@ WORKERS = click.option(
     type=click.IntRange(0, 4096),
     default=0,
     show_default=True,
-    help="Ray workers (a local Ray is started on demand); 0 rides in this process",
+    help="workers: a running `ridgerider worker` pool on this archive, else N Ray workers "
+    "(a local Ray is started on demand); 0 rides in this process",
+)
+
+POOL = click.option(
+    "--pool/--no-pool",
+    "use_pool",
+    default=True,
+    show_default=True,
+    help="with --workers: leave the job to a running `ridgerider worker` pool on this archive",
 )
 
 
@@ -246,8 +257,14 @@ RAY_ADDRESS = ray_address_option(
 )
 
 
-def ray_plan(workers: int, ray_address: str | None, threads: int = 1) -> RayPlan | None:
-    """``--workers N`` (N >= 1) as a Ray plan; ``None`` (in-process) for 0."""
+def ray_plan(
+    workers: int, ray_address: str | None, threads: int = 1, use_pool: bool = True
+) -> RayPlan | None:
+    """``--workers N`` (N >= 1) as a Ray plan; ``None`` (in-process) for 0.
+
+    With ``use_pool`` (``--pool``, the default) a running ``ridgerider worker`` pool on the
+    same archive rides the job instead, and a line says so.
+    """
     if workers == 0:
         if ray_address:
             usage_error("--ray-address needs --workers >= 1")
@@ -255,7 +272,13 @@ def ray_plan(workers: int, ray_address: str | None, threads: int = 1) -> RayPlan
     from ridgerider.workers.ray import WorkerOptions
     from ridgerider.workers.runner import RayPlan
 
-    return RayPlan(workers, ray_address, WorkerOptions(torch_threads=threads))
+    def on_pool(pools: list[PoolEntry], n: int) -> None:
+        pids = ", ".join(str(p.pid) for p in pools)
+        asked = "" if n == workers else f" (--workers {workers} asked for)"
+        console.print(f"riding on the running worker pool (pid {pids}): {n} workers{asked}")
+
+    options = WorkerOptions(torch_threads=threads)
+    return RayPlan(workers, ray_address, options, use_pool=use_pool, on_pool=on_pool)
 
 
 def check_labels(name: str | None, tags: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:

@@ -19,6 +19,7 @@ from ridgerider.cli.choices import ORDERS, PRESETS
 from ridgerider.cli.common import (
     DATABASE_URL,
     JSON_PATH,
+    POOL,
     QUIET,
     RAY_ADDRESS,
     REDIS_URL,
@@ -82,6 +83,7 @@ __all__ = ["extend", "jobs", "problems", "resume", "run", "show"]
 @click.option("--tag", "tags", multiple=True, help="a label to filter by (repeatable)")
 @WORKERS
 @RAY_ADDRESS
+@POOL
 @DATABASE_URL
 @REDIS_URL
 @JSON_PATH
@@ -102,6 +104,7 @@ def run(
     tags: tuple[str, ...],
     workers: int,
     ray_address: str | None,
+    use_pool: bool,
     database_url: str | None,
     redis_url: str | None,
     json_path: Path | None,
@@ -110,9 +113,10 @@ def run(
     """Run a Ridge Rider search on PROBLEM, store it as a job and print its solutions.
 
     ``--workers N`` rides branches on N Ray workers (same tree and solutions as ``--workers 0``,
-    which rides them in this process). ``--preset paper-fig2`` (``paper-fig3``, ``paper-fig6``,
-    ``paper-mnist``) starts from the settings the paper states for that figure
-    (``ridgerider.problems.presets``).
+    which rides them in this process), or on a running ``ridgerider worker`` pool that serves
+    the same archive (``--no-pool``: start the N workers anyway). ``--preset paper-fig2``
+    (``paper-fig3``, ``paper-fig6``, ``paper-mnist``) starts from the settings the paper states
+    for that figure (``ridgerider.problems.presets``).
     """
     from ridgerider.core.threads import use_compute_threads
     from ridgerider.services.jobs import Submission
@@ -123,7 +127,7 @@ def run(
     shortcuts |= {"max_nodes": max_nodes, "max_steps": max_steps}
     prob, rr = _problem_and_settings(problem, params, settings, shortcuts, preset)
     check_json_path(json_path)
-    plan = ray_plan(workers, ray_address)
+    plan = ray_plan(workers, ray_address, use_pool=use_pool)
     use_compute_threads()
     ref = JobRef()
 
@@ -267,6 +271,7 @@ def show(job: int, database_url: str | None, json_path: Path | None, quiet: bool
 @click.argument("job", type=click.IntRange(1))
 @WORKERS
 @RAY_ADDRESS
+@POOL
 @DATABASE_URL
 @REDIS_URL
 @JSON_PATH
@@ -275,6 +280,7 @@ def resume(
     job: int,
     workers: int,
     ray_address: str | None,
+    use_pool: bool,
     database_url: str | None,
     redis_url: str | None,
     json_path: Path | None,
@@ -295,7 +301,8 @@ def resume(
             print_report(shown, json_path)
         write_json(shown, json_path, quiet)
         return
-    _go_on(runner.resume, job, workers, ray_address, database_url, redis_url, json_path, quiet)
+    args = (workers, ray_address, use_pool, database_url, redis_url, json_path, quiet)
+    _go_on(runner.resume, job, *args)
 
 
 @click.command()
@@ -304,6 +311,7 @@ def resume(
 @click.option("--max-steps", type=click.IntRange(0, 10**9), default=None)
 @WORKERS
 @RAY_ADDRESS
+@POOL
 @DATABASE_URL
 @REDIS_URL
 @JSON_PATH
@@ -314,6 +322,7 @@ def extend(
     max_steps: int | None,
     workers: int,
     ray_address: str | None,
+    use_pool: bool,
     database_url: str | None,
     redis_url: str | None,
     json_path: Path | None,
@@ -326,7 +335,7 @@ def extend(
     from ridgerider.workers import runner
 
     budgets = {"max_nodes": max_nodes, "max_steps": max_steps}
-    args = (workers, ray_address, database_url, redis_url, json_path, quiet)
+    args = (workers, ray_address, use_pool, database_url, redis_url, json_path, quiet)
     _go_on(runner.extend, job, *args, **budgets)
 
 
@@ -335,6 +344,7 @@ def _go_on(
     job: int,
     workers: int,
     ray_address: str | None,
+    use_pool: bool,
     database_url: str | None,
     redis_url: str | None,
     json_path: Path | None,
@@ -344,7 +354,7 @@ def _go_on(
     """Run a stored job on (``runner.resume`` or ``runner.extend``) under a progress bar."""
     from ridgerider.core.threads import use_compute_threads
 
-    plan = ray_plan(workers, ray_address)
+    plan = ray_plan(workers, ray_address, use_pool=use_pool)
     use_compute_threads()
     run_with_progress(
         f"job {job} nodes",

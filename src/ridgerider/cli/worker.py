@@ -61,6 +61,11 @@ if TYPE_CHECKING:
     "--batch", default="1", show_default=True,
     help="branches per claim, or 'auto' (sized so the queue costs ~5 % of a worker's time)",
 )  # fmt: skip
+@click.option(
+    "--ray/--no-ray", "use_ray", default=True, show_default=True,
+    help="Ray actors, or plain processes of this machine (--no-ray: no Ray beside them; "
+    "CPU jobs only)",
+)  # fmt: skip
 def worker(
     ray_address: str | None,
     database_url: str | None,
@@ -74,12 +79,20 @@ def worker(
     lease_s: float | None,
     speculation: int,
     batch: str,
+    use_ray: bool,
 ) -> None:
     """Serve every running job with Ray workers until interrupted (Ctrl-C or SIGTERM).
 
     Workers that reserve GPUs (--num-gpus > 0, or the --gpu-workers) serve the jobs submitted
     with accelerator "gpu", and only those, computing on CUDA; the others serve CPU jobs. Ray
     places each where its resources are, so on a cluster GPU jobs ride on the GPU nodes.
+
+    While it runs, `ridgerider run`, `resume` and `extend --workers N` on this machine leave
+    their jobs on the same archive to these workers (warm: no Ray to start) instead of starting
+    their own (`--no-pool` to start them anyway).
+
+    `--no-ray` runs them as plain processes of this machine instead (no Ray started beside
+    them: lighter on a laptop; CPU jobs only).
 
     Workers that die are replaced; their branches come back when their leases expire. This
     process also runs the frontier's reaper (expired leases, wall-time budgets). The URLs never
@@ -89,6 +102,7 @@ def worker(
     """
     from ridgerider.services.archive import default_database_url, mask_url
     from ridgerider.workers.ray import start_workers
+    from ridgerider.workers.registry import Registration
 
     if num_workers + gpu_workers == 0:
         raise click.UsageError("--num-workers, --gpu-workers: at least one worker")
@@ -100,6 +114,18 @@ def worker(
         if n > 0
     ]
     url = database_url or default_database_url()
+    if not use_ray:
+        needs_ray = {
+            "--ray-address": ray_address is not None,
+            "--gpu-workers": gpu_workers > 0,
+            "--num-gpus": num_gpus > 0,
+            "--device": device not in (None, "cpu"),
+        }
+        for option, given in needs_ray.items():
+            if given:
+                raise click.UsageError(f"{option}: needs Ray (GPU jobs, clusters); drop --no-ray")
+        _serve_without_ray(url, redis_url, num_workers, groups[0][1])
+        return
     pools = []
     try:
         for i, (n, options) in enumerate(groups):  # one reaper is enough
@@ -108,7 +134,12 @@ def worker(
             pools.append(pool)
             kind = f"{options.accelerator} jobs on {options.compute_device}"
             console.print(f"{n} workers ({kind}) serving {mask_url(url)}")
-        _serve_until_stopped(pools)
+        counts = {"cpu": 0, "gpu": 0}
+        for n, options in groups:
+            counts[options.accelerator] += n
+        # `ridgerider run --workers N` on this machine now leaves its jobs to these workers.
+        with Registration(url, counts["cpu"], counts["gpu"]):
+            _serve_until_stopped(pools)
     finally:
         for pool in reversed(pools):  # the first one shuts down a Ray it started
             pool.stop()
@@ -155,3 +186,27 @@ def _serve_until_stopped(pools: list[WorkerPool]) -> None:
         for pool in pools:
             if pool.wait(0):
                 raise click.ClickException(f"worker pool stopped: {pool.error}")
+
+
+def _serve_without_ray(url: str, redis_url: str | None, n: int, options: WorkerOptions) -> None:
+    """``--no-ray``: ``n`` supervised processes of this machine, the reaper in this one."""
+    from ridgerider.services.archive import mask_url, open_archive
+    from ridgerider.workers.processes import start_process_workers
+    from ridgerider.workers.registry import Registration
+
+    archive = open_archive(url, redis_url, lease_s=options.lease_s)
+    archive.frontier.start_reaper()
+    pool = start_process_workers(url, redis_url, n, lease_s=options.lease_s,
+                                 speculation=options.speculation, batch=options.batch,
+                                 threads=options.torch_threads, poll_s=options.poll_s)  # fmt: skip
+    console.print(f"{n} worker processes (cpu jobs on cpu) serving {mask_url(url)}")
+    try:
+        with Registration(url, n):
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+            signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+            stop.wait()
+    finally:
+        pool.stop()
+        archive.close()
+    console.print(f"stopped ({pool.restarts} workers replaced)")

@@ -28,7 +28,7 @@ from ridgerider.core.threads import use_compute_threads
 from ridgerider.services.archive import open_archive
 from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
 from ridgerider.workers.pools import WorkerPool, lower_priority
-from ridgerider.workers.worker import Worker
+from ridgerider.workers.worker import BatchSize, Worker
 
 __all__ = ["ProcessWorkers", "start_process_workers"]
 
@@ -46,17 +46,21 @@ class _Spec:
     poll_s: float
     nice: int = 0
     speculation: int = DEFAULT_SPECULATION
+    batch: BatchSize = 1
+    threads: int = 1
 
 
 def _worker_main(spec: _Spec, completed: Any) -> None:
     """Entry point of a worker process: work until SIGTERM or the parent's death."""
-    use_compute_threads()
+    use_compute_threads(spec.threads)
     lower_priority(spec.nice)  # the one thread that computes; the API's process comes first
     parent = os.getppid()
     archive = open_archive(
         spec.database_url, spec.redis_url, lease_s=spec.lease_s, speculation=spec.speculation
     )
-    worker = Worker(archive.frontier, job_id=None, stop_when_idle=False, poll_s=spec.poll_s)
+    worker = Worker(
+        archive.frontier, job_id=None, batch=spec.batch, stop_when_idle=False, poll_s=spec.poll_s
+    )
 
     def on_node(_node: Any, _steps: int) -> None:
         completed.value += 1  # this process is the only writer
@@ -166,11 +170,14 @@ def start_process_workers(
     poll_s: float = 0.1,
     nice: int = 0,
     speculation: int = DEFAULT_SPECULATION,
+    batch: BatchSize = 1,
+    threads: int = 1,
 ) -> ProcessWorkers:
     """Start ``n`` supervised worker processes on the archive at ``database_url``.
 
     ``nice`` lowers their scheduling priority (``pools.lower_priority``); ``speculation``: see
-    ``services.archive.open_archive``.
+    ``services.archive.open_archive``; ``batch``: branches per claim (``Worker``); ``threads``:
+    torch threads per process.
     """
-    spec = _Spec(database_url, redis_url, lease_s, poll_s, nice, speculation)
+    spec = _Spec(database_url, redis_url, lease_s, poll_s, nice, speculation, batch, threads)
     return ProcessWorkers(spec, n).start()

@@ -4,13 +4,17 @@ Every function opens the archive at ``database_url`` (default: a SQLite file in 
 folder, see :func:`default_database_url`), applies pending migrations, does its work and closes
 the archive. Results use the JSON shape of ``ridgerider run``, plus ``job_id``.
 
-Two ways to run a job's branches: ``workers`` threads in this process (the default), or Ray
-actors (``ray=RayPlan(n, address)``, :mod:`ridgerider.workers.ray`) on a local Ray
-started on demand (shut down afterwards) or on the cluster at ``address``. Ray workers are separate
-processes, so they share the archive, not memory: the embedded default is the database frontier
-on the SQLite file (every process opens the same file; SQLite's writer lock is a file lock), or
-PostgreSQL (+ Redis) in a deployment. On a cluster, use PostgreSQL (a SQLite file is only
-reachable on its own machine).
+Three ways to run a job's branches: ``workers`` threads in this process (the default); a
+running ``ridgerider worker`` pool of this machine that serves the same archive
+(:mod:`ridgerider.workers.registry`; its workers are warm: an idle one looks for work every
+0.2 s); or Ray actors (``ray=RayPlan(n, address)``,
+:mod:`ridgerider.workers.ray`) on a local Ray started on demand (shut down afterwards) or on the
+cluster at ``address``. A ``RayPlan`` without ``address`` uses a running pool when there is one;
+if every pool stops before the job ends, it starts its own Ray workers and goes on. Ray workers
+are separate processes, so they share the archive, not memory: the embedded default is the
+database frontier on the SQLite file (every process opens the same file; SQLite's writer lock
+is a file lock), or PostgreSQL (+ Redis) in a deployment. On a cluster, use PostgreSQL (a SQLite
+file is only reachable on its own machine).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from ridgerider.services import accounts, jobs
 from ridgerider.services.archive import Archive, open_archive
 from ridgerider.services.jobs import JobNotFoundError
 from ridgerider.services.storage.records import RideProgress
+from ridgerider.workers.registry import BEAT_S, PoolEntry, find_pools
 from ridgerider.workers.worker import OnNode, Worker
 
 if TYPE_CHECKING:
@@ -137,11 +142,19 @@ class RayPlan:
         workers: number of Ray worker actors (>= 1).
         address: an existing cluster (``None``: this process's Ray, or a local one on demand).
         options: resources per worker (default: one CPU, one torch thread).
+        use_pool: see the attribute.
+        on_pool: see the attribute.
     """
 
     workers: int
     address: str | None = None
     options: WorkerOptions | None = None
+    use_pool: bool = True
+    """Leave the job to a running ``ridgerider worker`` pool of this machine that serves the
+    archive (:mod:`ridgerider.workers.registry`), if there is one, instead of starting Ray
+    workers; with ``address`` set the plan always starts its own."""
+    on_pool: Callable[[list[PoolEntry], int], None] | None = None
+    """Told which running pools the job was left to, and how many of their workers serve it."""
 
 
 def _work_ray(
@@ -171,6 +184,34 @@ def _work_ray(
         _report(archive, job_id, cursor, report)
     finally:
         pool.stop()
+
+
+def _work_pool(
+    archive: Archive, job_id: int, report: _Report, pools: list[PoolEntry], url: str
+) -> bool:
+    """Wait while running pools ride the job, reporting progress; ``False`` if they all stop.
+
+    The job's status is read every 50 ms (the wait's only cost beyond the progress reads every
+    0.2 s); the pools' registrations every :data:`~ridgerider.workers.registry.BEAT_S`.
+    """
+    archive.frontier.start_reaper()
+    job = archive.storage.get_job(job_id)
+    accelerator = job.accelerator if job else "cpu"
+    cursor = job.nodes if job else 0
+    reported = checked = time.monotonic()
+    while job is not None and job.status == JobStatus.RUNNING:
+        time.sleep(0.05)
+        now = time.monotonic()
+        if now - reported >= 0.2:
+            cursor, reported = _report_safely(archive, job_id, cursor, report), now
+        if now - checked >= BEAT_S:
+            checked = now
+            if not find_pools(url, accelerator):
+                log.warning("job %s: the worker pools %s stopped", job_id, [p.pid for p in pools])
+                return False
+        job = archive.storage.get_job(job_id)
+    _report(archive, job_id, cursor, report)
+    return True
 
 
 def _report_safely(archive: Archive, job_id: int, cursor: int, report: _Report) -> int:
@@ -214,12 +255,27 @@ def _dispatch(
     ``failed`` with that reason instead of staying ``running``.
     """
     try:
-        if ray is not None:
+        if ray is not None and not _left_to_pool(archive, job_id, report, ray):
             _work_ray(archive, job_id, report, ray, redis_url)
         else:
             _work(archive, job_id, report, workers)
     except Exception as exc:
         jobs.fail(archive.storage, job_id, f"workers: {type(exc).__name__}: {exc}")
+
+
+def _left_to_pool(archive: Archive, job_id: int, report: _Report, ray: RayPlan) -> bool:
+    """Whether running pools rode the job to its end (see :attr:`RayPlan.use_pool`)."""
+    if not ray.use_pool or ray.address is not None:
+        return False
+    url = archive.storage.db.url.render_as_string(hide_password=False)
+    job = archive.storage.get_job(job_id)
+    accelerator = job.accelerator if job else "cpu"
+    pools = find_pools(url, accelerator)
+    if not pools:
+        return False
+    if ray.on_pool is not None:
+        ray.on_pool(pools, sum(p.workers(accelerator) for p in pools))
+    return _work_pool(archive, job_id, report, pools, url)
 
 
 def run(

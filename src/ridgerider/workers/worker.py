@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 BACKOFF_S = 0.2
 """First wait after a backend error; doubles up to :data:`MAX_BACKOFF_S`."""
 MAX_BACKOFF_S = 5.0
+FIRST_POLL_S = 0.01
+"""First pause after an empty claim that followed work (a level's next branches come soon);
+the pause doubles up to ``poll_s`` while nothing comes."""
 
 BatchSize = int | Literal["auto"]
 """Branches per claim: a fixed count, or ``"auto"`` (see :class:`AdaptiveBatch`)."""
@@ -99,6 +102,7 @@ class Worker:
             heartbeat also writes it to the archive (``Storage.rides``) every
             ``progress_s`` while a ride runs.
         stop_when_idle: with ``job_id=None``, stop when no job has work.
+        poll_s: longest pause between empty claims (see :data:`FIRST_POLL_S`).
         accelerator: the jobs this worker serves (``schemas.Accelerator``): ``cpu`` jobs, or
             ``gpu`` jobs (a worker holding a GPU).
         device: where the branches of ``gpu`` jobs are computed (``cuda``, ``cuda:N``; a job's
@@ -134,11 +138,13 @@ class Worker:
     _lease_s: dict[int, float] = field(default_factory=dict)
     _max_attempts: dict[int, int] = field(default_factory=dict)
     _sizer: AdaptiveBatch | None = None
+    _pause: float = 0.0
     _ridges: dict[int, dict[tuple[str, int], list[Ridge]]] = field(default_factory=dict)
     """Per job, ridges recomputed for compacted branches (their siblings come next, mostly)."""
 
     def __post_init__(self) -> None:
         check_batch(self.batch)
+        self._pause = min(FIRST_POLL_S, self.poll_s)
         if self.batch == "auto":
             self._sizer = AdaptiveBatch()
 
@@ -198,8 +204,10 @@ class Worker:
         if not leases:
             if self._idle_done():
                 return True
-            time.sleep(self.poll_s)
+            self._stop.wait(self._pause)  # 10 ms after work, doubling up to poll_s when idle
+            self._pause = min(2 * self._pause, self.poll_s)
             return False
+        self._pause = min(FIRST_POLL_S, self.poll_s)
         with self._lock:
             self._held = list(leases)
             self._progress = {x.node_id: RideProgress(0, None) for x in leases}

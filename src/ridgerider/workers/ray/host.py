@@ -55,7 +55,7 @@ class WorkerOptions:
         lease_s: lease length (``None``: each job's ``lease_s``).
         speculation: rides a ``dfs``/``priority``/``random`` job may have ahead of its turn
             (``services.frontier.speculation``; 0: admitted branches only).
-        poll_s: pause between empty claims.
+        poll_s: longest pause between empty claims (the first after work is 10 ms).
         max_concurrency: threads of the actor (one rides, the others answer ``info``/``stop``).
     """
 
