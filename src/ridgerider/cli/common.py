@@ -257,19 +257,17 @@ RAY_ADDRESS = ray_address_option(
 )
 
 
-def ray_plan(
-    workers: int, ray_address: str | None, threads: int = 1, use_pool: bool = True
-) -> RayPlan | None:
+def ray_plan(workers: int, ray_address: str | None, use_pool: bool = True) -> RayPlan | None:
     """``--workers N`` (N >= 1) as a Ray plan; ``None`` (in-process) for 0.
 
     With ``use_pool`` (``--pool``, the default) a running ``ridgerider worker`` pool on the
-    same archive rides the job instead, and a line says so.
+    same archive rides the job instead, and a line says so. Ray itself is imported only if
+    the plan starts workers (0.4 s that a job left to a pool does not pay).
     """
     if workers == 0:
         if ray_address:
             usage_error("--ray-address needs --workers >= 1")
         return None
-    from ridgerider.workers.ray import WorkerOptions
     from ridgerider.workers.runner import RayPlan
 
     def on_pool(pools: list[PoolEntry], n: int) -> None:
@@ -277,8 +275,7 @@ def ray_plan(
         asked = "" if n == workers else f" (--workers {workers} asked for)"
         console.print(f"riding on the running worker pool (pid {pids}): {n} workers{asked}")
 
-    options = WorkerOptions(torch_threads=threads)
-    return RayPlan(workers, ray_address, options, use_pool=use_pool, on_pool=on_pool)
+    return RayPlan(workers, ray_address, use_pool=use_pool, on_pool=on_pool)
 
 
 def check_labels(name: str | None, tags: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
