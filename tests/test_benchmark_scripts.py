@@ -262,3 +262,17 @@ def test_batched_worker_compares_the_same_trees(tmp_path: Path) -> None:
         assert row["same_tree"] and row["nodes"] == 12
         assert row["loop_branches_per_s"] > 0 and row["batched_branches_per_s"] > 0
         assert set(row["profile_batched"]) == {"hessian", "eigh", "polish", "rest", "total"}
+
+
+def test_whole_process_compares_the_same_trees_with_warm_pools(tmp_path: Path) -> None:
+    out = tmp_path / "whole_process.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "whole_process.py"), "--quick", "--json",
+         str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["identical"] and row["nodes"] >= 2  # every pooled tree is the in-process one
+    assert set(row["pool_start_s"]) == {"processes-2"} and row["processes_wall_w2_over_w0"] > 0
+    assert row["w0_wall_s"] > row["w0_job_s"] > 0 and row["bound_w2_over_w0"] > 1
