@@ -7,7 +7,9 @@ job whose synthetic tree never runs out (every node has two children), so only t
 measured: SQLite (single writer), PostgreSQL (``FOR UPDATE SKIP LOCKED``) and PostgreSQL +
 Redis (Lua claims), for 1, 4 and 16 processes. Beside it, against the same PostgreSQL server,
 Optuna's enqueue / ask / tell cycle with its RDB storage (one trial queued, handed out and
-finished), which is what a durable trial queue costs in Optuna.
+finished), which is what a durable trial queue costs in Optuna, and (``--backends plain``) a
+minimal fenced ``SKIP LOCKED`` queue in plain SQL (``plain_worker``): the floor of what a
+database queue costs, without ranks, budgets, a sequencer or leases that expire.
 
 Each row also reports the CPU one cycle cost: in the worker processes, in the PostgreSQL
 backends serving them, and in the Redis server (the whole server: a bound where it is shared).
@@ -159,6 +161,65 @@ def backend_cpu(admin_url: str, database: str) -> float:
 
 SESSIONS = "SELECT pid FROM pg_stat_activity WHERE datname = %s"
 
+PLAIN_SCHEMA = """
+CREATE TABLE plain_queue (
+    id bigserial PRIMARY KEY,
+    parent bigint,
+    status text NOT NULL DEFAULT 'waiting',
+    lease text,
+    leased_until timestamptz,
+    payload bytea NOT NULL,
+    result bytea
+);
+CREATE INDEX plain_waiting ON plain_queue (id) WHERE status = 'waiting';
+INSERT INTO plain_queue (payload) VALUES ('\\x00');
+"""
+PLAIN_CLAIM = """
+UPDATE plain_queue SET status = 'leased', lease = %(me)s, leased_until = now() + interval '60 s'
+WHERE id IN (SELECT id FROM plain_queue WHERE status = 'waiting' ORDER BY id
+             LIMIT %(k)s FOR UPDATE SKIP LOCKED)
+RETURNING id, payload
+"""
+PLAIN_COMPLETE = """
+WITH done AS (
+    UPDATE plain_queue SET status = 'done', result = %(result)s, lease = NULL
+    WHERE id = ANY(%(ids)s) AND lease = %(me)s AND status = 'leased' RETURNING id
+)
+INSERT INTO plain_queue (parent, payload)
+SELECT done.id, %(payload)s FROM done CROSS JOIN generate_series(1, 2)
+RETURNING parent
+"""
+
+
+def plain_worker(url: str, k: int, go: Any, stop: Any, window: Any, out: Any) -> None:
+    """The baseline: a minimal fenced ``FOR UPDATE SKIP LOCKED`` queue, psycopg only.
+
+    A cycle is what ridgerider's is, less its guarantees beyond the fence: claim ``k`` rows
+    with a lease (one transaction), then in one transaction mark them done if the lease still
+    holds and insert two children each. No ranks, budgets, sequencer, heartbeats or reaper.
+    """
+    payload = bytes(16 * 2 + 64)  # θ and ridge of two float64 parameters, and a header
+    me = f"plain:{os.getpid()}"
+    stamps: list[float] = []
+    cpu = 0.0
+    with psycopg.connect(url.replace("+psycopg", "")) as conn:
+        go.wait()
+        while not stop.is_set():
+            t, c = time.time(), time.process_time()
+            with conn.transaction():
+                rows = conn.execute(PLAIN_CLAIM, {"me": me, "k": k}).fetchall()
+            if not rows:
+                time.sleep(0.005)
+                continue
+            with conn.transaction():
+                ids = [r[0] for r in rows]
+                args = {"me": me, "ids": ids, "result": payload, "payload": payload}
+                done = {r[0] for r in conn.execute(PLAIN_COMPLETE, args).fetchall()}
+            stamps += [time.time()] * len(done)
+            if window[0] <= t and (not window[1] or t < window[1]):
+                cpu += time.process_time() - c
+    out.put((sum(window[0] <= t < window[1] for t in stamps), cpu))
+
 
 def measure(
     target: Any, n: int, seconds: float, extra: tuple[Any, ...], server: Any
@@ -294,6 +355,15 @@ def main(args: Args) -> dict[str, Any]:
         if args.complete_batch and "postgres+redis" in args.backends:
             runs.append(("postgres+redis", max(args.workers), False))  # one commit per branch
         for backend, n, batched in runs:
+            if backend == "plain":
+                plain_url = pg.replace("+psycopg", "")
+                with psycopg.connect(plain_url, autocommit=True) as c:
+                    c.execute("DROP TABLE IF EXISTS plain_queue")
+                    c.execute(PLAIN_SCHEMA)
+                server = lambda: backend_cpu(admin, tag)  # noqa: E731
+                got = measure(plain_worker, n, args.seconds, (plain_url, args.batch), server)
+                record(results, f"plain/{n}", got)
+                continue
             url = f"sqlite:///{tmp}/{backend}-{n}.db" if backend == "sqlite" else pg
             ns = f"{tag}:{uuid.uuid4().hex[:6]}"
             SQLStorage(url).close()  # migrate
@@ -320,6 +390,12 @@ def main(args: Args) -> dict[str, Any]:
                 record(results, f"optuna/{n}", got)
     rates = results["cycles_per_s"]
     results["load_avg_after"] = os.getloadavg()
+    for n in args.workers:
+        for backend in ("postgres", "postgres+redis", "sqlite"):
+            if f"plain/{n}" in rates and f"{backend}/{n}" in rates:
+                ratio = rates[f"{backend}/{n}"] / max(rates[f"plain/{n}"], 1e-9)
+                results[f"ratio_vs_plain/{backend}/{n}"] = round(ratio, 3)
+                print(f"{backend} / plain queue with {n} workers: {ratio:.3f}x")
     for n in args.workers:
         if f"optuna/{n}" in rates and f"postgres+redis/{n}" in rates:
             ratio = rates[f"postgres+redis/{n}"] / max(rates[f"optuna/{n}"], 1e-9)
