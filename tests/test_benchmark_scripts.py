@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -276,3 +277,28 @@ def test_whole_process_compares_the_same_trees_with_warm_pools(tmp_path: Path) -
     assert row["identical"] and row["nodes"] >= 2  # every pooled tree is the in-process one
     assert set(row["pool_start_s"]) == {"processes-2"} and row["processes_wall_w2_over_w0"] > 0
     assert row["w0_wall_s"] > row["w0_job_s"] > 0 and row["bound_w2_over_w0"] > 1
+
+
+@pytest.mark.postgres
+def test_frontier_runs_beside_the_plain_queue(tmp_path: Path) -> None:
+    """Needs PostgreSQL (the plain queue, and the script's scratch database)."""
+    import psycopg
+
+    from services.conftest import PG_URL, _pg_admin
+
+    try:
+        _pg_admin().close()
+    except psycopg.Error as exc:
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    out = tmp_path / "frontier.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "frontier.py"), "--backends", "plain",
+         "sqlite", "--workers", "1", "--seconds", "0.5", "--batch", "4", "--no-optuna",
+         "--postgres-url", PG_URL, "--json", str(out)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert res["cycles_per_s"]["plain/1"] > 0 and res["cycles_per_s"]["sqlite/1"] > 0
+    ratio = res["ratio_vs_plain/sqlite/1"]
+    assert ratio == round(res["cycles_per_s"]["sqlite/1"] / res["cycles_per_s"]["plain/1"], 3)
