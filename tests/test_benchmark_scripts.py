@@ -32,6 +32,19 @@ def _run(script: str, out: Path, *args: str) -> dict:
     return json.loads((out / script.replace(".py", ".json")).read_text())
 
 
+def _run_json(script: str, out: Path, *args: str) -> dict:
+    """Run a benchmark that writes its result to ``--json out``; that result."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
 def test_paper_mnist_search_and_ablations(tmp_path: Path) -> None:
     out = _run(
         "paper_mnist.py",
@@ -235,14 +248,7 @@ def test_colored_ood_reads_mnist_idx_files(tmp_path: Path, monkeypatch: Any) -> 
 
 
 def test_speculation_scaling_and_waste(tmp_path: Path) -> None:
-    out = tmp_path / "speculation.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "speculation.py"), "--quick", "--json",
-         str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(out.read_text())
+    res = _run_json("speculation.py", tmp_path / "speculation.json", "--quick")
     orders = {"bfs", "dfs", "priority", "random"}
     assert {r["order"] for r in res["scaling"]} == orders
     assert any(r["speculation"] == 0 for r in res["scaling"])  # dfs without, for comparison
@@ -266,14 +272,7 @@ def test_batched_worker_compares_the_same_trees(tmp_path: Path) -> None:
 
 
 def test_whole_process_compares_the_same_trees_with_warm_pools(tmp_path: Path) -> None:
-    out = tmp_path / "whole_process.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "whole_process.py"), "--quick", "--json",
-         str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    (row,) = json.loads(out.read_text())["rows"]
+    (row,) = _run_json("whole_process.py", tmp_path / "whole_process.json", "--quick")["rows"]
     assert row["identical"] and row["nodes"] >= 2  # every pooled tree is the in-process one
     assert set(row["pool_start_s"]) == {"processes-2"} and row["processes_wall_w2_over_w0"] > 0
     assert row["w0_wall_s"] > row["w0_job_s"] > 0 and row["bound_w2_over_w0"] > 1
@@ -290,15 +289,9 @@ def test_frontier_runs_beside_the_plain_queue(tmp_path: Path) -> None:
         _pg_admin().close()
     except psycopg.Error as exc:
         pytest.skip(f"PostgreSQL not reachable: {exc}")
-    out = tmp_path / "frontier.json"
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "frontier.py"), "--backends", "plain",
-         "sqlite", "--workers", "1", "--seconds", "0.5", "--batch", "4", "--no-optuna",
-         "--postgres-url", PG_URL, "--json", str(out)],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads(out.read_text())
+    args = ["--backends", "plain", "sqlite", "--workers", "1", "--seconds", "0.5"]
+    args += ["--batch", "4", "--no-optuna", "--postgres-url", PG_URL]
+    res = _run_json("frontier.py", tmp_path / "frontier.json", *args)
     assert res["cycles_per_s"]["plain/1"] > 0 and res["cycles_per_s"]["sqlite/1"] > 0
     ratio = res["ratio_vs_plain/sqlite/1"]
     assert ratio == round(res["cycles_per_s"]["sqlite/1"] / res["cycles_per_s"]["plain/1"], 3)
