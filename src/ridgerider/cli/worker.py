@@ -58,8 +58,9 @@ if TYPE_CHECKING:
     help="rides a dfs/priority/random job may have ahead of its turn (0: none)",
 )  # fmt: skip
 @click.option(
-    "--batch", default="1", show_default=True,
-    help="branches per claim, or 'auto' (sized so the queue costs ~5 % of a worker's time)",
+    "--batch", default="auto", show_default=True,
+    help="branches per claim, or 'auto': sized so the queue costs ~5 % of a worker's time "
+    "(a job's exact branches of one claim are ridden together)",
 )  # fmt: skip
 @click.option(
     "--ray/--no-ray", "use_ray", default=True, show_default=True,
