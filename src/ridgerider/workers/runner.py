@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ridgerider.schemas.enums import JobStatus
 from ridgerider.services import accounts, jobs
 from ridgerider.services.archive import Archive, open_archive
+from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
 from ridgerider.services.jobs import JobNotFoundError
 from ridgerider.services.storage.records import RideProgress
 from ridgerider.workers.registry import BEAT_S, PoolEntry, find_pools
@@ -53,8 +54,12 @@ __all__ = [
 
 
 @contextlib.contextmanager
-def _archive(database_url: str | None, redis_url: str | None = None) -> Iterator[Archive]:
-    archive = open_archive(database_url, redis_url)
+def _archive(
+    database_url: str | None, redis_url: str | None = None, workers: int = 0
+) -> Iterator[Archive]:
+    """The archive; for one worker in this process no rides ahead (nobody else to ride them)."""
+    ahead = 0 if workers == 1 else DEFAULT_SPECULATION
+    archive = open_archive(database_url, redis_url, speculation=ahead)
     try:
         yield archive
     finally:
@@ -90,10 +95,7 @@ class _Report:
                 self.on_node(node, steps)
 
     def riding(self, steps: Callable[[], int], *, force: bool = False) -> None:
-        """Report the steps of the rides in flight, ``steps()``, at most every ``every_s``.
-
-        ``steps`` is only evaluated when a report is due (workers call this on every step).
-        """
+        """Report the rides' steps, ``steps()`` (evaluated only when due), every ``every_s``."""
         if self.on_riding is None or (not force and time.monotonic() - self._last < self.every_s):
             return
         with self._lock:
@@ -104,7 +106,7 @@ class _Report:
 
 
 def _work(archive: Archive, job_id: int, report: _Report, workers: int) -> None:
-    """Run ``workers`` workers on one job in this process until it finishes."""
+    """Run ``workers`` workers on one job here until it ends (claims sized automatically)."""
     archive.frontier.start_reaper()
 
     def on_node(node: Any, steps: int) -> None:
@@ -115,7 +117,7 @@ def _work(archive: Archive, job_id: int, report: _Report, workers: int) -> None:
         report.riding(lambda: _riding(pool))
 
     pool = [
-        Worker(archive.frontier, job_id=job_id, on_node=on_node, on_ride=on_ride)
+        Worker(archive.frontier, job_id, batch="auto", on_node=on_node, on_ride=on_ride)
         for _ in range(workers)
     ]
     threads = [threading.Thread(target=w.run, daemon=True) for w in pool[1:]]
@@ -150,9 +152,8 @@ class RayPlan:
     address: str | None = None
     options: WorkerOptions | None = None
     use_pool: bool = True
-    """Leave the job to a running ``ridgerider worker`` pool of this machine that serves the
-    archive (:mod:`ridgerider.workers.registry`), if there is one, instead of starting Ray
-    workers; with ``address`` set the plan always starts its own."""
+    """Leave the job to a running ``ridgerider worker`` pool serving the archive, if any
+    (:mod:`~ridgerider.workers.registry`); with ``address`` set, always start Ray workers."""
     on_pool: Callable[[list[PoolEntry], int], None] | None = None
     """Told which running pools the job was left to, and how many of their workers serve it."""
 
@@ -191,8 +192,7 @@ def _work_pool(
 ) -> bool:
     """Wait while running pools ride the job, reporting progress; ``False`` if they all stop.
 
-    The job's status is read every 50 ms (the wait's only cost beyond the progress reads every
-    0.2 s); the pools' registrations every :data:`~ridgerider.workers.registry.BEAT_S`.
+    Reads the job's status every 50 ms, the progress every 0.2 s, the pools every ``BEAT_S``.
     """
     archive.frontier.start_reaper()
     job = archive.storage.get_job(job_id)
@@ -300,7 +300,7 @@ def run(
     owner belongs to the local user (:data:`accounts.LOCAL_USER`), so the service's dashboard
     lists it for that user, administrators and development mode.
     """
-    with _archive(database_url, redis_url) as archive:
+    with _archive(database_url, redis_url, workers) as archive:
         if submission.owner_id is None:
             owner = accounts.local_user(archive.storage).id
             submission = dataclasses.replace(submission, owner_id=owner)
@@ -326,7 +326,7 @@ def resume(
     Raises :class:`JobNotFoundError` for an unknown id. A job that already succeeded is just
     shown.
     """
-    with _archive(database_url, redis_url) as archive:
+    with _archive(database_url, redis_url, workers) as archive:
         job = jobs.resume(archive.storage, archive.frontier, job_id)
         if job.status == JobStatus.RUNNING:
             _dispatch(archive, job_id, _Report(on_node, on_riding), workers, ray, redis_url)
@@ -347,7 +347,7 @@ def extend(
     ray: RayPlan | None = None,
 ) -> dict[str, Any]:
     """Raise a finished job's budgets and run it on to the new ones (``ValueError`` if lower)."""
-    with _archive(database_url, redis_url) as archive:
+    with _archive(database_url, redis_url, workers) as archive:
         more = jobs.extend(
             archive.storage,
             archive.frontier,
