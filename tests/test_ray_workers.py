@@ -52,6 +52,7 @@ def local_ray() -> Iterator[None]:
     if not ray.is_initialized():
         try:
             ray.init(
+                address="local",  # a new one, even beside a cluster `ray start` left here
                 # logical CPUs: room for a replacement actor while Ray reclaims a killed one's
                 num_cpus=4,
                 include_dashboard=False,

@@ -46,7 +46,9 @@ def ensure_ray(
 
     Reuses a Ray already initialised in this process; with ``address`` (``"auto"`` or
     ``"ray://host:10001"`` / ``"host:6379"``) joins that cluster; otherwise starts a local
-    instance with ``num_cpus`` logical CPUs, no dashboard and a small object store.
+    instance with ``num_cpus`` logical CPUs, no dashboard and a small object store: a new one
+    (``address="local"``), even if ``ray start`` left a cluster on this machine, which
+    ``ray.init()`` would join and then refuse ``num_cpus`` for.
     """
     if ray.is_initialized():
         return False
@@ -56,7 +58,7 @@ def ensure_ray(
     init_kwargs.setdefault("include_dashboard", False)
     init_kwargs.setdefault("object_store_memory", LOCAL_OBJECT_STORE)
     init_kwargs.setdefault("log_to_driver", False)
-    ray.init(num_cpus=num_cpus, **init_kwargs)
+    ray.init(address="local", num_cpus=num_cpus, **init_kwargs)
     return True
 
 
