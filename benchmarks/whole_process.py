@@ -42,8 +42,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from frontier import PgDatabase
 from ridgerider.services.archive import open_archive
 
 ORDERS = ("bfs", "dfs", "priority")
@@ -125,19 +125,16 @@ def tree(url: str, job_id: int) -> list[tuple[Any, ...]]:
         archive.close()
 
 
-def _pg_database(a: Args, name: str) -> str:
-    import psycopg
-
-    admin_url = a.pg_url.replace("+psycopg", "")
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.execute(f'CREATE DATABASE "{name}"')
-    return urlunsplit(urlsplit(a.pg_url)._replace(path=f"/{name}"))
-
-
 def backend(a: Args, name: str, tmp: Path) -> list[dict[str, Any]]:
     """Every order, in-process then with each pool kind of 1 and 2 workers, on one backend."""
-    url = f"sqlite:///{tmp / 'archive.db'}" if name == "sqlite" else _pg_database(a, "rr_whole")
+    if name == "sqlite":
+        return rows_on(a, name, f"sqlite:///{tmp / 'archive.db'}", tmp)
+    with PgDatabase(a.pg_url, "rr_whole") as url:  # a scratch database, dropped afterwards
+        return rows_on(a, name, url, tmp)
+
+
+def rows_on(a: Args, name: str, url: str, tmp: Path) -> list[dict[str, Any]]:
+    """:func:`backend`'s measurements on the archive at ``url``."""
     env = {**os.environ, "XDG_DATA_HOME": str(tmp / "data")}  # pools of this run only
     runs: dict[tuple[str, str, int], list[dict]] = {}
     pool_start: dict[str, float] = {}
