@@ -203,10 +203,7 @@ def _serve_without_ray(url: str, redis_url: str | None, n: int, options: WorkerO
     console.print(f"{n} worker processes (cpu jobs on cpu) serving {mask_url(url)}")
     try:
         with Registration(url, n):
-            stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-            signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
-            stop.wait()
+            _serve_until_stopped([])  # the process pool replaces its dead workers: no give-up
     finally:
         pool.stop()
         archive.close()
