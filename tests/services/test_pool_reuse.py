@@ -19,7 +19,7 @@ from ridgerider.problems import create
 from ridgerider.services import jobs
 from ridgerider.services.archive import open_archive
 from ridgerider.workers import registry, runner
-from ridgerider.workers.worker import Worker
+from ridgerider.workers.pools import start_local_workers
 
 RUN = ["run", "tree-rl", "--set", "depth=6", "--set", "tree_seed=2", "--order", "priority"]
 
@@ -63,25 +63,16 @@ def test_pools_that_died_are_not_found_and_their_files_go(tmp_path: Path) -> Non
 
 
 class Pool:
-    """A warm pool in this process: worker threads serving every job, registered."""
+    """A warm pool in this process: the service's worker threads (every job), registered."""
 
     def __init__(self, url: str, n: int) -> None:
         self.archive = open_archive(url)
-        self.workers = [
-            Worker(self.archive.frontier, job_id=None, stop_when_idle=False, poll_s=0.05)
-            for _ in range(n)
-        ]
-        self.threads = [threading.Thread(target=w.run, daemon=True) for w in self.workers]
-        for t in self.threads:
-            t.start()
+        self.workers = start_local_workers(self.archive.frontier, n, poll_s=0.05)
         self.registration = registry.Registration(url, cpu_workers=n)
 
     def close(self) -> None:
         self.registration.close()
-        for w in self.workers:
-            w.stop()
-        for t in self.threads:
-            t.join()
+        self.workers.stop()
         self.archive.close()
 
 
@@ -104,7 +95,7 @@ def test_run_leaves_its_job_to_a_running_pool_and_gets_the_same_tree(tmp_path: P
     a, b = json.loads(here.read_text()), json.loads(there.read_text())
     assert b["status"] == "succeeded" and b["job_id"] == a["job_id"] + 1
     assert (b["nodes"], b["solutions"], b["mis"]) == (a["nodes"], a["solutions"], a["mis"])
-    assert sum(w.completed for w in pool.workers) == b["nodes"]  # the pool rode every branch
+    assert pool.workers.completed == b["nodes"]  # the pool rode every branch
 
 
 def test_without_the_pool_or_when_it_stops_the_job_starts_its_own_workers(
