@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import struct
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 from ridgerider.core.branch import (
     Branch,
     child_seed,
+    compact_bytes,
     fingerprint_key,
     tensor_from_bytes,
     tensor_to_bytes,
@@ -57,7 +59,7 @@ def test_ridge_branch_round_trip(dtype):
         loss=-0.1 / 3,
     )
     data = b.to_bytes()
-    assert data[:4] == b"RRB1"
+    assert data[:4] == b"RRB2"
     back = Branch.from_bytes(data)
     assert_same(b, back)
     assert back.depth == 3
@@ -68,11 +70,53 @@ def test_ridge_branch_round_trip(dtype):
 def test_encoding_is_little_endian_raw_data():
     theta = torch.tensor([1.0, -2.5], dtype=torch.float64)
     data = Branch(theta, None, None, (), 0).to_bytes()
-    (hlen,) = struct.unpack("<I", data[4:8])
-    header = json.loads(data[8 : 8 + hlen])
-    assert header["dtype"] == "float64"
-    assert header["n"] == 2
-    assert data[8 + hlen :] == struct.pack("<2d", 1.0, -2.5)
+    code, flags, n, _, seed, _, _, depth = struct.unpack("<BBIdqdqI", data[4:46])
+    assert (code, n, seed, depth) == (0, 2, 0, 0)  # float64, 2 values, the root
+    assert flags == 1  # θ only: no ridge, eigenvalue, loss or parent seed
+    assert data[46:] == struct.pack("<2d", 1.0, -2.5)
+
+
+def test_binary_header_layout_of_a_child():
+    """Fixed fields, then one little-endian u32 per choice: index << 1 | (sign < 0)."""
+    child = Branch(torch.zeros(4), torch.ones(4), -0.5, ((0, 1), (3, -1)), 7, -0.0, 11)
+    data = child.to_bytes(theta=False)
+    code, flags, n, eig, seed, loss, parent, depth = struct.unpack("<BBIdqdqI", data[4:46])
+    assert (code, n, eig, seed, parent, depth) == (1, 4, -0.5, 7, 11, 2)
+    assert flags == 2 | 4 | 8 | 16  # ridge, eigenvalue, loss and parent seed; no θ
+    assert math.copysign(1.0, loss) == -1.0  # -0.0 keeps its sign
+    assert struct.unpack("<2I", data[46:54]) == (0, 7)
+    assert len(data) == 54 + 4 * 4
+    back = Branch.from_bytes(data, tensor_to_bytes(child.theta))
+    assert_same(child, back)
+    assert math.copysign(1.0, back.loss) == -1.0
+
+
+def test_a_header_only_record_is_small():
+    fp = tuple((i, 1 if i % 2 else -1) for i in range(12))
+    child = Branch(torch.zeros(70, dtype=torch.float64), None, -0.25, fp, 2**62, 1.5, 2**61)
+    assert len(child.to_bytes(theta=False, direction=False)) == 46 + 4 * 12
+
+
+def test_numbers_beyond_the_binary_fields_keep_the_json_header():
+    big = Branch(torch.ones(2, dtype=torch.float64), None, None, (), 2**64 + 3, None)
+    data = big.to_bytes()
+    assert data[:4] == b"RRB1"
+    assert Branch.from_bytes(data).seed == 2**64 + 3
+    wide = Branch(torch.ones(2), torch.ones(2), -1.0, ((2**31, 1),), 1, 0.0, 0)
+    assert wide.to_bytes()[:4] == b"RRB1"
+    assert Branch.from_bytes(wide.to_bytes()).fingerprint == ((2**31, 1),)
+
+
+@pytest.mark.parametrize("ridden", [True, False])
+def test_first_format_records_decode_and_compact_to_the_same_branch(ridden):
+    child = Branch(torch.ones(3, dtype=torch.float64), torch.full((3,), 0.5, dtype=torch.float64),
+                   -1.0, ((2, -1), (0, 1)), 5, 0.25, 9)  # fmt: skip
+    header = {**_good_header(), "fingerprint": [[2, -1], [0, 1]], "parent_seed": 9, "loss": 0.25}
+    old = _frame(header, child.to_bytes()[-48:])
+    assert_same(Branch.from_bytes(old), child)
+    small = compact_bytes(old, ridden=ridden)
+    assert small == compact_bytes(child.to_bytes(), ridden=ridden)
+    assert small is not None and small[:4] == b"RRB2"
 
 
 def test_tensor_bytes_round_trip():
@@ -93,9 +137,17 @@ GOOD = Branch(torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.floa
 
 
 def _good_header() -> dict:
-    data = GOOD.to_bytes()
-    (hlen,) = struct.unpack("<I", data[4:8])
-    return json.loads(data[8 : 8 + hlen])
+    """:data:`GOOD`'s header as the first format (``RRB1``) writes it."""
+    return {"dtype": "float64", "n": 3, "has_direction": True, "eigenvalue": -1.0,
+            "fingerprint": [[0, 1]], "seed": 5, "loss": 0.5}  # fmt: skip
+
+
+def _binary(**fields: int) -> bytes:
+    """:data:`GOOD` as ``RRB2`` with some fixed fields replaced."""
+    values = {"code": 0, "flags": 15, "n": 3, "depth": 1} | fields
+    fixed = struct.pack("<BBIdqdqI", values["code"], values["flags"], values["n"], -1.0, 5, 0.5,
+                        0, values["depth"])  # fmt: skip
+    return b"RRB2" + fixed + struct.pack("<I", 0) + b"\x00" * 48
 
 
 @pytest.mark.parametrize(
@@ -117,6 +169,12 @@ def _good_header() -> dict:
         _frame({**_good_header(), "n": 4}, b"\x00" * 48),
         _frame({**_good_header(), "n": -1}, b""),
         _frame({**_good_header(), "fingerprint": [[1]]}, b"\x00" * 48),
+        _binary(code=2),  # no such dtype
+        _binary(flags=15 | 32),  # unknown flag
+        _binary(depth=1000),  # more choices than bytes
+        _binary(n=4),  # body of the wrong size
+        _binary(flags=13),  # no ridge, but a ridge's bytes
+        b"RRB2" + b"\x00" * 10,  # truncated fixed fields
     ],
     ids=lambda d: repr(d[:12]),
 )

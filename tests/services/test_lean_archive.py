@@ -42,7 +42,10 @@ def settings(**kw: Any) -> RRSettings:
 
 
 def header_only(data: bytes) -> bool:
-    """Whether a branch record is its header alone (no θ, no ridge)."""
+    """Whether a branch record is its header alone (no θ, no ridge), in either format."""
+    if data[:4] == b"RRB2":  # 42 bytes of fixed fields (the last: the depth), u32 per choice
+        (depth,) = struct.unpack("<I", data[42:46])
+        return len(data) == 46 + 4 * depth
     (hlen,) = struct.unpack("<I", data[4:8])
     return len(data) == 8 + hlen
 

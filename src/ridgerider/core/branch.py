@@ -2,8 +2,12 @@
 
 A branch is everything a worker needs to ride one ridge: the branch point θ, the ridge ``e`` and
 its eigenvalue, the fingerprint of choices that led here and a seed. The root branch (the MIS)
-has no ridge. A branch serialises to bytes as a small JSON header followed by raw little-endian
-tensor data, so any process or machine can replay it and nothing is ever unpickled.
+has no ridge. A branch serialises to bytes as a small binary header followed by raw little-endian
+tensor data, so any process or machine can replay it and nothing is ever unpickled. The header
+is fixed-size fields and the fingerprint as 32-bit words (``RRB2``: 46 bytes plus 4 per choice);
+records of the first format (``RRB1``: a JSON header, about 240 bytes at depth 3, most of a
+compacted row) still decode, and a branch whose numbers do not fit the binary fields (a seed
+beyond 64 bits) is still written in it.
 
 An archive stores a child branch without θ (``has_theta: false``): a child's θ is its parent's
 end θ, stored once in the parent's row, and the reader passes it back to :meth:`Branch.from_bytes`.
@@ -41,7 +45,17 @@ Choice = tuple[int, int]
 Fingerprint = tuple[Choice, ...]
 
 _MAGIC = b"RRB1"
+"""The first format: ``RRB1 | u32 length | JSON header | tensors``."""
+_MAGIC2 = b"RRB2"
+"""The binary format: ``RRB2 | fixed fields | u32 per choice | tensors``."""
+_FIXED = struct.Struct("<BBIdqdqI")
+"""dtype code, flags, n, eigenvalue, seed, loss, parent seed, depth."""
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_CODES = ("float64", "float32")
+"""dtype names by their code in a binary header."""
+_HAS_THETA, _HAS_DIRECTION, _HAS_EIGENVALUE, _HAS_LOSS, _HAS_PARENT = 1, 2, 4, 8, 16
+_FLAGS = 31
+_I64 = 2**63
 
 
 def fingerprint_key(fingerprint: Fingerprint) -> str:
@@ -98,7 +112,7 @@ class Branch:
         return self.direction is None and bool(self.fingerprint)
 
     def to_bytes(self, *, theta: bool = True, direction: bool = True) -> bytes:
-        """Encode as ``RRB1 | u32 header length | JSON header | θ bytes | e bytes``.
+        """Encode as ``RRB2 | binary header | θ bytes | e bytes`` (see the module's docstring).
 
         ``theta=False`` leaves θ out (the parent's end θ: pass it back to :meth:`from_bytes`);
         ``direction=False`` leaves the ridge out (a compacted branch, or a ridden one).
@@ -120,8 +134,7 @@ class Branch:
             header["has_theta"] = False
         if self.parent_seed is not None:
             header["parent_seed"] = self.parent_seed
-        h = json.dumps(header, separators=(",", ":")).encode()
-        return _MAGIC + struct.pack("<I", len(h)) + h + theta_b + dir_b
+        return _frame(header) + theta_b + dir_b
 
     @classmethod
     def from_bytes(cls, data: bytes, theta: bytes | None = None) -> Branch:
@@ -161,8 +174,62 @@ class Branch:
         return cls(theta_t, direction, eigenvalue, fingerprint, seed, loss, parent_seed)
 
 
+def _frame(header: dict[str, Any]) -> bytes:
+    """A record's magic and header: binary (``RRB2``) unless a number does not fit its field."""
+    fp = header["fingerprint"]
+    seed, parent = header["seed"], header.get("parent_seed")
+    fits = -_I64 <= seed < _I64 and (parent is None or -_I64 <= parent < _I64)
+    fits = fits and header["n"] < 2**32 and all(0 <= i < 2**31 for i, _ in fp)
+    if not fits or header["dtype"] not in _CODES:
+        h = json.dumps(header, separators=(",", ":")).encode()
+        return _MAGIC + struct.pack("<I", len(h)) + h
+    eigenvalue, loss = header["eigenvalue"], header["loss"]
+    flags = (
+        _HAS_THETA * header.get("has_theta", True)
+        | _HAS_DIRECTION * header["has_direction"]
+        | _HAS_EIGENVALUE * (eigenvalue is not None)
+        | _HAS_LOSS * (loss is not None)
+        | _HAS_PARENT * (parent is not None)
+    )
+    fixed = _FIXED.pack(
+        _CODES.index(header["dtype"]), flags, header["n"],
+        0.0 if eigenvalue is None else eigenvalue, seed, 0.0 if loss is None else loss,
+        parent or 0, len(fp),
+    )  # fmt: skip
+    words = struct.pack(f"<{len(fp)}I", *((i << 1) | (s < 0) for i, s in fp))
+    return _MAGIC2 + fixed + words
+
+
+def _split_binary(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """The header (as :meth:`Branch.to_bytes` builds it) and tensor bytes of an ``RRB2`` record."""
+    try:
+        code, flags, n, eigenvalue, seed, loss, parent, depth = _FIXED.unpack_from(data, 4)
+        start = 4 + _FIXED.size
+        words = struct.unpack_from(f"<{depth}I", data, start)
+    except struct.error as exc:
+        raise ValueError(f"malformed branch header: {exc}") from None
+    if code >= len(_CODES) or flags & ~_FLAGS:
+        raise ValueError("malformed branch header: unknown dtype or flags")
+    header: dict[str, Any] = {
+        "dtype": _CODES[code],
+        "n": n,
+        "has_direction": bool(flags & _HAS_DIRECTION),
+        "eigenvalue": eigenvalue if flags & _HAS_EIGENVALUE else None,
+        "fingerprint": [[w >> 1, -1 if w & 1 else 1] for w in words],
+        "seed": seed,
+        "loss": loss if flags & _HAS_LOSS else None,
+    }
+    if not flags & _HAS_THETA:
+        header["has_theta"] = False
+    if flags & _HAS_PARENT:
+        header["parent_seed"] = parent
+    return header, data[start + 4 * depth :]
+
+
 def _split(data: bytes) -> tuple[dict[str, Any], bytes]:
-    """The JSON header and the tensor bytes of an encoded branch."""
+    """The header and the tensor bytes of an encoded branch (either format)."""
+    if len(data) >= 4 and data[:4] == _MAGIC2:
+        return _split_binary(data)
     if len(data) < 8 or data[:4] != _MAGIC:
         raise ValueError("not a ridgerider branch (bad magic)")
     (hlen,) = struct.unpack("<I", data[4:8])
@@ -188,8 +255,7 @@ def compact_bytes(data: bytes, *, ridden: bool) -> bytes | None:
     if not ridden and header.get("parent_seed") is None:
         return None
     header |= {"has_theta": False, "has_direction": False}
-    h = json.dumps(header, separators=(",", ":")).encode()
-    return _MAGIC + struct.pack("<I", len(h)) + h
+    return _frame(header)
 
 
 @dataclass
