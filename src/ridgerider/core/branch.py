@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +56,7 @@ _CODES = ("float64", "float32")
 """dtype names by their code in a binary header."""
 _HAS_THETA, _HAS_DIRECTION, _HAS_EIGENVALUE, _HAS_LOSS, _HAS_PARENT = 1, 2, 4, 8, 16
 _FLAGS = 31
-_I64 = 2**63
+_LITTLE = sys.byteorder == "little"
 
 
 def fingerprint_key(fingerprint: Fingerprint) -> str:
@@ -71,14 +72,14 @@ def child_seed(seed: int, choice: Choice) -> int:
 
 def tensor_to_bytes(t: Tensor) -> bytes:
     """Raw little-endian bytes of a CPU copy of a 1-D float tensor."""
-    arr = t.detach().to("cpu").contiguous().numpy()
-    return arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
+    arr = t.detach().to("cpu").numpy()  # tobytes() copies in C order whatever the strides
+    return (arr if _LITTLE else arr.astype(arr.dtype.newbyteorder("<"))).tobytes()
 
 
 def tensor_from_bytes(data: bytes, dtype: str) -> Tensor:
     """Inverse of :func:`tensor_to_bytes`."""
-    np_dtype = np.dtype(dtype).newbyteorder("<")
-    return torch.from_numpy(np.frombuffer(data, dtype=np_dtype).astype(np.dtype(dtype)).copy())
+    raw = np.frombuffer(data, dtype=np.dtype(dtype).newbyteorder("<"))
+    return torch.from_numpy(raw.astype(np.dtype(dtype)))  # a copy: native order, writable
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ class Branch:
             "n": self.theta.numel(),
             "has_direction": has_direction,
             "eigenvalue": self.eigenvalue,
-            "fingerprint": [list(c) for c in self.fingerprint],
+            "fingerprint": self.fingerprint,
             "seed": self.seed,
             "loss": self.loss,
         }
@@ -177,13 +178,7 @@ class Branch:
 def _frame(header: dict[str, Any]) -> bytes:
     """A record's magic and header: binary (``RRB2``) unless a number does not fit its field."""
     fp = header["fingerprint"]
-    seed, parent = header["seed"], header.get("parent_seed")
-    fits = -_I64 <= seed < _I64 and (parent is None or -_I64 <= parent < _I64)
-    fits = fits and header["n"] < 2**32 and all(0 <= i < 2**31 for i, _ in fp)
-    if not fits or header["dtype"] not in _CODES:
-        h = json.dumps(header, separators=(",", ":")).encode()
-        return _MAGIC + struct.pack("<I", len(h)) + h
-    eigenvalue, loss = header["eigenvalue"], header["loss"]
+    eigenvalue, loss, parent = header["eigenvalue"], header["loss"], header.get("parent_seed")
     flags = (
         _HAS_THETA * header.get("has_theta", True)
         | _HAS_DIRECTION * header["has_direction"]
@@ -191,12 +186,16 @@ def _frame(header: dict[str, Any]) -> bytes:
         | _HAS_LOSS * (loss is not None)
         | _HAS_PARENT * (parent is not None)
     )
-    fixed = _FIXED.pack(
-        _CODES.index(header["dtype"]), flags, header["n"],
-        0.0 if eigenvalue is None else eigenvalue, seed, 0.0 if loss is None else loss,
-        parent or 0, len(fp),
-    )  # fmt: skip
-    words = struct.pack(f"<{len(fp)}I", *((i << 1) | (s < 0) for i, s in fp))
+    try:  # struct refuses what does not fit: a seed beyond 64 bits, an index beyond 31
+        fixed = _FIXED.pack(
+            _CODES.index(header["dtype"]), flags, header["n"],
+            0.0 if eigenvalue is None else eigenvalue, header["seed"],
+            0.0 if loss is None else loss, parent or 0, len(fp),
+        )  # fmt: skip
+        words = struct.pack(f"<{len(fp)}I", *[(i << 1) | (s < 0) for i, s in fp])
+    except (struct.error, ValueError):
+        h = json.dumps(header, separators=(",", ":")).encode()
+        return _MAGIC + struct.pack("<I", len(h)) + h
     return _MAGIC2 + fixed + words
 
 
