@@ -1,11 +1,13 @@
-"""PostgreSQL: the frontier keeps the planner statistics of its tables current itself."""
+"""PostgreSQL: the frontier keeps its tables analyzed and vacuumed itself."""
 
 from __future__ import annotations
 
 import time
 
+import torch
 from sqlalchemy import text
 
+from ridgerider.core.branch import Branch
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.frontier.pgpath import refresh_statistics
 from ridgerider.services.storage.sql import SQLStorage
@@ -70,5 +72,30 @@ def test_the_frontier_vacuums_its_dead_row_versions_without_autovacuum(pg_empty_
     while dead_and_vacuums()[1] == 0 and time.time() < deadline:
         time.sleep(0.2)
     assert dead_and_vacuums()[0] < dead
+    frontier.close()
+    store.close()
+
+
+@PG
+def test_dead_toast_chunks_count_on_their_own(pg_empty_url: str) -> None:
+    """A few large branches cut to headers: few dead rows, but hundreds of dead TOAST chunks
+    (a large problem's ridges), which make ``nodes`` due for ``VACUUM`` by themselves."""
+    store = SQLStorage(pg_empty_url)
+    frontier = DatabaseFrontier(store)
+    job = submit(frontier)
+    with store.db.session(write=False) as s:
+        sql = "SELECT id FROM nodes WHERE job_id = :j AND parent_id IS NULL"
+        root = s.execute(text(sql), {"j": job}).scalar_one()
+    big = torch.linspace(0.0, 1.0, 25_000, dtype=torch.float64)  # 200 KB a tensor: TOASTed
+    kids = [Branch(big, big, -1.0, ((i, 1),), i, 0.0, 0) for i in range(4)]
+    assert frontier.push(job, root, kids) == 4
+    with store.db.session() as s:  # what a compaction does: the rows keep their headers
+        s.execute(text("UPDATE nodes SET branch_data = '\\x00' WHERE parent_id = :p"), {"p": root})
+    ran: list[str] = []
+    deadline = time.time() + 30  # the servers' counters arrive within seconds
+    while not any(r.startswith("VACUUM") for r in ran) and time.time() < deadline:
+        ran += refresh_statistics(store.db)
+        time.sleep(0.2)
+    assert any(r.startswith("VACUUM") and r.endswith(" nodes") for r in ran), ran
     frontier.close()
     store.close()

@@ -157,11 +157,13 @@ def run(pipe: Pipe, stmt: Compiled | str, params: dict[str, Any] | None = None) 
 
 
 _STALE = """
-SELECT relname,
-       n_dead_tup > 50 + %(dead)s * greatest(n_live_tup, 0),
-       n_mod_since_analyze > 50 + 0.1 * greatest(n_live_tup, 0)
-FROM pg_stat_user_tables
-WHERE schemaname = current_schema() AND relname IN ('nodes', 'jobs')
+SELECT t.relname,
+       t.n_dead_tup > 50 + %(dead)s * greatest(t.n_live_tup, 0)
+           OR coalesce(o.n_dead_tup, 0) > 50 + %(dead)s * greatest(o.n_live_tup, 0),
+       t.n_mod_since_analyze > 50 + 0.1 * greatest(t.n_live_tup, 0)
+FROM pg_stat_user_tables AS t JOIN pg_class AS c ON c.oid = t.relid
+    LEFT JOIN pg_stat_all_tables AS o ON o.relid = c.reltoastrelid
+WHERE t.schemaname = current_schema() AND t.relname IN ('nodes', 'jobs')
 """
 _TABLES = {"nodes": "nodes", "jobs": "jobs"}
 """The frontier's tables (a name from the statistics is used only through this map)."""
@@ -171,7 +173,9 @@ DEAD_FRACTION = 0.05
 Autovacuum waits for 20 %: a frontier writes each row four times (pushed, ranked, leased,
 completed), so a job's tables would carry up to a fifth of dead versions between vacuums
 (more where autovacuum is off or lags: 50 % on a 10,000-node job), and a queue's hot indexes
-bloat with them. 5 % keeps both small; each ``VACUUM`` skips the pages already all-visible."""
+bloat with them. 5 % keeps both small; each ``VACUUM`` skips the pages already all-visible.
+A table's TOAST counts on its own: a large problem's ridge (200 KB on digits-mlp) is a hundred
+TOAST chunks that die when its branch is ridden, in a table of few rows."""
 
 
 def refresh_statistics(db: Database) -> list[str]:
