@@ -19,7 +19,7 @@ from typing_extensions import override
 import ridgerider.services.frontier.sequencer as sequencer
 from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Frontier
-from ridgerider.services.frontier.pgpath import refresh_statistics
+from ridgerider.services.frontier.pgpath import TableCare
 from ridgerider.services.frontier.pgseq import Fallback, bfs_round
 from ridgerider.services.frontier.planner import PLANNED_ORDERS, plan, speculating, stale
 from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
@@ -55,6 +55,7 @@ class DatabaseSequencer(Frontier):
         self.lease_s = lease_s
         self._general: set[int] = set()  # jobs whose sequencer rounds take the general path
         self._stats_due = 0.0  # when this process next checks the planner statistics
+        self._care = TableCare(self.db)
         self._order_of: dict[int, str] = {}  # job → search order (it never changes)
         self._plan_asked: set[int] = set()  # jobs whose next round plans (see plan_idle)
         self._idle_planned: dict[int, int] = {}  # job → its ranks when an idle worker last planned
@@ -201,9 +202,14 @@ class DatabaseSequencer(Frontier):
         """
 
     @override
+    def close(self) -> None:
+        super().close()
+        self._care.join(10.0)
+
+    @override
     def tick(self) -> None:
         if self.sql.pg and time.monotonic() >= self._stats_due:
-            refresh_statistics(self.db)
+            self._care.start()  # in a thread of its own: a VACUUM may wait long
             self._stats_due = time.monotonic() + _STATS_EVERY_S
         elapsed = j.active_s + (db_now() - j.segment_start)
         stmt = select(j.id).where(
