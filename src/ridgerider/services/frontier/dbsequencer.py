@@ -33,7 +33,7 @@ __all__ = ["DatabaseSequencer"]
 
 n, j = NODES.c, JOBS.c
 _STATS_EVERY_S = 5.0
-"""How often one process checks whether the frontier's tables need new planner statistics."""
+"""How often one process checks whether the frontier's tables need ``ANALYZE`` or ``VACUUM``."""
 
 
 class DatabaseSequencer(Frontier):
@@ -54,7 +54,7 @@ class DatabaseSequencer(Frontier):
         self.sql = statements(self.db.dialect, self.db.engine.dialect)
         self.lease_s = lease_s
         self._general: set[int] = set()  # jobs whose sequencer rounds take the general path
-        self._stats_due = 0.0  # when this process next checks the planner statistics
+        self._stats_due = 0.0  # when this process next checks its tables (TableCare)
         self._care = TableCare(self.db)
         self._order_of: dict[int, str] = {}  # job → search order (it never changes)
         self._plan_asked: set[int] = set()  # jobs whose next round plans (see plan_idle)

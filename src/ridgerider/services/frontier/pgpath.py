@@ -177,8 +177,8 @@ FROM pg_stat_user_tables AS t JOIN pg_class AS c ON c.oid = t.relid
     LEFT JOIN pg_stat_all_tables AS o ON o.relid = c.reltoastrelid
 WHERE t.schemaname = current_schema() AND t.relname IN ('nodes', 'jobs')
 """
-_TABLES = {"nodes": "nodes", "jobs": "jobs"}
-"""The frontier's tables (a name from the statistics is used only through this map)."""
+_TABLES = ("nodes", "jobs")
+"""The frontier's tables: the only names a maintenance statement is built from."""
 DEAD_FRACTION = 0.05
 """Dead row versions, as a fraction of the live rows, that make a table due for ``VACUUM``.
 
@@ -224,15 +224,14 @@ def refresh_statistics(db: Database) -> list[str]:
             return []
         try:
             rows = conn.exec_driver_sql(_STALE, {"dead": DEAD_FRACTION}).all()
-            for name, dead, stale in rows:
-                table = _TABLES.get(name)
-                if table is None or not (dead or stale):
+            for table, dead, stale in rows:
+                if table not in _TABLES:
                     continue
                 # ANALYZE first: it counts the dead line pointers a VACUUM without its index
                 # pass leaves as dead rows; the VACUUM's own count (without them) comes last.
-                run = [f"ANALYZE {table}"] if stale else []
-                run += [f"VACUUM ({_VACUUM}) {table}"] if dead else []
-                for sql in run:
+                due = [f"ANALYZE {table}"] if stale else []
+                due += [f"VACUUM ({_VACUUM}) {table}"] if dead else []
+                for sql in due:
                     conn.exec_driver_sql(sql)
                     done.append(sql)
         finally:
