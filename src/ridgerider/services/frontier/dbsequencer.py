@@ -22,8 +22,9 @@ from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.pgpath import TableCare
 from ridgerider.services.frontier.pgseq import Fallback, bfs_round
 from ridgerider.services.frontier.planner import PLANNED_ORDERS, plan, speculating, stale
+from ridgerider.services.frontier.seqbuffer import seq_store
 from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
-from ridgerider.services.frontier.sqlseq import SqlSeqStore, load_state, save_state
+from ridgerider.services.frontier.sqlseq import load_state, save_state
 from ridgerider.services.frontier.statements import json_value, statements
 from ridgerider.services.storage.session import db_now
 from ridgerider.services.storage.sql import SQLStorage
@@ -130,7 +131,9 @@ class DatabaseSequencer(Frontier):
         admitted, ranked = st.admitted, st.ranked
         if wall_stop and st.stopped_by is None:
             sequencer.stop(st, "wall_time", self._first_waiting(conn, job_id, st))
-        sequencer.advance(st, SqlSeqStore(self.sql, conn, job_id))
+        store = seq_store(self.sql, conn, job_id, st.order)
+        sequencer.advance(st, store)
+        store.flush()
         save_state(self.sql, conn, job_id, st)
         asked = job_id in self._plan_asked  # an idle worker wants a first plan
         self._plan_asked.discard(job_id)

@@ -73,6 +73,9 @@ class SqlSeqStore(SeqStore):
     def move_slot(self, node_id: int, slot: int) -> None:
         self.conn.execute(update(NODES).where(n.id == node_id).values(slot=slot))
 
+    def flush(self) -> None:
+        """Write what the store held back before the job row is saved (here: nothing)."""
+
 
 def load_state(
     sql: Statements, conn: Connection, job_id: int, *, skip_locked: bool = False

@@ -269,6 +269,9 @@ _BUILDERS: dict[str, Callable[[bool], Any]] = {
         .where(n.id == bindparam("b_id"))
         .values(seq=bindparam("b_seq"), rank=bindparam("b_rank"), slot=bindparam("b_slot"))
     ),
+    "set_rank": lambda pg: (
+        update(NODES).where(n.id == bindparam("b_id")).values(rank=bindparam("b_rank"), slot=None)
+    ),
     "stuck": lambda pg: (
         select(j.id)
         .join(NODES, (n.job_id == j.id) & (n.rank == j.prefix))
@@ -326,6 +329,7 @@ class Statements:
     children_of: Compiled
     push_bfs: Compiled
     set_order: Compiled
+    set_rank: Compiled
     stuck: Compiled
     waiting_range: Compiled
 
