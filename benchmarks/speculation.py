@@ -39,7 +39,7 @@ from typing import Any
 from ridgerider.services import jobs
 from ridgerider.services.archive import Archive, open_archive
 from ridgerider.workers.worker import Worker
-from synthetic_tree import sleep_expand, start_job
+from synthetic_tree import sleep_expand, start_job, tree_nodes
 
 ORDERS = ("bfs", "dfs", "priority", "random")
 
@@ -63,7 +63,7 @@ class Args:
 
     def tree_nodes(self) -> int:
         """Nodes of the whole synthetic tree."""
-        return sum(self.fanout**d for d in range(self.depth + 1))
+        return tree_nodes(self.fanout, self.depth)
 
 
 def tree_size(archive: Archive, job_id: int) -> int:

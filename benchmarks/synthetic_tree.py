@@ -18,6 +18,8 @@ from ridgerider.core.settings import RRSettings
 from ridgerider.problems import RegisteredProblem
 from ridgerider.services import jobs
 from ridgerider.services.archive import Archive
+from ridgerider.services.frontier.base import Frontier
+from ridgerider.services.storage.base import Storage
 from ridgerider.services.storage.records import JobSpec
 
 THETA = torch.zeros(2, dtype=torch.float64)
@@ -71,6 +73,11 @@ def sleep_expand(
 
 def start_job(archive: Archive, order: str = "bfs", max_nodes: int = 10**7) -> int:
     """A running job on a synthetic root (no step or depth budget is ever reached)."""
+    return start_on(archive.storage, archive.frontier, order, max_nodes)
+
+
+def start_on(storage: Storage, frontier: Frontier, order: str, max_nodes: int = 10**7) -> int:
+    """:func:`start_job` on a storage and frontier of one's own."""
     settings = RRSettings(order=order, max_nodes=max_nodes, max_steps=10**12, max_depth=10**6)
     spec = JobSpec(
         problem="toy2d",
@@ -80,6 +87,11 @@ def start_job(archive: Archive, order: str = "bfs", max_nodes: int = 10**7) -> i
         mis={"loss": 0.0, "grad_norm": 0.0, "negative_eigenvalues": 2},
         lease_s=60.0,
     )
-    job = archive.storage.create_job(spec, Branch(THETA, None, None, (), 1, 0.0))
-    jobs.start(archive.storage, archive.frontier, job.id)
+    job = storage.create_job(spec, Branch(THETA, None, None, (), 1, 0.0))
+    jobs.start(storage, frontier, job.id)
     return job.id
+
+
+def tree_nodes(fanout: int, depth: int) -> int:
+    """Nodes of the synthetic tree with ``fanout`` children a node down to ``depth``."""
+    return sum(fanout**d for d in range(depth + 1))

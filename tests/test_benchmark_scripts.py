@@ -247,6 +247,15 @@ def test_colored_ood_reads_mnist_idx_files(tmp_path: Path, monkeypatch: Any) -> 
     assert out["problem"] == "colored-mnist" and [r["method"] for r in out["rows"]] == ["ERM"]
 
 
+def test_sequencer_round_joins_the_same_tree_with_both_stores(tmp_path: Path) -> None:
+    res = _run_json("sequencer_round.py", tmp_path / "rounds.json", "--quick")
+    rows = {(r["order"], r["store"]): r for r in res["rows"]}
+    assert set(rows) == {(o, s) for o in ("dfs", "priority") for s in ("plain", "buffered")}
+    for order in ("dfs", "priority"):  # the whole tree but its root joins in the one round
+        assert rows[order, "plain"]["ranks"] == rows[order, "buffered"]["ranks"] == 14
+        assert rows[order, "buffered"]["statements"] < 14
+
+
 def test_speculation_scaling_and_waste(tmp_path: Path) -> None:
     res = _run_json("speculation.py", tmp_path / "speculation.json", "--quick")
     orders = {"bfs", "dfs", "priority", "random"}
