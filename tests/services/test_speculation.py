@@ -99,6 +99,23 @@ def test_rides_ahead_are_capped(kind: str, request: pytest.FixtureRequest) -> No
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_a_claim_takes_the_admitted_rank_first_then_rides_ahead_for_the_rest(
+    kind: str, k: int, request: pytest.FixtureRequest
+) -> None:
+    """On PostgreSQL both claims go out in one round trip; the split is the same."""
+    frontier = make_frontier(kind, request, speculation=8)
+    job = submit(frontier, order="dfs", seed=0)
+    (root,) = frontier.claim("w", 4, job_id=job)  # the root alone: nothing else exists yet
+    assert root.rank == 0 and frontier.complete(root, expansion(root.branch, **SHAPE))
+    leases = frontier.claim("w", k, job_id=job)  # rank 1 is admitted, its two siblings wait
+    assert [x.rank for x in leases] == [1] + [None] * min(k - 1, 2)
+    assert len({x.node_id for x in leases}) == len(leases)
+    assert ahead(frontier, job) == len(leases) - 1
+    frontier.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_extending_a_job_uses_the_rides_it_made_ahead(
     kind: str, request: pytest.FixtureRequest
 ) -> None:

@@ -95,6 +95,19 @@ class DatabaseFrontier(DatabaseCompletion):
             conn = s.connection()
             return self._leases(conn, stmt(conn, **params), worker, token)
 
+    def _lease_both(
+        self, first: Compiled, params: dict[str, Any], then: Compiled, more: dict[str, Any]
+    ) -> list[Lease]:
+        """Two claim statements in one transaction and one round trip (PostgreSQL)."""
+        with self.db.pipeline() as pipe:
+            run(pipe, "BEGIN")
+            run(pipe, ASYNC)
+            got = run(pipe, first, params)
+            rest = run(pipe, then, more)
+            run(pipe, "COMMIT")
+        leases = self._leases(None, Result(got), params["worker"], params["token"])
+        return leases + self._leases(None, Result(rest), more["worker"], more["token"])
+
     @override
     def claim(
         self,
@@ -109,14 +122,21 @@ class DatabaseFrontier(DatabaseCompletion):
         stmt = self.sql.claim_any if job_id is None else self.sql.claim_job
         params = {"worker": worker, "token": token, "ttl": lease_s or self.lease_s, "k": k}
         params |= {"job": job_id, "acc": accelerator}
-        leases = self._lease_rows(stmt, params)
+        if self.speculation > 0 and self.sql.pg:
+            # Admitted rows first, then rides ahead for the rest of k, in one round trip:
+            # under a speculative order nearly every claim needs both.
+            ahead = self.sql.ahead_any_rest if job_id is None else self.sql.ahead_job_rest
+            more = {"cap": self.speculation, "token": uuid.uuid4().hex, "first": token}
+            leases = self._lease_both(stmt, params, ahead, params | more)
+        else:
+            leases = self._lease_rows(stmt, params)
+            if len(leases) < k and self.speculation > 0:
+                # Nothing more admitted: ride ahead what the order most likely wants next.
+                ahead = self.sql.ahead_any if job_id is None else self.sql.ahead_job
+                more = {"k": k - len(leases), "cap": self.speculation, "token": uuid.uuid4().hex}
+                leases += self._lease_rows(ahead, params | more)
         if len(leases) < k and self.speculation > 0:
-            # Nothing more admitted: ride ahead what the order most likely wants next.
-            ahead = self.sql.ahead_any if job_id is None else self.sql.ahead_job
-            more = {"k": k - len(leases), "cap": self.speculation, "token": uuid.uuid4().hex}
-            leases += self._lease_rows(ahead, params | more)
-            if len(leases) < k:  # short of work: jobs that plan their ranks may have no plan yet
-                self.plan_idle(job_id)
+            self.plan_idle(job_id)  # short of work: jobs that plan their ranks may have no plan
         return leases
 
     @override

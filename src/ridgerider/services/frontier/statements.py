@@ -71,11 +71,13 @@ def _is(col: Any, value: StrEnum) -> Any:
     return col == _constant(value)
 
 
-def _claim(by: str, pg: bool, ahead: bool = False) -> Executable:
+def _claim(by: str, pg: bool, ahead: bool = False, rest: bool = False) -> Executable:
     """Lease up to ``k`` admitted waiting rows: of one job, of any job, or among given ids.
 
     ``ahead``: rows not ranked yet instead, by speculation key (:mod:`.speculation`), of jobs
     that still admit and have fewer than ``cap`` rides ahead (leased or done, unranked).
+    ``rest``: up to ``k`` less the rows leased with token ``first`` (an admitted claim earlier
+    in the same transaction), so both claims go to the server in one round trip.
     """
     where = [_is(n.status, NodeStatus.WAITING), _is(j.status, JobStatus.RUNNING)]
     where.append(j.accelerator == bindparam("acc"))
@@ -99,12 +101,24 @@ def _claim(by: str, pg: bool, ahead: bool = False) -> Executable:
     elif by == "ids":
         ids = select(literal_column("value")).select_from(func.json_each(bindparam("ids")))
         where.append(n.id.in_(ids))
+    limit: Any = bindparam("k")
+    if rest:
+        mine = NODES.alias("mine")
+        first = (
+            select(func.count())
+            .select_from(mine)
+            .where(
+                mine.c.lease_token == bindparam("first"),
+                text("mine.status = 'leased'"),
+            )
+        )
+        limit = (func.greatest if pg else func.max)(0, limit - first.scalar_subquery())
     pick = (
         select(n.id)
         .join(JOBS, j.id == n.job_id)
         .where(*where)
         .order_by(n.job_id, n.spec if ahead else n.rank)
-        .limit(bindparam("k"))
+        .limit(limit)
         .with_for_update(of=NODES, skip_locked=True)
     )
     return _lease(n.id.in_(pick.scalar_subquery()))
@@ -231,6 +245,8 @@ _BUILDERS: dict[str, Callable[[bool], Any]] = {
     "claim_ids": lambda pg: _claim("ids", pg),
     "ahead_job": lambda pg: _claim("job", pg, ahead=True),
     "ahead_any": lambda pg: _claim("any", pg, ahead=True),
+    "ahead_job_rest": lambda pg: _claim("job", pg, ahead=True, rest=True),
+    "ahead_any_rest": lambda pg: _claim("any", pg, ahead=True, rest=True),
     "complete": lambda pg: _complete(),
     "solution": lambda pg: _insert(
         SOLUTIONS,
@@ -318,6 +334,8 @@ class Statements:
     claim_ids: Compiled
     ahead_job: Compiled
     ahead_any: Compiled
+    ahead_job_rest: Compiled
+    ahead_any_rest: Compiled
     complete: Compiled
     solution: Compiled
     prefix: Compiled
