@@ -191,6 +191,7 @@ if __name__ == "__main__":
     p.add_argument("--orders", nargs="+", choices=ORDERS, default=None)
     p.add_argument("--workers", type=int, nargs="+", default=None)
     p.add_argument("--sleep-s", type=float, default=None)
+    p.add_argument("--speculation", type=int, default=None, help="cap of rides ahead a job")
     p.add_argument("--json", default=None)
     ns = p.parse_args()
     a = Args(database_url=ns.database_url, json=ns.json)
@@ -199,4 +200,5 @@ if __name__ == "__main__":
     a.orders = ns.orders or a.orders
     a.workers = ns.workers or a.workers
     a.sleep_s = ns.sleep_s or a.sleep_s
+    a.speculation = ns.speculation if ns.speculation is not None else a.speculation
     main(a)
