@@ -4,10 +4,12 @@ With many workers riding ahead of a ``dfs`` or ``priority`` job, one sequencer r
 chain of ranks whose rides are already done, and every worker waits for it. This measures
 that round alone, on a synthetic tree (``--fanout`` children down to ``--depth``, so a chain of
 every rank but the root's): every branch is ridden ahead with the sequencer held back, then
-one ``advance`` joins them all. The same job shape is timed with the plain store (about four
-statements a rank: ``sqlseq.SqlSeqStore``) and the buffered one (a few statements a round:
-``seqbuffer.BufferedSeqStore``), alternating, on a fresh job each time; the figure is the
-median over ``--repeats``. Both give the same ranks (checked here on every run).
+one ``advance`` joins them all (``random`` rides ahead only the rows a sequencer round
+planned, so it has no such chain here; ``speculation.py`` measures it). The same job shape is
+timed with the plain store (about four statements a rank: ``sqlseq.SqlSeqStore``) and the
+buffered one (a few statements a round: ``seqbuffer.BufferedSeqStore``), alternating, on a
+fresh job each time; the figure is the median over ``--repeats``. Both give the same ranks
+(checked here on every run).
 
     python benchmarks/sequencer_round.py --database-url postgresql+psycopg://postgres@127.0.0.1/test
     python benchmarks/sequencer_round.py --quick      # a small tree, SQLite: checks that it runs
@@ -53,7 +55,7 @@ def one_round(url: str, order: str, store: str, args: Args) -> dict[str, Any]:
     frontier = DatabaseFrontier(SQLStorage(url), speculation=10**6)
     made: list[SqlSeqStore] = []
 
-    def chosen(sql: Any, conn: Any, job_id: int, order: str) -> SqlSeqStore:
+    def chosen(sql: Any, conn: Any, job_id: int, order: str, *_: Any) -> SqlSeqStore:
         s = BufferedSeqStore(sql, conn, job_id, order) if store == "buffered" else None
         made.append(s or SqlSeqStore(sql, conn, job_id))
         return made[-1]

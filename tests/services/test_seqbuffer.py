@@ -1,4 +1,4 @@
-"""Buffered sequencer rounds (``dfs``, ``priority``): the plain store's ranks, few statements."""
+"""Buffered sequencer rounds (``dfs``, ``priority``, ``random``): the plain store's ranks."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def shaped(branch: Branch) -> Expansion:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("order", ["dfs", "priority"])
+@pytest.mark.parametrize("order", ["dfs", "priority", "random"])
 @pytest.mark.parametrize("top", [2, seqbuffer.TOP], ids=["reads-again", "one-read"])
 def test_buffered_rounds_give_the_one_process_tree(
     kind: str,
@@ -56,7 +56,8 @@ def test_buffered_rounds_give_the_one_process_tree(
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> None:
-    """With two open rows read at a time a round pops past its read and must read again."""
+    """With two open rows read at a time a round pops past its read and must read again
+    (``dfs``, ``priority``); ``random`` moves slots in hand and writes them at the end."""
     monkeypatch.setattr(seqbuffer, "TOP", top)
     frontier = make_frontier(kind, request, speculation=16)
     job = submit(frontier, order=order, seed=3, max_ride_steps=3, max_nodes=31)
@@ -89,10 +90,28 @@ def test_a_chain_of_rides_ahead_joins_in_a_few_statements(
     )
     assert len(longest.given) == 120  # every rank after the root's, in one round
     # The root's rank (given before the round), a read of children per level (0-4), the open
-    # rows read once (the pushes written first) and the ranks written: 10, not ~480.
+    # rows read once (the pushes written first) and the rows written: 10, not ~480.
     assert longest.statements <= shape["depth"] + 6
     drive(frontier, job, k=8, expand=lambda b: expansion(b, **shape))
     assert tree_keys(frontier, job) == reference("dfs", 1, **shape)
+    frontier.close()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_random_rounds_draw_from_the_slots_read_once(
+    kind: str, stores: list[SqlSeqStore], request: pytest.FixtureRequest
+) -> None:
+    """Rides ahead of a random job join in rounds of a few statements, whatever their length."""
+    shape = {"fanout": 3, "depth": 4}
+    frontier = make_frontier(kind, request, speculation=200)
+    job = submit(frontier, order="random", seed=4)
+    drive(frontier, job, k=16, expand=lambda b: expansion(b, **shape))
+    assert tree_keys(frontier, job) == reference("random", 4, **shape)
+    long = [s for s in stores if isinstance(s, BufferedSeqStore) and len(s.given) >= 8]
+    assert long  # rounds that joined chains of rides ahead
+    # A rank given before the round, children per level, the slots read once (the pushes
+    # written first), the moved slots cleared and the rows written.
+    assert max(s.statements for s in long) <= shape["depth"] + 7
     frontier.close()
 
 
@@ -126,7 +145,7 @@ def test_priority_pops_odd_losses_as_the_database_sorts_them(
     for store in ("buffered", "plain"):
         if store == "plain":
             monkeypatch.setattr(
-                dbsequencer, "seq_store", lambda sql, c, j, o: SqlSeqStore(sql, c, j)
+                dbsequencer, "seq_store", lambda sql, c, j, *_: SqlSeqStore(sql, c, j)
             )
         frontier = make_frontier(kind, request, speculation=16)
         job = submit(frontier, order="priority", seed=5)
@@ -135,3 +154,20 @@ def test_priority_pops_odd_losses_as_the_database_sorts_them(
         frontier.close()
     assert len(trees[0]) == 40
     assert trees[0] == trees[1]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_long_random_open_list_takes_the_plain_store(
+    kind: str,
+    stores: list[SqlSeqStore],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    monkeypatch.setattr(seqbuffer, "MAX_SLOTS", 4)
+    frontier = make_frontier(kind, request, speculation=16)
+    job = submit(frontier, order="random", seed=7)
+    drive(frontier, job, k=8, expand=shaped)
+    assert tree_keys(frontier, job) == reference("random", 7, steps=2, **SHAPE)
+    kinds = {type(s) for s in stores}
+    assert kinds == {SqlSeqStore, BufferedSeqStore}  # short lists buffered, long ones plain
+    frontier.close()

@@ -131,7 +131,7 @@ class DatabaseSequencer(Frontier):
         admitted, ranked = st.admitted, st.ranked
         if wall_stop and st.stopped_by is None:
             sequencer.stop(st, "wall_time", self._first_waiting(conn, job_id, st))
-        store = seq_store(self.sql, conn, job_id, st.order)
+        store = seq_store(self.sql, conn, job_id, st.order, st.pushed - st.ranked)
         sequencer.advance(st, store)
         store.flush()
         save_state(self.sql, conn, job_id, st)

@@ -246,7 +246,6 @@ _BUILDERS: dict[str, Callable[[bool], Any]] = {
     "ahead_job": lambda pg: _claim("job", pg, ahead=True),
     "ahead_any": lambda pg: _claim("any", pg, ahead=True),
     "ahead_job_rest": lambda pg: _claim("job", pg, ahead=True, rest=True),
-    "ahead_any_rest": lambda pg: _claim("any", pg, ahead=True, rest=True),
     "complete": lambda pg: _complete(),
     "solution": lambda pg: _insert(
         SOLUTIONS,
@@ -285,9 +284,7 @@ _BUILDERS: dict[str, Callable[[bool], Any]] = {
         .where(n.id == bindparam("b_id"))
         .values(seq=bindparam("b_seq"), rank=bindparam("b_rank"), slot=bindparam("b_slot"))
     ),
-    "set_rank": lambda pg: (
-        update(NODES).where(n.id == bindparam("b_id")).values(rank=bindparam("b_rank"), slot=None)
-    ),
+    "clear_slot": lambda pg: update(NODES).where(n.id == bindparam("b_id")).values(slot=None),
     "stuck": lambda pg: (
         select(j.id)
         .join(NODES, (n.job_id == j.id) & (n.rank == j.prefix))
@@ -335,7 +332,6 @@ class Statements:
     ahead_job: Compiled
     ahead_any: Compiled
     ahead_job_rest: Compiled
-    ahead_any_rest: Compiled
     complete: Compiled
     solution: Compiled
     prefix: Compiled
@@ -347,7 +343,7 @@ class Statements:
     children_of: Compiled
     push_bfs: Compiled
     set_order: Compiled
-    set_rank: Compiled
+    clear_slot: Compiled
     stuck: Compiled
     waiting_range: Compiled
 
