@@ -122,20 +122,21 @@ class DatabaseFrontier(DatabaseCompletion):
         stmt = self.sql.claim_any if job_id is None else self.sql.claim_job
         params = {"worker": worker, "token": token, "ttl": lease_s or self.lease_s, "k": k}
         params |= {"job": job_id, "acc": accelerator}
-        if self.speculation > 0 and self.sql.pg:
+        # A bfs job ranks every branch when it is pushed: nothing of it is ever ridden ahead.
+        ahead = self.speculation > 0 and (job_id is None or self._orders({job_id})[job_id] != "bfs")
+        if ahead and self.sql.pg and job_id is not None:
             # Admitted rows first, then rides ahead for the rest of k, in one round trip:
             # under a speculative order nearly every claim needs both.
-            ahead = self.sql.ahead_any_rest if job_id is None else self.sql.ahead_job_rest
             more = {"cap": self.speculation, "token": uuid.uuid4().hex, "first": token}
-            leases = self._lease_both(stmt, params, ahead, params | more)
+            leases = self._lease_both(stmt, params, self.sql.ahead_job_rest, params | more)
         else:
             leases = self._lease_rows(stmt, params)
-            if len(leases) < k and self.speculation > 0:
+            if len(leases) < k and ahead:
                 # Nothing more admitted: ride ahead what the order most likely wants next.
-                ahead = self.sql.ahead_any if job_id is None else self.sql.ahead_job
+                then = self.sql.ahead_any if job_id is None else self.sql.ahead_job
                 more = {"k": k - len(leases), "cap": self.speculation, "token": uuid.uuid4().hex}
-                leases += self._lease_rows(ahead, params | more)
-        if len(leases) < k and self.speculation > 0:
+                leases += self._lease_rows(then, params | more)
+        if len(leases) < k and ahead:
             self.plan_idle(job_id)  # short of work: jobs that plan their ranks may have no plan
         return leases
 
