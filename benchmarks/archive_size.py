@@ -16,6 +16,10 @@ job, dropped after): ``pg_total_relation_size`` of every table (indexes and TOAS
 left (dead row versions included), after a plain ``VACUUM`` (autovacuum's work) and after
 ``VACUUM FULL``. Also the bytes of each kind of column, to show what remains.
 
+``--jobs N`` runs N jobs one after another on each database (the size after each is kept, and
+the figures are per node of all of them): what a database that serves many jobs keeps per
+node, where later jobs fill the space the earlier ones freed.
+
 ``--landed-src`` runs the same jobs with the code before the lean archive (``git archive
 f232fcf src | tar -x -C /tmp/landed``: its ``src/``), so "before" is measured, not estimated.
 
@@ -50,6 +54,8 @@ class Args:
     digits_nodes: int = 4
     digits_ride_steps: int = 100
     digits_polish: int = 20
+    jobs: int = 1
+    """Jobs run one after another on each database (the size is read after each)."""
     cases: tuple[str, ...] = ("tree-rl", "digits-mlp")
     databases: tuple[str, ...] = ("sqlite", "postgres")
     pg_url: str = "postgresql://postgres@127.0.0.1:5432/test"
@@ -133,6 +139,29 @@ def _with_db(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+def size_now(url: str) -> int:
+    """Bytes of the database's files as they are (``sqlite:///…`` or PostgreSQL)."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        with sqlite3.connect(path, isolation_level=None) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return path.stat().st_size
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        return int(conn.execute(_PG_SIZE).fetchone()[0])  # type: ignore[index]
+
+
+def run_jobs(a: Args, src: Path, case: str, url: str, report: Path) -> tuple[int, list[int]]:
+    """``a.jobs`` jobs of a case on one database: finished nodes, and the size after each."""
+    nodes, sizes = 0, []
+    for _ in range(a.jobs):
+        out = run_job(src, case_args(a, case), url, report)
+        nodes += out["nodes"]
+        sizes.append(size_now(url))
+    return nodes, sizes
+
+
 def measure_pg(url: str) -> dict[str, Any]:
     """Total relation size of every table as left and after VACUUM FULL; bytes per column."""
     import psycopg
@@ -157,7 +186,7 @@ def one(a: Args, case: str, db: str, code: str, src: Path, tmp: Path) -> dict[st
     t0 = time.perf_counter()
     if db == "sqlite":
         path = tmp / f"{tag}.db"
-        out = run_job(src, case_args(a, case), f"sqlite:///{path}", report)
+        nodes, sizes = run_jobs(a, src, case, f"sqlite:///{path}", report)
         size = measure_sqlite(path)
     else:
         import psycopg
@@ -168,15 +197,16 @@ def one(a: Args, case: str, db: str, code: str, src: Path, tmp: Path) -> dict[st
             admin.execute(f'CREATE DATABASE "{name}"')
         try:
             url = _with_db(a.pg_url, name)
-            out = run_job(src, case_args(a, case), url, report)
+            nodes, sizes = run_jobs(a, src, case, url, report)
             size = measure_pg(url)
         finally:
             with psycopg.connect(a.pg_url, autocommit=True) as admin:
                 admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    nodes = out["nodes"]
+    out = json.loads(report.read_text())  # the last job's report
     row = {"case": case, "database": db, "code": code, "nodes": nodes}
     row |= {"status": out["status"], "stopped_by": out["stopped_by"]}
-    row |= {"wall_s": round(time.perf_counter() - t0, 1), **size}
+    row |= {"wall_s": round(time.perf_counter() - t0, 1), "jobs": a.jobs, **size}
+    row["bytes_after_each_job"] = sizes
     for k in ("bytes", "live_bytes", "vacuum_bytes", "vacuumed_bytes"):
         if k in size:
             row[f"{k}_per_node"] = round(size[k] / nodes)
@@ -207,7 +237,7 @@ def parse(argv: list[str] | None = None) -> Args:
     """Command-line arguments as :class:`Args`."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     d = Args()
-    for name in ("nodes", "depth", "digits_nodes", "digits_ride_steps", "digits_polish"):
+    for name in ("nodes", "depth", "digits_nodes", "digits_ride_steps", "digits_polish", "jobs"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
     p.add_argument("--cases", default=",".join(d.cases), help="tree-rl,digits-mlp")
     p.add_argument("--databases", default=",".join(d.databases), help="sqlite,postgres")
@@ -222,6 +252,7 @@ def parse(argv: list[str] | None = None) -> Args:
         digits_nodes=ns.digits_nodes,
         digits_ride_steps=ns.digits_ride_steps,
         digits_polish=ns.digits_polish,
+        jobs=ns.jobs,
         cases=tuple(ns.cases.split(",")),
         databases=tuple(ns.databases.split(",")),
         pg_url=ns.pg_url,

@@ -29,3 +29,21 @@ def test_archive_size_measures_a_compacted_job(tmp_path: Path) -> None:
     assert cols["done"]["rows"] == 12 and cols["done"]["theta"] == 12 * row["theta_bytes"]
     waiting = cols["waiting"]
     assert waiting["rows"] > 0 and waiting["branch"] / waiting["rows"] < 400  # headers only
+
+
+def test_archive_size_runs_several_jobs_on_one_database(tmp_path: Path) -> None:
+    script = ROOT / "benchmarks" / "archive_size.py"
+    args = ["--nodes", "6", "--depth", "4", "--cases", "tree-rl", "--databases", "sqlite"]
+    proc = subprocess.run(
+        [sys.executable, str(script), *args, "--jobs", "2", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,) = json.loads((tmp_path / "archive_size.json").read_text())["rows"]
+    assert row["jobs"] == 2 and row["nodes"] == 12  # per node of both jobs
+    assert row["columns"]["done"]["rows"] == 12
+    first, second = row["bytes_after_each_job"]
+    assert 0 < first < second == row["bytes"]
