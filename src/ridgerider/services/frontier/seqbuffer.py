@@ -82,7 +82,7 @@ def _loss_key(loss: float | None) -> tuple[bool, bool, float]:
 
 
 class BufferedSeqStore(SqlSeqStore):
-    """One ``dfs`` or ``priority`` job's rows in a round: bulk reads, batched writes."""
+    """One ``dfs``, ``priority`` or ``random`` job's rows in a round: bulk reads, one write."""
 
     def __init__(self, sql: Statements, conn: Connection, job_id: int, order: str) -> None:
         if order not in BUFFERED_ORDERS:
