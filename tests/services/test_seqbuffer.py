@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 
@@ -34,11 +35,13 @@ def stores(monkeypatch: pytest.MonkeyPatch) -> list[SqlSeqStore]:
     return made
 
 
-def drive(frontier: Frontier, job_id: int, k: int, expand: object = expansion) -> None:
+def drive(
+    frontier: Frontier, job_id: int, k: int, expand: Callable[[Branch], Expansion] = expansion
+) -> None:
     """Claim ``k`` at a time, complete last-first: rides ahead land before their turn."""
     while leases := frontier.claim("w", k, job_id=job_id):
         for lease in reversed(leases):
-            frontier.complete(lease, expand(lease.branch))  # type: ignore[operator]
+            frontier.complete(lease, expand(lease.branch))
 
 
 def shaped(branch: Branch) -> Expansion:
