@@ -81,32 +81,30 @@ class DatabaseFrontier(DatabaseCompletion):
                 return load_blob(s.connection(), None, ref)
         return load_blob(conn, None, ref)
 
-    def _lease_rows(self, stmt: Compiled, params: dict[str, Any]) -> list[Lease]:
-        """Run a claim statement in a transaction of its own (one round trip on PostgreSQL)."""
-        worker, token = params["worker"], params["token"]
+    def _lease_rows(self, *claims: tuple[Compiled, dict[str, Any]]) -> list[Lease]:
+        """Run claim statements in one transaction of their own (one round trip on PostgreSQL).
+
+        Each claim is a statement and its parameters; the leases come back in claim order.
+        """
         if self.sql.pg:
             with self.db.pipeline() as pipe:
                 run(pipe, "BEGIN")
                 run(pipe, ASYNC)
-                cur = run(pipe, stmt, params)
+                curs = [run(pipe, stmt, params) for stmt, params in claims]
                 run(pipe, "COMMIT")
-            return self._leases(None, Result(cur), worker, token)
+            done = zip(curs, claims, strict=True)
+            return [
+                lease
+                for cur, (_, p) in done
+                for lease in self._leases(None, Result(cur), p["worker"], p["token"])
+            ]
         with self.db.session(durable=False) as s:
             conn = s.connection()
-            return self._leases(conn, stmt(conn, **params), worker, token)
-
-    def _lease_both(
-        self, first: Compiled, params: dict[str, Any], then: Compiled, more: dict[str, Any]
-    ) -> list[Lease]:
-        """Two claim statements in one transaction and one round trip (PostgreSQL)."""
-        with self.db.pipeline() as pipe:
-            run(pipe, "BEGIN")
-            run(pipe, ASYNC)
-            got = run(pipe, first, params)
-            rest = run(pipe, then, more)
-            run(pipe, "COMMIT")
-        leases = self._leases(None, Result(got), params["worker"], params["token"])
-        return leases + self._leases(None, Result(rest), more["worker"], more["token"])
+            return [
+                lease
+                for stmt, p in claims
+                for lease in self._leases(conn, stmt(conn, **p), p["worker"], p["token"])
+            ]
 
     @override
     def claim(
@@ -128,14 +126,14 @@ class DatabaseFrontier(DatabaseCompletion):
             # Admitted rows first, then rides ahead for the rest of k, in one round trip:
             # under a speculative order nearly every claim needs both.
             more = {"cap": self.speculation, "token": uuid.uuid4().hex, "first": token}
-            leases = self._lease_both(stmt, params, self.sql.ahead_job_rest, params | more)
+            leases = self._lease_rows((stmt, params), (self.sql.ahead_job_rest, params | more))
         else:
-            leases = self._lease_rows(stmt, params)
+            leases = self._lease_rows((stmt, params))
             if len(leases) < k and ahead:
                 # Nothing more admitted: ride ahead what the order most likely wants next.
                 then = self.sql.ahead_any if job_id is None else self.sql.ahead_job
                 more = {"k": k - len(leases), "cap": self.speculation, "token": uuid.uuid4().hex}
-                leases += self._lease_rows(then, params | more)
+                leases += self._lease_rows((then, params | more))
         if len(leases) < k and ahead:
             self.plan_idle(job_id)  # short of work: jobs that plan their ranks may have no plan
         return leases

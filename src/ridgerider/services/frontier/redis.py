@@ -147,7 +147,7 @@ class RedisFrontier(DatabaseFrontier):
             params = {"worker": worker, "token": token, "ttl": lease_s or self.lease_s}
             params |= {"ids": ids if self.sql.pg else json.dumps(ids), "k": len(ids)}
             params["acc"] = accelerator
-            leases = self._lease_rows(self.sql.claim_ids, params)
+            leases = self._lease_rows((self.sql.claim_ids, params))
             with self._acks_lock:  # leased: the next claim takes them out of ``claiming``
                 for x in leases:
                     self._acks += [f"{x.job_id}:{x.node_id}", parked_until]

@@ -270,9 +270,12 @@ class BufferedSeqStore(SqlSeqStore):
 
 
 def seq_store(
-    sql: Statements, conn: Connection, job_id: int, order: str, open_rows: int = 0
+    sql: Statements, conn: Connection, job_id: int, order: str, open_rows: int
 ) -> SqlSeqStore:
-    """The store of one sequencer round: buffered, unless ``random``'s open list is too long."""
+    """The store of one sequencer round: buffered, unless ``random``'s open list is too long.
+
+    ``open_rows``: the job's open list (pushed, not ranked), which ``random`` reads whole.
+    """
     if order in BUFFERED_ORDERS and (order != "random" or open_rows <= MAX_SLOTS):
         return BufferedSeqStore(sql, conn, job_id, order)
     return SqlSeqStore(sql, conn, job_id)
