@@ -20,6 +20,12 @@ On a shared machine the rate depends on the share of the cores the run gets; the
 Every process uses one torch thread; the machine's cores are shared, so compare rows of one run.
 The default claim is 32 branches, what an adaptive worker (``Worker(batch="auto")``) settles on
 when branches cost nothing; ``--batch 8`` or ``--batch 1`` show what the claim size buys.
+
+Two experiments on the PostgreSQL rows, each changing one thing: ``--drop NAME …`` drops
+indexes and constraints of ``nodes`` from the scratch database first (what their upkeep costs
+a cycle), ``--plan-cache-mode auto`` lets PostgreSQL keep generic plans of the prepared hot
+statements (what planning costs a cycle; the product forces custom plans, see
+``storage.session``).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import Any
 import psycopg
 import redis
 import torch
+from psycopg import sql as pgsql
 from sqlalchemy.engine import make_url
 
 from ridgerider.core.branch import Branch, Node
@@ -46,6 +53,7 @@ from ridgerider.core.settings import RRSettings
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.frontier.redis import RedisFrontier
+from ridgerider.services.storage import session
 from ridgerider.services.storage.records import JobSpec
 from ridgerider.services.storage.sql import SQLStorage
 
@@ -68,6 +76,12 @@ class Args:
     complete_batch: bool = True
     """Complete a claim's branches in one transaction (``complete_many``), else one by one."""
     optuna: bool = True
+    drop: list[str] = field(default_factory=list)
+    """Indexes and constraints of ``nodes`` dropped from the scratch database before the
+    ridgerider rows (an experiment: what their upkeep costs a cycle; nothing else changes)."""
+    plan_cache_mode: str | None = None
+    """PostgreSQL's ``plan_cache_mode`` for ridgerider's connections instead of the product's
+    ``force_custom_plan`` (an experiment: what planning costs a cycle)."""
     json: str | None = None
 
 
@@ -331,7 +345,26 @@ class PgDatabase:
         self._exec(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
+def drop_from_nodes(url: str, names: list[str]) -> list[str]:
+    """Drop indexes and constraints of ``nodes`` by name (each must exist); the indexes left."""
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as c:
+        for name in names:
+            con = c.execute(
+                "SELECT 1 FROM pg_constraint WHERE conname = %s AND conrelid = 'nodes'::regclass",
+                (name,),
+            ).fetchone()
+            if con is not None:
+                stmt = pgsql.SQL("ALTER TABLE nodes DROP CONSTRAINT {}")
+            else:
+                stmt = pgsql.SQL("DROP INDEX {}")  # fails loudly if there is no such index
+            c.execute(stmt.format(pgsql.Identifier(name)))
+        left = c.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'nodes'").fetchall()
+    return sorted(r[0] for r in left)
+
+
 def main(args: Args) -> dict[str, Any]:
+    if args.plan_cache_mode:
+        session._PG_OPTIONS = f"-c plan_cache_mode={args.plan_cache_mode}"  # forked workers too
     results: dict[str, Any] = {
         "torch_threads": 1,
         "cpus": os.cpu_count(),
@@ -339,6 +372,8 @@ def main(args: Args) -> dict[str, Any]:
         "load_avg_before": os.getloadavg(),
         "batch": args.batch,
         "seconds": args.seconds,
+        "dropped": args.drop,
+        "plan_cache_mode": args.plan_cache_mode or "force_custom_plan",
         "cycles_per_s": {},
     }
     tag = f"rr_bench_{os.getpid()}"
@@ -351,6 +386,9 @@ def main(args: Args) -> dict[str, Any]:
         PgDatabase(args.postgres_url, tag) as pg,
         optuna_db as optuna_url,
     ):
+        if args.drop:  # migrated once here: the rows' own migrations then find it at head
+            SQLStorage(pg).close()
+            results["nodes_indexes"] = drop_from_nodes(pg, args.drop)
         runs = [(b, n, args.complete_batch) for b in args.backends for n in args.workers]
         if args.complete_batch and "postgres+redis" in args.backends:
             runs.append(("postgres+redis", max(args.workers), False))  # one commit per branch
@@ -428,6 +466,8 @@ def parse() -> Args:
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--one-by-one", dest="complete_batch", action="store_false")
     p.add_argument("--no-optuna", dest="optuna", action="store_false")
+    p.add_argument("--drop", nargs="+", default=[], help="indexes/constraints of nodes to drop")
+    p.add_argument("--plan-cache-mode", default=None, choices=["auto", "force_generic_plan"])
     p.add_argument("--json", default=None)
     return Args(**vars(p.parse_args()))
 

@@ -298,9 +298,18 @@ def test_frontier_runs_beside_the_plain_queue(tmp_path: Path) -> None:
         _pg_admin().close()
     except psycopg.Error as exc:
         pytest.skip(f"PostgreSQL not reachable: {exc}")
-    args = ["--backends", "plain", "sqlite", "--workers", "1", "--seconds", "0.5"]
+    args = ["--backends", "plain", "sqlite", "postgres", "--workers", "1", "--seconds", "0.5"]
     args += ["--batch", "4", "--no-optuna", "--postgres-url", PG_URL]
+    args += ["--drop", "ix_nodes_spec", "fk_nodes_parent_id_nodes", "--plan-cache-mode", "auto"]
     res = _run_json("frontier.py", tmp_path / "frontier.json", *args)
     assert res["cycles_per_s"]["plain/1"] > 0 and res["cycles_per_s"]["sqlite/1"] > 0
+    assert res["cycles_per_s"]["postgres/1"] > 0 and res["plan_cache_mode"] == "auto"
+    assert "ix_nodes_spec" not in res["nodes_indexes"] and "pk_nodes" in res["nodes_indexes"]
+    bad = [*args[:-5], "--drop", "no_such_index"]
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "frontier.py"), *bad],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "no_such_index" in proc.stderr  # a typo fails loudly
     ratio = res["ratio_vs_plain/sqlite/1"]
     assert ratio == round(res["cycles_per_s"]["sqlite/1"] / res["cycles_per_s"]["plain/1"], 3)
