@@ -5,13 +5,14 @@ from __future__ import annotations
 import time
 
 import pytest
+import torch
 
 from ridgerider.services import jobs
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.storage.records import RideProgress
 
 from .conftest import PG, REDIS, make_frontier
-from .synthetic import drain, expansion, reference, submit, tree_keys
+from .synthetic import THETA, drain, expansion, reference, submit, tree_keys
 
 ORDERS = ["bfs", "dfs", "priority", "random"]
 SHAPE = {"fanout": 3, "depth": 3}
@@ -286,6 +287,26 @@ def test_a_lease_listed_twice_is_recorded_once(frontier: Frontier) -> None:
     assert frontier.complete_many([(lease, exp), (lease, exp)]) == [True, False]
     assert frontier.storage.count_nodes(job) == {"done": 1, "waiting": 2}
     assert frontier.complete_many([]) == []
+
+
+@pytest.mark.parametrize("moved", [False, True], ids=["branched", "moved"])
+def test_a_ridden_root_still_gives_its_branch(frontier: Frontier, moved: bool) -> None:
+    """The root's record drops θ (the MIS) only where its node kept it: θ is stored once."""
+    job = submit(frontier)
+    (lease,) = frontier.claim("w", 1, job_id=job)
+    exp = expansion(lease.branch, fanout=2)
+    if moved:  # a root that is a leaf polished away from the MIS
+        exp.node.theta = THETA + 1
+    assert frontier.complete(lease, exp)
+    root = frontier.storage.node_branch(lease.node_id)
+    assert root is not None and root.fingerprint == () and torch.equal(root.theta, THETA)
+    theta = frontier.storage.node_theta(lease.node_id)
+    assert theta is not None and torch.equal(theta, exp.node.theta)
+    kids = [n for n in frontier.storage.iter_nodes(job, tree=False) if n.parent_id is not None]
+    for kid in kids:  # the θ each child was pushed with (its own, or its parent's end θ)
+        branch = frontier.storage.node_branch(kid.id)
+        assert branch is not None and torch.equal(branch.theta, THETA)
+    frontier.close()
 
 
 def test_infinite_results_are_stored_as_such(frontier: Frontier) -> None:

@@ -100,9 +100,12 @@ def test_extend_of_a_compacted_job_is_the_larger_budgets_tree(
     before = rows(store, job_id)
     waiting = {r.key for r in before if r.status == NodeStatus.WAITING}
     assert waiting and small["nodes"] == SMALL
-    for r in before:  # compacted: every row but the root is its header
+    for r in before:  # compacted: every row is its header (the root's θ is its own end θ)
         assert r.branch_ref is None
-        assert header_only(bytes(r.branch_data)) == (r.parent_id is not None), r.key
+        assert header_only(bytes(r.branch_data)), r.key
+    root = next(r for r in before if r.parent_id is None)
+    mis, theta = store.node_branch(root.id), store.node_theta(root.id)
+    assert mis is not None and theta is not None and torch.equal(mis.theta, theta)
     kid = next(r for r in before if r.key in waiting)
     branch = store.node_branch(kid.id)
     assert branch is not None and branch.direction is None and branch.parent_seed is not None

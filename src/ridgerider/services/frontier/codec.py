@@ -10,7 +10,13 @@ from ridgerider.core.branch import Branch, Node, tensor_to_bytes
 from ridgerider.services.frontier.speculation import spec_key
 from ridgerider.services.storage.records import NODE_RESULT_FIELDS, NODE_RESULT_TYPES
 
-__all__ = ["admits_no_more", "child_rows", "finite_or_none", "node_values", "ridden_branch"]
+__all__ = [
+    "admits_no_more",
+    "child_rows",
+    "finite_or_none",
+    "node_values",
+    "ridden_branch",
+]
 
 
 def node_values(node: Node) -> dict[str, Any]:
@@ -60,13 +66,19 @@ def finite_or_none(value: Any) -> Any:
     return value
 
 
-def ridden_branch(branch: Branch) -> bytes | None:
-    """What a ridden row keeps of its branch: the header (``None`` for the root: all of it).
+def ridden_branch(branch: Branch, theta: bytes) -> bytes | None:
+    """What a ridden row keeps of its branch: the header (``None``: all of it).
 
     A done row is never ridden again, and its θ is its parent's end θ (children of
-    ``core.expand``), so its tensors are dropped; the root keeps its θ (it has no parent).
+    ``core.expand``), so its tensors are dropped. The root has no parent: its θ (the MIS) is
+    dropped only where it equals the row's own end θ (``theta``, raw: the root only branches),
+    so that θ is stored once; a root that moved (a leaf polished at the MIS) keeps it.
+    Readers take a root's θ from its own row's ``theta_data``.
     """
-    return None if branch.depth == 0 else branch.to_bytes(theta=False, direction=False)
+    if branch.depth == 0 and tensor_to_bytes(branch.theta) != theta:
+        return None
+    return branch.to_bytes(theta=False, direction=False)
+
 
 
 def admits_no_more(admitted: int, max_nodes: int, stopped_by: str | None) -> bool:

@@ -122,11 +122,12 @@ class DatabaseCompletion(DatabaseSequencer):
         Returns ``(rank, prefix)``, or ``None`` if the lease is not ours any more.
         """
         values = dict(values)
+        ridden = ridden_branch(lease.branch, values["theta_data"])
         values["theta_data"], values["theta_ref"] = store_blob(conn, values["theta_data"])
         for col in JSON_COLS:
             values[col] = json.dumps(values[col])
         params = {f"v_{c}": values[c] for c in RESULT_COLS}
-        params["v_branch"] = ridden_branch(lease.branch)
+        params["v_branch"] = ridden
         row = self.sql.complete(conn, node=lease.node_id, token=lease.token, **params).first()
         if row is not None and node.is_solution:
             self.sql.solution(

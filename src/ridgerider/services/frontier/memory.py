@@ -192,7 +192,7 @@ class MemoryFrontier(Frontier):
             if n is None or s.jobs[n.job_id].status != JobStatus.RUNNING:
                 return False
             n.values = node_values(expansion.node)
-            n.branch_data = ridden_branch(lease.branch) or n.branch_data
+            n.branch_data = ridden_branch(lease.branch, n.values["theta_data"]) or n.branch_data
             n.status = NodeStatus.DONE
             n.lease_owner, n.lease_token, n.lease_expires = None, None, None
             n.finished_at = utcnow()

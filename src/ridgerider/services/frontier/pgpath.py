@@ -142,7 +142,7 @@ def complete_params(
             values[c] = _float(values[c])
         values |= {"id": lease.node_id, "token": lease.token, "bkey": lease.branch.key}
         values["theta"] = theta.hex()
-        branch = ridden_branch(lease.branch)
+        branch = ridden_branch(lease.branch, theta)
         values["branch"] = None if branch is None else branch.hex()
         nodes.append(values)
         for r in rows:

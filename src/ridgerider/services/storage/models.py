@@ -3,7 +3,8 @@
 A row of ``nodes`` is first a *branch* (waiting to be ridden: ``branch_data``) and, once
 completed, the *node* it became (results, ``theta_data``). A child branch is stored without θ
 (its parent's end θ: readers take the parent's ``theta_data``); a ridden row, and an unridden one
-of a succeeded job, keep only the branch's header (:mod:`.compact`). The sequencer columns
+of a succeeded job, keep only the branch's header (:mod:`.compact`); a ridden root whose θ did
+not move keeps its header too (its θ, the MIS, is its own ``theta_data``). The sequencer columns
 ``seq`` (push order), ``rank`` (position in the single-worker expansion order) and ``slot``
 (position in the random order's list) make the search order durable; see
 :mod:`ridgerider.services.frontier`.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import Row, Text, cast, func, select, text
+from sqlalchemy import Row, Text, case, cast, func, select, text
 from torch import Tensor
 from typing_extensions import override
 
@@ -116,15 +116,22 @@ class SQLTree(Storage):
         parent = NODES.alias("parent")
         with self.db.session(write=False) as s:
             conn = s.connection()
+            # A child's θ is its parent's end θ; a done root's, its own (``ridden_branch``).
+            own = n.parent_id.is_(None)
             row = conn.execute(
-                select(n.branch_data, n.branch_ref, parent.c.theta_data, parent.c.theta_ref)
+                select(
+                    n.branch_data,
+                    n.branch_ref,
+                    case((own, n.theta_data), else_=parent.c.theta_data).label("theta_data"),
+                    case((own, n.theta_ref), else_=parent.c.theta_ref).label("theta_ref"),
+                )
                 .outerjoin(parent, parent.c.id == n.parent_id)
                 .where(n.id == node_id)
             ).first()
             if row is None:
                 return None
             data = load_blob(conn, row.branch_data, row.branch_ref)
-            theta = load_blob(conn, row.theta_data, row.theta_ref)  # a child's θ: its parent's
+            theta = load_blob(conn, row.theta_data, row.theta_ref)
         return None if data is None else Branch.from_bytes(data, theta)
 
     @override
