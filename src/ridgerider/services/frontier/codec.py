@@ -80,7 +80,6 @@ def ridden_branch(branch: Branch, theta: bytes) -> bytes | None:
     return branch.to_bytes(theta=False, direction=False)
 
 
-
 def admits_no_more(admitted: int, max_nodes: int, stopped_by: str | None) -> bool:
     """Whether a job's current budgets admit no further rank (the sequencer's ``_admit``).
 

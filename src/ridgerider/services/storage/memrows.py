@@ -124,8 +124,11 @@ class MemoryTables(Storage):
         return True
 
     def branch_of(self, row: NodeRow) -> Branch:
-        """The branch a row holds; a record stored without θ takes its parent's end θ (a done
-        root's: its own, see ``frontier.codec.ridden_branch``)."""
+        """The branch a row holds.
+
+        A record stored without θ takes its parent's end θ; a done root's, its own (see
+        ``frontier.codec.ridden_branch``).
+        """
         parent = row if row.parent_id is None else self.nodes.get(row.parent_id)
         theta = None if parent is None else parent.values.get("theta_data")
         return Branch.from_bytes(row.branch_data, theta)
