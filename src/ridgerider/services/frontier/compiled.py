@@ -46,9 +46,11 @@ class Compiled:
         cur.execute(self.sql, self._params(params))
         return Result(cur)
 
-    def many(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """Execute once per parameter set (the driver's ``executemany``)."""
-        _cursor(conn).executemany(self.sql, [self._params(r) for r in rows])
+    def many(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
+        """Execute once per parameter set (the driver's ``executemany``); rows changed in all."""
+        cur = _cursor(conn)
+        cur.executemany(self.sql, [self._params(r) for r in rows])
+        return int(cur.rowcount)
 
 
 def _cursor(conn: Connection) -> Any:

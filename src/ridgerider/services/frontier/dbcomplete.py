@@ -151,13 +151,13 @@ class DatabaseCompletion(DatabaseSequencer):
         if not rows:
             return 0
         closed = self._closed(conn, {r["job_id"] for r in rows if r["branch_head"] is not None})
-        params: dict[str, Any] = {}
-        for i, r in enumerate(rows):
+        params: list[dict[str, Any]] = []
+        for r in rows:
             head = r.pop("branch_head")
             data = head if head is not None and r["job_id"] in closed else r["branch_data"]
             r["branch_data"], r["branch_ref"] = store_blob(conn, data)
-            params |= {f"{c}_{i}": r[c] for c in CHILD_COLS}
-        return self.sql.children(len(rows))(conn, **params).rowcount
+            params.append({f"{c}_0": r[c] for c in CHILD_COLS})
+        return self.sql.child.many(conn, params)
 
     def _closed(self, conn: Connection, jobs: set[int]) -> set[int]:
         """The jobs among ``jobs`` whose budgets admit no further rank (``admits_no_more``)."""
