@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -35,6 +36,16 @@ def test_size_is_capped_by_max_batch_and_by_ride_time_per_claim() -> None:
     assert sizer.observe(0.004, 0.0, 8) == 32  # branches that cost nothing
     # 50 ms branches with a slow queue (100 ms per claim) would want 40: 0.5 s caps it at 10
     assert sizer.observe(0.1, 0.05 * 4, 4) == 10
+
+
+def test_rides_together_claim_the_cap() -> None:
+    """Batched rides get cheaper per branch with each branch added: the next claim is the cap."""
+    sizer = AdaptiveBatch(smoothing=1.0, max_batch=32, max_claim_s=0.5)
+    # 5 ms of queue, 40 ms branches would want 3 alone; together, 0.5 s of riding: 12
+    assert sizer.observe(0.005, 0.040 * 4, 4, together=True) == 12
+    assert sizer.observe(0.005, 0.040 * 4, 4) == 3  # the next round alone: the model again
+    assert sizer.observe(0.005, 0.002 * 4, 4, together=True) == 32  # cheap: max_batch
+    assert sizer.observe(0.005, 2.0 * 4, 4, together=True) == 1  # seconds: one at a time
 
 
 def test_running_means_smooth_one_odd_round() -> None:
@@ -92,4 +103,39 @@ def test_an_auto_worker_claims_more_when_branches_are_cheap(sqlite_url: str) -> 
     assert worker.run() == 300
     assert sizes[0] == 1 and max(sizes) > 1
     assert frontier.storage.count_nodes(job).get("done", 0) == 300
+    frontier.close()
+
+
+def test_a_lone_worker_claims_the_cap_after_riding_admitted_branches_together(
+    sqlite_url: str,
+) -> None:
+    """lever-game's exact branches ride together: each next claim of a lone worker is the cap."""
+    from ridgerider.problems import create
+    from ridgerider.services import jobs
+
+    frontier = DatabaseFrontier(SQLStorage(sqlite_url))
+    problem = create("lever-game", {})
+    s = RRSettings(**{**problem.default_settings(), "max_nodes": 80, "polish_steps": 0})
+    job = jobs.submit(frontier.storage, frontier, "lever-game", {}, s, seed=0)
+    claims: list[tuple[int, int, list[int | None]]] = []  # (asked, the cap then, ranks got)
+    claim = frontier.claim
+
+    def spy(worker_id: str, k: int = 1, **kw: object) -> list:
+        sizer = worker._sizer
+        assert sizer is not None
+        per = max(sizer._branch_s or 1.0, 1e-6)
+        cap = min(sizer.max_batch, max(1, int(sizer.max_claim_s / per)))
+        leases = claim(worker_id, k, **kw)  # type: ignore[arg-type]
+        claims.append((k, cap, [x.rank for x in leases]))
+        return leases
+
+    frontier.claim = spy  # type: ignore[method-assign]
+    worker = Worker(frontier, job_id=job.id, batch="auto", alone=True)
+    assert worker.run() == 80
+    after_together = [
+        (asked, cap)
+        for (_, _, ranks), (asked, cap, _) in itertools.pairwise(claims)
+        if len(ranks) > 1 and all(r is not None and r > 0 for r in ranks)
+    ]
+    assert after_together and all(asked == cap for asked, cap in after_together)
     frontier.close()

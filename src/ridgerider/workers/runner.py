@@ -117,7 +117,14 @@ def _work(archive: Archive, job_id: int, report: _Report, workers: int) -> None:
         report.riding(lambda: _riding(pool))
 
     pool = [
-        Worker(archive.frontier, job_id, batch="auto", on_node=on_node, on_ride=on_ride)
+        Worker(
+            archive.frontier,
+            job_id,
+            batch="auto",
+            on_node=on_node,
+            on_ride=on_ride,
+            alone=workers == 1,
+        )
         for _ in range(workers)
     ]
     threads = [threading.Thread(target=w.run, daemon=True) for w in pool[1:]]

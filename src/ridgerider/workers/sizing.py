@@ -27,6 +27,13 @@ class AdaptiveBatch:
     Branches of seconds get ``k = 1``; ``tree-rl`` depth-10 branches (~25 ms at the top of the
     tree) on a SQLite archive mostly 4–9; branches that cost nothing (a queue benchmark)
     ``max_batch``. The first claim is 1.
+
+    A round whose branches were ridden together (``together``: the worker's batched exact
+    rides) breaks the model's premise: there each added branch costs less than the last, so
+    the claim that costs least per branch is the largest one allowed, and the next size is the
+    cap itself (measured on ``lever-game``: claims of ~30 ride the README's job in 3.8 s of
+    riding where claims of 4–15 took 4.4–5.3 s). The worker says so only where nothing else
+    claims the job (``Worker.alone``).
     """
 
     overhead_share: float = 0.05
@@ -51,8 +58,13 @@ class AdaptiveBatch:
             self._slope = max(0.0, (sko / w - mk * mo) / var)
         return max(0.0, mo - self._slope * mk)
 
-    def observe(self, overhead_s: float, ride_s: float, branches: int) -> int:
-        """Record one round (queue time, ride time, branches ridden); the next claim's size."""
+    def observe(
+        self, overhead_s: float, ride_s: float, branches: int, *, together: bool = False
+    ) -> int:
+        """Record one round (queue time, ride time, branches ridden); the next claim's size.
+
+        ``together``: the round's branches were ridden together (the size is then the cap).
+        """
         if branches < 1:
             return self.size
         keep, k = 1.0 - self.smoothing, float(branches)
@@ -64,5 +76,5 @@ class AdaptiveBatch:
         per = max(self._branch_s, 1e-6)
         wanted = math.ceil(self.fixed_cost() / (self.overhead_share * per) * (1 - 1e-9))
         cap = min(self.max_batch, max(1, int(self.max_claim_s / per)))
-        self.size = max(1, min(wanted, cap))
+        self.size = cap if together else max(1, min(wanted, cap))
         return self.size

@@ -113,6 +113,13 @@ class Worker:
         ride_together: expand the exact branches of one job in a claim together
             (``core.expand_batched``: rides in lockstep, the same bits as one by one); only
             with the default ``expand_fn``. ``False``: one branch after another.
+        alone: no other worker claims this job's branches (a command's own single worker).
+            With ``batch="auto"``, a claim of admitted branches ridden together is then
+            followed by a claim of the cap (:class:`AdaptiveBatch`): riding together costs
+            less per branch with every branch added. Shared jobs keep the model's size: a
+            claim at the cap would leave the other workers a level's narrow start to wait
+            out, and rides ahead of their turn may be wasted (both measured with
+            ``benchmarks/whole_process.py``).
     """
 
     frontier: Frontier
@@ -127,6 +134,7 @@ class Worker:
     make_problem: MakeProblem = create
     expand_fn: ExpandFn = expand
     ride_together: bool = True
+    alone: bool = False
     accelerator: str = "cpu"
     device: str = "cuda"
     completed: int = 0
@@ -138,6 +146,8 @@ class Worker:
     _lease_s: dict[int, float] = field(default_factory=dict)
     _max_attempts: dict[int, int] = field(default_factory=dict)
     _sizer: AdaptiveBatch | None = None
+    _together: bool = False
+    """Whether the last claim's branches were ridden together (see ``alone``)."""
     _pause: float = 0.0
     _ridges: dict[int, dict[tuple[str, int], list[Ridge]]] = field(default_factory=dict)
     """Per job, ridges recomputed for compacted branches (their siblings come next, mostly)."""
@@ -219,7 +229,8 @@ class Worker:
         recorded = self._complete(rides)
         if self._sizer is not None:
             queue_s = (t1 - t0) + (time.perf_counter() - t2)
-            self._sizer.observe(queue_s, t2 - t1, len(leases))
+            together = self.alone and self._together and all(x.rank is not None for x in leases)
+            self._sizer.observe(queue_s, t2 - t1, len(leases), together=together)
         with self._lock:  # before the callbacks: a finished ride is no longer in flight
             self._held, self._progress = [], {}
         for (lease, expansion), ok in zip(rides, recorded, strict=True):
@@ -291,9 +302,11 @@ class Worker:
         for lease in leases:
             if together and lease.branch.direction is not None:
                 jobs.setdefault(lease.job_id, []).append(lease)
+        self._together = False
         for group in jobs.values():
             if len(group) > 1:
                 out.update(zip([x.node_id for x in group], self._expand_many(group), strict=True))
+                self._together = True
         return [out[x.node_id] if x.node_id in out else self._expand(x) for x in leases]
 
     def _expand_many(self, leases: list[Lease]) -> list[Expansion | None]:
