@@ -116,17 +116,9 @@ def _work(archive: Archive, job_id: int, report: _Report, workers: int) -> None:
     def on_ride(lease: Any, progress: RideProgress) -> None:
         report.riding(lambda: _riding(pool))
 
-    pool = [
-        Worker(
-            archive.frontier,
-            job_id,
-            batch="auto",
-            on_node=on_node,
-            on_ride=on_ride,
-            alone=workers == 1,
-        )
-        for _ in range(workers)
-    ]
+    # One worker here is alone on its job: it claims the cap after riding a claim together.
+    kw: dict[str, Any] = {"on_node": on_node, "on_ride": on_ride, "alone": workers == 1}
+    pool = [Worker(archive.frontier, job_id, batch="auto", **kw) for _ in range(workers)]
     threads = [threading.Thread(target=w.run, daemon=True) for w in pool[1:]]
     for t in threads:
         t.start()

@@ -10,13 +10,7 @@ from ridgerider.core.branch import Branch, Node, tensor_to_bytes
 from ridgerider.services.frontier.speculation import spec_key
 from ridgerider.services.storage.records import NODE_RESULT_FIELDS, NODE_RESULT_TYPES
 
-__all__ = [
-    "admits_no_more",
-    "child_rows",
-    "finite_or_none",
-    "node_values",
-    "ridden_branch",
-]
+__all__ = ["admits_no_more", "child_rows", "finite_or_none", "node_values", "ridden_branch"]
 
 
 def node_values(node: Node) -> dict[str, Any]:
