@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ridgerider.core.branch import Branch, Node, child_seed
@@ -97,6 +99,26 @@ def expansion(
         solution_key=branch.key if leaf and solution else None,
     )
     return Expansion(node, kids)
+
+
+ODD_LOSSES = [math.nan, math.inf, -math.inf, None, 0.0, -0.0, 1.5, -2.0, 1.5]
+
+
+def odd_losses(branch: Branch, **shape: int) -> Expansion:
+    """:func:`expansion` whose children's losses mix NaN, infinities, None, signed zeros, ties."""
+    exp = expansion(branch, **shape)
+    kids = [
+        Branch(
+            k.theta,
+            k.direction,
+            k.eigenvalue,
+            k.fingerprint,
+            child_seed(branch.seed, k.fingerprint[-1]),
+            ODD_LOSSES[(len(k.key) * 7 + i) % len(ODD_LOSSES)],
+        )
+        for i, k in enumerate(exp.children)
+    ]
+    return Expansion(exp.node, kids)
 
 
 def drain(

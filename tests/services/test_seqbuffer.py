@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import pytest
 
-from ridgerider.core.branch import Branch, child_seed
+from ridgerider.core.branch import Branch
 from ridgerider.core.expand import Expansion
 from ridgerider.services.frontier import dbsequencer, seqbuffer
 from ridgerider.services.frontier.base import Frontier
@@ -15,7 +14,7 @@ from ridgerider.services.frontier.seqbuffer import BufferedSeqStore
 from ridgerider.services.frontier.sqlseq import SqlSeqStore
 
 from .conftest import PG, make_frontier
-from .synthetic import expansion, reference, submit, tree_keys
+from .synthetic import expansion, odd_losses, reference, submit, tree_keys
 
 KINDS = ["sqlite", pytest.param("postgres", marks=PG)]
 SHAPE = {"fanout": 3, "depth": 3}  # 40 nodes
@@ -118,24 +117,9 @@ def test_random_rounds_draw_from_the_slots_read_once(
     frontier.close()
 
 
-LOSSES = [math.nan, math.inf, -math.inf, None, 0.0, -0.0, 1.5, -2.0, 1.5]
-
-
-def odd_losses(branch: Branch) -> Expansion:
+def odd(branch: Branch) -> Expansion:
     """Children whose branch losses mix NaN, infinities, None, signed zeros and ties."""
-    exp = expansion(branch, **SHAPE)
-    kids = [
-        Branch(
-            k.theta,
-            k.direction,
-            k.eigenvalue,
-            k.fingerprint,
-            child_seed(branch.seed, k.fingerprint[-1]),
-            LOSSES[(len(k.key) * 7 + i) % len(LOSSES)],
-        )
-        for i, k in enumerate(exp.children)
-    ]
-    return Expansion(exp.node, kids)
+    return odd_losses(branch, **SHAPE)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -152,7 +136,7 @@ def test_priority_pops_odd_losses_as_the_database_sorts_them(
             )
         frontier = make_frontier(kind, request, speculation=16)
         job = submit(frontier, order="priority", seed=5)
-        drive(frontier, job, k=k, expand=odd_losses)
+        drive(frontier, job, k=k, expand=odd)
         trees.append(tree_keys(frontier, job))
         frontier.close()
     assert len(trees[0]) == 40

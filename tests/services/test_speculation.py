@@ -18,7 +18,7 @@ from ridgerider.services.frontier.base import Frontier, Lease
 from ridgerider.services.frontier.speculation import spec_key
 
 from .conftest import PG, make_frontier
-from .synthetic import THETA, expansion, reference, submit, tree_keys
+from .synthetic import THETA, expansion, odd_losses, reference, submit, tree_keys
 
 SHAPE = {"fanout": 3, "depth": 3}  # 40 nodes
 KINDS = ["sqlite", pytest.param("postgres", marks=PG)]
@@ -210,21 +210,30 @@ def test_the_random_key_takes_shallow_branches_first() -> None:
     assert heapq.nsmallest(1, level) is not None
 
 
+PLANS = [
+    ("random", "given", 4),
+    ("priority", "given", 4),
+    # NaN after every number, NULL last: the plan sorts as the database will (five trees)
+    *[("priority", "odd", seed) for seed in range(1, 6)],
+]
+
+
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("order", ["random", "priority"])
+@pytest.mark.parametrize(("order", "losses", "seed"), PLANS)
 def test_the_plan_names_the_ranks_to_come(
-    kind: str, order: str, request: pytest.FixtureRequest
+    kind: str, order: str, losses: str, seed: int, request: pytest.FixtureRequest
 ) -> None:
     from sqlalchemy import text
 
+    expand = odd_losses if losses == "odd" else expansion
     frontier = make_frontier(kind, request, speculation=6)
-    job = submit(frontier, order=order, seed=4)
+    job = submit(frontier, order=order, seed=seed)
     # random: every node in reach has three children (their number is predicted); priority:
     # rank 3's subtree, ranked first, is small.
     shape = {"fanout": 3, "depth": 8 if order == "random" else 3}
     for _ in range(3):  # the first ranks, one at a time
         (lease,) = frontier.claim("w", 1, job_id=job)
-        assert frontier.complete(lease, expansion(lease.branch, **shape))
+        assert frontier.complete(lease, expand(lease.branch, **shape))
     held = frontier.claim("w", 1, job_id=job)  # the admitted rank, kept in flight
     assert held[0].rank == 3
     # Rides ahead, done before their turn. random rides only planned rows: the first claim
@@ -232,7 +241,7 @@ def test_the_plan_names_the_ranks_to_come(
     ahead = frontier.claim("w", 4, job_id=job) or frontier.claim("w", 4, job_id=job)
     assert ahead and all(lease.rank is None for lease in ahead)
     for lease in ahead:
-        assert frontier.complete(lease, expansion(lease.branch, **shape))
+        assert frontier.complete(lease, expand(lease.branch, **shape))
     frontier.advance(job)  # a sequencer round plans the ranks after rank 3
     db = frontier.storage.db  # type: ignore[attr-defined]
     with db.session(write=False) as s:
@@ -241,7 +250,7 @@ def test_the_plan_names_the_ranks_to_come(
         q += " AND spec < :planned ORDER BY spec"
         planned = list(s.execute(text(q), {"j": job, "planned": b"\x01"}).scalars())
     assert len(planned) >= 3
-    assert frontier.complete(held[0], expansion(held[0].branch, **shape))
+    assert frontier.complete(held[0], expand(held[0].branch, **shape))
     ranked = []
     for _ in range(30):
         leases = frontier.claim("w", 1, job_id=job)
@@ -250,7 +259,7 @@ def test_the_plan_names_the_ranks_to_come(
         (lease,) = leases
         assert lease.rank is not None
         ranked.append(lease.node_id)
-        assert frontier.complete(lease, expansion(lease.branch, **shape))
+        assert frontier.complete(lease, expand(lease.branch, **shape))
     # Ranks that go to branches opened later name no row at planning time (random: draws
     # that land on them; priority: the subtree of rank 3); among the rows that waited then,
     # the sequencer ranks exactly the plan, in its order.

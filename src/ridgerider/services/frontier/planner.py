@@ -23,7 +23,6 @@ costs at most the rides it sends ahead: the sequencer alone decides the tree.
 from __future__ import annotations
 
 import heapq
-import math
 import random
 import struct
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 from sqlalchemy import Connection, LargeBinary, and_, case, func, literal, or_, select, update
 
 from ridgerider.schemas.enums import NodeStatus
+from ridgerider.services.frontier.seqbuffer import loss_key
 from ridgerider.services.frontier.sequencer import SeqState
 from ridgerider.services.frontier.speculation import OWN
 from ridgerider.services.storage.tables import NODES
@@ -222,9 +222,11 @@ def _plan_priority(rows: _Rows, st: SeqState, horizon: int) -> list[int]:
     replayed: the open rows by (branch loss, push order), a row ridden ahead pushing its
     children when popped, as the sequencer will.
     """
-    key = lambda r: math.inf if r.loss is None else r.loss  # noqa: E731
+    key = lambda r: loss_key(r.loss)  # noqa: E731  (the database's order: NaN, then NULL, last)
     opened = rows.heap(4 * horizon)
-    pops: list[tuple[float, int, int]] = [(key(r), i, r.id) for i, r in enumerate(opened)]
+    pops: list[tuple[tuple[bool, bool, float], int, int]] = [
+        (key(r), i, r.id) for i, r in enumerate(opened)
+    ]
     heapq.heapify(pops)
     seq = len(opened)
     planned: list[int] = []

@@ -45,7 +45,7 @@ from ridgerider.services.frontier.sqlseq import SqlSeqStore
 from ridgerider.services.frontier.statements import Statements
 from ridgerider.services.storage.tables import NODES
 
-__all__ = ["BUFFERED_ORDERS", "BufferedSeqStore", "seq_store"]
+__all__ = ["BUFFERED_ORDERS", "BufferedSeqStore", "loss_key", "seq_store"]
 
 n = NODES.c
 BUFFERED_ORDERS = ("dfs", "priority", "random")
@@ -72,7 +72,7 @@ class _Row:
     slot: int | None = None
 
 
-def _loss_key(loss: float | None) -> tuple[bool, bool, float]:
+def loss_key(loss: float | None) -> tuple[bool, bool, float]:
     """``ORDER BY branch_loss ASC NULLS LAST`` in Python: NaN after every number, NULL last."""
     if loss is None:
         return (True, True, 0.0)
@@ -107,7 +107,7 @@ class BufferedSeqStore(SqlSeqStore):
 
     def _key(self, row: _Row) -> Any:
         assert row.seq is not None
-        return -row.seq if self.order == "dfs" else (*_loss_key(row.loss), row.seq)
+        return -row.seq if self.order == "dfs" else (*loss_key(row.loss), row.seq)
 
     def _add(self, r: Any) -> _Row:
         row = self.rows.get(r.id)
