@@ -146,8 +146,6 @@ class Worker:
     _lease_s: dict[int, float] = field(default_factory=dict)
     _max_attempts: dict[int, int] = field(default_factory=dict)
     _sizer: AdaptiveBatch | None = None
-    _together: bool = False
-    """Whether the last claim's branches were ridden together (see ``alone``)."""
     _pause: float = 0.0
     _ridges: dict[int, dict[tuple[str, int], list[Ridge]]] = field(default_factory=dict)
     """Per job, ridges recomputed for compacted branches (their siblings come next, mostly)."""
@@ -222,14 +220,13 @@ class Worker:
             self._held = list(leases)
             self._progress = {x.node_id: RideProgress(0, None) for x in leases}
         t1 = time.perf_counter()
-        rides = [
-            (x, e) for x, e in zip(leases, self._expand_claim(leases), strict=True) if e is not None
-        ]
+        expansions, batched = self._expand_claim(leases)
+        rides = [(x, e) for x, e in zip(leases, expansions, strict=True) if e is not None]
         t2 = time.perf_counter()
         recorded = self._complete(rides)
         if self._sizer is not None:
             queue_s = (t1 - t0) + (time.perf_counter() - t2)
-            together = self.alone and self._together and all(x.rank is not None for x in leases)
+            together = self.alone and batched and all(x.rank is not None for x in leases)
             self._sizer.observe(queue_s, t2 - t1, len(leases), together=together)
         with self._lock:  # before the callbacks: a finished ride is no longer in flight
             self._held, self._progress = [], {}
@@ -294,20 +291,22 @@ class Worker:
             self._max_attempts[job_id] = job.max_attempts
         return self._problems[job_id]
 
-    def _expand_claim(self, leases: list[Lease]) -> list[Expansion | None]:
-        """Each lease's expansion (``None``: failed); a job's exact branches ridden together."""
+    def _expand_claim(self, leases: list[Lease]) -> tuple[list[Expansion | None], bool]:
+        """Each lease's expansion (``None``: failed), and whether some rode together.
+
+        A job's exact branches in the claim ride together (``expand_each``).
+        """
         out: dict[int, Expansion | None] = {}
         jobs: dict[int, list[Lease]] = {}
         together = self.ride_together and self.expand_fn is expand
         for lease in leases:
             if together and lease.branch.direction is not None:
                 jobs.setdefault(lease.job_id, []).append(lease)
-        self._together = False
         for group in jobs.values():
             if len(group) > 1:
                 out.update(zip([x.node_id for x in group], self._expand_many(group), strict=True))
-                self._together = True
-        return [out[x.node_id] if x.node_id in out else self._expand(x) for x in leases]
+        expansions = [out[x.node_id] if x.node_id in out else self._expand(x) for x in leases]
+        return expansions, bool(out)
 
     def _expand_many(self, leases: list[Lease]) -> list[Expansion | None]:
         """Non-root branches of one job together: ``expand_each``, every branch failing alone."""

@@ -186,12 +186,16 @@ def _complete() -> Executable:
     )
 
 
-def _insert(table: Any, cols: tuple[str, ...], rows: int, keys: tuple[str, ...], pg: bool) -> Any:
+def _insert(table: Any, cols: tuple[str, ...], keys: tuple[str, ...], pg: bool) -> Any:
+    """Insert one row, skipping a conflict on ``keys``.
+
+    Parameters are ``<column>_0``: a column's own name is reserved for the VALUES clause.
+    """
     ins = postgresql.insert if pg else sqlite.insert
     fixed: dict[str, Any] = {"created_at": func.now()}
     if table is NODES:  # column defaults, written out (no per-execution default processing)
         fixed |= {"status": _constant(NodeStatus.WAITING), "attempts": literal_column("0")}
-    values = [{**{c: bindparam(f"{c}_{i}") for c in cols}, **fixed} for i in range(rows)]
+    values = {**{c: bindparam(f"{c}_0") for c in cols}, **fixed}
     return ins(table).values(values).on_conflict_do_nothing(index_elements=list(keys))
 
 
@@ -247,11 +251,10 @@ _BUILDERS: dict[str, Callable[[bool], Any]] = {
     "ahead_any": lambda pg: _claim("any", pg, ahead=True),
     "ahead_job_rest": lambda pg: _claim("job", pg, ahead=True, rest=True),
     "complete": lambda pg: _complete(),
-    "child": lambda pg: _insert(NODES, CHILD_COLS, 1, ("job_id", "key"), pg),
+    "child": lambda pg: _insert(NODES, CHILD_COLS, ("job_id", "key"), pg),
     "solution": lambda pg: _insert(
         SOLUTIONS,
         ("job_id", "node_id", "key", "solution_key", "loss", "metrics"),
-        1,
         ("job_id", "key"),
         pg,
     ),
