@@ -98,6 +98,41 @@ def test_rides_ahead_are_capped(kind: str, request: pytest.FixtureRequest) -> No
     frontier.close()
 
 
+def admitted(frontier: Frontier, job_id: int) -> int:
+    """The ranks the job has admitted so far."""
+    with frontier.storage.db.session(write=False) as s:  # type: ignore[attr-defined]
+        from sqlalchemy import text
+
+        q = "SELECT admitted FROM jobs WHERE id = :j"
+        return int(s.execute(text(q), {"j": job_id}).scalar_one())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("order", ["dfs", "priority", "random"])
+def test_rides_ahead_stop_at_what_the_node_budget_still_admits(
+    kind: str, order: str, request: pytest.FixtureRequest
+) -> None:
+    """A claim rides ahead only into the room the budget leaves (the cap is far above it)."""
+    budget = 6
+    frontier = make_frontier(kind, request, speculation=50)
+    job = submit(frontier, order=order, seed=0, max_nodes=budget)
+    grew = 0
+    while True:
+        before, room = ahead(frontier, job), budget - admitted(frontier, job)
+        leases = frontier.claim("w", 8, job_id=job)
+        if not leases:
+            break
+        after = ahead(frontier, job)
+        assert after <= max(before, room), (before, room, after)
+        grew += after > before
+        for lease in reversed(leases):
+            frontier.complete(lease, expansion(lease.branch, steps=2, **SHAPE))
+    assert grew > 0  # it did ride ahead
+    assert frontier.storage.count_nodes(job)["done"] - budget <= 3  # past the budget: 14 uncapped
+    assert tree_keys(frontier, job) == reference(order, 0, steps=2, max_nodes=budget, **SHAPE)
+    frontier.close()
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("k", [1, 2, 4])
 def test_a_claim_takes_the_admitted_rank_first_then_rides_ahead_for_the_rest(

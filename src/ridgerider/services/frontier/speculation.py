@@ -43,7 +43,10 @@ Where speculation cannot help: a ride can start only once its branch exists, i.e
 parent is ridden, so a job takes at least (longest root-to-leaf chain of the tree) × (ride
 time); ``dfs`` on a tree deeper than the budget follows one chain and rides ahead only
 siblings it may never reach. The outstanding speculation of a job (rides leased or done but
-not ranked) is capped (``speculation``): the waste at a budget's end is at most the cap.
+not ranked) is capped (``speculation``) and held to the ranks its node budget still admits (a
+claim rides ahead only while there is room, and takes no more rows than the room left): the
+waste at a budget's end is at most the smaller of the two (a 6-node job claimed 8 at a time
+with a cap of 50: 3 rides past the budget, 14 without the budget's bound).
 """
 
 from __future__ import annotations

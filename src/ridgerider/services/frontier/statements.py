@@ -71,11 +71,27 @@ def _is(col: Any, value: StrEnum) -> Any:
     return col == _constant(value)
 
 
+def _least(pg: bool, a: Any, b: Any) -> Any:
+    return (func.least if pg else func.min)(a, b)
+
+
+def _budget(pg: bool, jobs: str) -> Any:
+    """The node budget of the row of ``jobs`` (a name of the jobs table in the statement).
+
+    Written out: a JSON path bound in the compiled statements would go unprocessed.
+    """
+    if pg:
+        return literal_column(f"({jobs}.settings ->> 'max_nodes')::int8")
+    return literal_column(f"json_extract({jobs}.settings, '$.max_nodes')")
+
+
 def _claim(by: str, pg: bool, ahead: bool = False, rest: bool = False) -> Executable:
     """Lease up to ``k`` admitted waiting rows: of one job, of any job, or among given ids.
 
     ``ahead``: rows not ranked yet instead, by speculation key (:mod:`.speculation`), of jobs
-    that still admit and have fewer than ``cap`` rides ahead (leased or done, unranked).
+    that still admit and have fewer rides ahead (leased or done, unranked) than ``cap`` and
+    than the ranks their node budget still admits (more could never all join the tree: near
+    the budget's end a ride ahead is mostly waste, and a lone worker has no one to lend it).
     ``rest``: up to ``k`` less the rows leased with token ``first`` (an admitted claim earlier
     in the same transaction), so both claims go to the server in one round trip.
     """
@@ -91,7 +107,8 @@ def _claim(by: str, pg: bool, ahead: bool = False, rest: bool = False) -> Execut
         rides = rides.where(text("ahead.rank IS NULL AND ahead.status IN ('leased', 'done')"))
         where += [n.spec < literal(UNPLANNED, LargeBinary), n.rank.is_(None)]
         where.append(j.stopped_by.is_(None))
-        where.append(rides.scalar_subquery() < bindparam("cap"))
+        room = _least(pg, bindparam("cap"), _budget(pg, "jobs") - j.admitted)
+        where.append(rides.scalar_subquery() < room)
     else:
         where.append(n.rank < j.admitted)
     if by == "job":
@@ -113,6 +130,13 @@ def _claim(by: str, pg: bool, ahead: bool = False, rest: bool = False) -> Execut
             )
         )
         limit = (func.greatest if pg else func.max)(0, limit - first.scalar_subquery())
+    if ahead and by == "job":  # and no more rows than the room left before this claim
+        b = JOBS.alias("budget")
+        room = select(_least(pg, bindparam("cap"), _budget(pg, "budget") - b.c.admitted))
+        room = room.where(b.c.id == bindparam("job")).scalar_subquery()
+        limit = (func.greatest if pg else func.max)(
+            0, _least(pg, limit, room - rides.scalar_subquery())
+        )
     pick = (
         select(n.id)
         .join(JOBS, j.id == n.job_id)
