@@ -98,6 +98,33 @@ def test_run_leaves_its_job_to_a_running_pool_and_gets_the_same_tree(tmp_path: P
     assert pool.workers.completed == b["nodes"]  # the pool rode every branch
 
 
+def test_a_job_left_to_a_pool_has_its_mis_found_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command stores the job at once; a warm pool worker finds the MIS (the same one)."""
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    problem = create("tree-rl", {"depth": 5, "tree_seed": 3})
+    submission = jobs.Submission(problem, RRSettings(**problem.default_settings()), seed=4)
+    alone = runner.run(submission, database_url=url)  # one worker in this process
+    found_by: list[str] = []
+    real = jobs.branch_point
+
+    def branch_point(*args, **kwargs):
+        found_by.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "branch_point", branch_point)
+    pool = Pool(url, 2)
+    try:
+        pooled = runner.run(submission, database_url=url, ray=runner.RayPlan(2))
+    finally:
+        pool.close()
+    assert len(found_by) == 1 and found_by[0] != threading.main_thread().name
+    assert pool.workers.completed == pooled["nodes"]
+    for key in ("mis", "nodes", "solutions", "status"):
+        assert pooled[key] == alone[key], key
+
+
 def test_without_the_pool_or_when_it_stops_the_job_starts_its_own_workers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

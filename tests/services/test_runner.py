@@ -85,6 +85,29 @@ def test_run_show_jobs_resume(sqlite_url: str) -> None:
         runner.show(404, database_url=sqlite_url)
 
 
+@pytest.mark.parametrize(("update", "ahead"), [("exact", True), ("fixed", False)])
+def test_one_worker_here_rides_ahead_where_it_rides_its_claims_together(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, update: str, ahead: bool
+) -> None:
+    """dfs: the lone worker claims the rides the order wants next with its rank (exact rides
+    are batched); rides of ``update="fixed"`` are one by one, so it claims admitted ones only."""
+    claimed: list[int | None] = []
+    claim = DatabaseFrontier.claim
+
+    def spy(self: DatabaseFrontier, *args: Any, **kwargs: Any) -> Any:
+        leases = claim(self, *args, **kwargs)
+        claimed.extend(x.rank for x in leases)
+        return leases
+
+    monkeypatch.setattr(DatabaseFrontier, "claim", spy)
+    s = settings(order="dfs", max_nodes=12, update=update)
+    out = runner.run(jobs.Submission.build("tree-rl", PARAMS, s, seed=3), database_url=sqlite_url)
+    assert (None in claimed) is ahead
+    assert {k: out[k] for k in ("nodes", "solutions")} == {
+        k: v for k, v in expected(s, 3).items() if k in ("nodes", "solutions")
+    }
+
+
 def test_extend_runs_on_to_the_larger_budget(sqlite_url: str) -> None:
     s = settings(order="bfs", max_nodes=4)
     out = runner.run(

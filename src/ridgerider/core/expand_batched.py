@@ -143,11 +143,7 @@ def _polish(
 def batchable(problem: Problem, settings: RRSettings) -> bool:
     """Whether :func:`expand_many` rides this job's branches together (else one by one)."""
     return (
-        settings.device == "cpu"
-        and settings.method == "exact"
-        and settings.step_rule == "backtrack"
-        and settings.update == "exact"
-        and settings.hvp_batch == 0
+        settings.rides_together()
         and "at_node" not in getattr(problem, "__dict__", {})
         and type(problem).at_node is Problem.at_node
     )

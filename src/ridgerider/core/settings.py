@@ -247,3 +247,17 @@ class RRSettings:
     def with_(self, **changes: Any) -> RRSettings:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
+
+    def rides_together(self) -> bool:
+        """Whether these settings let ``core.expand_batched`` ride branches together.
+
+        Exact, backtracking, ``update="exact"`` rides on CPU; the problem must allow it too
+        (``expand_batched.batchable``).
+        """
+        return (
+            self.device == "cpu"
+            and self.method == "exact"
+            and self.step_rule == "backtrack"
+            and self.update == "exact"
+            and self.hvp_batch == 0
+        )

@@ -1,0 +1,84 @@
+"""Progress of a job run from the CLI: the callbacks, and the nodes read back from the archive.
+
+Workers in this process report each node as they complete it (:class:`Report`); workers
+elsewhere (a pool, Ray actors) write to the archive, and :func:`report_nodes` reads what they
+sequenced since a rank, in rank order, and the steps of the rides in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ridgerider.services.archive import Archive
+from ridgerider.workers.worker import OnNode
+
+__all__ = ["OnRiding", "Report", "report_nodes", "report_safely"]
+
+log = logging.getLogger(__name__)
+
+OnRiding = Callable[[int], None]
+"""Live progress: the steps (a ride's, then a leaf's polish) taken so far by the branches in
+flight (not yet in the tree).
+
+In this process it is called at most ten times a second while rides take steps; with Ray
+workers, every 0.2 s from what their heartbeats wrote to the archive.
+"""
+
+
+@dataclass
+class Report:
+    """The progress callbacks of one run, serialised (workers call them from their threads)."""
+
+    on_node: OnNode | None = None
+    on_riding: OnRiding | None = None
+    every_s: float = 0.1
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _last: float = 0.0
+
+    def node(self, node: Any, steps: int) -> None:
+        """A node joined the tree; ``steps``: the tree's ride steps."""
+        if self.on_node is not None:
+            with self._lock:
+                self.on_node(node, steps)
+
+    def riding(self, steps: Callable[[], int], *, force: bool = False) -> None:
+        """Report the rides' steps, ``steps()`` (evaluated only when due), every ``every_s``."""
+        if self.on_riding is None or (not force and time.monotonic() - self._last < self.every_s):
+            return
+        with self._lock:
+            now = time.monotonic()
+            if force or now - self._last >= self.every_s:
+                self._last = now
+                self.on_riding(steps())
+
+
+def report_safely(archive: Archive, job_id: int, cursor: int, report: Report) -> int:
+    """:func:`report_nodes`, where a lost connection skips one report instead of the job."""
+    try:
+        return report_nodes(archive, job_id, cursor, report)
+    except Exception:
+        log.warning("progress of job %s not read this time", job_id, exc_info=True)
+        return cursor
+
+
+def report_nodes(archive: Archive, job_id: int, cursor: int, report: Report) -> int:
+    """Report each node sequenced since rank ``cursor`` and the rides in flight; next cursor."""
+    if report.on_riding is not None:
+        rides = archive.storage.rides
+        report.riding(lambda: sum(r.steps for r in rides(job_id)), force=True)
+    if report.on_node is None:
+        return cursor
+    job = archive.storage.get_job(job_id)
+    steps = job.steps if job else 0
+    while True:
+        page = archive.storage.list_nodes(job_id, cursor=cursor, tree=True)
+        for record in page.items:
+            report.node(record, steps)
+            cursor = (record.rank or 0) + 1
+        if page.next_cursor is None:
+            return cursor
