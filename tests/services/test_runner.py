@@ -85,6 +85,15 @@ def test_run_show_jobs_resume(sqlite_url: str) -> None:
         runner.show(404, database_url=sqlite_url)
 
 
+def runner_tree(url: str, job_id: int) -> list[Any]:
+    """The job's tree in rank order, as stored."""
+    storage = SQLStorage(url)
+    try:
+        return list(storage.list_nodes(job_id, cursor=0, tree=True, limit=10_000).items)
+    finally:
+        storage.close()
+
+
 @pytest.mark.parametrize(("update", "ahead"), [("exact", True), ("fixed", False)])
 def test_one_worker_here_rides_ahead_where_it_rides_its_claims_together(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch, update: str, ahead: bool
@@ -101,8 +110,16 @@ def test_one_worker_here_rides_ahead_where_it_rides_its_claims_together(
 
     monkeypatch.setattr(DatabaseFrontier, "claim", spy)
     s = settings(order="dfs", max_nodes=12, update=update)
-    out = runner.run(jobs.Submission.build("tree-rl", PARAMS, s, seed=3), database_url=sqlite_url)
+    seen: list[str] = []
+    out = runner.run(
+        jobs.Submission.build("tree-rl", PARAMS, s, seed=3),
+        database_url=sqlite_url,
+        on_node=lambda node, steps: seen.append(node.key),
+    )
     assert (None in claimed) is ahead
+    # The progress reports the tree's nodes, in rank order, not the rides done ahead.
+    tree = [n.key for n in runner_tree(sqlite_url, out["job_id"])]
+    assert seen == tree and len(tree) == out["nodes"]
     assert {k: out[k] for k in ("nodes", "solutions")} == {
         k: v for k, v in expected(s, 3).items() if k in ("nodes", "solutions")
     }

@@ -17,7 +17,7 @@ from typing import Any
 from ridgerider.services.archive import Archive
 from ridgerider.workers.worker import OnNode
 
-__all__ = ["OnRiding", "Report", "report_nodes", "report_safely"]
+__all__ = ["OnRiding", "Report", "TreeReport", "report_nodes", "report_safely"]
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +82,32 @@ def report_nodes(archive: Archive, job_id: int, cursor: int, report: Report) -> 
             cursor = (record.rank or 0) + 1
         if page.next_cursor is None:
             return cursor
+
+
+class TreeReport:
+    """A job's nodes reported from its tree in rank order, read at most every ``every_s``.
+
+    For workers here that ride ahead of the order: their completions join the tree only when
+    the sequencer ranks them (some never: rides past a budget), so completions are not nodes.
+    :meth:`due` is called after completions (from any worker thread); :meth:`close` reports
+    the rest. Rides in flight are left to the caller (its workers report them live).
+    """
+
+    def __init__(self, archive: Archive, job_id: int, report: Report, every_s: float = 0.1):
+        job = archive.storage.get_job(job_id)
+        self.archive, self.job_id, self.every_s = archive, job_id, every_s
+        self.cursor = job.nodes if job else 0
+        self._nodes = Report(on_node=report.on_node)  # report_nodes leaves rides alone then
+        self._lock = threading.Lock()
+        self._last = 0.0
+
+    def due(self) -> None:
+        """Report the nodes ranked since the last read, if ``every_s`` has passed."""
+        if time.monotonic() - self._last >= self.every_s:
+            self.close()
+
+    def close(self) -> None:
+        """Report every node ranked since the last read."""
+        with self._lock:
+            self._last = time.monotonic()
+            self.cursor = report_safely(self.archive, self.job_id, self.cursor, self._nodes)

@@ -36,7 +36,13 @@ from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
 from ridgerider.services.jobs import JobNotFoundError
 from ridgerider.services.storage.records import RideProgress
-from ridgerider.workers.progress import OnRiding, Report, report_nodes, report_safely
+from ridgerider.workers.progress import (
+    OnRiding,
+    Report,
+    TreeReport,
+    report_nodes,
+    report_safely,
+)
 from ridgerider.workers.registry import BEAT_S, PoolEntry, find_pools
 from ridgerider.workers.worker import OnNode, Worker
 
@@ -74,9 +80,13 @@ def _work(archive: Archive, job_id: int, report: Report, workers: int) -> None:
     archive.frontier.start_reaper()
     if workers == 1:
         _ride_ahead_alone(archive, job_id)
+    tree = TreeReport(archive, job_id, report) if _rides_ahead(archive, job_id) else None
 
     def on_node(node: Any, steps: int) -> None:
-        report.node(node, steps)
+        if tree is None:
+            report.node(node, steps)
+        else:  # a completion ahead of its turn is not a node (yet)
+            tree.due()
         report.riding(lambda: _riding(pool), force=True)
 
     def on_ride(lease: Any, progress: RideProgress) -> None:
@@ -104,6 +114,15 @@ def _work(archive: Archive, job_id: int, report: Report, workers: int) -> None:
             w.stop()
         for t in threads:
             t.join()
+    if tree is not None:
+        tree.close()
+
+
+def _rides_ahead(archive: Archive, job_id: int) -> bool:
+    """Whether the job's branches may be ridden ahead of their turn here (not bfs)."""
+    job = archive.storage.get_job(job_id)
+    ahead = getattr(archive.frontier, "speculation", 0) > 0
+    return ahead and job is not None and job.settings.get("order") != "bfs"
 
 
 def _ride_ahead_alone(archive: Archive, job_id: int) -> None:

@@ -65,7 +65,7 @@ class NodeView(Protocol):
 
 
 OnNode = Callable[[NodeView, int], None]
-"""Progress callback: the node just completed and the job's ride steps so far."""
+"""Progress callback: the node just completed and the job's ride steps once its claim was."""
 
 OnRide = Callable[[Lease, RideProgress], None]
 """Live progress callback: a branch in hand took another ride step."""
@@ -230,9 +230,7 @@ class Worker:
             self._sizer.observe(queue_s, t2 - t1, len(leases), together=together)
         with self._lock:  # before the callbacks: a finished ride is no longer in flight
             self._held, self._progress = [], {}
-        for (lease, expansion), ok in zip(rides, recorded, strict=True):
-            if ok:
-                self._completed(lease, expansion)
+        self._completed([ride for ride, ok in zip(rides, recorded, strict=True) if ok])
         return False
 
     def _complete(self, rides: list[tuple[Lease, Expansion]]) -> list[bool]:
@@ -365,11 +363,13 @@ class Worker:
         self.frontier.fail(lease, error)  # retried; the root's last failure fails the job
         return None
 
-    def _completed(self, lease: Lease, expansion: Expansion) -> None:
-        self.completed += 1
-        if self.on_node is not None:
-            job = self.frontier.storage.get_job(lease.job_id)
-            self.on_node(expansion.node, job.steps if job else 0)
+    def _completed(self, done: list[tuple[Lease, Expansion]]) -> None:
+        self.completed += len(done)
+        if self.on_node is not None:  # the job's steps read once a claim, not once a node
+            ids = {lease.job_id for lease, _ in done}
+            jobs = {job_id: self.frontier.storage.get_job(job_id) for job_id in ids}
+            for lease, expansion in done:
+                self.on_node(expansion.node, getattr(jobs[lease.job_id], "steps", 0))
 
     def _heartbeat(self) -> None:
         """Extend the leases in hand three times per lease length, with their rides' progress.
