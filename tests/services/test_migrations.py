@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from ridgerider.services.storage.migrate import MIGRATIONS, current_revision, head_revision, upgrade
@@ -23,6 +28,21 @@ def empty_url(request: pytest.FixtureRequest) -> str:
 def test_migrations_are_package_data() -> None:
     assert (MIGRATIONS / "env.py").is_file() and (MIGRATIONS / "script.py.mako").is_file()
     assert head_revision() == "0008"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_an_archive_at_head_opens_without_alembic(sqlite_url: str) -> None:
+    """Alembic runs only to upgrade (its import is a fifth of a second of every command)."""
+    SQLStorage(sqlite_url).close()  # migrated to head
+    code = (
+        "import sys; from ridgerider.services.archive import open_archive; "
+        f"open_archive({sqlite_url!r}).close(); print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] == 'alembic'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_empty_database_upgrades_to_head_matching_the_models(empty_url: str) -> None:

@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
 from platformdirs import user_data_dir
 
 from ridgerider.schemas.enums import JobStatus
@@ -107,7 +106,9 @@ def open_archive(
     u = storage.db.url
     location = str(u.database) if storage.db.is_sqlite else u.render_as_string(hide_password=True)
     frontier: Frontier
-    if redis_url:
+    if redis_url:  # imported only here: redis (and what it loads) cost every command ~0.1 s
+        import redis
+
         from ridgerider.services.frontier.redis import RedisFrontier
 
         # Archives sharing one Redis keep apart: the key prefix names the database.
