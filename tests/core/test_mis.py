@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -97,3 +100,23 @@ def test_lowest_spectrum_matches_eigvalsh(lever):
     got = lowest_spectrum(lever.loss, theta, k=5)
     h = torch.func.hessian(lever.loss)(theta)
     torch.testing.assert_close(got, torch.linalg.eigvalsh(0.5 * (h + h.T))[:5])
+
+
+@pytest.mark.parametrize(("name", "params"), [("lever-game", {}), ("tree-rl", {"depth": 6})])
+def test_the_spectrum_comes_from_the_problems_closed_form_hessian(name: str, params: dict) -> None:
+    """The same spectrum as autograd's Hessian, without importing sympy (autograd's batched
+    grad outputs load it: 0.5 s of a command; torch.optim's dynamo import, which the CLI and
+    workers skip with ``use_compute_threads``, would load it too)."""
+    problem = create(name, params)
+    res = find_mis(problem)
+    theta = res.theta
+    by_autograd = lowest_spectrum(problem.loss, theta)
+    torch.testing.assert_close(torch.tensor(res.spectrum, dtype=D), by_autograd, rtol=0, atol=1e-12)
+    code = (
+        "import sys; from ridgerider.core.threads import use_compute_threads; "
+        "use_compute_threads(); from ridgerider.core.mis import find_mis; "
+        f"from ridgerider.problems.registry import create; find_mis(create({name!r}, {params!r}));"
+        " print('sympy' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

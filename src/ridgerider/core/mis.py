@@ -11,6 +11,7 @@ supply it directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -49,14 +50,19 @@ def lowest_spectrum(
     k: int = 64,
     generator: torch.Generator | None = None,
     analytic: AnalyticHVP | None = None,
+    hessian: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """The ``k`` lowest Hessian eigenvalues at ``θ`` (dense eigh when small, else Lanczos).
 
-    ``analytic``: the problem's hand-written HVP (``Problem.exact_hvp``), used when given.
+    ``analytic``: the problem's hand-written HVP (``Problem.exact_hvp``), used when given;
+    ``hessian``: its dense Hessian (``Problem.hessian``, a closed form where it has one), else
+    autograd's. Autograd's vectorized Hessian imports sympy through ``torch.autograd`` on its
+    first call (0.5 s of a command whose rides never need it).
     """
     n = theta.numel()
     if n <= DENSE_LIMIT:
-        return torch.linalg.eigvalsh(dense_hessian(loss_fn, theta))[:k]
+        h = dense_hessian(loss_fn, theta) if hessian is None else hessian(theta.detach())
+        return torch.linalg.eigvalsh(0.5 * (h + h.T))[:k]
     op = make_hvp(loss_fn, theta, analytic=analytic)  # built once for every product at θ
     res = lanczos_bottom(op, n, min(k, n), tol=1e-6, generator=generator)
     return res.values
@@ -114,7 +120,13 @@ def find_mis(
     if settings.perturbation > 0:
         noise = torch.randn(theta.numel(), generator=generator, dtype=theta.dtype)
         theta = theta + settings.perturbation * noise
-    spectrum = lowest_spectrum(problem.loss, theta, generator=generator, analytic=problem.exact_hvp)
+    spectrum = lowest_spectrum(
+        problem.loss,
+        theta,
+        generator=generator,
+        analytic=problem.exact_hvp,
+        hessian=problem.hessian,
+    )
     return MISResult(
         theta=theta,
         loss=float(problem.loss(theta)),
