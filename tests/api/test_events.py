@@ -72,8 +72,13 @@ def value(samples: dict[str, Any], name: str, **labels: str) -> float:
 
 @contextmanager
 def riding(c: TestClient) -> Iterator[None]:
-    """One worker thread rides the app's jobs meanwhile (the app itself has none)."""
-    pool = start_local_workers(c.app.state.service.archive.frontier, 1, poll_s=0.01)
+    """One worker thread rides the app's jobs meanwhile (the app itself has none).
+
+    One branch a claim: the nodes trickle in, so a reading stream keeps up with a small queue
+    (claims sized automatically complete a level at once, a burst larger than the queue).
+    """
+    frontier = c.app.state.service.archive.frontier
+    pool = start_local_workers(frontier, 1, poll_s=0.01, batch=1)
     try:
         yield
     finally:

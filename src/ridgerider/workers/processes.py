@@ -46,7 +46,7 @@ class _Spec:
     poll_s: float
     nice: int = 0
     speculation: int = DEFAULT_SPECULATION
-    batch: BatchSize = 1
+    batch: BatchSize = "auto"
     threads: int = 1
 
 
@@ -170,14 +170,15 @@ def start_process_workers(
     poll_s: float = 0.1,
     nice: int = 0,
     speculation: int = DEFAULT_SPECULATION,
-    batch: BatchSize = 1,
+    batch: BatchSize = "auto",
     threads: int = 1,
 ) -> ProcessWorkers:
     """Start ``n`` supervised worker processes on the archive at ``database_url``.
 
     ``nice`` lowers their scheduling priority (``pools.lower_priority``); ``speculation``: see
-    ``services.archive.open_archive``; ``batch``: branches per claim (``Worker``); ``threads``:
-    torch threads per process.
+    ``services.archive.open_archive``; ``batch``: branches per claim (``Worker``; ``"auto"``,
+    the default, sizes claims from measured times, so a claim's exact branches ride together);
+    ``threads``: torch threads per process.
     """
     spec = _Spec(database_url, redis_url, lease_s, poll_s, nice, speculation, batch, threads)
     return ProcessWorkers(spec, n).start()

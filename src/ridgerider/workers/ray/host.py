@@ -46,12 +46,13 @@ class WorkerOptions:
     GPU jobs run on the GPU nodes and CPU jobs never wait behind them. (``device="cpu"`` with
     ``num_gpus > 0`` serves GPU jobs on the CPU: for nodes whose GPU is a declared resource
     only, as in the multi-node tests.)
-        batch: branches claimed at once, or ``"auto"`` (sized from measured ride and queue
-            times so the archive's round trips stay ~5 % of a worker's time; see
-            :class:`~ridgerider.workers.worker.AdaptiveBatch`). The default is 1: a BFS job
-            admits a level at a time, and claims of several branches can leave a worker idle
-            at the end of a level; on the compute-bound benchmark (~40 ms ``tree-rl``
-            branches) ``"auto"`` scaled no better than claims of one (``benchmarks/README.md``).
+        batch: branches claimed at once, or ``"auto"`` (the default: sized from measured
+            ride and queue times so the archive's round trips stay ~5 % of a worker's time,
+            see :class:`~ridgerider.workers.worker.AdaptiveBatch`; a claim's exact branches of
+            one job then ride together, ``core.expand_batched``). Claims of one were the
+            default before rides were batched in the worker (on ~40 ms ``tree-rl`` branches
+            ``"auto"`` then scaled no better); a worker riding claims of one took lever-game
+            2.2-2.5x and tree-rl 1.7x longer than one riding ``"auto"`` claims.
         lease_s: lease length (``None``: each job's ``lease_s``).
         speculation: rides a ``dfs``/``priority``/``random`` job may have ahead of its turn
             (``services.frontier.speculation``; 0: admitted branches only).
@@ -63,7 +64,7 @@ class WorkerOptions:
     num_gpus: float = 0.0
     torch_threads: int = 1
     device: str | None = None
-    batch: BatchSize = 1
+    batch: BatchSize = "auto"
     lease_s: float | None = None
     speculation: int = DEFAULT_SPECULATION
     poll_s: float = 0.05
