@@ -228,8 +228,13 @@ def test_worker_command_serves_every_running_job(tmp_path: Path) -> None:
 
 
 def _ride_on_a_ray_of_its_own(url: str, job_id: int) -> None:
-    """Ride a job with two Ray workers on a local Ray this process starts (killed mid-job)."""
-    runner.resume(job_id, database_url=url, ray=runner.RayPlan(2))
+    """Ride a job with two Ray workers on a local Ray this process starts (killed mid-job).
+
+    One branch a claim: claims sized automatically could finish the 30 nodes between the
+    test's look and its kill.
+    """
+    options = WorkerOptions(batch=1)
+    runner.resume(job_id, database_url=url, ray=runner.RayPlan(2, options=options))
 
 
 def process_tree(pid: int) -> list[int]:

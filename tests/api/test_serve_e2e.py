@@ -131,7 +131,9 @@ def test_embedded_default_matches_ridgerider_run(tmp_path: Path) -> None:
 
 def test_sigkill_mid_job_loses_nothing(tmp_path: Path) -> None:
     big = {"depth": 8, "tree_seed": 2}
-    budget = 120
+    # The worker batches its claims: between the first node seen and the kill it completed
+    # 60-130 more (measured under load), so the job must be several times that.
+    budget = 600
     deep = 64  # past tree-rl's default of three levels, so the tree outlasts the budget
     port = free_port()
     service = Service(tmp_path, "--dev", "--workers", "1", port=port)
@@ -140,7 +142,7 @@ def test_sigkill_mid_job_loses_nothing(tmp_path: Path) -> None:
         first = rr.submit(PROBLEM, big, seed=SEED, max_nodes=budget, max_depth=deep)
         queued = [rr.submit(PROBLEM, PARAMS, seed=s, max_nodes=15) for s in range(3)]
         deadline = time.monotonic() + 300
-        while rr.get(first.id).nodes < 10:
+        while rr.get(first.id).nodes < 1:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         children = children_of(service.proc.pid)
