@@ -75,14 +75,17 @@ def _least(pg: bool, a: Any, b: Any) -> Any:
     return (func.least if pg else func.min)(a, b)
 
 
-def _budget(pg: bool, jobs: str) -> Any:
-    """The node budget of the row of ``jobs`` (a name of the jobs table in the statement).
+def _room(pg: bool, jobs: Any) -> Any:
+    """Rides a job of ``jobs`` (the jobs table or an alias) may have ahead.
 
-    Written out: a JSON path bound in the compiled statements would go unprocessed.
+    The smaller of ``cap`` and the ranks its node budget still admits. The budget is written
+    out: a JSON path bound in the compiled statements would go unprocessed.
     """
     if pg:
-        return literal_column(f"({jobs}.settings ->> 'max_nodes')::int8")
-    return literal_column(f"json_extract({jobs}.settings, '$.max_nodes')")
+        budget = literal_column(f"({jobs.name}.settings ->> 'max_nodes')::int8")
+    else:
+        budget = literal_column(f"json_extract({jobs.name}.settings, '$.max_nodes')")
+    return _least(pg, bindparam("cap"), budget - jobs.c.admitted)
 
 
 def _claim(by: str, pg: bool, ahead: bool = False, rest: bool = False) -> Executable:
@@ -107,8 +110,8 @@ def _claim(by: str, pg: bool, ahead: bool = False, rest: bool = False) -> Execut
         rides = rides.where(text("ahead.rank IS NULL AND ahead.status IN ('leased', 'done')"))
         where += [n.spec < literal(UNPLANNED, LargeBinary), n.rank.is_(None)]
         where.append(j.stopped_by.is_(None))
-        room = _least(pg, bindparam("cap"), _budget(pg, "jobs") - j.admitted)
-        where.append(rides.scalar_subquery() < room)
+        if by != "job":  # one job's claim bounds its LIMIT by the room instead (below)
+            where.append(rides.scalar_subquery() < _room(pg, JOBS))
     else:
         where.append(n.rank < j.admitted)
     if by == "job":
@@ -130,10 +133,9 @@ def _claim(by: str, pg: bool, ahead: bool = False, rest: bool = False) -> Execut
             )
         )
         limit = (func.greatest if pg else func.max)(0, limit - first.scalar_subquery())
-    if ahead and by == "job":  # and no more rows than the room left before this claim
+    if ahead and by == "job":  # no more rows than the room left before this claim (0: none)
         b = JOBS.alias("budget")
-        room = select(_least(pg, bindparam("cap"), _budget(pg, "budget") - b.c.admitted))
-        room = room.where(b.c.id == bindparam("job")).scalar_subquery()
+        room = select(_room(pg, b)).where(b.c.id == bindparam("job")).scalar_subquery()
         limit = (func.greatest if pg else func.max)(
             0, _least(pg, limit, room - rides.scalar_subquery())
         )
