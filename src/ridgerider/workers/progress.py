@@ -93,10 +93,11 @@ class TreeReport:
     the rest. Rides in flight are left to the caller (its workers report them live).
     """
 
-    def __init__(self, archive: Archive, job_id: int, report: Report, every_s: float = 0.1):
-        job = archive.storage.get_job(job_id)
+    def __init__(
+        self, archive: Archive, job_id: int, report: Report, cursor: int, every_s: float = 0.1
+    ) -> None:
         self.archive, self.job_id, self.every_s = archive, job_id, every_s
-        self.cursor = job.nodes if job else 0
+        self.cursor = cursor  # the next rank to report (the tree the job already had)
         self._nodes = Report(on_node=report.on_node)  # report_nodes leaves rides alone then
         self._lock = threading.Lock()
         self._last = 0.0

@@ -35,7 +35,7 @@ from ridgerider.services.archive import Archive, open_archive
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
 from ridgerider.services.jobs import JobNotFoundError
-from ridgerider.services.storage.records import RideProgress
+from ridgerider.services.storage.records import JobRecord, RideProgress
 from ridgerider.workers.progress import (
     OnRiding,
     Report,
@@ -78,9 +78,10 @@ log = logging.getLogger(__name__)
 def _work(archive: Archive, job_id: int, report: Report, workers: int) -> None:
     """Run ``workers`` workers on one job here until it ends (claims sized automatically)."""
     archive.frontier.start_reaper()
-    if workers == 1:
-        _ride_ahead_alone(archive, job_id)
-    tree = TreeReport(archive, job_id, report) if _rides_ahead(archive, job_id) else None
+    job = archive.storage.get_job(job_id)
+    tree: TreeReport | None = None
+    if job is not None and _speculate(archive, job, workers):
+        tree = TreeReport(archive, job_id, report, job.nodes)
 
     def on_node(node: Any, steps: int) -> None:
         if tree is None:
@@ -118,25 +119,21 @@ def _work(archive: Archive, job_id: int, report: Report, workers: int) -> None:
         tree.close()
 
 
-def _rides_ahead(archive: Archive, job_id: int) -> bool:
-    """Whether the job's branches may be ridden ahead of their turn here (not bfs)."""
-    job = archive.storage.get_job(job_id)
-    ahead = getattr(archive.frontier, "speculation", 0) > 0
-    return ahead and job is not None and job.settings.get("order") != "bfs"
+def _speculate(archive: Archive, job: JobRecord, workers: int) -> bool:
+    """Set how far workers here ride ahead of the job's order; whether they ride ahead at all.
 
-
-def _ride_ahead_alone(archive: Archive, job_id: int) -> None:
-    """One worker here rides ahead of the order only where it rides its claims together.
-
-    A ride ahead pays a lone worker by riding in one batch with the rank it claims (``dfs``,
-    ``priority`` on tree-rl depth 10: the job 1.45-1.7x faster); ridden one by one it would
-    only risk waste.
+    One worker here rides ahead only where it rides its claims together: a ride ahead pays a
+    lone worker by riding in one batch with the rank it claims (``dfs``, ``priority`` on
+    tree-rl depth 10: the job 1.45-1.7x faster); ridden one by one it would only risk waste.
+    Several ride ahead up to the archive's cap. A ``bfs`` job is never ridden ahead.
     """
     frontier = archive.frontier
-    if isinstance(frontier, DatabaseFrontier):
-        job = archive.storage.get_job(job_id)
-        together = job is not None and RRSettings.from_dict(job.settings).rides_together()
+    if not isinstance(frontier, DatabaseFrontier):
+        return False
+    if workers == 1:
+        together = RRSettings.from_dict(job.settings).rides_together()
         frontier.speculation = DEFAULT_SPECULATION if together else 0
+    return frontier.speculation > 0 and job.settings.get("order") != "bfs"
 
 
 def _riding(pool: list[Worker]) -> int:
