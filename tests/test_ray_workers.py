@@ -185,10 +185,12 @@ def submit(url: str, problem: str, params: dict[str, Any], seed: int, **kw: Any)
 
 def test_a_worker_killed_mid_ride_loses_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'archive.db'}"
-    # rides of ~0.1 s (tree-rl depth 10, no depth limit), so a kill can land inside one
+    # rides of ~0.1 s (tree-rl depth 10, no depth limit), so a kill can land inside one; one
+    # branch a claim: claims sized automatically can ride the 24 nodes before a kill is tried
     big = {"depth": 10, "tree_seed": 1}
     store, job_id, ref = submit(url, "tree-rl", big, 4, max_nodes=24, max_depth=64)
-    pool = start_workers(url, None, 2, job_id=job_id, options=WorkerOptions(num_cpus=1))
+    options = WorkerOptions(num_cpus=1, batch=1)
+    pool = start_workers(url, None, 2, job_id=job_id, options=options)
     try:
         pid, node_id = kill_mid_ride(pool, store)
         assert pool.wait(180), "the job did not finish"
