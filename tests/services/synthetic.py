@@ -156,3 +156,23 @@ def reference(
         keys.append(branch.key)
         fr.push(exp.children)
     return keys
+
+
+def ridden_root(
+    frontier: Frontier, spec: JobSpec, theta: torch.Tensor, ridges: list[torch.Tensor]
+) -> int:
+    """A started job whose root, at ``theta``, is ridden and pushes a child along each ridge."""
+    store = frontier.storage
+    job = store.create_job(spec, Branch(theta, None, None, (), spec.seed, 0.0))
+    assert store.transition(job.id, "running")
+    frontier.advance(job.id)
+    (root,) = frontier.claim("w", 1, job_id=job.id)
+    exp = expansion(root.branch, fanout=0)
+    exp.node.theta = theta
+    exp.children = [
+        Branch(theta, d, -1.0, ((i, 1),), child_seed(spec.seed, (i, 1)), 0.0, parent_seed=spec.seed)
+        for i, d in enumerate(ridges)
+    ]
+    exp.node.n_children, exp.node.is_leaf, exp.node.is_solution = len(ridges), False, False
+    assert frontier.complete(root, exp)
+    return job.id

@@ -184,45 +184,35 @@ def test_a_compacted_sqlite_archive_gives_its_free_pages_back(sqlite_url: str) -
 def test_compaction_drops_large_branches_and_their_artifacts(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
-    """Branches over the inline limit live in ``artifacts``: compaction deletes those blobs."""
+    """Branches over the inline limit live in ``artifacts``: a ride or compaction deletes them."""
     from sqlalchemy import func
 
-    from ridgerider.core.branch import Branch, child_seed
     from ridgerider.services.storage.tables import ARTIFACTS, INLINE_LIMIT
 
-    from .synthetic import expansion
+    from .synthetic import expansion, ridden_root
     from .test_storage_contract import spec
 
     store = SQLStorage(request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url"))
     frontier = DatabaseFrontier(store)
     theta = torch.arange(INLINE_LIMIT // 8 + 1, dtype=torch.float64)
-    job = store.create_job(spec(), Branch(theta, None, None, (), 7, 0.0))
-    assert store.transition(job.id, "running")
-    frontier.advance(job.id)
-    (root,) = frontier.claim("w", 1, job_id=job.id)
-    exp = expansion(root.branch, fanout=0)
-    exp.node.theta = theta
-    exp.children = [
-        Branch(theta, theta + i, -1.0, ((i, 1),), child_seed(7, (i, 1)), 0.0, parent_seed=7)
-        for i in range(2)
-    ]
-    exp.node.n_children, exp.node.is_leaf, exp.node.is_solution = 2, False, False
-    assert frontier.complete(root, exp)
+    job_id = ridden_root(frontier, spec(), theta, [theta + i for i in range(2)])
 
     def blobs() -> int:
         with store.db.session(write=False) as s:
             return s.execute(select(func.count()).select_from(ARTIFACTS)).scalar_one()
 
-    assert blobs() == 4  # the root's branch, its end θ, and two ridges
-    (kid,) = frontier.claim("w", 1, job_id=job.id)
+    assert blobs() == 3  # its end θ and two ridges: the ridden root's branch kept its header
+    (kid,) = frontier.claim("w", 1, job_id=job_id)
+    assert kid.branch_ref is not None
     assert torch.equal(kid.branch.theta, theta) and kid.branch.direction is not None
     assert torch.equal(kid.branch.direction, theta + kid.branch.fingerprint[0][0])
     done = expansion(kid.branch, fanout=0)
     done.node.theta = theta
     assert frontier.complete(kid, done)
-    assert store.transition(job.id, "succeeded")
-    assert blobs() == 2  # the root's branch and end θ are left
-    for r in rows(store, job.id):
+    assert blobs() == 2  # the ridden child's ridge went with its ride
+    assert store.transition(job_id, "succeeded")
+    assert blobs() == 1  # the root's end θ is left; compaction took the unridden ridge
+    for r in rows(store, job_id):
         if r.parent_id is not None:
             assert r.branch_ref is None and header_only(bytes(r.branch_data)), r.key
     frontier.close()

@@ -27,7 +27,7 @@ def empty_url(request: pytest.FixtureRequest) -> str:
 
 def test_migrations_are_package_data() -> None:
     assert (MIGRATIONS / "env.py").is_file() and (MIGRATIONS / "script.py.mako").is_file()
-    assert head_revision() == "0008"
+    assert head_revision() == "0009"
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     assert head_revision() == ScriptDirectory.from_config(cfg).get_current_head()

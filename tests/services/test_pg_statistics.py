@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from ridgerider.core.branch import Branch
 from ridgerider.services.frontier.database import DatabaseFrontier
-from ridgerider.services.frontier.pgpath import refresh_statistics
+from ridgerider.services.frontier.pgcare import refresh_statistics
 from ridgerider.services.storage.sql import SQLStorage
 
 from .conftest import PG
@@ -78,17 +78,22 @@ def test_the_frontier_vacuums_its_dead_row_versions_without_autovacuum(pg_empty_
 
 @PG
 def test_dead_toast_chunks_count_on_their_own(pg_empty_url: str) -> None:
-    """A few large branches cut to headers: few dead rows, but hundreds of dead TOAST chunks
-    (a large problem's ridges), which make ``nodes`` due for ``VACUUM`` by themselves."""
+    """A few large records cut to headers: few dead rows, but hundreds of dead TOAST chunks
+    (a large problem's θs, in records written inline), which make ``nodes`` due for ``VACUUM``
+    by themselves."""
     store = SQLStorage(pg_empty_url)
     frontier = DatabaseFrontier(store)
     job = submit(frontier)
     with store.db.session(write=False) as s:
         sql = "SELECT id FROM nodes WHERE job_id = :j AND parent_id IS NULL"
         root = s.execute(text(sql), {"j": job}).scalar_one()
-    big = torch.linspace(0.0, 1.0, 25_000, dtype=torch.float64)  # 200 KB a tensor: TOASTed
-    kids = [Branch(big, big, -1.0, ((i, 1),), i, 0.0, 0) for i in range(4)]
+    small = torch.zeros(2, dtype=torch.float64)
+    kids = [Branch(small, small, -1.0, ((i, 1),), i, 0.0, 0) for i in range(4)]
     assert frontier.push(job, root, kids) == 4
+    big = torch.linspace(0.0, 1.0, 25_000, dtype=torch.float64)  # 200 KB a record: TOASTed
+    with store.db.session() as s:  # inline (a child's ridge this size is an artifact)
+        sql = "UPDATE nodes SET branch_data = :b WHERE parent_id = :p"
+        s.execute(text(sql), {"b": big.numpy().tobytes(), "p": root})
     with store.db.session() as s:  # what a compaction does: the rows keep their headers
         s.execute(text("UPDATE nodes SET branch_data = '\\x00' WHERE parent_id = :p"), {"p": root})
     ran: list[str] = []

@@ -74,6 +74,9 @@ class Lease:
     expires_at: float
     rank: int | None
     branch: Branch
+    branch_ref: str | None = None
+    """The artifact the branch was read from (``None``: stored inline); its completion
+    drops it (see ``storage.tables.BRANCH_INLINE_LIMIT``)."""
 
 
 class Frontier(ABC):

@@ -67,7 +67,15 @@ class DatabaseFrontier(DatabaseCompletion):
             theta = self._blob(conn, r.parent_theta, r.parent_ref)
             branch = Branch.from_bytes(bytes(data or b""), None if theta is None else bytes(theta))
             lease = Lease(
-                r.job_id, r.id, token, worker, r.attempts, r.lease_expires, r.rank, branch
+                r.job_id,
+                r.id,
+                token,
+                worker,
+                r.attempts,
+                r.lease_expires,
+                r.rank,
+                branch,
+                r.branch_ref,
             )
             out.append(lease)
         return out

@@ -3,7 +3,7 @@
 A completion touches only its own rows (the node, its children, its solution), fenced by the
 node's lease, and never the job row; when the prefix waits for a rank it recorded, it runs the
 sequencer afterwards. On PostgreSQL a batch is one statement (:mod:`.pgpath`); SQLite, and a
-batch with a blob too large to inline, record node by node.
+batch with a blob too large to inline or a branch read from an artifact, record node by node.
 """
 
 from __future__ import annotations
@@ -32,7 +32,12 @@ from ridgerider.services.frontier.statements import (
     RESULT_COLS,
     json_value,
 )
-from ridgerider.services.storage.tables import JOBS, store_blob
+from ridgerider.services.storage.tables import (
+    BRANCH_INLINE_LIMIT,
+    JOBS,
+    drop_unused,
+    store_blob,
+)
 
 __all__ = ["DatabaseCompletion"]
 
@@ -80,6 +85,8 @@ class DatabaseCompletion(DatabaseSequencer):
                     if row.rank is not None:
                         ranks.setdefault(lease.job_id, set()).add(row.rank)
             self._insert_rows(conn, kids)
+            # A ridden branch read from an artifact kept only its header (``_record``).
+            drop_unused(conn, {lease.branch_ref for lease, _ in done if lease.branch_ref})
         # The job row is not locked above: a completion never waits for the sequencer. If the
         # prefix now waits for one of our ranks, sequence; if another worker holds the
         # sequencer, it sees our commit in its check after committing (see _after).
@@ -155,7 +162,7 @@ class DatabaseCompletion(DatabaseSequencer):
         for r in rows:
             head = r.pop("branch_head")
             data = head if head is not None and r["job_id"] in closed else r["branch_data"]
-            r["branch_data"], r["branch_ref"] = store_blob(conn, data)
+            r["branch_data"], r["branch_ref"] = store_blob(conn, data, BRANCH_INLINE_LIMIT)
             params.append({f"{c}_0": r[c] for c in CHILD_COLS})
         return self.sql.child.many(conn, params)
 

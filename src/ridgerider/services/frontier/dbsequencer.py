@@ -19,7 +19,7 @@ from typing_extensions import override
 import ridgerider.services.frontier.sequencer as sequencer
 from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.frontier.base import Frontier
-from ridgerider.services.frontier.pgpath import TableCare
+from ridgerider.services.frontier.pgcare import TableCare
 from ridgerider.services.frontier.pgseq import Fallback, bfs_round
 from ridgerider.services.frontier.planner import PLANNED_ORDERS, plan, speculating, stale
 from ridgerider.services.frontier.seqbuffer import seq_store
@@ -114,6 +114,8 @@ class DatabaseSequencer(Frontier):
             st, admitted = got
             if st.admitted > admitted:
                 self._admitted(job_id, admitted, st.admitted)
+            if st.finished and self.sql.pg:
+                self._care.start()  # its compaction freed its large branches (artifacts)
             if not self._after(job_id, st):
                 return
             wall_stop = False

@@ -15,9 +15,7 @@ already has.
 from __future__ import annotations
 
 import json
-import logging
 import math
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,20 +27,16 @@ from ridgerider.services.frontier.base import Lease
 from ridgerider.services.frontier.codec import child_rows, node_values, ridden_branch
 from ridgerider.services.frontier.statements import Compiled
 from ridgerider.services.storage.records import NODE_RESULT_TYPES
-from ridgerider.services.storage.session import Database, Pipe, db_now
-from ridgerider.services.storage.tables import INLINE_LIMIT
+from ridgerider.services.storage.session import Pipe, db_now
+from ridgerider.services.storage.tables import BRANCH_INLINE_LIMIT, INLINE_LIMIT
 
 __all__ = [
     "ASYNC",
     "COMPLETE",
     "PREFIXES",
-    "TableCare",
     "complete_params",
-    "refresh_statistics",
     "run",
 ]
-
-log = logging.getLogger(__name__)
 
 ASYNC = "SET LOCAL synchronous_commit TO OFF"
 """Coordination state the frontier can re-derive commits without waiting for the WAL flush."""
@@ -124,10 +118,11 @@ def _float(x: float | None) -> float | str | None:
 def complete_params(
     done: Sequence[tuple[Lease, Expansion]], orders: Mapping[int, str]
 ) -> dict[str, str] | None:
-    """The parameters of :data:`COMPLETE` for a batch; ``None`` if a blob is too large.
+    """The parameters of :data:`COMPLETE` for a batch; ``None`` if a blob is (or was) too large.
 
     ``orders``: each job's search order (its children's speculation keys). (Large blobs go to
-    the artifact store: the per-statement path handles those batches.)
+    the artifact store, and a branch read from one is dropped from it: the per-statement path
+    handles those batches.)
     """
     nodes: list[dict[str, Any]] = []
     kids: list[dict[str, Any]] = []
@@ -136,7 +131,8 @@ def complete_params(
         theta = values.pop("theta_data")
         order = orders[lease.job_id]
         rows = child_rows(lease.job_id, lease.node_id, expansion.children, theta, order)
-        if len(theta) > INLINE_LIMIT or any(len(r["branch_data"]) > INLINE_LIMIT for r in rows):
+        big = any(len(r["branch_data"]) > BRANCH_INLINE_LIMIT for r in rows)
+        if len(theta) > INLINE_LIMIT or big or lease.branch_ref is not None:
             return None
         for c in _FLOATS:
             values[c] = _float(values[c])
@@ -166,106 +162,3 @@ def run(pipe: Pipe, stmt: Compiled | str, params: dict[str, Any] | None = None) 
     if isinstance(stmt, Compiled):
         return pipe.execute(stmt.sql, stmt.defaults | (params or {}))
     return pipe.execute(stmt, params)
-
-
-_STALE = """
-SELECT t.relname,
-       t.n_dead_tup > 50 + %(dead)s * greatest(t.n_live_tup, 0)
-           OR coalesce(o.n_dead_tup, 0) > 50 + %(dead)s * greatest(o.n_live_tup, 0),
-       t.n_mod_since_analyze > 50 + 0.1 * greatest(t.n_live_tup, 0)
-FROM pg_stat_user_tables AS t JOIN pg_class AS c ON c.oid = t.relid
-    LEFT JOIN pg_stat_all_tables AS o ON o.relid = c.reltoastrelid
-WHERE t.schemaname = current_schema() AND t.relname IN ('nodes', 'jobs')
-"""
-_TABLES = ("nodes", "jobs")
-"""The frontier's tables: the only names a maintenance statement is built from."""
-DEAD_FRACTION = 0.05
-"""Dead row versions, as a fraction of the live rows, that make a table due for ``VACUUM``.
-
-Autovacuum waits for 20 %: a frontier writes each row four times (pushed, ranked, leased,
-completed), so a job's tables would carry up to a fifth of dead versions between vacuums
-(more where autovacuum is off or lags: 50 % on a 10,000-node job), and a queue's hot indexes
-bloat with them. 5 % keeps both small; each ``VACUUM`` skips the pages already all-visible.
-A table's TOAST counts on its own: a large problem's ridge (200 KB on digits-mlp) is a hundred
-TOAST chunks that die when its branch is ridden, in a table of few rows."""
-
-
-_VACUUM = "INDEX_CLEANUP OFF, TRUNCATE false"
-"""What a frontier ``VACUUM`` leaves out, both measured under 64 busy workers.
-
-The index pass needs every leaf page it cleans unpinned, and a queue's hottest pages never
-are: one ``VACUUM`` waited 66 s, and the transaction it held meanwhile kept every backend
-from pruning, so the search slowed to a tenth. Without it a pass takes ~0.1 s; the heap's
-dead versions still free their space (recorded in the free space map, so inserts reuse it),
-and B-tree bottom-up deletion keeps the indexes from growing with the churn (an archive left
-by a 2,000-node job: 24 % over its live data, 16 % with the index pass). Autovacuum, where it
-runs, still cleans the indexes. ``TRUNCATE`` would take the table's exclusive lock."""
-
-
-def refresh_statistics(db: Database) -> list[str]:
-    """Vacuum and re-analyze the frontier's tables once they need it; returns what ran.
-
-    Every hot statement is planned from these statistics. A server without autovacuum (or
-    one whose autovacuum has not caught up with a young, fast-growing job) plans from none:
-    it takes a 100k-node job for a handful of rows and scans the job where it should look up
-    one row. Autovacuum's own rule (50 rows plus 10 % of the table changed) decides when to
-    ``ANALYZE``; dead versions past :data:`DEAD_FRACTION` decide when to ``VACUUM`` (which
-    makes their space reusable: an archive left by a job is its live rows, not its history).
-    One process at a time (an advisory lock); ``VACUUM`` runs outside a transaction, as it
-    must. Returns the statements run (``"VACUUM (…) nodes"``, ``"ANALYZE jobs"``).
-
-    A ``VACUUM`` can take long under load (its index pass waits for each hot page to be
-    unpinned): call it from :class:`TableCare`, never from a thread that others wait for.
-    """
-    done: list[str] = []
-    with db.read() as conn:
-        lock = "SELECT pg_try_advisory_lock(hashtext('rr:analyze'))"
-        if not conn.exec_driver_sql(lock).scalar():
-            return []
-        try:
-            rows = conn.exec_driver_sql(_STALE, {"dead": DEAD_FRACTION}).all()
-            for table, dead, stale in rows:
-                if table not in _TABLES:
-                    continue
-                # ANALYZE first: it counts the dead line pointers a VACUUM without its index
-                # pass leaves as dead rows; the VACUUM's own count (without them) comes last.
-                due = [f"ANALYZE {table}"] if stale else []
-                due += [f"VACUUM ({_VACUUM}) {table}"] if dead else []
-                for sql in due:
-                    conn.exec_driver_sql(sql)
-                    done.append(sql)
-        finally:
-            conn.exec_driver_sql("SELECT pg_advisory_unlock(hashtext('rr:analyze'))")
-    return done
-
-
-class TableCare:
-    """:func:`refresh_statistics` in a thread of its own, one at a time per process.
-
-    The reaper asks for it every few seconds and goes on at once: a ``VACUUM`` that waits for
-    pinned index pages (a minute under 64 busy workers, measured) must not hold up the reaping
-    and the stuck-job checks that the reaper's tick also does.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> bool:
-        """Start a pass unless one is running; whether one started."""
-        if self._thread is not None and self._thread.is_alive():
-            return False
-        self._thread = threading.Thread(target=self._run, name="ridgerider-vacuum", daemon=True)
-        self._thread.start()
-        return True
-
-    def _run(self) -> None:
-        try:
-            refresh_statistics(self.db)
-        except Exception:  # the next pass tries again
-            log.exception("frontier table maintenance")
-
-    def join(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for a running pass."""
-        if self._thread is not None:
-            self._thread.join(timeout)

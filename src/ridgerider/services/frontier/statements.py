@@ -50,7 +50,8 @@ RESULT_COLS = (*NODE_RESULT_FIELDS, "theta_data", "theta_ref")
 """What a completion writes: the node's results and its end parameters (inline or a ref).
 
 It also writes ``v_branch``, the header its branch shrinks to (``codec.ridden_branch``), if
-any: an inline branch only (an artifact's is left to the job's compaction, which deletes it)."""
+any; a branch stored as an artifact then loses its ``branch_ref`` (the completion deletes the
+artifact if no other row uses it)."""
 JSON_COLS = tuple(c for c, t in NODE_RESULT_TYPES.items() if t is dict)
 """Result columns a completion passes as JSON text (``metrics``, ``trace``)."""
 CHILD_COLS = ("job_id", "parent_id", "key", "depth", "child_index", "branch_loss", "branch_data",
@@ -203,9 +204,8 @@ def _complete() -> Executable:
             lease_token=None,
             lease_expires=None,
             finished_at=func.now(),
-            branch_data=case(
-                (n.branch_ref.is_(None), func.coalesce(_RIDDEN, n.branch_data)), else_=n.branch_data
-            ),
+            branch_data=func.coalesce(_RIDDEN, n.branch_data),
+            branch_ref=case((_RIDDEN.is_(None), n.branch_ref), else_=None),
             **{c: bindparam(f"v_{c}") for c in RESULT_COLS},
         )
         .returning(n.rank, prefix.label("prefix"))

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, or_, select, update
+from sqlalchemy import Connection, bindparam, func, or_, select, update
 
 from ridgerider.core.branch import compact_bytes
 from ridgerider.schemas.enums import NodeStatus
-from ridgerider.services.storage.tables import ARTIFACTS, NODES
+from ridgerider.services.storage.tables import ARTIFACTS, NODES, drop_unused
 
 __all__ = ["compact_job", "compact_record", "release_pages"]
 
@@ -81,12 +81,8 @@ def compact_job(conn: Connection, job_id: int) -> int:
         if updates:
             conn.execute(stmt, updates)
             changed += len(updates)
-    if refs:  # content-addressed: delete only the blobs no row uses any more
-        used = select(n.id).where(
-            or_(n.branch_ref == ARTIFACTS.c.sha256, n.theta_ref == ARTIFACTS.c.sha256)
-        )
-        conn.execute(delete(ARTIFACTS).where(ARTIFACTS.c.sha256.in_(refs), ~used.exists()))
-    if changed and conn.dialect.name == "sqlite":
+    drop_unused(conn, refs)
+    if conn.dialect.name == "sqlite":  # completions may have freed pages too (ridden artifacts)
         release_pages(conn)
     return changed
 

@@ -242,6 +242,18 @@ class Node(Base):
             sqlite_where=text("rank IS NULL AND status IN ('leased', 'done')"),
         ),
         Index(
+            "ix_nodes_branch_ref",
+            "branch_ref",
+            postgresql_where=text("branch_ref IS NOT NULL"),
+            sqlite_where=text("branch_ref IS NOT NULL"),
+        ),
+        Index(
+            "ix_nodes_theta_ref",
+            "theta_ref",
+            postgresql_where=text("theta_ref IS NOT NULL"),
+            sqlite_where=text("theta_ref IS NOT NULL"),
+        ),
+        Index(
             "ix_nodes_job_slot",
             "job_id",
             "slot",

@@ -31,11 +31,11 @@ from ridgerider.services.storage.sqlaccounts import SQLAccounts
 from ridgerider.services.storage.sqlrows import add_event, apply_transition, job_record
 from ridgerider.services.storage.sqltree import SQLTree
 from ridgerider.services.storage.tables import (
-    ARTIFACTS,
     EVENTS,
     JOBS,
     NODES,
     SOLUTIONS,
+    drop_unused,
     store_blob,
 )
 
@@ -218,11 +218,7 @@ class SQLStorage(SQLAccounts, SQLTree):
             for table in (SOLUTIONS, EVENTS, NODES):
                 conn.execute(delete(table).where(table.c.job_id == job_id))
             conn.execute(delete(JOBS).where(JOBS.c.id == job_id))
-            if shas:  # content-addressed: other jobs' rows may share a blob
-                used = select(n.id).where(
-                    or_(n.branch_ref == ARTIFACTS.c.sha256, n.theta_ref == ARTIFACTS.c.sha256)
-                )
-                conn.execute(delete(ARTIFACTS).where(ARTIFACTS.c.sha256.in_(shas), ~used.exists()))
+            drop_unused(conn, shas)
             return True
 
     @override

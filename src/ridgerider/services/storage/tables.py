@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -22,6 +22,7 @@ from ridgerider.services.storage.models import (
 
 __all__ = [
     "ARTIFACTS",
+    "BRANCH_INLINE_LIMIT",
     "EVENTS",
     "INLINE_LIMIT",
     "JOBS",
@@ -29,6 +30,7 @@ __all__ = [
     "SOLUTIONS",
     "TOKENS",
     "USERS",
+    "drop_unused",
     "insert_ignore",
     "load_blob",
     "store_blob",
@@ -45,6 +47,18 @@ ARTIFACTS = cast(Table, Artifact.__table__)
 INLINE_LIMIT = 1 << 20
 """Blobs larger than this (bytes) go to the artifact store and rows keep their SHA-256."""
 
+BRANCH_INLINE_LIMIT = 1 << 16
+"""A child branch's record larger than this goes to the artifact store (its ridge: 8 bytes a
+parameter, so problems of more than ~8,000 parameters, digits-mlp's 26,122 among them).
+
+Such a record dies young: it is dropped when its branch is ridden (the row keeps its header)
+or when the job ends (compaction). Inline, its TOAST chunks die among the live θs of
+``nodes`` and PostgreSQL never gives their pages back (only ``VACUUM FULL``, which locks the
+table, would); in ``artifacts`` they die together, and a ``VACUUM`` truncates the emptied
+tail of the table (``frontier.pgcare.vacuum_artifacts``): a finished 8-node digits job
+left 2.3 θ a node with its ridges inline, 1.4 θ with them here. θs stay inline below
+:data:`INLINE_LIMIT`: they live as long as their node."""
+
 
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]], *keys: str) -> int:
     """Insert rows, skipping those that collide on the unique ``keys``; returns rows inserted."""
@@ -56,9 +70,11 @@ def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]], *k
     return len(conn.execute(stmt.returning(first)).all())  # rowcount is unreliable here
 
 
-def store_blob(conn: Connection, data: bytes) -> tuple[bytes | None, str | None]:
-    """``(data, None)`` for small blobs; large ones are stored once by content: ``(None, sha)``."""
-    if len(data) <= INLINE_LIMIT:
+def store_blob(
+    conn: Connection, data: bytes, limit: int = INLINE_LIMIT
+) -> tuple[bytes | None, str | None]:
+    """``(data, None)`` up to ``limit`` bytes; larger ones are stored once by content."""
+    if len(data) <= limit:
         return data, None
     sha = hashlib.sha256(data).hexdigest()
     row = {"sha256": sha, "size": len(data), "data": data, "created_at": utcnow()}
@@ -71,3 +87,17 @@ def load_blob(conn: Connection, data: bytes | None, ref: str | None) -> bytes | 
     if data is not None or ref is None:
         return data
     return conn.execute(select(ARTIFACTS.c.data).where(ARTIFACTS.c.sha256 == ref)).scalar_one()
+
+
+def drop_unused(conn: Connection, shas: set[str]) -> None:
+    """Delete the artifacts among ``shas`` that no row refers to any more.
+
+    Content-addressed: rows of other jobs (a rerun of the same job) may share a blob. The
+    partial indexes ``ix_nodes_branch_ref`` and ``ix_nodes_theta_ref`` make the check a lookup.
+    """
+    if not shas:
+        return
+    n = NODES.c
+    sha = ARTIFACTS.c.sha256
+    used = select(n.id).where(or_(n.branch_ref == sha, n.theta_ref == sha))
+    conn.execute(delete(ARTIFACTS).where(sha.in_(sorted(shas)), ~used.exists()))
