@@ -1,10 +1,10 @@
 """Large child branches live in the artifact store and leave it when ridden or when their job ends.
 
 A child branch's record over ``tables.BRANCH_INLINE_LIMIT`` (its ridge: a problem of more than
-~8,000 parameters) is stored as an artifact; its completion keeps the header in the row and
-deletes the blob unless another row (a rerun of the same job) still uses it, and the job's
-compaction deletes the unridden ones. On PostgreSQL the job's end then gives the emptied
-table's space back (``frontier.pgcare.vacuum_artifacts``).
+~8,000 parameters) is stored as an artifact of its job's own (never shared with a rerun, so a
+ride's deletion cannot race another job's reference); its completion keeps the header in the
+row and deletes the blob, and the job's compaction deletes the unridden ones. On PostgreSQL
+the job's end then gives the emptied table's space back (``frontier.pgcare.vacuum_artifacts``).
 """
 
 from __future__ import annotations
@@ -64,17 +64,22 @@ def test_a_large_branch_leaves_the_artifact_store_when_ridden(
     store = SQLStorage(request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url"))
     frontier = DatabaseFrontier(store)
     first = _big_job(frontier, children=2)
-    again = _big_job(frontier, children=2)  # the same job again: the same ridges
-    kids = {r.key: r.branch_ref for r in rows(store, first) if r.parent_id is not None}
-    assert all(kids.values()) and len(set(kids.values())) == 2
-    assert _blobs(store) == set(kids.values())  # shared by both jobs; the roots stay inline
+    again = _big_job(frontier, children=2)  # the same job again: the same ridges, bit for bit
+
+    def refs(job_id: int) -> dict[str, str]:
+        return {r.key: r.branch_ref for r in rows(store, job_id) if r.parent_id is not None}
+
+    mine, theirs = refs(first), refs(again)
+    assert all(mine.values()) and all(theirs.values()) and mine.keys() == theirs.keys()
+    assert not set(mine.values()) & set(theirs.values())  # a job's own: never shared
+    assert _blobs(store) == {*mine.values(), *theirs.values()}  # the roots stay inline
     ridden = _ride(frontier, first)
-    assert ridden.branch_ref == kids[ridden.branch.key]
+    assert ridden.branch_ref == mine[ridden.branch.key]
     row = next(r for r in rows(store, first) if r.key == ridden.branch.key)
     assert row.branch_ref is None and header_only(bytes(row.branch_data))
-    assert ridden.branch_ref in _blobs(store)  # the rerun's row still uses it
-    assert _ride(frontier, again).branch_ref == ridden.branch_ref
-    assert _blobs(store) == set(kids.values()) - {ridden.branch_ref}
+    assert _blobs(store) == {*mine.values(), *theirs.values()} - {ridden.branch_ref}
+    twin = _ride(frontier, again)  # the rerun's copy of the same branch is untouched by it
+    assert twin.branch.key == ridden.branch.key and twin.branch_ref == theirs[twin.branch.key]
     for job_id in (first, again):
         assert store.transition(job_id, "succeeded")  # compaction: the unridden ridge goes
     assert _blobs(store) == set()

@@ -162,7 +162,8 @@ class DatabaseCompletion(DatabaseSequencer):
         for r in rows:
             head = r.pop("branch_head")
             data = head if head is not None and r["job_id"] in closed else r["branch_data"]
-            r["branch_data"], r["branch_ref"] = store_blob(conn, data, BRANCH_INLINE_LIMIT)
+            limit, job = BRANCH_INLINE_LIMIT, r["job_id"]  # the job's alone (store_blob)
+            r["branch_data"], r["branch_ref"] = store_blob(conn, data, limit, owner=job)
             params.append({f"{c}_0": r[c] for c in CHILD_COLS})
         return self.sql.child.many(conn, params)
 

@@ -348,7 +348,11 @@ class JobEvent(Base):
 
 
 class Artifact(Base):
-    """A content-addressed blob (large parameter vectors), shared by every row that uses it."""
+    """A content-addressed blob (large parameter vectors), shared by every row that uses it.
+
+    ``sha256`` is the SHA-256 of its bytes, or of its job's id and its bytes for a blob that
+    only one job's rows may share (a child branch's: ``tables.store_blob``).
+    """
 
     __tablename__ = "artifacts"
 

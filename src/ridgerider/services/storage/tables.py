@@ -71,12 +71,20 @@ def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]], *k
 
 
 def store_blob(
-    conn: Connection, data: bytes, limit: int = INLINE_LIMIT
+    conn: Connection, data: bytes, limit: int = INLINE_LIMIT, owner: int | None = None
 ) -> tuple[bytes | None, str | None]:
-    """``(data, None)`` up to ``limit`` bytes; larger ones are stored once by content."""
+    """``(data, None)`` up to ``limit`` bytes; larger ones are stored once by content.
+
+    The key is the SHA-256 of the bytes, or with ``owner`` (a job) of the job's id and the
+    bytes: a blob only that job's rows may share. A job's child branches are keyed so, because
+    a ride deletes its branch's blob (:func:`drop_unused`): shared with a rerun of the same
+    job, the deletion could race the rerun's insert of a row referring to it (each
+    transaction sees the other's row missing), and that row would lose its branch.
+    """
     if len(data) <= limit:
         return data, None
-    sha = hashlib.sha256(data).hexdigest()
+    salt = b"" if owner is None else f"job:{owner}:".encode()
+    sha = hashlib.sha256(salt + data).hexdigest()
     row = {"sha256": sha, "size": len(data), "data": data, "created_at": utcnow()}
     insert_ignore(conn, ARTIFACTS, [row], "sha256")
     return None, sha
@@ -92,8 +100,9 @@ def load_blob(conn: Connection, data: bytes | None, ref: str | None) -> bytes | 
 def drop_unused(conn: Connection, shas: set[str]) -> None:
     """Delete the artifacts among ``shas`` that no row refers to any more.
 
-    Content-addressed: rows of other jobs (a rerun of the same job) may share a blob. The
-    partial indexes ``ix_nodes_branch_ref`` and ``ix_nodes_theta_ref`` make the check a lookup.
+    Content-addressed: other rows (of other jobs, for a blob stored without an ``owner``) may
+    share a blob. The partial indexes ``ix_nodes_branch_ref`` and ``ix_nodes_theta_ref`` make
+    the check a lookup.
     """
     if not shas:
         return

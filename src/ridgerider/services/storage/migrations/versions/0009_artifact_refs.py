@@ -1,8 +1,8 @@
 """Artifact references indexed: an artifact is deleted once no row refers to it.
 
 Child branches of large problems are stored as artifacts (``tables.BRANCH_INLINE_LIMIT``) and
-dropped when ridden; whether another row (a rerun of the same job: content-addressed blobs are
-shared) still uses one is a lookup in these partial indexes, not a scan of ``nodes``.
+dropped when ridden; whether a row still uses a blob (content-addressed θs are shared across
+jobs) is a lookup in these partial indexes, not a scan of ``nodes``.
 
 Revision ID: 0009
 Revises: 0008
