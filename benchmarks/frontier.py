@@ -53,7 +53,6 @@ from ridgerider.core.settings import RRSettings
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.frontier.redis import RedisFrontier
-from ridgerider.services.storage import session
 from ridgerider.services.storage.records import JobSpec
 from ridgerider.services.storage.sql import SQLStorage
 
@@ -363,8 +362,6 @@ def drop_from_nodes(url: str, names: list[str]) -> list[str]:
 
 
 def main(args: Args) -> dict[str, Any]:
-    if args.plan_cache_mode:
-        session._PG_OPTIONS = f"-c plan_cache_mode={args.plan_cache_mode}"  # forked workers too
     results: dict[str, Any] = {
         "torch_threads": 1,
         "cpus": os.cpu_count(),
@@ -386,6 +383,10 @@ def main(args: Args) -> dict[str, Any]:
         PgDatabase(args.postgres_url, tag) as pg,
         optuna_db as optuna_url,
     ):
+        ours = pg  # ridgerider's connections: the URL's options override the product's
+        if args.plan_cache_mode:
+            mode = {"options": f"-c plan_cache_mode={args.plan_cache_mode}"}
+            ours = make_url(pg).update_query_dict(mode).render_as_string(hide_password=False)
         if args.drop:  # migrated once here: the rows' own migrations then find it at head
             SQLStorage(pg).close()
             results["nodes_indexes"] = drop_from_nodes(pg, args.drop)
@@ -402,7 +403,7 @@ def main(args: Args) -> dict[str, Any]:
                 got = measure(plain_worker, n, args.seconds, (plain_url, args.batch), server)
                 record(results, f"plain/{n}", got)
                 continue
-            url = f"sqlite:///{tmp}/{backend}-{n}.db" if backend == "sqlite" else pg
+            url = f"sqlite:///{tmp}/{backend}-{n}.db" if backend == "sqlite" else ours
             ns = f"{tag}:{uuid.uuid4().hex[:6]}"
             SQLStorage(url).close()  # migrate
             frontier = build(backend, url, args.redis_url, ns)

@@ -104,3 +104,27 @@ def test_dead_toast_chunks_count_on_their_own(pg_empty_url: str) -> None:
     assert any(r.startswith("VACUUM") and r.endswith(" nodes") for r in ran), ran
     frontier.close()
     store.close()
+
+
+@PG
+def test_connections_plan_each_statement_unless_the_url_says_otherwise(pg_empty_url: str) -> None:
+    """Custom plans by default (``storage.session``); the URL's own options come last."""
+    from sqlalchemy.engine import make_url
+
+    from ridgerider.services.storage.session import Database
+
+    def settings(url: str) -> tuple[str, str]:
+        db = Database(url)
+        try:
+            with db.read() as conn:
+                mode = conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one()
+                path = conn.exec_driver_sql("SHOW search_path").scalar_one()
+                return str(mode), str(path)
+        finally:
+            db.dispose()
+
+    schema = make_url(pg_empty_url).query["options"]
+    assert settings(pg_empty_url) == ("force_custom_plan", str(schema).split("=", 1)[1])
+    options = {"options": f"{schema} -c plan_cache_mode=auto"}
+    auto = make_url(pg_empty_url).update_query_dict(options).render_as_string(hide_password=False)
+    assert settings(auto) == ("auto", str(schema).split("=", 1)[1])

@@ -129,9 +129,11 @@ class Database:
             # were nearly empty (a scan of the whole job, kept as the job grows to 100k nodes;
             # without autovacuum nothing ever replans it). Custom plans see the parameters and
             # the table's current size: planning costs tens of microseconds, a scan milliseconds.
-            given = self.url.query.get("options", ())  # e.g. a search_path: keep it
+            # The URL's own options (a search_path, say) come after, so that a deployment (or a
+            # benchmark: ``?options=-c plan_cache_mode=auto``) can override this one.
+            given = self.url.query.get("options", ())
             given = [given] if isinstance(given, str) else list(given)
-            options = " ".join([*given, _PG_OPTIONS])
+            options = " ".join([_PG_OPTIONS, *given])
             self.engine = create_engine(
                 self.url.difference_update_query(["options"]),
                 pool_size=pool_size,
