@@ -17,12 +17,8 @@ import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import Tensor
-
-from ridgerider.core.branch import Branch
-from ridgerider.core.errors import SettingsError
 from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.storage.records import (
     TREE_COLUMNS,
@@ -36,6 +32,11 @@ from ridgerider.services.storage.records import (
     TokenRecord,
     UserRecord,
 )
+
+if TYPE_CHECKING:  # torch: loaded by the code that decodes tensors, never by listings
+    from torch import Tensor
+
+    from ridgerider.core.branch import Branch
 
 __all__ = [
     "FINAL",
@@ -81,11 +82,11 @@ def extended_budgets(
     for name, value in (("max_nodes", max_nodes), ("max_steps", max_steps)):
         if value is not None:
             if value < new[name]:
-                raise SettingsError(name, f"{name} can only grow ({new[name]} → {value})")
+                raise _settings_error(name, f"{name} can only grow ({new[name]} → {value})")
             new[name] = value
     if wall_time_s is not None:
         if wall is not None and wall_time_s < wall:
-            raise SettingsError(
+            raise _settings_error(
                 "wall_time_s", f"wall_time_s can only grow ({wall} → {wall_time_s})"
             )
         wall = wall_time_s
@@ -356,3 +357,10 @@ class Storage(ABC):
 
 def _json_or_none(value: Any) -> str | None:
     return None if value is None else json.dumps(value)
+
+
+def _settings_error(field: str, message: str) -> Exception:
+    """``core.errors.SettingsError`` (imported here: ``ridgerider.core`` loads the engine)."""
+    from ridgerider.core.errors import SettingsError
+
+    return SettingsError(field, message)

@@ -21,7 +21,6 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, or_, select, update
 
-from ridgerider.core.branch import compact_bytes
 from ridgerider.schemas.enums import NodeStatus
 from ridgerider.services.storage.tables import ARTIFACTS, NODES, drop_unused
 
@@ -36,6 +35,8 @@ _HEAD = 65536
 
 def compact_record(data: bytes, status: str) -> bytes | None:
     """The compacted form of a non-root branch record of a finished job (``None``: keep it)."""
+    from ridgerider.core.branch import compact_bytes  # torch: only once a job ends
+
     if status not in (NodeStatus.DONE, NodeStatus.WAITING):
         return None
     try:

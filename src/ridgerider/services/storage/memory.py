@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from typing_extensions import override
 
-from ridgerider.core.branch import Branch
 from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.storage.base import (
     FINAL,
@@ -31,6 +30,9 @@ from ridgerider.services.storage.records import (
     JobSpec,
     Page,
 )
+
+if TYPE_CHECKING:  # torch: loaded where tensors are decoded, never by a listing
+    from ridgerider.core.branch import Branch
 
 __all__ = ["InMemoryStorage", "JobRow", "NodeRow"]
 

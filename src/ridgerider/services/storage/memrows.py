@@ -11,9 +11,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ridgerider.core.branch import Branch
 from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.storage.base import Storage
 from ridgerider.services.storage.compact import compact_record
@@ -27,6 +26,9 @@ from ridgerider.services.storage.records import (
     TokenRecord,
     UserRecord,
 )
+
+if TYPE_CHECKING:  # torch: loaded where tensors are decoded, never by a listing
+    from ridgerider.core.branch import Branch
 
 __all__ = ["JobRow", "MemoryTables", "NodeRow"]
 
@@ -131,6 +133,8 @@ class MemoryTables(Storage):
         """
         parent = row if row.parent_id is None else self.nodes.get(row.parent_id)
         theta = None if parent is None else parent.values.get("theta_data")
+        from ridgerider.core.branch import Branch
+
         return Branch.from_bytes(row.branch_data, theta)
 
     def compact(self, job_id: int) -> int:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from torch import Tensor
+from typing import TYPE_CHECKING
+
 from typing_extensions import override
 
-from ridgerider.core.branch import Branch, tensor_from_bytes
 from ridgerider.schemas.enums import NodeStatus
 from ridgerider.services.storage.memrows import MemoryTables
 from ridgerider.services.storage.records import NodeRecord, Page, RideRecord, SolutionRecord
+
+if TYPE_CHECKING:  # torch: loaded where tensors are decoded, never by a listing
+    from torch import Tensor
+
+    from ridgerider.core.branch import Branch
 
 __all__ = ["MemoryTree"]
 
@@ -55,7 +60,7 @@ class MemoryTree(MemoryTables):
             row = self.nodes.get(node_id)
             if row is None or "theta_data" not in row.values:
                 return None
-            return tensor_from_bytes(row.values["theta_data"], row.values["trace"]["dtype"])
+            return _tensor(row.values["theta_data"], row.values["trace"]["dtype"])
 
     @override
     def node_branch(self, node_id: int) -> Branch | None:
@@ -100,3 +105,9 @@ class MemoryTree(MemoryTables):
                 if n.job_id == job_id:
                     counts[n.status] = counts.get(n.status, 0) + 1
             return counts
+
+
+def _tensor(data: bytes, dtype: str) -> Tensor:
+    from ridgerider.core.branch import tensor_from_bytes  # torch, only to decode
+
+    return tensor_from_bytes(data, dtype)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Generic, TypeVar, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_args, get_origin, get_type_hints
 
-from ridgerider.core.branch import Fingerprint
 from ridgerider.schemas.enums import JobStatus
+
+if TYPE_CHECKING:  # torch: loaded where tensors are decoded, never by a listing
+    from ridgerider.core.branch import Fingerprint
 
 __all__ = [
     "NODE_RESULT_FIELDS",

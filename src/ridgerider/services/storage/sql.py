@@ -8,13 +8,12 @@ id, so reading a job with 100k nodes costs one index range scan per page.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from typing_extensions import override
 
-from ridgerider.core.branch import Branch
 from ridgerider.schemas.enums import JobStatus, NodeStatus
 from ridgerider.services.storage.base import budget_event, extended_budgets
 from ridgerider.services.storage.migrate import upgrade
@@ -38,6 +37,9 @@ from ridgerider.services.storage.tables import (
     drop_unused,
     store_blob,
 )
+
+if TYPE_CHECKING:  # torch: loaded where tensors are decoded, never by a listing
+    from ridgerider.core.branch import Branch
 
 __all__ = ["SQLStorage"]
 

@@ -7,13 +7,11 @@ rows by id, so reading a job with 100k nodes costs one index range scan per page
 from __future__ import annotations
 
 from dataclasses import fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Row, Text, case, cast, func, select, text
-from torch import Tensor
 from typing_extensions import override
 
-from ridgerider.core.branch import Branch, tensor_from_bytes
 from ridgerider.schemas.enums import NodeStatus
 from ridgerider.services.storage.base import Storage
 from ridgerider.services.storage.records import (
@@ -25,6 +23,11 @@ from ridgerider.services.storage.records import (
 )
 from ridgerider.services.storage.session import Database
 from ridgerider.services.storage.tables import JOBS, NODES, SOLUTIONS, load_blob
+
+if TYPE_CHECKING:  # torch: loaded where tensors are decoded, never by a listing
+    from torch import Tensor
+
+    from ridgerider.core.branch import Branch
 
 __all__ = ["SQLTree"]
 
@@ -108,7 +111,7 @@ class SQLTree(Storage):
             if row is None or row.trace is None:
                 return None
             data = load_blob(conn, row.theta_data, row.theta_ref)
-        return None if data is None else tensor_from_bytes(data, row.trace["dtype"])
+        return None if data is None else _tensor(data, row.trace["dtype"])
 
     @override
     def node_branch(self, node_id: int) -> Branch | None:
@@ -132,7 +135,7 @@ class SQLTree(Storage):
                 return None
             data = load_blob(conn, row.branch_data, row.branch_ref)
             theta = load_blob(conn, row.theta_data, row.theta_ref)
-        return None if data is None else Branch.from_bytes(data, theta)
+        return None if data is None else _branch(data, theta)
 
     @override
     def solutions(self, job_id: int) -> list[SolutionRecord]:
@@ -183,3 +186,15 @@ class SQLTree(Storage):
         stmt = select(n.status, func.count()).where(n.job_id == job_id).group_by(n.status)
         with self.db.session(write=False) as s:
             return {status: int(c) for status, c in s.connection().execute(stmt)}
+
+
+def _tensor(data: bytes, dtype: str) -> Tensor:
+    from ridgerider.core.branch import tensor_from_bytes  # torch, only to decode
+
+    return tensor_from_bytes(data, dtype)
+
+
+def _branch(data: bytes, theta: bytes | None) -> Branch:
+    from ridgerider.core.branch import Branch  # torch, only to decode
+
+    return Branch.from_bytes(data, theta)
