@@ -82,6 +82,27 @@ def test_completing_a_command_name_imports_no_engine() -> None:
     assert loaded == []
 
 
+def test_listing_jobs_reads_the_archive_without_the_engine(tmp_path: Path) -> None:
+    """``ridgerider jobs`` opens the storage alone: no torch, frontier, problems or workers."""
+    from ridgerider.core.settings import RRSettings
+    from ridgerider.services.jobs import Submission
+    from ridgerider.workers import runner
+
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    stored = runner.run(
+        Submission.build("toy2d", {}, RRSettings(max_nodes=3), name="listed"), database_url=url
+    )
+    proc, loaded = _cli("jobs", "--json", "--database-url", url)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)
+    assert row["job_id"] == stored["job_id"] and row["name"] == "listed"
+    assert row["nodes"] == stored["nodes"] == 3
+    assert row["solutions"] == len(stored["solutions"])
+    assert loaded == ["sqlalchemy", "ridgerider.services"], loaded
+    proc, loaded = _cli("jobs", "--database-url", "foo://x")  # its errors are still the CLI's
+    assert proc.returncode == 2 and "--database-url foo://x" in proc.stderr, proc.stderr
+
+
 def test_control_the_check_sees_torch_when_a_command_loads_it() -> None:
     """``version`` imports torch on purpose: the harness above would have reported it."""
     proc, loaded = _cli("version")

@@ -226,10 +226,10 @@ def jobs(
     Filters combine: ``--name`` matches any part of a job's name (any case), ``--tag``,
     ``--problem`` and ``--status`` match exactly.
     """
-    from ridgerider.workers import runner
+    from ridgerider.services.listing import list_jobs  # no engine: starts without torch
 
     filters = {"name": name, "tag": tag, "problem": problem}
-    rows = runner.list_jobs(database_url=database_url, status=status, limit=limit, **filters)
+    rows = list_jobs(database_url=database_url, status=status, limit=limit, **filters)
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return

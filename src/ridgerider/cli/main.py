@@ -126,8 +126,8 @@ class _Main(click.Group):
         try:
             return super().invoke(ctx)
         except RuntimeError as exc:
-            archive = sys.modules.get("ridgerider.services.archive")
-            if archive is None or not isinstance(exc, archive.ArchiveUnavailableError):
+            location = sys.modules.get("ridgerider.services.location")
+            if location is None or not isinstance(exc, location.ArchiveUnavailableError):
                 raise
             option = "--" + exc.option.replace("_", "-")
             raise BadSetting(f"{option} {exc.url}: {exc.reason}") from None

@@ -2,26 +2,28 @@
 
 ``open_archive(database_url, redis_url)`` opens (and migrates) the database and puts a frontier
 on it: the database frontier by default, or Redis in front of the database with ``redis_url``.
-Every entry point that touches stored jobs (the CLI, the service, worker processes and Ray
-actors) opens its archive here, so there is one way to get from a URL to working storage.
+Every entry point that runs jobs (the CLI, the service, worker processes and Ray actors) opens
+its archive here, and its storage through :func:`~ridgerider.services.location.open_storage`,
+so there is one way to get from a URL to working storage (listings open only the storage).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
-from pathlib import Path
-
-from platformdirs import user_data_dir
 
 from ridgerider.schemas.enums import JobStatus
 from ridgerider.services import jobs
 from ridgerider.services.frontier.base import Frontier
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
+from ridgerider.services.location import (
+    ArchiveUnavailableError,
+    default_database_url,
+    mask_url,
+    open_storage,
+)
 from ridgerider.services.storage.migrate import current_revision, head_revision, upgrade
-from ridgerider.services.storage.session import Database
 from ridgerider.services.storage.sql import SQLStorage
 
 __all__ = [
@@ -33,38 +35,6 @@ __all__ = [
     "open_archive",
     "recover",
 ]
-
-_PASSWORD = re.compile(r"(?P<head>://[^/@:]*):(?P<password>[^/@]*)@")
-_QUERY_PASSWORD = re.compile(r"(?P<head>[?&][^=&#]*password=)[^&#]*", re.IGNORECASE)
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***`` (also for URLs nothing parses).
-
-    Both places a URL can carry one are masked: ``user:password@`` and query parameters named
-    ``*password`` (``postgresql://u@host/db?password=...&sslpassword=...``, which libpq accepts).
-    """
-    masked = _PASSWORD.sub(lambda m: f"{m['head']}:***@", url)
-    return _QUERY_PASSWORD.sub(lambda m: f"{m['head']}***", masked)
-
-
-class ArchiveUnavailableError(RuntimeError):
-    """The database or Redis at a URL cannot be used; the message names it, password masked.
-
-    ``option`` is the setting that named the URL (``database_url`` or ``redis_url``).
-    """
-
-    def __init__(self, option: str, url: str, reason: str) -> None:
-        first = reason.strip().splitlines()[0] if reason.strip() else "unavailable"
-        self.option = option
-        self.url = mask_url(url)
-        self.reason = mask_url(first)
-        super().__init__(f"{option} {self.url}: {self.reason}")
-
-
-def default_database_url() -> str:
-    """``sqlite:///<user data folder>/ridgerider/archive.db`` (the embedded default)."""
-    return f"sqlite:///{Path(user_data_dir('ridgerider')) / 'archive.db'}"
 
 
 @dataclass
@@ -98,11 +68,7 @@ def open_archive(
     ``pool_size``: database connections kept open (PostgreSQL; as many more may open under a
     burst), at least the threads of this process that use the archive at once.
     """
-    url = database_url or default_database_url()
-    try:
-        storage = SQLStorage(Database(url, pool_size=pool_size))
-    except Exception as exc:  # a bad scheme, a refused connection, a failed migration
-        raise ArchiveUnavailableError("database_url", url, str(exc)) from exc
+    storage = open_storage(database_url, pool_size=pool_size)
     u = storage.db.url
     location = str(u.database) if storage.db.is_sqlite else u.render_as_string(hide_password=True)
     frontier: Frontier

@@ -21,6 +21,7 @@ from ridgerider.core.settings import MISSettings, RRSettings
 from ridgerider.problems import RegisteredProblem, create
 from ridgerider.schemas.enums import Accelerator, JobStatus
 from ridgerider.services.frontier.base import Frontier
+from ridgerider.services.listing import job_summary
 from ridgerider.services.storage.base import Storage
 from ridgerider.services.storage.records import JobRecord, JobSpec, SolutionRecord
 
@@ -289,30 +290,6 @@ def resume(storage: Storage, frontier: Frontier, job_id: int) -> JobRecord:
     frontier.advance(job_id)
     frontier.reindex(job_id)
     return _get(storage, job_id)
-
-
-def job_summary(job: JobRecord, solutions: int | None = None) -> dict[str, Any]:
-    """One line of ``ridgerider jobs --json`` (with the job's count of solutions, if given)."""
-    return {
-        "job_id": job.id,
-        "name": job.name,
-        "tags": list(job.tags),
-        "solutions": solutions,
-        "problem": job.problem,
-        "params": job.params,
-        "seed": job.seed,
-        "order": job.settings["order"],
-        "status": job.status,
-        "stopped_by": job.stopped_by,
-        "nodes": job.nodes,
-        "steps": job.steps,
-        "max_nodes": job.settings["max_nodes"],
-        "max_steps": job.settings["max_steps"],
-        "created_at": job.created_at.isoformat(),
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
-        "elapsed_s": job.elapsed_s,
-        "error": job.error,
-    }
 
 
 class _SolutionView:

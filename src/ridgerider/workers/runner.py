@@ -1,4 +1,4 @@
-"""What the CLI calls: run a job to completion in this process, resume it, list and show jobs.
+"""What the CLI calls: run a job to completion in this process, resume, extend and show it.
 
 Every function opens the archive at ``database_url`` (default: a SQLite file in the user's data
 folder, see :func:`default_database_url`), applies pending migrations, does its work and closes
@@ -55,7 +55,6 @@ __all__ = [
     "RayPlan",
     "extend",
     "interrupt",
-    "list_jobs",
     "resume",
     "run",
     "show",
@@ -356,28 +355,8 @@ def interrupt(
         return jobs.interrupt(archive.storage, job_id)
 
 
-def list_jobs(
-    *,
-    database_url: str | None = None,
-    status: str | None = None,
-    limit: int = 100,
-    name: str | None = None,
-    tag: str | None = None,
-    problem: str | None = None,
-) -> list[dict[str, Any]]:
-    """Stored jobs, newest first, as ``ridgerider jobs --json`` prints them.
-
-    ``name`` matches any part of the name (any case); ``tag``, ``problem``, ``status`` exactly.
-    """
-    with _archive(database_url) as archive:
-        storage = archive.storage
-        page = storage.list_jobs(status=status, limit=limit, name=name, tag=tag, problem=problem)
-        counts = storage.count_solutions(j.id for j in page.items)
-        return [jobs.job_summary(j, counts[j.id]) for j in page.items]
-
-
 def show(job_id: int, *, database_url: str | None = None) -> dict[str, Any]:
-    """One job with its solutions, exactly as ``run`` returned it (status: see :func:`list_jobs`).
+    """One job with its solutions, exactly as ``run`` returned it.
 
     Raises :class:`JobNotFoundError` for an unknown id.
     """

@@ -115,7 +115,7 @@ class DatabaseSequencer(Frontier):
             if st.admitted > admitted:
                 self._admitted(job_id, admitted, st.admitted)
             if st.finished and self.sql.pg:
-                self._care.start()  # its compaction freed its large branches (artifacts)
+                self._care.start(tables=False)  # its compaction freed its large branches
             if not self._after(job_id, st):
                 return
             wall_stop = False

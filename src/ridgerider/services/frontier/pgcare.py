@@ -132,43 +132,50 @@ def vacuum_artifacts(db: Database, last: tuple[int, int] | None = None) -> tuple
 class TableCare:
     """:func:`refresh_statistics` and :func:`vacuum_artifacts` in a thread of their own.
 
-    The reaper asks for a pass every few seconds and goes on at once: a ``VACUUM`` that waits
+    The reaper asks for both every few seconds and goes on at once: a ``VACUUM`` that waits
     for pinned index pages (a minute under 64 busy workers, measured) must not hold up the
-    reaping and the stuck-job checks that the reaper's tick also does. A job's end asks too
-    (its compaction freed its artifacts); asked while a pass runs, the thread runs once more.
+    reaping and the stuck-job checks that the reaper's tick also does. A job's end asks for
+    the artifact store's pass only (its compaction freed its large branches). What is asked
+    while a pass runs runs after it, in the same thread.
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._again = False
+        self._due: set[str] = set()
         self._artifacts: tuple[int, int] | None = None
 
-    def start(self) -> bool:
-        """Start a pass (or one more after the running one); whether a thread started."""
+    def start(self, *, tables: bool = True) -> bool:
+        """Ask for a pass (``tables=False``: the artifact store's only).
+
+        Returns whether a thread started for it (``False``: the running one takes it).
+        """
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
-                self._again = True
+            self._due |= {"tables", "artifacts"} if tables else {"artifacts"}
+            if self._thread is not None:
                 return False
-            self._again = False
             self._thread = threading.Thread(target=self._run, name="ridgerider-vacuum", daemon=True)
             self._thread.start()
             return True
 
     def _run(self) -> None:
         while True:
+            with self._lock:
+                due, self._due = self._due, set()
+                if not due:
+                    self._thread = None
+                    return
             try:
-                refresh_statistics(self.db)
-                self._artifacts = vacuum_artifacts(self.db, self._artifacts)
+                if "tables" in due:
+                    refresh_statistics(self.db)
+                if "artifacts" in due:
+                    self._artifacts = vacuum_artifacts(self.db, self._artifacts)
             except Exception:  # the next pass tries again
                 log.exception("frontier table maintenance")
-            with self._lock:
-                if not self._again:
-                    return
-                self._again = False
 
     def join(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for a running pass."""
-        if self._thread is not None:
-            self._thread.join(timeout)
+        """Wait up to ``timeout`` seconds for a running pass (and what was asked meanwhile)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
