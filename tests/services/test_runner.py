@@ -11,7 +11,7 @@ from ridgerider.core import RRSettings, run_search
 from ridgerider.core.search import coverage
 from ridgerider.problems import create
 from ridgerider.services import archive as archive_mod
-from ridgerider.services import jobs
+from ridgerider.services import jobs, listing
 from ridgerider.services.frontier.database import DatabaseFrontier
 from ridgerider.services.storage.sql import SQLStorage
 from ridgerider.workers import runner
@@ -77,7 +77,7 @@ def test_run_show_jobs_resume(sqlite_url: str) -> None:
     assert out["order"] == "dfs" and out["method"] == "exact" and out["seed"] == 3
     assert len(seen) == out["nodes"] and out["elapsed_s"] > 0
     assert runner.show(out["job_id"], database_url=sqlite_url) == out
-    (listed,) = runner.list_jobs(database_url=sqlite_url)
+    (listed,) = listing.list_jobs(database_url=sqlite_url)
     assert listed["job_id"] == out["job_id"] and listed["status"] == "succeeded"
     assert listed["stopped_by"] == "max_nodes" and listed["nodes"] == 6
     assert runner.resume(out["job_id"], database_url=sqlite_url) == out  # nothing left to do
