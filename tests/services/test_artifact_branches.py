@@ -116,3 +116,31 @@ def test_branch_records_over_the_branch_limit_go_to_artifacts() -> None:
     theta = _theta()
     kid = Branch(theta, theta, -1.0, ((0, 1),), child_seed(7, (0, 1)), 0.0, parent_seed=7)
     assert BRANCH_INLINE_LIMIT < len(kid.to_bytes(theta=False)) < 2 * BRANCH_INLINE_LIMIT
+
+
+@PG
+def test_the_artifact_store_is_vacuumed_only_when_dead_space_passes_the_slack(
+    pg_empty_url: str,
+) -> None:
+    import os
+
+    from sqlalchemy import delete
+
+    from ridgerider.services.frontier.pgcare import vacuum_artifacts
+    from ridgerider.services.storage.tables import store_blob
+
+    store = SQLStorage(pg_empty_url)
+    with store.db.session() as s:  # 3 MiB of live blobs (random: TOAST cannot compress them)
+        refs = [store_blob(s.connection(), os.urandom(1 << 20), 0)[1] for _ in range(3)]
+    assert all(refs)
+    assert vacuum_artifacts(store.db) is None  # all live: nothing to give back, nothing ran
+    with store.db.session() as s:
+        s.execute(delete(ARTIFACTS).where(ARTIFACTS.c.sha256.in_(refs[:2])))
+    left = vacuum_artifacts(store.db)  # 2 MiB dead (ahead of the live blob): it runs
+    assert left is not None and left[1] == 1 << 20
+    assert vacuum_artifacts(store.db, left) == left  # nothing changed since: nothing runs
+    with store.db.session() as s:
+        s.execute(delete(ARTIFACTS))
+    files, live = vacuum_artifacts(store.db, left) or (None, None)
+    assert live == 0 and files is not None and files < ARTIFACT_SLACK // 4, files
+    store.close()
