@@ -20,7 +20,7 @@ from ridgerider.services.frontier.pgcare import ARTIFACT_SLACK
 from ridgerider.services.storage.sql import SQLStorage
 from ridgerider.services.storage.tables import ARTIFACTS, BRANCH_INLINE_LIMIT, INLINE_LIMIT
 
-from .conftest import PG
+from .conftest import FRONTIERS, PG, make_frontier
 from .synthetic import expansion, ridden_root
 from .test_lean_archive import header_only, rows
 from .test_storage_contract import spec
@@ -57,12 +57,13 @@ def _blobs(store: SQLStorage) -> set[str]:
         return set(s.execute(select(ARTIFACTS.c.sha256)).scalars())
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=PG)])
+@pytest.mark.parametrize("kind", [k for k in FRONTIERS if k != "memory"])
 def test_a_large_branch_leaves_the_artifact_store_when_ridden(
     kind: str, request: pytest.FixtureRequest
 ) -> None:
-    store = SQLStorage(request.getfixturevalue("sqlite_url" if kind == "sqlite" else "pg_url"))
-    frontier = DatabaseFrontier(store)
+    frontier = make_frontier(kind, request)  # the database's, or Redis in front of it
+    assert isinstance(frontier, DatabaseFrontier)
+    store = frontier.storage
     first = _big_job(frontier, children=2)
     again = _big_job(frontier, children=2)  # the same job again: the same ridges, bit for bit
 
