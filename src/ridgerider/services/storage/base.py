@@ -33,7 +33,7 @@ from ridgerider.services.storage.records import (
     UserRecord,
 )
 
-if TYPE_CHECKING:  # torch: loaded by the code that decodes tensors, never by listings
+if TYPE_CHECKING:  # torch: loaded where tensors are decoded, never by a listing
     from torch import Tensor
 
     from ridgerider.core.branch import Branch

@@ -26,6 +26,7 @@ from ridgerider.services.storage.records import (
     TokenRecord,
     UserRecord,
 )
+from ridgerider.services.storage.tables import decode_branch
 
 if TYPE_CHECKING:  # torch: loaded where tensors are decoded, never by a listing
     from ridgerider.core.branch import Branch
@@ -133,9 +134,7 @@ class MemoryTables(Storage):
         """
         parent = row if row.parent_id is None else self.nodes.get(row.parent_id)
         theta = None if parent is None else parent.values.get("theta_data")
-        from ridgerider.core.branch import Branch
-
-        return Branch.from_bytes(row.branch_data, theta)
+        return decode_branch(row.branch_data, theta)
 
     def compact(self, job_id: int) -> int:
         """Shrink a finished job's branch rows to their headers (``storage.compact``)."""

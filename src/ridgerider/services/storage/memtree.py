@@ -9,6 +9,7 @@ from typing_extensions import override
 from ridgerider.schemas.enums import NodeStatus
 from ridgerider.services.storage.memrows import MemoryTables
 from ridgerider.services.storage.records import NodeRecord, Page, RideRecord, SolutionRecord
+from ridgerider.services.storage.tables import decode_tensor
 
 if TYPE_CHECKING:  # torch: loaded where tensors are decoded, never by a listing
     from torch import Tensor
@@ -60,7 +61,7 @@ class MemoryTree(MemoryTables):
             row = self.nodes.get(node_id)
             if row is None or "theta_data" not in row.values:
                 return None
-            return _tensor(row.values["theta_data"], row.values["trace"]["dtype"])
+            return decode_tensor(row.values["theta_data"], row.values["trace"]["dtype"])
 
     @override
     def node_branch(self, node_id: int) -> Branch | None:
@@ -105,9 +106,3 @@ class MemoryTree(MemoryTables):
                 if n.job_id == job_id:
                     counts[n.status] = counts.get(n.status, 0) + 1
             return counts
-
-
-def _tensor(data: bytes, dtype: str) -> Tensor:
-    from ridgerider.core.branch import tensor_from_bytes  # torch, only to decode
-
-    return tensor_from_bytes(data, dtype)

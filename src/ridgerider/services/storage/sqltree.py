@@ -22,7 +22,14 @@ from ridgerider.services.storage.records import (
     SolutionRecord,
 )
 from ridgerider.services.storage.session import Database
-from ridgerider.services.storage.tables import JOBS, NODES, SOLUTIONS, load_blob
+from ridgerider.services.storage.tables import (
+    JOBS,
+    NODES,
+    SOLUTIONS,
+    decode_branch,
+    decode_tensor,
+    load_blob,
+)
 
 if TYPE_CHECKING:  # torch: loaded where tensors are decoded, never by a listing
     from torch import Tensor
@@ -111,7 +118,7 @@ class SQLTree(Storage):
             if row is None or row.trace is None:
                 return None
             data = load_blob(conn, row.theta_data, row.theta_ref)
-        return None if data is None else _tensor(data, row.trace["dtype"])
+        return None if data is None else decode_tensor(data, row.trace["dtype"])
 
     @override
     def node_branch(self, node_id: int) -> Branch | None:
@@ -135,7 +142,7 @@ class SQLTree(Storage):
                 return None
             data = load_blob(conn, row.branch_data, row.branch_ref)
             theta = load_blob(conn, row.theta_data, row.theta_ref)
-        return None if data is None else _branch(data, theta)
+        return None if data is None else decode_branch(data, theta)
 
     @override
     def solutions(self, job_id: int) -> list[SolutionRecord]:
@@ -186,15 +193,3 @@ class SQLTree(Storage):
         stmt = select(n.status, func.count()).where(n.job_id == job_id).group_by(n.status)
         with self.db.session(write=False) as s:
             return {status: int(c) for status, c in s.connection().execute(stmt)}
-
-
-def _tensor(data: bytes, dtype: str) -> Tensor:
-    from ridgerider.core.branch import tensor_from_bytes  # torch, only to decode
-
-    return tensor_from_bytes(data, dtype)
-
-
-def _branch(data: bytes, theta: bytes | None) -> Branch:
-    from ridgerider.core.branch import Branch  # torch, only to decode
-
-    return Branch.from_bytes(data, theta)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Connection, Table, delete, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -20,6 +20,11 @@ from ridgerider.services.storage.models import (
     utcnow,
 )
 
+if TYPE_CHECKING:  # torch: imported by the decoders below when they run, never by a listing
+    from torch import Tensor
+
+    from ridgerider.core.branch import Branch
+
 __all__ = [
     "ARTIFACTS",
     "BRANCH_INLINE_LIMIT",
@@ -30,6 +35,8 @@ __all__ = [
     "SOLUTIONS",
     "TOKENS",
     "USERS",
+    "decode_branch",
+    "decode_tensor",
     "drop_unused",
     "insert_ignore",
     "load_blob",
@@ -110,3 +117,17 @@ def drop_unused(conn: Connection, shas: set[str]) -> None:
     sha = ARTIFACTS.c.sha256
     used = select(n.id).where(or_(n.branch_ref == sha, n.theta_ref == sha))
     conn.execute(delete(ARTIFACTS).where(sha.in_(sorted(shas)), ~used.exists()))
+
+
+def decode_tensor(data: bytes, dtype: str) -> Tensor:
+    """A stored tensor (``core.branch.tensor_from_bytes``; the engine is imported only here)."""
+    from ridgerider.core.branch import tensor_from_bytes
+
+    return tensor_from_bytes(data, dtype)
+
+
+def decode_branch(data: bytes, theta: bytes | None) -> Branch:
+    """A stored branch (``core.branch.Branch.from_bytes``; the engine is imported only here)."""
+    from ridgerider.core.branch import Branch
+
+    return Branch.from_bytes(data, theta)
