@@ -2,7 +2,10 @@
 
 Workers in this process report each node as they complete it (:class:`Report`); workers
 elsewhere (a pool, Ray actors) write to the archive, and :func:`report_nodes` reads what they
-sequenced since a rank, in rank order, and the steps of the rides in flight.
+sequenced since a rank, in rank order, and the steps of the rides in flight;
+:func:`wait_for_pools` does so while running pools ride a job. Everything here reads the
+archive's storage alone (no engine, no frontier): a command whose job a warm pool took
+(``cli.pooled``) waits here without importing torch.
 """
 
 from __future__ import annotations
@@ -12,12 +15,23 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ridgerider.services.archive import Archive
-from ridgerider.workers.worker import OnNode
+from ridgerider.schemas.enums import JobStatus
+from ridgerider.workers.registry import BEAT_S, PoolEntry, find_pools
 
-__all__ = ["OnRiding", "Report", "TreeReport", "report_nodes", "report_safely"]
+if TYPE_CHECKING:
+    from ridgerider.services.storage.base import Storage
+    from ridgerider.workers.worker import OnNode
+
+__all__ = [
+    "OnRiding",
+    "Report",
+    "TreeReport",
+    "report_nodes",
+    "report_safely",
+    "wait_for_pools",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,26 +71,26 @@ class Report:
                 self.on_riding(steps())
 
 
-def report_safely(archive: Archive, job_id: int, cursor: int, report: Report) -> int:
+def report_safely(storage: Storage, job_id: int, cursor: int, report: Report) -> int:
     """:func:`report_nodes`, where a lost connection skips one report instead of the job."""
     try:
-        return report_nodes(archive, job_id, cursor, report)
+        return report_nodes(storage, job_id, cursor, report)
     except Exception:
         log.warning("progress of job %s not read this time", job_id, exc_info=True)
         return cursor
 
 
-def report_nodes(archive: Archive, job_id: int, cursor: int, report: Report) -> int:
+def report_nodes(storage: Storage, job_id: int, cursor: int, report: Report) -> int:
     """Report each node sequenced since rank ``cursor`` and the rides in flight; next cursor."""
     if report.on_riding is not None:
-        rides = archive.storage.rides
+        rides = storage.rides
         report.riding(lambda: sum(r.steps for r in rides(job_id)), force=True)
     if report.on_node is None:
         return cursor
-    job = archive.storage.get_job(job_id)
+    job = storage.get_job(job_id)
     steps = job.steps if job else 0
     while True:
-        page = archive.storage.list_nodes(job_id, cursor=cursor, tree=True)
+        page = storage.list_nodes(job_id, cursor=cursor, tree=True)
         for record in page.items:
             report.node(record, steps)
             cursor = (record.rank or 0) + 1
@@ -94,9 +108,9 @@ class TreeReport:
     """
 
     def __init__(
-        self, archive: Archive, job_id: int, report: Report, cursor: int, every_s: float = 0.1
+        self, storage: Storage, job_id: int, report: Report, cursor: int, every_s: float = 0.1
     ) -> None:
-        self.archive, self.job_id, self.every_s = archive, job_id, every_s
+        self.storage, self.job_id, self.every_s = storage, job_id, every_s
         self.cursor = cursor  # the next rank to report (the tree the job already had)
         self._nodes = Report(on_node=report.on_node)  # report_nodes leaves rides alone then
         self._lock = threading.Lock()
@@ -111,4 +125,31 @@ class TreeReport:
         """Report every node ranked since the last read."""
         with self._lock:
             self._last = time.monotonic()
-            self.cursor = report_safely(self.archive, self.job_id, self.cursor, self._nodes)
+            self.cursor = report_safely(self.storage, self.job_id, self.cursor, self._nodes)
+
+
+def wait_for_pools(
+    storage: Storage, job_id: int, report: Report, pools: list[PoolEntry], url: str
+) -> bool:
+    """Wait while running pools ride the job, reporting progress; ``False`` if they all stop.
+
+    Reads the job's status every 50 ms, the progress every 0.2 s, the pools (of ``url``'s
+    archive, serving the job's accelerator) every ``BEAT_S``.
+    """
+    job = storage.get_job(job_id)
+    accelerator = job.accelerator if job else "cpu"
+    cursor = job.nodes if job else 0
+    reported = checked = time.monotonic()
+    while job is not None and job.status == JobStatus.RUNNING:
+        time.sleep(0.05)
+        now = time.monotonic()
+        if now - reported >= 0.2:
+            cursor, reported = report_safely(storage, job_id, cursor, report), now
+        if now - checked >= BEAT_S:
+            checked = now
+            if not find_pools(url, accelerator):
+                log.warning("job %s: the worker pools %s stopped", job_id, [p.pid for p in pools])
+                return False
+        job = storage.get_job(job_id)
+    report_nodes(storage, job_id, cursor, report)
+    return True

@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,8 +41,9 @@ from ridgerider.workers.progress import (
     TreeReport,
     report_nodes,
     report_safely,
+    wait_for_pools,
 )
-from ridgerider.workers.registry import BEAT_S, PoolEntry, find_pools
+from ridgerider.workers.registry import PoolEntry, find_pools
 from ridgerider.workers.worker import OnNode, Worker
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ def _work(archive: Archive, job_id: int, report: Report, workers: int) -> None:
     job = archive.storage.get_job(job_id)
     tree: TreeReport | None = None
     if job is not None and _speculate(archive, job, workers):
-        tree = TreeReport(archive, job_id, report, job.nodes)
+        tree = TreeReport(archive.storage, job_id, report, job.nodes)
 
     def on_node(node: Any, steps: int) -> None:
         if tree is None:
@@ -182,10 +182,10 @@ def _work_ray(
         job = archive.storage.get_job(job_id)
         cursor = job.nodes if job else 0  # report the nodes sequenced from now on
         while not pool.wait(0.2):
-            cursor = report_safely(archive, job_id, cursor, report)
+            cursor = report_safely(archive.storage, job_id, cursor, report)
         if pool.error is not None:
             raise WorkerPoolError(pool.error)
-        report_nodes(archive, job_id, cursor, report)
+        report_nodes(archive.storage, job_id, cursor, report)
     finally:
         pool.stop()
 
@@ -193,28 +193,9 @@ def _work_ray(
 def _work_pool(
     archive: Archive, job_id: int, report: Report, pools: list[PoolEntry], url: str
 ) -> bool:
-    """Wait while running pools ride the job, reporting progress; ``False`` if they all stop.
-
-    Reads the job's status every 50 ms, the progress every 0.2 s, the pools every ``BEAT_S``.
-    """
+    """Wait while running pools ride the job (:func:`wait_for_pools`), the reaper running here."""
     archive.frontier.start_reaper()
-    job = archive.storage.get_job(job_id)
-    accelerator = job.accelerator if job else "cpu"
-    cursor = job.nodes if job else 0
-    reported = checked = time.monotonic()
-    while job is not None and job.status == JobStatus.RUNNING:
-        time.sleep(0.05)
-        now = time.monotonic()
-        if now - reported >= 0.2:
-            cursor, reported = report_safely(archive, job_id, cursor, report), now
-        if now - checked >= BEAT_S:
-            checked = now
-            if not find_pools(url, accelerator):
-                log.warning("job %s: the worker pools %s stopped", job_id, [p.pid for p in pools])
-                return False
-        job = archive.storage.get_job(job_id)
-    report_nodes(archive, job_id, cursor, report)
-    return True
+    return wait_for_pools(archive.storage, job_id, report, pools, url)
 
 
 def _dispatch(
