@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from ridgerider.cli import main
-from ridgerider.cli.jobs import _problem_and_settings
+from ridgerider.cli.request import problem_and_settings as _problem_and_settings
 from ridgerider.cli.report import progress_bar
 
 

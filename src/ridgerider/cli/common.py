@@ -44,6 +44,7 @@ __all__ = [
     "parse_pairs",
     "ray_address_option",
     "ray_plan",
+    "say_pool",
     "url_option",
     "usage_error",
 ]
@@ -271,11 +272,16 @@ def ray_plan(workers: int, ray_address: str | None, use_pool: bool = True) -> Ra
     from ridgerider.workers.runner import RayPlan
 
     def on_pool(pools: list[PoolEntry], n: int) -> None:
-        pids = ", ".join(str(p.pid) for p in pools)
-        asked = "" if n == workers else f" (--workers {workers} asked for)"
-        console.print(f"riding on the running worker pool (pid {pids}): {n} workers{asked}")
+        say_pool(pools, n, workers)
 
     return RayPlan(workers, ray_address, use_pool=use_pool, on_pool=on_pool)
+
+
+def say_pool(pools: list[PoolEntry], n: int, asked: int) -> None:
+    """Say that running ``pools`` ride the job with ``n`` workers (``--workers asked``)."""
+    pids = ", ".join(str(p.pid) for p in pools)
+    more = "" if n == asked else f" (--workers {asked} asked for)"
+    console.print(f"riding on the running worker pool (pid {pids}): {n} workers{more}")
 
 
 def check_labels(name: str | None, tags: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:

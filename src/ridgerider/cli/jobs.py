@@ -8,9 +8,10 @@ on what ``run`` left behind, even if its process died.
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 from rich.table import Table
@@ -24,23 +25,16 @@ from ridgerider.cli.common import (
     RAY_ADDRESS,
     REDIS_URL,
     WORKERS,
-    build_settings,
     check_json_path,
     check_labels,
-    coerce_settings,
     console,
     job_call,
     out,
-    parse_pairs,
     ray_plan,
     usage_error,
 )
 from ridgerider.cli.report import JobRef, print_report, run_with_progress, write_json
 from ridgerider.schemas.enums import JobStatus
-
-if TYPE_CHECKING:  # the engine loads inside the commands, so their --help stays light
-    from ridgerider.core.settings import RRSettings
-    from ridgerider.problems import RegisteredProblem
 
 __all__ = ["extend", "jobs", "problems", "resume", "run", "show"]
 
@@ -118,15 +112,24 @@ def run(
     (``paper-fig3``, ``paper-fig6``, ``paper-mnist``) starts from the settings the paper states
     for that figure (``ridgerider.problems.presets``).
     """
-    from ridgerider.core.threads import use_compute_threads
-    from ridgerider.services.jobs import Submission
-    from ridgerider.workers import runner
+    from ridgerider.cli.request import RunRequest
 
     name, tags = check_labels(name, tags)
+    check_json_path(json_path)
     shortcuts = {"method": method, "order": order, "device": device}
     shortcuts |= {"max_nodes": max_nodes, "max_steps": max_steps}
-    prob, rr = _problem_and_settings(problem, params, settings, shortcuts, preset)
-    check_json_path(json_path)
+    request = RunRequest(problem, params, settings, shortcuts, preset, seed, wall_time, name, tags,
+                         key=secrets.token_hex(16))  # fmt: skip
+    if workers > 0 and use_pool and ray_address is None:
+        from ridgerider.cli.pooled import run_on_pool  # a warm pool takes it all: no engine here
+
+        urls = {"database_url": database_url, "redis_url": redis_url}
+        if run_on_pool(request, workers, json_path=json_path, quiet=quiet, **urls):
+            return
+    from ridgerider.core.threads import use_compute_threads
+    from ridgerider.workers import runner
+
+    prob, rr = request.checked()
     plan = ray_plan(workers, ray_address, use_pool=use_pool)
     use_compute_threads()
     ref = JobRef()
@@ -139,7 +142,7 @@ def run(
         f"{prob.name} nodes",
         rr.max_nodes,
         runner.run,
-        Submission(prob, rr, seed=seed, wall_time_s=wall_time, name=name, tags=tags),
+        request.submission(prob, rr),
         job=ref,
         json_path=json_path,
         quiet=quiet,
@@ -148,56 +151,6 @@ def run(
         on_created=created,
         ray=plan,
     )
-
-
-def _problem_and_settings(
-    name: str,
-    params: tuple[str, ...],
-    settings: tuple[str, ...],
-    shortcuts: dict[str, Any],
-    preset_name: str | None = None,
-) -> tuple[RegisteredProblem, RRSettings]:
-    """The problem and its settings from ``--preset``, ``--set``, ``--setting`` and shortcuts.
-
-    Each later source overrides the earlier: the problem's defaults, the preset, ``--set`` /
-    ``--setting``, the shortcut options. Exits with code 2 naming the field for bad input, and
-    refuses the exact method on a problem too large for a dense Hessian before anything is
-    stored.
-    """
-    from ridgerider.problems import ParamError, UnknownProblemError, create
-    from ridgerider.problems.presets import UnknownPresetError, get_preset
-    from ridgerider.services.submission import (
-        FieldError,
-        check_exact_size,
-        check_problem_settings,
-    )
-
-    preset_params: dict[str, Any] = {}
-    preset_settings: dict[str, Any] = {}
-    if preset_name is not None:
-        try:
-            preset = get_preset(preset_name, name)
-        except (UnknownPresetError, ValueError) as exc:
-            usage_error(f"--preset: {exc}")
-        preset_params, preset_settings = preset.params, preset.settings
-    try:
-        prob = create(name, {**preset_params, **parse_pairs(params, "--set")})
-    except (UnknownProblemError, ParamError) as exc:
-        usage_error(str(exc))
-    overrides = {**preset_settings, **coerce_settings(parse_pairs(settings, "--setting"))}
-    overrides |= {k: v for k, v in shortcuts.items() if v is not None}
-    rr = build_settings(prob.default_settings(), overrides)
-    try:
-        check_exact_size(prob, rr)
-    except FieldError as exc:
-        usage_error(f"--method: {exc.message}")
-    try:
-        check_problem_settings(prob, rr)
-    except FieldError as exc:
-        field = exc.loc[-1]
-        where = "--method" if field == "method" else f"setting {field}"
-        usage_error(f"{where}: {exc.message}")
-    return prob, rr
 
 
 @click.command()

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = [
     "STOP_REASONS",
     "JobRef",
+    "finish_report",
+    "interrupted",
     "print_report",
     "progress_bar",
     "run_with_progress",
@@ -186,7 +188,12 @@ def run_with_progress(
         with progress:
             report = call(*args, on_node=on_node, on_riding=on_riding, **kwargs)
     except KeyboardInterrupt:
-        _interrupted(job, kwargs)
+        interrupted(job, kwargs)
+    finish_report(report, json_path, quiet)
+
+
+def finish_report(report: dict[str, Any], json_path: Path | None, quiet: bool) -> None:
+    """Print and/or write a job's report; a job that ended ``failed`` exits 1 with its error."""
     log.info(
         "job %s: %s after %s nodes (%s)",
         report.get("job_id"),
@@ -202,7 +209,8 @@ def run_with_progress(
         raise SystemExit(1)
 
 
-def _interrupted(job: JobRef, kwargs: dict[str, Any]) -> NoReturn:
+def interrupted(job: JobRef, kwargs: dict[str, Any]) -> NoReturn:
+    """Ctrl-C: mark the job interrupted (if stored) and say how to resume it; exit 130."""
     if job.id is None:
         console.print("interrupted before the job was stored: nothing was kept")
         raise SystemExit(130)

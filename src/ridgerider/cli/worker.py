@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -18,6 +20,7 @@ from ridgerider.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from ridgerider.cli.intake import Intake
     from ridgerider.workers.ray import WorkerOptions, WorkerPool
 
 
@@ -90,7 +93,8 @@ def worker(
 
     While it runs, `ridgerider run`, `resume` and `extend --workers N` on this machine leave
     their jobs on the same archive to these workers (warm: no Ray to start) instead of starting
-    their own (`--no-pool` to start them anyway).
+    their own (`--no-pool` to start them anyway); `run` hands over its whole request, so it
+    loads no engine either.
 
     `--no-ray` runs them as plain processes of this machine instead (no Ray started beside
     them: lighter on a laptop; CPU jobs only).
@@ -101,9 +105,7 @@ def worker(
     workers on other nodes from their node's RIDGERIDER_DATABASE_URL / RIDGERIDER_REDIS_URL
     (or ..._FILE).
     """
-    from ridgerider.services.archive import default_database_url, mask_url
-    from ridgerider.workers.ray import start_workers
-    from ridgerider.workers.registry import Registration
+    from ridgerider.services.archive import default_database_url
 
     if num_workers + gpu_workers == 0:
         raise click.UsageError("--num-workers, --gpu-workers: at least one worker")
@@ -127,6 +129,16 @@ def worker(
                 raise click.UsageError(f"{option}: needs Ray (GPU jobs, clusters); drop --no-ray")
         _serve_without_ray(url, redis_url, num_workers, groups[0][1])
         return
+    _serve_with_ray(url, redis_url, ray_address, groups)
+
+
+def _serve_with_ray(
+    url: str, redis_url: str | None, ray_address: str | None, groups: list[tuple[int, Any]]
+) -> None:
+    """Ray actors, one group per ``(count, WorkerOptions)``, until SIGTERM or Ctrl-C."""
+    from ridgerider.services.archive import mask_url
+    from ridgerider.workers.ray import start_workers
+
     pools = []
     try:
         for i, (n, options) in enumerate(groups):  # one reaper is enough
@@ -138,8 +150,7 @@ def worker(
         counts = {"cpu": 0, "gpu": 0}
         for n, options in groups:
             counts[options.accelerator] += n
-        # `ridgerider run --workers N` on this machine now leaves its jobs to these workers.
-        with Registration(url, counts["cpu"], counts["gpu"]):
+        with _registered(url, redis_url, counts):
             _serve_until_stopped(pools)
     finally:
         for pool in reversed(pools):  # the first one shuts down a Ray it started
@@ -189,11 +200,33 @@ def _serve_until_stopped(pools: list[WorkerPool]) -> None:
                 raise click.ClickException(f"worker pool stopped: {pool.error}")
 
 
+@contextlib.contextmanager
+def _registered(url: str, redis_url: str | None, counts: dict[str, int]) -> Iterator[None]:
+    """The pool registered (``workers.registry``) with its intake (``cli.intake``) meanwhile.
+
+    ``ridgerider run --workers N`` on this machine then hands its jobs to these workers.
+    """
+    from ridgerider.cli.intake import Intake
+    from ridgerider.workers.registry import Registration
+
+    intake: Intake | None = None
+    try:
+        intake = Intake(url, redis_url, counts)
+    except OSError as exc:  # the pool still serves; commands check their requests themselves
+        console.print(f"no intake for whole `run` requests ({exc})")
+    try:
+        path = intake.path if intake is not None else None
+        with Registration(url, counts.get("cpu", 0), counts.get("gpu", 0), intake=path):
+            yield
+    finally:
+        if intake is not None:
+            intake.close()
+
+
 def _serve_without_ray(url: str, redis_url: str | None, n: int, options: WorkerOptions) -> None:
     """``--no-ray``: ``n`` supervised processes of this machine, the reaper in this one."""
     from ridgerider.services.archive import mask_url, open_archive
     from ridgerider.workers.processes import start_process_workers
-    from ridgerider.workers.registry import Registration
 
     archive = open_archive(url, redis_url, lease_s=options.lease_s)
     archive.frontier.start_reaper()
@@ -202,7 +235,7 @@ def _serve_without_ray(url: str, redis_url: str | None, n: int, options: WorkerO
                                  threads=options.torch_threads, poll_s=options.poll_s)  # fmt: skip
     console.print(f"{n} worker processes (cpu jobs on cpu) serving {mask_url(url)}")
     try:
-        with Registration(url, n):
+        with _registered(url, redis_url, {"cpu": n}):
             _serve_until_stopped([])  # the process pool replaces its dead workers: no give-up
     finally:
         pool.stop()

@@ -20,6 +20,7 @@ from ridgerider.services.frontier.speculation import DEFAULT_SPECULATION
 from ridgerider.services.location import (
     ArchiveUnavailableError,
     default_database_url,
+    location_of,
     mask_url,
     open_storage,
 )
@@ -69,8 +70,7 @@ def open_archive(
     burst), at least the threads of this process that use the archive at once.
     """
     storage = open_storage(database_url, pool_size=pool_size)
-    u = storage.db.url
-    location = str(u.database) if storage.db.is_sqlite else u.render_as_string(hide_password=True)
+    location = location_of(storage)
     frontier: Frontier
     if redis_url:  # imported only here: redis (and what it loads) cost every command ~0.1 s
         import redis

@@ -61,3 +61,9 @@ def open_storage(database_url: str | None = None, *, pool_size: int = 5) -> SQLS
         return SQLStorage(Database(url, pool_size=pool_size))
     except Exception as exc:  # a bad scheme, a refused connection, a failed migration
         raise ArchiveUnavailableError("database_url", url, str(exc)) from exc
+
+
+def location_of(storage: SQLStorage) -> str:
+    """Where ``storage`` is, as commands print it: the SQLite file, or the URL, password masked."""
+    u = storage.db.url
+    return str(u.database) if storage.db.is_sqlite else u.render_as_string(hide_password=True)

@@ -8,8 +8,9 @@ through the same frontier.
 
 A registration is a small JSON file in ``<user data folder>/ridgerider/pools/``, named by a
 hash of the archive's URL and the pool's pid; the URL itself (it may hold a password) is never
-written. It holds the pid, the pool's CPU and GPU worker counts and a heartbeat rewritten every
-:data:`BEAT_S` seconds. A pool that stops removes its file; one killed outright leaves it
+written. It holds the pid, the pool's CPU and GPU worker counts, the path of its intake socket
+(where ``ridgerider run`` hands it whole requests, ``cli.intake``) and a heartbeat rewritten
+every :data:`BEAT_S` seconds. A pool that stops removes its file; one killed outright leaves it
 behind, and a file whose heartbeat is older than :data:`STALE_S` or whose pid is gone counts as
 no pool (and is removed by the next look-up). Like Ray's own session files this is local to one
 machine and one user: pools elsewhere are reached by submitting to the service instead.
@@ -62,6 +63,8 @@ class PoolEntry:
     gpu_workers: int
     started: float
     beat: float
+    intake: str | None = None
+    """The pool's intake socket (``cli.intake``), if it takes whole ``run`` requests."""
 
     def workers(self, accelerator: str) -> int:
         """Workers serving jobs of ``accelerator`` (``cpu`` or ``gpu``)."""
@@ -78,8 +81,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def find_pools(database_url: str, accelerator: str = "cpu") -> list[PoolEntry]:
-    """The live pools serving ``database_url`` with workers for ``accelerator`` jobs."""
+def find_pools(database_url: str, accelerator: str | None = "cpu") -> list[PoolEntry]:
+    """The live pools serving ``database_url`` with workers for ``accelerator`` jobs (any: None)."""
     found: list[PoolEntry] = []
     now = time.time()
     for path in pools_dir().glob(f"{archive_key(database_url)}-*.json"):
@@ -90,7 +93,8 @@ def find_pools(database_url: str, accelerator: str = "cpu") -> list[PoolEntry]:
         if now - entry.beat > STALE_S or not _alive(entry.pid):
             path.unlink(missing_ok=True)
             continue
-        if entry.workers(accelerator) > 0:
+        total = entry.cpu_workers + entry.gpu_workers
+        if (entry.workers(accelerator) if accelerator else total) > 0:
             found.append(entry)
     return found
 
@@ -102,12 +106,20 @@ class Registration:
         database_url: the archive the pool serves.
         cpu_workers: workers serving ``cpu`` jobs.
         gpu_workers: workers serving ``gpu`` jobs.
+        intake: the pool's intake socket, if it has one.
     """
 
-    def __init__(self, database_url: str, cpu_workers: int, gpu_workers: int = 0) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        cpu_workers: int,
+        gpu_workers: int = 0,
+        intake: str | None = None,
+    ) -> None:
         pid = os.getpid()
         self.path = pools_dir() / f"{archive_key(database_url)}-{pid}.json"
-        self._entry = PoolEntry(pid, cpu_workers, gpu_workers, time.time(), time.time())
+        now = time.time()
+        self._entry = PoolEntry(pid, cpu_workers, gpu_workers, now, now, intake)
         self._stop = threading.Event()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._write()

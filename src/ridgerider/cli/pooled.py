@@ -1,0 +1,168 @@
+"""``ridgerider run --workers N`` handed whole to a warm pool: the command loads no engine.
+
+The running ``ridgerider worker`` pool (its intake, :mod:`ridgerider.cli.intake`) checks the
+request, stores the job and builds the report; this side reads the job's progress from the
+archive's storage (:func:`~ridgerider.workers.progress.wait_for_pools`) under the same progress
+bar, and prints the same report, as a job run here would. The tree is the one the pool would
+ride for a job this command stored itself: the same request, the same settings, the same
+frontier.
+
+Where no pool has an intake, or it declines (a pool of an older version, a GPU job on a CPU
+pool), :func:`run_on_pool` returns ``False`` before anything is stored and the command runs the
+job as before. If the pools stop before the job ends, the job goes on in this process as
+``ridgerider resume`` would go on with it (its own workers, as ``--no-pool``); Ctrl-C marks the
+job interrupted, as always.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+from ridgerider.cli.common import console, ray_plan, say_pool, usage_error
+from ridgerider.cli.intake import read_message
+from ridgerider.cli.report import (
+    JobRef,
+    finish_report,
+    interrupted,
+    progress_bar,
+    run_with_progress,
+)
+from ridgerider.cli.request import RunRequest
+
+__all__ = ["ask", "run_on_pool"]
+
+log = logging.getLogger(__name__)
+
+SUBMIT_TIMEOUT_S = 120.0
+"""How long the command waits for a pool to check and store its job (a large problem's
+parameters, a busy archive)."""
+
+
+def ask(path: str, message: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
+    """One message to the intake at ``path`` and its reply; ``None`` if there is none."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(timeout_s)
+            conn.connect(path)
+            conn.sendall(json.dumps(message).encode())
+            conn.shutdown(socket.SHUT_WR)
+            reply = read_message(conn)
+    except (OSError, ValueError):
+        log.info("pool intake %s did not answer", path, exc_info=True)
+        return None
+    return reply if isinstance(reply, dict) else None
+
+
+def run_on_pool(
+    request: RunRequest,
+    workers: int,
+    *,
+    database_url: str | None,
+    redis_url: str | None,
+    json_path: Path | None,
+    quiet: bool,
+) -> bool:
+    """Run ``request`` on a running pool's intake; ``False`` if none takes it (nothing stored).
+
+    Bad input exits 2 with the pool's message (the command's own); a job that ends ``failed``
+    exits 1, Ctrl-C 130, as for a job run here.
+    """
+    from ridgerider.services.location import default_database_url
+    from ridgerider.workers.registry import find_pools
+
+    url = database_url or default_database_url()
+    intakes = [p for p in find_pools(url, None) if p.intake]
+    if not intakes:
+        return False
+    taken = ask(intakes[0].intake or "", {"op": "submit", "request": request.to_json()},
+                SUBMIT_TIMEOUT_S)  # fmt: skip
+    if taken is None:  # no answer: the pool may have stored the job before it stopped
+        taken = _stored(url, request)
+    if taken is None or "decline" in taken:
+        log.info("pool %s declined the job: %s", intakes[0].pid, (taken or {}).get("decline"))
+        return False
+    if "error" in taken:
+        usage_error(str(taken["error"]))
+    job = JobRef(int(taken["job_id"]))
+    console.print(f"job {job.id} stored in {taken['location']}")
+    pools = find_pools(url, str(taken["accelerator"]))
+    say_pool(pools, sum(p.workers(str(taken["accelerator"])) for p in pools), workers)
+    urls = {"database_url": database_url, "redis_url": redis_url}
+    description, total = f"{taken['problem']} nodes", int(taken["max_nodes"])
+    if not _wait(url, job, pools, description, total, quiet, urls):
+        console.print(f"the worker pools stopped: job {job.id} goes on here")
+        run_with_progress(description, total, _resume, job.id, workers, job=job,
+                          json_path=json_path, quiet=quiet, **urls)  # fmt: skip
+        return True
+    answer = ask(intakes[0].intake or "", {"op": "result", "job_id": job.id}, SUBMIT_TIMEOUT_S)
+    if answer is None or not isinstance(answer.get("result"), dict):
+        from ridgerider.workers import runner  # the pool stopped as the job ended
+
+        report = runner.show(job.id, database_url=database_url)
+    else:
+        report = answer["result"]
+    finish_report(report, json_path, quiet)
+    return True
+
+
+def _stored(url: str, request: RunRequest) -> dict[str, Any] | None:
+    """What the intake answers for ``request``'s job if it was stored (by its key), else None."""
+    from ridgerider.services import accounts
+    from ridgerider.services.location import location_of, open_storage
+
+    if request.idempotency_key is None:
+        return None
+    storage = open_storage(url, pool_size=1)
+    try:
+        owner = accounts.local_user(storage).id
+        job = storage.find_job(owner, request.idempotency_key)
+        if job is None:
+            return None
+        return {
+            "job_id": job.id,
+            "location": location_of(storage),
+            "problem": job.problem,
+            "max_nodes": job.settings.get("max_nodes"),
+            "accelerator": job.accelerator,
+        }
+    finally:
+        storage.close()
+
+
+def _wait(
+    url: str,
+    job: JobRef,
+    pools: list[Any],
+    description: str,
+    total: int,
+    quiet: bool,
+    urls: dict[str, str | None],
+) -> bool:
+    """Show the job's progress until it ends (``True``) or its pools stop (``False``)."""
+    from ridgerider.services.location import open_storage
+    from ridgerider.workers.progress import Report, wait_for_pools
+
+    assert job.id is not None
+    progress, on_node, on_riding = progress_bar(quiet, description, total)
+    storage = open_storage(url, pool_size=1)
+    try:
+        with progress:
+            return wait_for_pools(storage, job.id, Report(on_node, on_riding), pools, url)
+    except KeyboardInterrupt:
+        interrupted(job, urls)
+    finally:
+        storage.close()
+
+
+def _resume(job_id: int, workers: int, **kwargs: Any) -> dict[str, Any]:
+    """Go on with a job whose pools stopped: its own workers, as ``--no-pool`` would."""
+    from ridgerider.core.threads import use_compute_threads
+    from ridgerider.workers import runner
+
+    use_compute_threads()
+    plan = ray_plan(workers, None, use_pool=True)
+    return runner.resume(job_id, workers=workers, ray=plan, **kwargs)
