@@ -12,7 +12,9 @@ migrations check, MIS, the rides, the report), as a user sees it:
 Speedups: ``<kind>_wall_w2_over_w1`` (whole command, 2 workers over 1),
 ``<kind>_wall_w2_over_w0`` (over in-process), the same for the job alone (``_job_``), and
 ``bound_w2_over_w0``: the most two workers could give the whole command if the job part halved
-and the fixed part stayed (Amdahl).
+and the fixed part stayed (Amdahl). A command whose pool has an intake (``cli.intake``) hands
+it the whole request and loads no engine, so its fixed part (``<kind>_w<n>_fixed_s``) is not
+the in-process one: ``<kind>_bound_w2_over_w1`` is the same bound over one pool worker.
 
 Beside each wall time, the job's own ``elapsed_s`` (from the job's start to its end, as stored:
 the part the workers can divide) and the rest, the command's fixed cost. Every tree is compared
@@ -182,6 +184,13 @@ def rows_on(a: Args, name: str, url: str, tmp: Path) -> list[dict[str, Any]]:
                     if n == 2 and 1 in a.sizes:
                         one = row[f"{kind}_w1_{what}_s"]
                         row[f"{kind}_{what}_w2_over_w1"] = round(one / ours, 3)
+        for kind in a.pools:  # a command handed to a pool's intake has a fixed part of its own
+            for n in a.sizes:
+                row[f"{kind}_w{n}_fixed_s"] = round(row[f"{kind}_w{n}_wall_s"] -
+                                                    row[f"{kind}_w{n}_job_s"], 3)  # fmt: skip
+            if 1 in a.sizes:  # Amdahl over one pool worker: its fixed part stays
+                one, job = row[f"{kind}_w1_wall_s"], row[f"{kind}_w1_job_s"]
+                row[f"{kind}_bound_w2_over_w1"] = round(one / (one - job / 2), 3)
         fixed = row["w0_wall_s"] - row["w0_job_s"]
         row["w0_fixed_s"] = round(fixed, 3)
         # Amdahl: the fixed part stays, the job part at best halves on two workers.
