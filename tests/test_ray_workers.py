@@ -31,7 +31,7 @@ from ridgerider.problems import create
 from ridgerider.services import jobs
 from ridgerider.services.storage.sql import SQLStorage
 from ridgerider.services.storage.tables import NODES
-from ridgerider.workers import runner
+from ridgerider.workers import registry, runner
 
 ray = pytest.importorskip("ray")
 
@@ -219,6 +219,15 @@ def test_worker_command_serves_every_running_job(tmp_path: Path) -> None:
                 lambda s=store, j=job_id: s.get_job(j).status != "running", 120, "jobs", poll_s=0.02
             )
         assert proc.poll() is None  # still serving
+        # `run --workers N` hands its whole request to the pool's intake (cli.intake).
+        wait_until(lambda: any(p.intake for p in registry.find_pools(url)), 60, "the intake")
+        out = tmp_path / "run.json"
+        handed = CliRunner().invoke(main, ["run", "tree-rl", "--set", "depth=6", "--set",
+                                           "tree_seed=2", "--seed", "1", "--max-nodes", "6",
+                                           "--workers", "1", "--database-url", url,
+                                           "--json", str(out)])  # fmt: skip
+        assert handed.exit_code == 0, handed.output
+        assert "riding on the running worker pool" in " ".join(handed.output.split())
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(60)
@@ -226,6 +235,9 @@ def test_worker_command_serves_every_running_job(tmp_path: Path) -> None:
     assert code == 0, (tmp_path / "worker.log").read_text()
     for store, job_id, ref in submitted:
         assert_same_tree(store, job_id, ref)
+    store, job_id, ref = submitted[0]
+    assert_same_tree(store, json.loads(out.read_text())["job_id"], ref)  # seed 1's tree again
+    for store, _, _ in submitted:
         store.close()
 
 
