@@ -86,6 +86,21 @@ def pool(tmp_path: Path) -> Iterator[PoolProcess]:
 def test_run_hands_its_request_to_a_pool_loads_no_engine_and_gets_the_same_tree(
     tmp_path: Path, pool: PoolProcess
 ) -> None:
+    """Bad input refused as the command refuses it; a good request ridden to the same tree."""
+    # Bad input: exit 2 with the command's own message, nothing stored by either.
+    bad = ["run", "tree-rl", "--set", "depth=banana", "--database-url", pool.url]
+    refused = CliRunner().invoke(main, [*bad, "--no-pool", "--workers", "1"])
+    assert refused.exit_code == 2
+    proc, loaded = _cli(*bad, "--workers", "1")
+    assert proc.returncode == 2 and loaded == [], proc.stderr
+    message = " ".join(refused.output.split()).split("Error: ")[-1]
+    assert "depth" in message and message in " ".join(proc.stderr.split())
+    storage = open_storage(pool.url)
+    try:
+        assert storage.list_jobs().items == []
+    finally:
+        storage.close()
+    # A good one: the tree the command would have found itself.
     here, there = tmp_path / "here.json", tmp_path / "there.json"
     alone = CliRunner().invoke(main, [*RUN, "--database-url", pool.url, "--json", str(here),
                                       "-q", "--no-pool"])  # fmt: skip
@@ -105,23 +120,6 @@ def test_run_hands_its_request_to_a_pool_loads_no_engine_and_gets_the_same_tree(
     said = pool.stop()  # SIGTERM: the pool closes its intake and unregisters
     assert pool.proc.returncode == 0 and "stopped" in said, said
     assert not Path(intake).exists() and registry.find_pools(pool.url) == []
-
-
-def test_bad_input_handed_to_a_pool_exits_2_as_the_command_says_it(
-    tmp_path: Path, pool: PoolProcess
-) -> None:
-    bad = ["run", "tree-rl", "--set", "depth=banana", "--database-url", pool.url]
-    alone = CliRunner().invoke(main, [*bad, "--no-pool", "--workers", "1"])
-    assert alone.exit_code == 2
-    proc, loaded = _cli(*bad, "--workers", "1")
-    assert proc.returncode == 2 and loaded == [], proc.stderr
-    message = " ".join(alone.output.split()).split("Error: ")[-1]
-    assert "depth" in message and message in " ".join(proc.stderr.split())
-    storage = open_storage(pool.url)
-    try:
-        assert storage.list_jobs().items == []  # nothing stored by either
-    finally:
-        storage.close()
 
 
 def test_a_job_whose_pool_dies_goes_on_in_the_command(

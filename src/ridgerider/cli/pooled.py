@@ -75,15 +75,19 @@ def run_on_pool(
     from ridgerider.workers.registry import find_pools
 
     url = database_url or default_database_url()
-    intakes = [p for p in find_pools(url, None) if p.intake]
-    if not intakes:
-        return False
-    taken = ask(intakes[0].intake or "", {"op": "submit", "request": request.to_json()},
-                SUBMIT_TIMEOUT_S)  # fmt: skip
-    if taken is None:  # no answer: the pool may have stored the job before it stopped
-        taken = _stored(url, request)
-    if taken is None or "decline" in taken:
-        log.info("pool %s declined the job: %s", intakes[0].pid, (taken or {}).get("decline"))
+    taken, intake = None, ""
+    for entry in find_pools(url, None):  # the first pool that takes it
+        if not entry.intake:
+            continue
+        intake = entry.intake
+        taken = ask(intake, {"op": "submit", "request": request.to_json()}, SUBMIT_TIMEOUT_S)
+        if taken is None:  # no answer: the pool may have stored the job before it stopped
+            taken = _stored(url, request)
+        if taken is not None and "decline" not in taken:
+            break
+        log.info("pool %s declined the job: %s", entry.pid, (taken or {}).get("decline"))
+        taken = None
+    if taken is None:
         return False
     if "error" in taken:
         usage_error(str(taken["error"]))
@@ -98,7 +102,7 @@ def run_on_pool(
         run_with_progress(description, total, _resume, job.id, workers, job=job,
                           json_path=json_path, quiet=quiet, **urls)  # fmt: skip
         return True
-    answer = ask(intakes[0].intake or "", {"op": "result", "job_id": job.id}, SUBMIT_TIMEOUT_S)
+    answer = ask(intake, {"op": "result", "job_id": job.id}, SUBMIT_TIMEOUT_S)
     if answer is None or not isinstance(answer.get("result"), dict):
         from ridgerider.workers import runner  # the pool stopped as the job ended
 
