@@ -5,8 +5,8 @@ import pytest
 from click.testing import CliRunner
 
 from ridgerider.cli import main
-from ridgerider.cli.request import problem_and_settings as _problem_and_settings
 from ridgerider.cli.report import progress_bar
+from ridgerider.cli.request import problem_and_settings
 
 
 @pytest.fixture
@@ -146,27 +146,27 @@ def test_the_bar_counts_the_steps_of_rides_in_flight():
 
 
 def test_presets_hold_the_paper_settings_and_options_override_them():
-    prob, rr = _problem_and_settings("tree-rl", (), (), {}, "paper-fig2")
+    prob, rr = problem_and_settings("tree-rl", (), (), {}, "paper-fig2")
     assert prob.params.generator == "paper" and prob.params.depth == 6
     assert (rr.method, rr.order, rr.n_ridges, rr.signs) == ("exact", "bfs", 6, "both")
     assert (rr.overlap_threshold, rr.end_on_convex, rr.step_rule) == (0.95, False, "backtrack")
     assert (rr.max_steps, rr.max_depth, rr.polish_steps) == (100_000, None, 0)
     assert rr.alpha == prob.default_settings()["alpha"]  # not stated: the problem's default
-    prob, rr = _problem_and_settings("tree-rl", (), (), {}, "paper-fig3")
+    prob, rr = problem_and_settings("tree-rl", (), (), {}, "paper-fig3")
     assert prob.params.depth == 12 and rr.max_depth is None and rr.max_steps == 100_000
-    prob, rr = _problem_and_settings(
+    prob, rr = problem_and_settings(
         "tree-rl", ("depth=8",), ("max_depth=5", "signs=descent"), {"max_steps": 10}, "paper-fig3"
     )
     assert (prob.params.depth, prob.params.generator) == (8, "paper")
     assert (rr.max_depth, rr.signs, rr.max_steps) == (5, "descent", 10)
-    _, rr = _problem_and_settings("tree-rl", (), ("max_depth=none",), {})
+    _, rr = problem_and_settings("tree-rl", (), ("max_depth=none",), {})
     assert rr.max_depth is None and rr.signs == "descent"  # no preset: tree-rl's defaults
-    prob, rr = _problem_and_settings("lever-game", (), (), {}, "paper-fig6")
+    prob, rr = problem_and_settings("lever-game", (), (), {}, "paper-fig6")
     assert list(prob.payoff_values()) == [1.0] * 7 + [0.8, 0.8, 0.6] and rr.n_ridges == 10
 
 
 def test_the_paper_mnist_preset_resolves_and_rides(tmp_path):
-    prob, rr = _problem_and_settings("digits-mlp", (), (), {}, "paper-mnist")
+    prob, rr = problem_and_settings("digits-mlp", (), (), {}, "paper-mnist")
     assert prob.params.image_size == 28 and prob.n_params == 118_282  # 784-128-128-10
     assert (rr.method, rr.approx_update, rr.approx_steps, rr.step_rule) == (
         "approx",
