@@ -218,3 +218,27 @@ def test_a_peer_of_the_same_user_is_served(tmp_path: Path) -> None:
     a, b = socket.socketpair(socket.AF_UNIX)
     with a, b:
         assert _same_user(a)
+
+
+def test_ctrl_c_while_a_pool_rides_marks_the_job_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in a command whose job a pool took: exit 130, the job stopped, how to resume."""
+    import ridgerider.workers.progress as progress
+
+    def interrupted(*args: object, **kwargs: object) -> bool:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(progress, "wait_for_pools", interrupted)
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    with Intake(url, None, {"cpu": 1}) as intake, registry.Registration(url, 1, intake=intake.path):
+        result = CliRunner().invoke(main, [*RUN, "--workers", "1", "--database-url", url])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 130, said
+    storage = open_storage(url)
+    try:
+        (job,) = storage.list_jobs().items
+    finally:
+        storage.close()
+    assert f"ridgerider resume {job.id}" in said
+    assert (job.status, job.stopped_by) == ("cancelled", "interrupted")
