@@ -170,6 +170,8 @@ def _kill_when_stored(pool: PoolProcess, storage) -> object:
 def test_an_intake_declines_what_it_cannot_take_and_stores_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'archive.db'}"
     request = RunRequest("tree-rl", ("depth=3",)).to_json()
+    # A relative path means the command's folder: a pool elsewhere must not read it.
+    elsewhere = RunRequest("mnist-mlp", ("data_dir=idx",), cwd=str(tmp_path / "x")).to_json()
     with Intake(url, None, {"gpu": 1}) as intake:  # a pool of GPU workers only
         assert os.path.getsize(intake.path) == 0 and len(intake.path) <= 100
         replies = [
@@ -178,10 +180,12 @@ def test_an_intake_declines_what_it_cannot_take_and_stores_nothing(tmp_path: Pat
             ask(intake.path, {"op": "submit", "request": {**request, "seed": "many"}}, 30),
             ask(intake.path, {"op": "run", "request": request}, 30),
             ask(intake.path, {"op": "result", "job_id": 1}, 30),  # no such job
+            ask(intake.path, {"op": "submit", "request": elsewhere}, 30),
         ]
     assert replies[0] == {"decline": "this pool has no workers for cpu jobs"}
     assert all(set(r or {}) == {"decline"} for r in replies), replies
     assert "code" in replies[1]["decline"] and "seed" in replies[2]["decline"]
+    assert replies[5] == {"decline": "data_dir: a relative path of the command's"}
     assert not Path(intake.path).exists()
     assert ask(intake.path, {"op": "result", "job_id": 1}, 5) is None  # closed: no answer
     storage = open_storage(url)
@@ -198,7 +202,10 @@ def test_an_intake_takes_a_request_as_the_command_checks_it(tmp_path: Path) -> N
         refused = ask(intake.path, {"op": "submit", "request": bad}, 30)
         good = RunRequest("tree-rl", ("depth=3",), (), {"max_nodes": 7}, seed=3, name="n", key="k")
         taken = ask(intake.path, {"op": "submit", "request": good.to_json()}, 30)
+        absolute = RunRequest("mnist-mlp", (f"data_dir={tmp_path / 'none'}",)).to_json()
+        missing = ask(intake.path, {"op": "submit", "request": absolute}, 30)
     assert refused is not None and "max_nodes" in refused["error"]
+    assert missing is not None and "data_dir" in missing["error"]  # checked like any request
     assert taken is not None and taken["max_nodes"] == 7 and taken["problem"] == "tree-rl"
     storage = open_storage(url)
     try:

@@ -11,8 +11,9 @@ and the command (:mod:`ridgerider.cli.pooled`) sends one JSON line and reads one
   first worker, as for any job left to a pool) and answers ``{"job_id", "location",
   "problem", "max_nodes", "accelerator"}``. Bad input answers ``{"error": message}``: the
   command exits 2 with it and nothing was stored. A request the pool will not take (a GPU job
-  on a CPU pool, a request it cannot read) answers ``{"decline": why}`` before anything is
-  stored, and the command runs the job as it would without the intake.
+  on a CPU pool, a request it cannot read, a relative path to local files from a command in
+  another folder) answers ``{"decline": why}`` before anything is stored, and the command runs
+  the job as it would without the intake.
 - ``{"op": "result", "job_id": N}``: ``{"result": ...}``, the job's report (``jobs.job_result``).
 
 The socket is the user's own: it lives in the user's data folder, or in a private temporary
@@ -146,6 +147,9 @@ class Intake:
         from ridgerider.services import accounts, jobs
 
         request = RunRequest.from_json(data)  # not one: declined, the command checks it
+        relative = request.relative_paths()
+        if relative and request.cwd != os.getcwd():
+            return {"decline": f"{', '.join(relative)}: a relative path of the command's"}
         try:
             problem, settings = request.checked()
         except click.UsageError as exc:

@@ -8,6 +8,7 @@ on what ``run`` left behind, even if its process died.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -119,7 +120,7 @@ def run(
     shortcuts = {"method": method, "order": order, "device": device}
     shortcuts |= {"max_nodes": max_nodes, "max_steps": max_steps}
     request = RunRequest(problem, params, settings, shortcuts, preset, seed, wall_time, name, tags,
-                         key=secrets.token_hex(16))  # fmt: skip
+                         key=secrets.token_hex(16), cwd=os.getcwd())  # fmt: skip
     if workers > 0 and use_pool and ray_address is None:
         from ridgerider.cli.pooled import run_on_pool  # a warm pool takes it all: no engine here
 

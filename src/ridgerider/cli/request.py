@@ -9,6 +9,7 @@ the registry of installed problems, and its parameters and settings as the comma
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict, TypeAdapter
@@ -46,6 +47,8 @@ class RunRequest:
     name: str | None = None
     tags: tuple[str, ...] = ()
     key: str | None = None
+    cwd: str | None = None
+    """The command's working directory: where its relative paths (``--set data_dir=...``) are."""
 
     @property
     def idempotency_key(self) -> str | None:
@@ -60,6 +63,20 @@ class RunRequest:
     def from_json(cls, data: Any) -> RunRequest:
         """The request in ``data`` (:meth:`to_json`'s); ``ValueError`` if it is not one."""
         return _REQUEST.validate_python(data)
+
+    def relative_paths(self) -> list[str]:
+        """The ``--set`` parameters that name local files by a relative path (engine loaded).
+
+        They mean the command's working directory, so a process elsewhere must not read them.
+        """
+        from ridgerider.problems import UnknownProblemError, get
+
+        try:
+            names = get(self.problem).path_params
+        except UnknownProblemError:
+            return []
+        pairs = (p.partition("=") for p in self.params)
+        return [k.strip() for k, _, v in pairs if k.strip() in names and not Path(v).is_absolute()]
 
     def checked(self) -> tuple[RegisteredProblem, RRSettings]:
         """:func:`problem_and_settings` of this request."""
