@@ -43,8 +43,9 @@ from ridgerider.workers.registry import archive_key, pools_dir
 
 if TYPE_CHECKING:
     from ridgerider.services.archive import Archive
+    from ridgerider.services.storage.records import JobRecord
 
-__all__ = ["MAX_MESSAGE", "Intake", "read_message"]
+__all__ = ["MAX_MESSAGE", "Intake", "read_message", "stored_answer"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,17 @@ def read_message(conn: socket.socket) -> Any:
             raise ValueError(f"message over {MAX_MESSAGE} bytes")
         chunks.append(chunk)
     return json.loads(b"".join(chunks))
+
+
+def stored_answer(job: JobRecord, location: str) -> dict[str, Any]:
+    """What the intake answers for a job it stored (also rebuilt by a command that lost it)."""
+    return {
+        "job_id": job.id,
+        "location": location,
+        "problem": job.problem,
+        "max_nodes": job.settings.get("max_nodes"),
+        "accelerator": job.accelerator,
+    }
 
 
 def _same_user(conn: socket.socket) -> bool:
@@ -166,13 +178,7 @@ class Intake:
             job = jobs.submit_job(archive.storage, archive.frontier, submission, defer_mis=defer)
             location = archive.location
         log.info("intake: job %s of %s stored", job.id, problem.name)
-        return {
-            "job_id": job.id,
-            "location": location,
-            "problem": problem.name,
-            "max_nodes": settings.max_nodes,
-            "accelerator": accelerator,
-        }
+        return stored_answer(job, location)
 
     def _open(self) -> Archive:
         if self._archive is None:

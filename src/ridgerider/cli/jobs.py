@@ -12,7 +12,6 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.table import Table
@@ -34,7 +33,7 @@ from ridgerider.cli.common import (
     ray_plan,
     usage_error,
 )
-from ridgerider.cli.report import JobRef, print_report, run_with_progress, write_json
+from ridgerider.cli.report import JobRef, go_on, print_report, run_with_progress, write_json
 from ridgerider.schemas.enums import JobStatus
 
 __all__ = ["extend", "jobs", "problems", "resume", "run", "show"]
@@ -256,7 +255,7 @@ def resume(
         write_json(shown, json_path, quiet)
         return
     args = (workers, ray_address, use_pool, database_url, redis_url, json_path, quiet)
-    _go_on(runner.resume, job, *args)
+    go_on(runner.resume, job, *args)
 
 
 @click.command()
@@ -290,40 +289,7 @@ def extend(
 
     budgets = {"max_nodes": max_nodes, "max_steps": max_steps}
     args = (workers, ray_address, use_pool, database_url, redis_url, json_path, quiet)
-    _go_on(runner.extend, job, *args, **budgets)
-
-
-def _go_on(
-    call: Any,
-    job: int,
-    workers: int,
-    ray_address: str | None,
-    use_pool: bool,
-    database_url: str | None,
-    redis_url: str | None,
-    json_path: Path | None,
-    quiet: bool,
-    **extra: Any,
-) -> None:
-    """Run a stored job on (``runner.resume`` or ``runner.extend``) under a progress bar."""
-    from ridgerider.core.threads import use_compute_threads
-
-    plan = ray_plan(workers, ray_address, use_pool=use_pool)
-    use_compute_threads()
-    run_with_progress(
-        f"job {job} nodes",
-        None,
-        job_call,
-        call,
-        job,
-        job=JobRef(job),
-        json_path=json_path,
-        quiet=quiet,
-        database_url=database_url,
-        redis_url=redis_url,
-        ray=plan,
-        **extra,
-    )
+    go_on(runner.extend, job, *args, **budgets)
 
 
 @click.command()

@@ -10,8 +10,8 @@ frontier.
 Where no pool has an intake, or it declines (a pool of an older version, a GPU job on a CPU
 pool), :func:`run_on_pool` returns ``False`` before anything is stored and the command runs the
 job as before. If the pools stop before the job ends, the job goes on in this process as
-``ridgerider resume`` would go on with it (its own workers, as ``--no-pool``); Ctrl-C marks the
-job interrupted, as always.
+``ridgerider resume`` goes on with it (``cli.report.go_on``: its own workers, as ``--no-pool``);
+Ctrl-C marks the job interrupted, as always.
 """
 
 from __future__ import annotations
@@ -20,18 +20,15 @@ import json
 import logging
 import socket
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ridgerider.cli.common import console, ray_plan, say_pool, usage_error
-from ridgerider.cli.intake import read_message
-from ridgerider.cli.report import (
-    JobRef,
-    finish_report,
-    interrupted,
-    progress_bar,
-    run_with_progress,
-)
+from ridgerider.cli.common import console, say_pool, usage_error
+from ridgerider.cli.intake import read_message, stored_answer
+from ridgerider.cli.report import JobRef, finish_report, go_on, interrupted, progress_bar
 from ridgerider.cli.request import RunRequest
+
+if TYPE_CHECKING:
+    from ridgerider.workers.registry import PoolEntry
 
 __all__ = ["ask", "run_on_pool"]
 
@@ -99,8 +96,9 @@ def run_on_pool(
     description, total = f"{taken['problem']} nodes", int(taken["max_nodes"])
     if not _wait(url, job, pools, description, total, quiet, urls):
         console.print(f"the worker pools stopped: job {job.id} goes on here")
-        run_with_progress(description, total, _resume, job.id, workers, job=job,
-                          json_path=json_path, quiet=quiet, **urls)  # fmt: skip
+        from ridgerider.workers import runner
+
+        go_on(runner.resume, job.id, workers, None, True, database_url, redis_url, json_path, quiet)
         return True
     answer = ask(intake, {"op": "result", "job_id": job.id}, SUBMIT_TIMEOUT_S)
     if answer is None or not isinstance(answer.get("result"), dict):
@@ -124,15 +122,7 @@ def _stored(url: str, request: RunRequest) -> dict[str, Any] | None:
     try:
         owner = accounts.local_user(storage).id
         job = storage.find_job(owner, request.idempotency_key)
-        if job is None:
-            return None
-        return {
-            "job_id": job.id,
-            "location": location_of(storage),
-            "problem": job.problem,
-            "max_nodes": job.settings.get("max_nodes"),
-            "accelerator": job.accelerator,
-        }
+        return None if job is None else stored_answer(job, location_of(storage))
     finally:
         storage.close()
 
@@ -140,7 +130,7 @@ def _stored(url: str, request: RunRequest) -> dict[str, Any] | None:
 def _wait(
     url: str,
     job: JobRef,
-    pools: list[Any],
+    pools: list[PoolEntry],
     description: str,
     total: int,
     quiet: bool,
@@ -160,13 +150,3 @@ def _wait(
         interrupted(job, urls)
     finally:
         storage.close()
-
-
-def _resume(job_id: int, workers: int, **kwargs: Any) -> dict[str, Any]:
-    """Go on with a job whose pools stopped: its own workers, as ``--no-pool`` would."""
-    from ridgerider.core.threads import use_compute_threads
-    from ridgerider.workers import runner
-
-    use_compute_threads()
-    plan = ray_plan(workers, None, use_pool=True)
-    return runner.resume(job_id, workers=workers, ray=plan, **kwargs)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ridgerider.cli.common import console, out
+from ridgerider.cli.common import console, job_call, out, ray_plan
 from ridgerider.schemas.enums import JobStatus
 
 if TYPE_CHECKING:
@@ -21,6 +21,7 @@ __all__ = [
     "STOP_REASONS",
     "JobRef",
     "finish_report",
+    "go_on",
     "interrupted",
     "print_report",
     "progress_bar",
@@ -222,3 +223,36 @@ def interrupted(job: JobRef, kwargs: dict[str, Any]) -> NoReturn:
         f"interrupted: job {job.id} stopped; continue it with `ridgerider resume {job.id}`"
     )
     raise SystemExit(130)
+
+
+def go_on(
+    call: Any,
+    job: int,
+    workers: int,
+    ray_address: str | None,
+    use_pool: bool,
+    database_url: str | None,
+    redis_url: str | None,
+    json_path: Path | None,
+    quiet: bool,
+    **extra: Any,
+) -> None:
+    """Run a stored job on (``runner.resume`` or ``runner.extend``) under a progress bar."""
+    from ridgerider.core.threads import use_compute_threads
+
+    plan = ray_plan(workers, ray_address, use_pool=use_pool)
+    use_compute_threads()
+    run_with_progress(
+        f"job {job} nodes",
+        None,
+        job_call,
+        call,
+        job,
+        job=JobRef(job),
+        json_path=json_path,
+        quiet=quiet,
+        database_url=database_url,
+        redis_url=redis_url,
+        ray=plan,
+        **extra,
+    )
