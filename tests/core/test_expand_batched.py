@@ -190,7 +190,7 @@ def test_a_subclass_hessian_is_not_bypassed() -> None:
 
 
 def test_row_sorts_and_maxima_are_each_rows_own() -> None:
-    """What ``_tables`` batches: ``argsort`` and ``amax`` of a row, ties and zeros included."""
+    """What ``continue_many`` batches: ``argsort`` and ``amax`` of a row, ties and zeros too."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(9, 20, generator=g, dtype=torch.float64).round(decimals=1)
     x[:, ::3] = 0.0

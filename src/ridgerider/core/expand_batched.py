@@ -2,9 +2,11 @@
 
 Exact RR spends a ride step on a dense Hessian, an ``eigh`` and the Python around them. Here the
 rides of several branches advance in lockstep: every round tries one step size per unfinished
-ride, and the candidates that lower the loss get their Hessians (``Problem.hessians``), their
-symmetrisation, ``eigh`` and canonical signs in one batched call each; each ride then accepts,
-halves its step size or ends exactly as :func:`~ridgerider.core.ridge.ride` does.
+ride (the candidates' losses in one ``Problem.losses`` call), and the candidates that lower the
+loss get their Hessians (``Problem.hessians``), their symmetrisation, ``eigh`` and canonical
+signs in one batched call each, and their continuations of the ridge together
+(``core.continue_batched``); each ride then accepts, halves its step size or ends exactly as
+:func:`~ridgerider.core.ridge.ride` does.
 
 Bit for bit, not "up to rounding": batched work is limited to what is computed entry by entry
 (IEEE products, sums, differences, ``max``/``argmax``, whose results do not depend on the batch)
@@ -24,14 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 
-from ridgerider.core.aligned import aligned_rows
 from ridgerider.core.branch import Branch
-from ridgerider.core.curvature import symmetric_eigh
+from ridgerider.core.continue_batched import continue_alone, continue_many
 from ridgerider.core.expand import Expansion, Ridden, Settled, expand, record, settle
 from ridgerider.core.polish_batched import batched_method, polish_many
 from ridgerider.core.problem import Problem
@@ -39,6 +40,10 @@ from ridgerider.core.ridge import OnStep
 from ridgerider.core.settings import RRSettings
 
 _T = TypeVar("_T")
+
+BATCHED_LOSSES_FROM = 4
+"""Fewest candidates whose losses one ``Problem.losses`` call computes (fewer: one by one,
+cheaper for two or three on ``tree-rl`` and ``lever-game``)."""
 
 __all__ = ["batchable", "expand_each", "expand_many", "hessians_of", "signed_eigh"]
 
@@ -229,30 +234,60 @@ def ride_many(
             lane.reason = "max_steps"
         lanes.append(lane)
     hessians = hessians_of(problem)
+    losses = batched_method(problem, "losses", "loss")
     while active := [x for x in lanes if x.reason is None and x.error is None]:
-        pending = [x for x in active if _try_step(problem, settings, x)]
+        pending = _try_steps(problem, settings, losses, active)  # type: ignore[arg-type]
         if pending:
             _update_ridges(problem, settings, hessians, pending)
     return [x.ridden() for x in lanes]
 
 
-def _try_step(problem: Problem, settings: RRSettings, lane: _Lane) -> bool:
-    """One backtracking try; ``True`` when its candidate lowers the loss (UpdateRidge next)."""
-    if lane.trial < settings.alpha_min:  # every step size down to alpha_min failed
-        lane.reason = lane.failure
-        return False
-    try:
-        cand = lane.theta - lane.trial * lane.e
-        cand_loss = float(problem.loss(cand))
-    except Exception as exc:
-        lane.error = exc
-        return False
-    if cand_loss < lane.loss:
-        lane.cand = (cand, cand_loss)
-        return True
-    lane.failure = "no_progress"
-    lane.trial *= 0.5
-    return False
+def _try_steps(
+    problem: Problem,
+    settings: RRSettings,
+    losses: Callable[[Sequence[Tensor]], Tensor] | None,
+    lanes: list[_Lane],
+) -> list[_Lane]:
+    """One backtracking try of every lane; those whose candidate lowers the loss.
+
+    The candidates' losses come from one batched ``Problem.losses`` call where the problem
+    writes one beside its ``loss`` (the same bits), else from ``loss`` lane by lane.
+    """
+    tried: list[tuple[_Lane, Tensor]] = []
+    for lane in lanes:
+        if lane.trial < settings.alpha_min:  # every step size down to alpha_min failed
+            lane.reason = lane.failure
+            continue
+        try:
+            tried.append((lane, lane.theta - lane.trial * lane.e))
+        except Exception as exc:
+            lane.error = exc
+    pending: list[_Lane] = []
+    for (lane, cand), cand_loss in zip(tried, _losses(problem, losses, tried), strict=True):
+        if isinstance(cand_loss, Exception):
+            lane.error = cand_loss
+        elif cand_loss < lane.loss:
+            lane.cand = (cand, cand_loss)
+            pending.append(lane)
+        else:
+            lane.failure = "no_progress"
+            lane.trial *= 0.5
+    return pending
+
+
+def _losses(
+    problem: Problem,
+    losses: Callable[[Sequence[Tensor]], Tensor] | None,
+    tried: list[tuple[_Lane, Tensor]],
+) -> list[float | Exception]:
+    """Each candidate's loss (or the exception its lane's ``loss`` raises)."""
+    cands = [c for _, c in tried]
+    if losses is not None and len(cands) >= BATCHED_LOSSES_FROM:
+        try:
+            return losses(cands).tolist()  # type: ignore[no-any-return]
+        except Exception:  # find whose: each alone
+            pass
+    return [_guard(lambda c=c: float(problem.loss(c))) for c in cands]
 
 
 def _update_ridges(
@@ -263,21 +298,24 @@ def _update_ridges(
 ) -> None:
     """UpdateRidge at every pending candidate, spectra batched; accept or halve the step."""
     cands = [x.cand for x in pending if x.cand is not None]
+    prevs = [x.e for x in pending]
     try:
-        tables: list[_Table | Exception] = list(
-            _tables(*signed_eigh(hessians([c for c, _ in cands])), pending)
-        )
+        values, vectors = signed_eigh(hessians([c for c, _ in cands]))
+        found = continue_many(values, vectors, prevs, settings)
     except Exception:  # find whose: each alone, as update_exact computes it
-        tables = [_alone(problem, c, x.e) for (c, _), x in zip(cands, pending, strict=True)]
-    for lane, table in zip(pending, tables, strict=True):
+        found = [
+            continue_alone(problem.hessian, c, e, settings)
+            for (c, _), e in zip(cands, prevs, strict=True)
+        ]
+    for lane, result in zip(pending, found, strict=True):
         assert lane.cand is not None
         cand, cand_loss = lane.cand
         lane.cand = None
-        if isinstance(table, Exception):
-            lane.error = table
+        if isinstance(result, Exception):
+            lane.error = result
             continue
         try:
-            e, lam, overlap, rank = _continue(table, settings)
+            e, lam, overlap, rank = result
             if overlap >= settings.overlap_threshold:
                 _accept(settings, lane, cand, cand_loss, e, lam, rank)
             else:
@@ -285,77 +323,6 @@ def _update_ridges(
                 lane.trial *= 0.5
         except Exception as exc:  # this branch's alone (its on_step, its continuation)
             lane.error = exc
-
-
-class _Table(NamedTuple):
-    """What ``continuation`` computes from one spectrum before it picks the ridge."""
-
-    values: Tensor
-    vectors: Tensor
-    overlaps: Tensor
-    """``Vᵀe``: a BLAS product, computed on this branch's own copy of ``V``."""
-    order: list[int]
-    """``argsort(|overlaps|, descending)``."""
-    ov: list[float]
-    vals: list[float]
-    top: float
-    """``max |λ|``."""
-
-
-def _tables(values: Tensor, vectors: Tensor, lanes: list[_Lane]) -> list[_Table]:
-    """Every lane's table: ``Vᵀe`` per lane; sorting, ``max`` and lists for all rows at once.
-
-    A row's sort, its maximum and its lists do not depend on the other rows.
-    """
-    own = [m.mT for m in aligned_rows(vectors.mT)]  # laid out as symmetric_eigh's
-    overlaps = torch.stack([v.T @ x.e for v, x in zip(own, lanes, strict=True)])
-    orders = torch.argsort(overlaps.abs(), dim=1, descending=True).tolist()
-    ovs, vals, tops = overlaps.tolist(), values.tolist(), values.abs().amax(dim=1).tolist()
-    return [
-        _Table(values[k], own[k], overlaps[k], orders[k], ovs[k], vals[k], tops[k])
-        for k in range(len(lanes))
-    ]
-
-
-def _alone(problem: Problem, theta: Tensor, e_prev: Tensor) -> _Table | Exception:
-    """One branch's table computed alone (``update_exact``'s Hessian and ``eigh``)."""
-    try:
-        values, vectors = symmetric_eigh(problem.hessian(theta))
-        overlaps = vectors.T @ e_prev
-        order = torch.argsort(overlaps.abs(), descending=True).tolist()
-        top = float(values.abs().max())
-        return _Table(values, vectors, overlaps, order, overlaps.tolist(), values.tolist(), top)
-    except Exception as exc:
-        return exc
-
-
-def _continue(t: _Table, settings: RRSettings) -> tuple[Tensor, float, float, int]:
-    """``update_ridge.continuation`` from its table: the same floats, fewer tensor calls.
-
-    Its Python runs on lists of the same numbers; a cluster's projection uses continuation's
-    own tensor operations on the same tensors.
-    """
-    ov, vals, order = t.ov, t.vals, t.order
-    i = order[0]
-    tol = settings.cluster_tol * max(t.top, 1e-300)
-    members = [i]
-    mass = ov[i] ** 2
-    target = settings.overlap_threshold**2
-    for j in order[1:]:
-        if mass >= target or ov[j] ** 2 < 1e-12:
-            break
-        if abs(vals[j] - vals[i]) <= tol:
-            members.append(j)
-            mass += ov[j] ** 2
-    if len(members) == 1:
-        e = t.vectors[:, i] * (1.0 if ov[i] >= 0 else -1.0)
-        return e, vals[i], abs(ov[i]), i
-    idx = torch.tensor(members)
-    coef = t.overlaps[idx]
-    e = t.vectors[:, idx] @ coef
-    e = e / e.norm()
-    lam = float((coef**2 * t.values[idx]).sum() / (coef**2).sum())
-    return e, lam, mass**0.5, i
 
 
 def _accept(

@@ -52,6 +52,14 @@ class Problem(ABC):
         """Dense Hessian of :meth:`loss` at ``θ``; override with a closed form when cheaper."""
         return dense_hessian(self.loss, theta)
 
+    def losses(self, thetas: Sequence[Tensor]) -> Tensor:
+        """:meth:`loss` at each point, ``[B]``: the trial steps of batched exact RR.
+
+        An override must give, point by point, exactly the bits of ``loss`` (it is only used on
+        classes whose :meth:`loss` is the one it was written beside).
+        """
+        return torch.stack([self.loss(t).detach() for t in thetas])
+
     def hessians(self, thetas: Sequence[Tensor]) -> Tensor:
         """:meth:`hessian` at each point, stacked (``[B, n, n]``): batched exact RR's Hessians.
 

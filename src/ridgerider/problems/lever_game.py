@@ -119,6 +119,16 @@ class LeverGame(RegisteredProblem, TwoPlayerGame):
         """Minus the expected self-play payoff."""
         return -self.joint_return(theta, theta)
 
+    def losses(self, thetas: Sequence[Tensor]) -> Tensor:
+        """:meth:`loss` at every point, bit for bit.
+
+        Softmaxes, products and each row's sum (a row's reduction, its own) run on the whole
+        batch.
+        """
+        x = torch.stack([t.detach() for t in thetas])
+        p, q = torch.softmax(x[:, : self.m], 1), torch.softmax(x[:, self.m :], 1)
+        return -(self.payoffs * p * q).sum(dim=1)
+
     def hessian(self, theta: Tensor) -> Tensor:
         """Closed-form Hessian of the loss (the autograd one costs ~50× more here).
 

@@ -1,0 +1,115 @@
+"""Exact UpdateRidge for a batch of spectra: each lane's :func:`continuation`, the same bits.
+
+``core.update_ridge.continuation`` picks, from one spectrum, the eigenvector of largest
+|overlap| with the previous ridge (or the projection on a cluster of close eigenvalues). A
+batched ride (``core.expand_batched``) has one spectrum per lane and used to do that lane by
+lane: a handful of small tensor calls each (a row's values, vectors and overlaps, a column
+times its sign), which was the largest share of its Python. Here the choice itself runs on
+Python lists of the same floats, and the usual outcome, a single eigenvector, is taken for
+every lane in one gather and one sign product (entrywise: the same bits as the lane's own
+``vectors[:, i] * ±1``), each row laid out as a fresh vector (``core.aligned``) for the BLAS
+products it meets next. The overlaps ``Vᵀe`` stay per lane (BLAS; their rounding depends on
+how a call is blocked), and so does a cluster's projection (continuation's own tensor
+operations on the lane's own tensors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from ridgerider.core.aligned import aligned_rows
+from ridgerider.core.curvature import symmetric_eigh
+from ridgerider.core.settings import RRSettings
+
+Continued = tuple[Tensor, float, float, int]
+"""``continuation``'s result: the direction, its eigenvalue, the overlap, the spectral rank."""
+
+__all__ = ["Continued", "continue_alone", "continue_many"]
+
+
+def continue_many(
+    values: Tensor, vectors: Tensor, prevs: Sequence[Tensor], settings: RRSettings
+) -> list[Continued | Exception]:
+    """``continuation(values[k], vectors[k], prevs[k], settings)`` for every lane ``k``.
+
+    ``values`` ``[B, n]`` and ``vectors`` ``[B, n, n]`` are ``signed_eigh``'s (ascending values,
+    canonically signed columns). A lane whose choice raises gets its exception.
+    """
+    own = [m.mT for m in aligned_rows(vectors.mT)]  # laid out as symmetric_eigh's
+    overlaps = torch.stack([v.T @ e for v, e in zip(own, prevs, strict=True)])
+    orders = torch.argsort(overlaps.abs(), dim=1, descending=True).tolist()
+    ovs, vals, tops = overlaps.tolist(), values.tolist(), values.abs().amax(dim=1).tolist()
+    out: list[Continued | Exception | None] = [None] * len(prevs)
+    singles: list[int] = []
+    picked: list[int] = []
+    signs: list[float] = []
+    for k in range(len(prevs)):
+        try:
+            members, mass = _members(orders[k], ovs[k], vals[k], tops[k], settings)
+            i = members[0]
+            if len(members) > 1:
+                out[k] = _projection(values[k], own[k], overlaps[k], members, mass)
+                continue
+        except Exception as exc:  # this lane's alone
+            out[k] = exc
+            continue
+        singles.append(k)
+        picked.append(i)
+        signs.append(1.0 if ovs[k][i] >= 0 else -1.0)
+    if singles:
+        sign = torch.tensor(signs, dtype=vectors.dtype, device=vectors.device)[:, None]
+        rows = aligned_rows(vectors[singles, :, picked] * sign)
+        for k, i, e in zip(singles, picked, rows, strict=True):
+            out[k] = (e, vals[k][i], abs(ovs[k][i]), i)
+    return [x for x in out if x is not None]
+
+
+def continue_alone(
+    hessian: Callable[[Tensor], Tensor], theta: Tensor, e_prev: Tensor, settings: RRSettings
+) -> Continued | Exception:
+    """One lane's UpdateRidge computed alone (``update_exact``'s Hessian, ``eigh``, choice)."""
+    try:
+        values, vectors = symmetric_eigh(hessian(theta))
+        overlaps = vectors.T @ e_prev
+        order = torch.argsort(overlaps.abs(), descending=True).tolist()
+        ov, vals = overlaps.tolist(), values.tolist()
+        members, mass = _members(order, ov, vals, float(values.abs().max()), settings)
+        i = members[0]
+        if len(members) > 1:
+            return _projection(values, vectors, overlaps, members, mass)
+        return vectors[:, i] * (1.0 if ov[i] >= 0 else -1.0), vals[i], abs(ov[i]), i
+    except Exception as exc:
+        return exc
+
+
+def _members(
+    order: list[int], ov: list[float], vals: list[float], top: float, settings: RRSettings
+) -> tuple[list[int], float]:
+    """``continuation``'s cluster: the best match, then close eigenvalues until the mass."""
+    i = order[0]
+    tol = settings.cluster_tol * max(top, 1e-300)
+    members = [i]
+    mass = ov[i] ** 2
+    target = settings.overlap_threshold**2
+    for j in order[1:]:
+        if mass >= target or ov[j] ** 2 < 1e-12:
+            break
+        if abs(vals[j] - vals[i]) <= tol:
+            members.append(j)
+            mass += ov[j] ** 2
+    return members, mass
+
+
+def _projection(
+    values: Tensor, vectors: Tensor, overlaps: Tensor, members: list[int], mass: float
+) -> Continued:
+    """``continuation``'s projection of the previous ridge on a cluster's eigenvectors."""
+    idx = torch.tensor(members)
+    coef = overlaps[idx]
+    e = vectors[:, idx] @ coef
+    e = e / e.norm()
+    lam = float((coef**2 * values[idx]).sum() / (coef**2).sum())
+    return e, lam, mass**0.5, members[0]
