@@ -10,6 +10,13 @@ def game():
     return create("lever-game")
 
 
+@pytest.fixture(scope="module")
+def searched(game):
+    """The first command's search to 400 nodes (two tests read it)."""
+    settings = RRSettings(**{**game.default_settings(), "max_nodes": 400})
+    return run_search(game, settings, seed=0)
+
+
 def test_mis_is_the_mixed_equilibrium(game):
     mis = find_mis(game)
     p, q = game.policies(mis.theta)
@@ -30,9 +37,9 @@ def test_joint_return_is_cross_play(game):
     assert float(game.joint_return(a, c)) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_ridge_rider_finds_every_class_of_lever(game):
-    settings = RRSettings(**{**game.default_settings(), "max_nodes": 400})
-    result = run_search(game, settings, seed=0)
+@pytest.mark.xdist_group("lever-game-400")  # one test process: the search runs once
+def test_ridge_rider_finds_every_class_of_lever(game, searched):
+    result = searched
     coordinated = {tuple(n.metrics["levers"]) for n in result.solutions}
     payoffs = game.params.payoffs
     classes = {payoffs[a] for a, b in coordinated if a == b}
@@ -54,16 +61,15 @@ def test_bad_payoffs(payoffs, message):
     assert message in str(info.value)
 
 
-def test_default_settings_finish_every_leaf_at_its_levers_payoff(game):
+@pytest.mark.xdist_group("lever-game-400")
+def test_default_settings_finish_every_leaf_at_its_levers_payoff(game, searched):
     """The first command's leaves: each pays its lever's payoff (1.0, 0.8 or 0.6) to 0.01.
 
     400 nodes: where the first 1.0 leaf comes depends on the float bits of torch's CPU kernels
     (node 52 with its AVX2 ones, 72 with AVX-512, 262 with the plain ones); 60 nodes found it
     with AVX2 only.
     """
-    settings = RRSettings(**{**game.default_settings(), "max_nodes": 400})
-    result = run_search(game, settings, seed=0)
-    solutions = [n for n in result.nodes if n.is_solution]
+    solutions = [n for n in searched.nodes if n.is_solution]
     assert len(solutions) >= 7
     payoffs = game.payoff_values()
     for node in solutions:
