@@ -122,6 +122,65 @@ def test_run_hands_its_request_to_a_pool_loads_no_engine_and_gets_the_same_tree(
     assert not Path(intake).exists() and registry.find_pools(pool.url) == []
 
 
+def test_resume_and_extend_go_to_the_pool_and_load_no_engine(
+    tmp_path: Path, pool: PoolProcess
+) -> None:
+    """A queued job resumed, a budget raised, bad ones refused: no engine in the command."""
+    from ridgerider.core import RRSettings
+    from ridgerider.problems import create
+    from ridgerider.services import jobs
+    from ridgerider.services.archive import open_archive
+
+    def report(path: Path) -> dict:
+        got = json.loads(path.read_text())
+        return {k: got[k] for k in ("nodes", "solutions", "mis", "coverage", "status")}
+
+    def alone(*args: str) -> tuple[dict, int]:
+        out = tmp_path / f"alone-{len(args)}.json"
+        done = CliRunner().invoke(main, [*RUN, *args, "--database-url", pool.url, "--no-pool",
+                                         "--json", str(out), "-q"])  # fmt: skip
+        assert done.exit_code == 0, done.output
+        return report(out), json.loads(out.read_text())["job_id"]
+
+    archive = open_archive(pool.url)
+    try:  # a job stored but never started (as a service that died before starting it)
+        settings = RRSettings(**{**create("tree-rl", {"depth": 6}).default_settings(),
+                                 "order": "priority"})  # fmt: skip
+        params = {"depth": 6, "tree_seed": 2}
+        queued = jobs.submit(archive.storage, archive.frontier, "tree-rl", params, settings,
+                             start_now=False).id  # fmt: skip
+    finally:
+        archive.close()
+    out = tmp_path / "resumed.json"
+    proc, loaded = _cli("resume", str(queued), "--workers", "1", "--database-url", pool.url,
+                        "--json", str(out))  # fmt: skip
+    assert proc.returncode == 0 and loaded == [], proc.stderr
+    assert "riding on the running worker pool" in proc.stdout + proc.stderr
+    assert report(out) == alone()[0]
+    proc, loaded = _cli("resume", str(queued), "--workers", "1", "--database-url", pool.url)
+    said = " ".join((proc.stdout + proc.stderr).split())
+    assert proc.returncode == 0 and loaded == [] and f"job {queued} already succeeded" in said
+    # extend: a job its node budget stopped runs on to the new one, as one run to it would.
+    small, job = alone("--max-nodes", "9")
+    assert small["nodes"] == 9
+    proc, loaded = _cli("extend", str(job), "--max-nodes", "20", "--workers", "2",
+                        "--database-url", pool.url, "--json", str(out))  # fmt: skip
+    assert proc.returncode == 0 and loaded == [], proc.stderr
+    assert report(out) == alone("--max-nodes", "20")[0]
+    # Refused as the command refuses them, nothing changed.
+    for bad in (["extend", str(job), "--max-nodes", "5"], ["resume", "999"]):
+        own = CliRunner().invoke(main, [*bad, "--database-url", pool.url, "--no-pool"])
+        proc, loaded = _cli(*bad, "--workers", "1", "--database-url", pool.url)
+        assert own.exit_code == proc.returncode == 2 and loaded == [], proc.stderr
+        message = " ".join(own.output.split()).split("Error: ")[-1]
+        assert message and message in " ".join(proc.stderr.split()), (message, proc.stderr)
+    storage = open_storage(pool.url)
+    try:
+        assert storage.get_job(job).settings["max_nodes"] == 20
+    finally:
+        storage.close()
+
+
 def test_a_job_whose_pool_dies_goes_on_in_the_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -217,6 +276,45 @@ def test_an_intake_takes_a_request_as_the_command_checks_it(tmp_path: Path) -> N
     # by the request's key instead of storing it again.
     assert _stored(url, good) == taken
     assert _stored(url, dataclasses.replace(good, key="another")) is None
+
+
+def test_an_intake_resumes_and_extends_only_what_it_may(tmp_path: Path) -> None:
+    from ridgerider.core import RRSettings
+    from ridgerider.services import jobs
+    from ridgerider.services.archive import open_archive
+
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    archive = open_archive(url)
+    try:
+        rr = RRSettings(max_nodes=30)
+        job = jobs.submit(archive.storage, archive.frontier, "tree-rl", {"depth": 3}, rr,
+                          start_now=False).id  # fmt: skip
+    finally:
+        archive.close()
+    with Intake(url, None, {"gpu": 1}) as intake:
+        gpu_only = ask(intake.path, {"op": "resume", "job_id": job}, 30)
+    with Intake(url, None, {"cpu": 1}) as intake:
+        replies = [
+            ask(intake.path, {"op": "extend", "job_id": job, "max_nodes": "9"}, 30),
+            ask(intake.path, {"op": "resume", "job_id": True}, 30),
+            ask(intake.path, {"op": "resume", "job_id": 999}, 30),
+            ask(intake.path, {"op": "extend", "job_id": job, "max_nodes": 5}, 30),
+        ]
+        storage = open_storage(url)
+        try:
+            untouched = storage.get_job(job)
+            resumed = ask(intake.path, {"op": "resume", "job_id": job}, 30)
+            after = storage.get_job(job)
+        finally:
+            storage.close()
+    assert gpu_only == {"decline": "this pool has no workers for cpu jobs"}
+    assert set(replies[0] or {}) == {"decline"} and set(replies[1] or {}) == {"decline"}
+    assert replies[2] == {"error": "JOB: no job 999"}
+    assert replies[3] is not None and "max_nodes" in replies[3]["error"]
+    assert untouched is not None and untouched.status == "queued"
+    assert untouched.settings["max_nodes"] == 30
+    assert resumed is not None and resumed["status"] == "running" and resumed["job_id"] == job
+    assert after is not None and after.status == "running"
 
 
 def test_a_peer_of_the_same_user_is_served(tmp_path: Path) -> None:

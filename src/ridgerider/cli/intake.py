@@ -14,6 +14,11 @@ and the command (:mod:`ridgerider.cli.pooled`) sends one JSON line and reads one
   on a CPU pool, a request it cannot read, a relative path to local files from a command in
   another folder) answers ``{"decline": why}`` before anything is stored, and the command runs
   the job as it would without the intake.
+- ``{"op": "resume", "job_id": N}`` and ``{"op": "extend", "job_id": N, "max_nodes": M,
+  "max_steps": S}`` (``ridgerider resume`` / ``extend``): the pool resumes the job or raises its
+  budgets (``jobs.resume``, ``jobs.extend``) and answers as for a stored job, with its
+  ``status`` (``running`` when its workers ride on) and ``stopped_by``; an unknown job or a
+  lower budget answers ``{"error": message}`` and changes nothing.
 - ``{"op": "result", "job_id": N}``: ``{"result": ...}``, the job's report (``jobs.job_result``).
 
 The socket is the user's own: it lives in the user's data folder, or in a private temporary
@@ -75,6 +80,10 @@ def stored_answer(job: JobRecord, location: str) -> dict[str, Any]:
         "max_nodes": job.settings.get("max_nodes"),
         "accelerator": job.accelerator,
     }
+
+
+def _an_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _same_user(conn: socket.socket) -> bool:
@@ -147,6 +156,8 @@ class Intake:
         op = message.get("op") if isinstance(message, dict) else None
         if op == "submit":
             return self._submit(message.get("request"))
+        if op in ("resume", "extend") and _an_int(message.get("job_id")):
+            return self._go_on(op, message)
         if op == "result" and isinstance(message.get("job_id"), int):
             from ridgerider.services import jobs
 
@@ -179,6 +190,33 @@ class Intake:
             location = archive.location
         log.info("intake: job %s of %s stored", job.id, problem.name)
         return stored_answer(job, location)
+
+    def _go_on(self, op: str, message: dict[str, Any]) -> dict[str, Any]:
+        """Resume a stored job, or raise its budgets, for this pool's workers to ride on."""
+        from ridgerider.services import jobs
+
+        budgets = {k: message.get(k) for k in ("max_nodes", "max_steps")} if op == "extend" else {}
+        if not all(v is None or _an_int(v) for v in budgets.values()):
+            return {"decline": f"budgets are integers: {budgets}"}
+        with self._lock:
+            archive = self._open()
+            job = archive.storage.get_job(message["job_id"])
+            if job is None:
+                return {"error": f"JOB: {jobs.JobNotFoundError(message['job_id'])}"}
+            if self.workers.get(job.accelerator, 0) <= 0:
+                return {"decline": f"this pool has no workers for {job.accelerator} jobs"}
+            try:
+                if op == "resume":
+                    job = jobs.resume(archive.storage, archive.frontier, job.id)
+                else:
+                    jobs.extend(archive.storage, archive.frontier, job.id, **budgets)
+            except ValueError as exc:  # a lower budget: the command's exit 2, nothing changed
+                return {"error": str(exc)}
+            job = archive.storage.get_job(job.id)
+            location = archive.location
+        assert job is not None
+        log.info("intake: job %s %sd (%s)", job.id, op, job.status)
+        return stored_answer(job, location) | {"status": job.status, "stopped_by": job.stopped_by}
 
     def _open(self) -> Archive:
         if self._archive is None:

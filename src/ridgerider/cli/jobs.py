@@ -240,9 +240,12 @@ def resume(
     quiet: bool,
 ) -> None:
     """Continue a job whose process died, exactly where it stopped."""
+    check_json_path(json_path)
+    if _on_pool("resume", job, workers, ray_address, use_pool, database_url, redis_url,
+                json_path, quiet):  # fmt: skip
+        return
     from ridgerider.workers import runner
 
-    check_json_path(json_path)
     ray_plan(workers, ray_address)  # bad Ray options exit 2 before anything is read
     shown = job_call(runner.show, job, database_url=database_url)
     if shown["status"] == JobStatus.SUCCEEDED:
@@ -285,11 +288,35 @@ def extend(
     if max_nodes is None and max_steps is None:
         usage_error("extend: give the new budget, --max-nodes and/or --max-steps")
     check_json_path(json_path)
+    budgets = {"max_nodes": max_nodes, "max_steps": max_steps}
+    if _on_pool("extend", job, workers, ray_address, use_pool, database_url, redis_url,
+                json_path, quiet, **budgets):  # fmt: skip
+        return
     from ridgerider.workers import runner
 
-    budgets = {"max_nodes": max_nodes, "max_steps": max_steps}
     args = (workers, ray_address, use_pool, database_url, redis_url, json_path, quiet)
     go_on(runner.extend, job, *args, **budgets)
+
+
+def _on_pool(
+    op: str,
+    job: int,
+    workers: int,
+    ray_address: str | None,
+    use_pool: bool,
+    database_url: str | None,
+    redis_url: str | None,
+    json_path: Path | None,
+    quiet: bool,
+    **budgets: int | None,
+) -> bool:
+    """Whether a warm pool's intake took ``resume``/``extend`` (``cli.pooled``: no engine here)."""
+    if workers <= 0 or not use_pool or ray_address is not None:
+        return False
+    from ridgerider.cli.pooled import go_on_pool
+
+    urls = {"database_url": database_url, "redis_url": redis_url}
+    return go_on_pool(op, job, workers, json_path=json_path, quiet=quiet, **urls, **budgets)
 
 
 @click.command()

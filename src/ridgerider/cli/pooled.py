@@ -30,7 +30,7 @@ from ridgerider.cli.request import RunRequest
 if TYPE_CHECKING:
     from ridgerider.workers.registry import PoolEntry
 
-__all__ = ["ask", "run_on_pool"]
+__all__ = ["ask", "go_on_pool", "run_on_pool"]
 
 log = logging.getLogger(__name__)
 
@@ -88,27 +88,100 @@ def run_on_pool(
         return False
     if "error" in taken:
         usage_error(str(taken["error"]))
-    job = JobRef(int(taken["job_id"]))
-    console.print(f"job {job.id} stored in {taken['location']}")
-    pools = find_pools(url, str(taken["accelerator"]))
-    say_pool(pools, sum(p.workers(str(taken["accelerator"])) for p in pools), workers)
+    console.print(f"job {taken['job_id']} stored in {taken['location']}")
     urls = {"database_url": database_url, "redis_url": redis_url}
     description, total = f"{taken['problem']} nodes", int(taken["max_nodes"])
-    if not _wait(url, job, pools, description, total, quiet, urls):
-        console.print(f"the worker pools stopped: job {job.id} goes on here")
-        from ridgerider.workers import runner
+    _follow(url, intake, taken, workers, description, total, urls, json_path, quiet)
+    return True
 
-        go_on(runner.resume, job.id, workers, None, True, database_url, redis_url, json_path, quiet)
-        return True
+
+def go_on_pool(
+    op: str,
+    job_id: int,
+    workers: int,
+    *,
+    database_url: str | None,
+    redis_url: str | None,
+    json_path: Path | None,
+    quiet: bool,
+    **budgets: int | None,
+) -> bool:
+    """``resume`` or ``extend`` (``op``) on a running pool's intake; ``False`` if none takes it.
+
+    ``budgets``: ``extend``'s new ``max_nodes`` and ``max_steps``. Where no pool takes it,
+    nothing changed and the command goes on as before. The pool resumes the job or raises its
+    budgets as the command would (``jobs.resume``, ``jobs.extend``: an unknown job or a lower
+    budget exits 2 with the command's message) and its workers ride on; this side shows the
+    progress and prints the same report.
+    """
+    from ridgerider.services.location import default_database_url
+    from ridgerider.workers.registry import find_pools
+
+    url = database_url or default_database_url()
+    message = {"op": op, "job_id": job_id, **budgets}
+    taken, intake = None, ""
+    for entry in find_pools(url, None):
+        if not entry.intake:
+            continue
+        intake = entry.intake
+        taken = ask(intake, message, SUBMIT_TIMEOUT_S)
+        if taken is not None and "decline" not in taken:
+            break
+        log.info("pool %s did not take %s: %s", entry.pid, op, (taken or {}).get("decline"))
+        taken = None
+    if taken is None:
+        return False
+    if "error" in taken:
+        usage_error(str(taken["error"]))
+    if op == "resume" and taken["status"] == "succeeded":
+        console.print(
+            f"job {job_id} already succeeded ({taken['stopped_by'] or 'done'}): nothing to "
+            f"resume; `ridgerider extend {job_id} --max-nodes N` raises its budget"
+        )
+    urls = {"database_url": database_url, "redis_url": redis_url}
+    running = taken["status"] == "running"
+    _follow(url, intake, taken, workers if running else 0, f"job {job_id} nodes", None, urls,
+            json_path, quiet)  # fmt: skip
+    return True
+
+
+def _follow(
+    url: str,
+    intake: str,
+    taken: dict[str, Any],
+    workers: int,
+    description: str,
+    total: int | None,
+    urls: dict[str, str | None],
+    json_path: Path | None,
+    quiet: bool,
+) -> None:
+    """Show the progress of the job the intake took, then print its report.
+
+    ``workers`` is 0 for a job that does not run (its report at once); if the pools stop
+    before the job ends, it is ridden on here (``resume``'s path).
+    """
+    from ridgerider.workers.registry import find_pools
+
+    job = JobRef(int(taken["job_id"]))
+    if workers > 0:
+        pools = find_pools(url, str(taken["accelerator"]))
+        say_pool(pools, sum(p.workers(str(taken["accelerator"])) for p in pools), workers)
+        if not _wait(url, job, pools, description, total, quiet, urls):
+            console.print(f"the worker pools stopped: job {job.id} goes on here")
+            from ridgerider.workers import runner
+
+            args = (urls["database_url"], urls["redis_url"], json_path, quiet)
+            go_on(runner.resume, job.id, workers, None, True, *args)
+            return
     answer = ask(intake, {"op": "result", "job_id": job.id}, SUBMIT_TIMEOUT_S)
     if answer is None or not isinstance(answer.get("result"), dict):
         from ridgerider.workers import runner  # the pool stopped as the job ended
 
-        report = runner.show(job.id, database_url=database_url)
+        report = runner.show(job.id, database_url=urls["database_url"])
     else:
         report = answer["result"]
     finish_report(report, json_path, quiet)
-    return True
 
 
 def _stored(url: str, request: RunRequest) -> dict[str, Any] | None:
