@@ -12,6 +12,9 @@ pool), :func:`run_on_pool` returns ``False`` before anything is stored and the c
 job as before. If the pools stop before the job ends, the job goes on in this process as
 ``ridgerider resume`` goes on with it (``cli.report.go_on``: its own workers, as ``--no-pool``);
 Ctrl-C marks the job interrupted, as always.
+
+``resume`` and ``extend --workers N`` go the same way (:func:`go_on_pool`): the pool resumes
+the job or raises its budgets, and this side follows the job and prints the pool's report.
 """
 
 from __future__ import annotations
