@@ -241,9 +241,12 @@ def resume(
 ) -> None:
     """Continue a job whose process died, exactly where it stopped."""
     check_json_path(json_path)
-    if _on_pool("resume", job, workers, ray_address, use_pool, database_url, redis_url,
-                json_path, quiet):  # fmt: skip
-        return
+    if workers > 0 and use_pool and ray_address is None:
+        from ridgerider.cli.pooled import go_on_pool  # a warm pool takes it: no engine here
+
+        urls = {"database_url": database_url, "redis_url": redis_url}
+        if go_on_pool("resume", job, workers, json_path=json_path, quiet=quiet, **urls):
+            return
     from ridgerider.workers import runner
 
     ray_plan(workers, ray_address)  # bad Ray options exit 2 before anything is read
@@ -289,34 +292,16 @@ def extend(
         usage_error("extend: give the new budget, --max-nodes and/or --max-steps")
     check_json_path(json_path)
     budgets = {"max_nodes": max_nodes, "max_steps": max_steps}
-    if _on_pool("extend", job, workers, ray_address, use_pool, database_url, redis_url,
-                json_path, quiet, **budgets):  # fmt: skip
-        return
+    if workers > 0 and use_pool and ray_address is None:
+        from ridgerider.cli.pooled import go_on_pool  # a warm pool takes it: no engine here
+
+        urls = {"database_url": database_url, "redis_url": redis_url}
+        if go_on_pool("extend", job, workers, json_path=json_path, quiet=quiet, **urls, **budgets):
+            return
     from ridgerider.workers import runner
 
     args = (workers, ray_address, use_pool, database_url, redis_url, json_path, quiet)
     go_on(runner.extend, job, *args, **budgets)
-
-
-def _on_pool(
-    op: str,
-    job: int,
-    workers: int,
-    ray_address: str | None,
-    use_pool: bool,
-    database_url: str | None,
-    redis_url: str | None,
-    json_path: Path | None,
-    quiet: bool,
-    **budgets: int | None,
-) -> bool:
-    """Whether a warm pool's intake took ``resume``/``extend`` (``cli.pooled``: no engine here)."""
-    if workers <= 0 or not use_pool or ray_address is not None:
-        return False
-    from ridgerider.cli.pooled import go_on_pool
-
-    urls = {"database_url": database_url, "redis_url": redis_url}
-    return go_on_pool(op, job, workers, json_path=json_path, quiet=quiet, **urls, **budgets)
 
 
 @click.command()
