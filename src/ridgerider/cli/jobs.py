@@ -33,7 +33,14 @@ from ridgerider.cli.common import (
     ray_plan,
     usage_error,
 )
-from ridgerider.cli.report import JobRef, go_on, print_report, run_with_progress, write_json
+from ridgerider.cli.report import (
+    JobRef,
+    go_on,
+    print_report,
+    run_with_progress,
+    say_succeeded,
+    write_json,
+)
 from ridgerider.schemas.enums import JobStatus
 
 __all__ = ["extend", "jobs", "problems", "resume", "run", "show"]
@@ -252,10 +259,7 @@ def resume(
     ray_plan(workers, ray_address)  # bad Ray options exit 2 before anything is read
     shown = job_call(runner.show, job, database_url=database_url)
     if shown["status"] == JobStatus.SUCCEEDED:
-        console.print(
-            f"job {job} already succeeded ({shown['stopped_by'] or 'done'}): nothing to resume; "
-            f"`ridgerider extend {job} --max-nodes N` raises its budget"
-        )
+        say_succeeded(job, shown["stopped_by"])
         if not quiet:
             print_report(shown, json_path)
         write_json(shown, json_path, quiet)

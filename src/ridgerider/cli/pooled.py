@@ -22,12 +22,20 @@ from __future__ import annotations
 import json
 import logging
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ridgerider.cli.common import console, say_pool, usage_error
 from ridgerider.cli.intake import read_message, stored_answer
-from ridgerider.cli.report import JobRef, finish_report, go_on, interrupted, progress_bar
+from ridgerider.cli.report import (
+    JobRef,
+    finish_report,
+    go_on,
+    interrupted,
+    progress_bar,
+    say_succeeded,
+)
 from ridgerider.cli.request import RunRequest
 
 if TYPE_CHECKING:
@@ -72,25 +80,13 @@ def run_on_pool(
     exits 1, Ctrl-C 130, as for a job run here.
     """
     from ridgerider.services.location import default_database_url
-    from ridgerider.workers.registry import find_pools
 
     url = database_url or default_database_url()
-    taken, intake = None, ""
-    for entry in find_pools(url, None):  # the first pool that takes it
-        if not entry.intake:
-            continue
-        intake = entry.intake
-        taken = ask(intake, {"op": "submit", "request": request.to_json()}, SUBMIT_TIMEOUT_S)
-        if taken is None:  # no answer: the pool may have stored the job before it stopped
-            taken = _stored(url, request)
-        if taken is not None and "decline" not in taken:
-            break
-        log.info("pool %s declined the job: %s", entry.pid, (taken or {}).get("decline"))
-        taken = None
+    message = {"op": "submit", "request": request.to_json()}
+    # No answer: the pool may have stored the job before it stopped (found by its key).
+    taken, intake = _taken(url, message, lambda: _stored(url, request))
     if taken is None:
         return False
-    if "error" in taken:
-        usage_error(str(taken["error"]))
     console.print(f"job {taken['job_id']} stored in {taken['location']}")
     urls = {"database_url": database_url, "redis_url": redis_url}
     description, total = f"{taken['problem']} nodes", int(taken["max_nodes"])
@@ -118,34 +114,43 @@ def go_on_pool(
     progress and prints the same report.
     """
     from ridgerider.services.location import default_database_url
-    from ridgerider.workers.registry import find_pools
 
     url = database_url or default_database_url()
-    message = {"op": op, "job_id": job_id, **budgets}
-    taken, intake = None, ""
-    for entry in find_pools(url, None):
-        if not entry.intake:
-            continue
-        intake = entry.intake
-        taken = ask(intake, message, SUBMIT_TIMEOUT_S)
-        if taken is not None and "decline" not in taken:
-            break
-        log.info("pool %s did not take %s: %s", entry.pid, op, (taken or {}).get("decline"))
-        taken = None
+    taken, intake = _taken(url, {"op": op, "job_id": job_id, **budgets}, lambda: None)
     if taken is None:
         return False
-    if "error" in taken:
-        usage_error(str(taken["error"]))
     if op == "resume" and taken["status"] == "succeeded":
-        console.print(
-            f"job {job_id} already succeeded ({taken['stopped_by'] or 'done'}): nothing to "
-            f"resume; `ridgerider extend {job_id} --max-nodes N` raises its budget"
-        )
+        say_succeeded(job_id, taken["stopped_by"])
     urls = {"database_url": database_url, "redis_url": redis_url}
     running = taken["status"] == "running"
     _follow(url, intake, taken, workers if running else 0, f"job {job_id} nodes", None, urls,
             json_path, quiet)  # fmt: skip
     return True
+
+
+def _taken(
+    url: str, message: dict[str, Any], lost: Callable[[], dict[str, Any] | None]
+) -> tuple[dict[str, Any] | None, str]:
+    """The first running pool's answer to ``message`` that is not a decline, and its intake.
+
+    ``(None, "")`` where no pool takes it. ``lost()`` stands for a pool that did not answer
+    (what it may have done before it stopped). An answer ``{"error": ...}`` exits 2 with it.
+    """
+    from ridgerider.workers.registry import find_pools
+
+    for entry in find_pools(url, None):
+        if not entry.intake:
+            continue
+        taken = ask(entry.intake, message, SUBMIT_TIMEOUT_S)
+        if taken is None:
+            taken = lost()
+        if taken is not None and "decline" not in taken:
+            if "error" in taken:
+                usage_error(str(taken["error"]))
+            return taken, entry.intake
+        log.info("pool %s did not take %s: %s", entry.pid, message["op"],
+                 (taken or {}).get("decline"))  # fmt: skip
+    return None, ""
 
 
 def _follow(

@@ -26,6 +26,7 @@ __all__ = [
     "print_report",
     "progress_bar",
     "run_with_progress",
+    "say_succeeded",
     "stop_reason",
     "write_json",
 ]
@@ -255,4 +256,12 @@ def go_on(
         redis_url=redis_url,
         ray=plan,
         **extra,
+    )
+
+
+def say_succeeded(job: int, stopped_by: str | None) -> None:
+    """``resume`` of a job that already succeeded: nothing to do, and how to go further."""
+    console.print(
+        f"job {job} already succeeded ({stopped_by or 'done'}): nothing to resume; "
+        f"`ridgerider extend {job} --max-nodes N` raises its budget"
     )
