@@ -9,8 +9,9 @@ Python lists of the same floats, and the usual outcome, a single eigenvector, is
 every lane in one gather and one sign product (entrywise: the same bits as the lane's own
 ``vectors[:, i] * ±1``), each row laid out as a fresh vector (``core.aligned``) for the BLAS
 products it meets next. The overlaps ``Vᵀe`` stay per lane (BLAS; their rounding depends on
-how a call is blocked), and so does a cluster's projection (continuation's own tensor
-operations on the lane's own tensors).
+how a call is blocked), and so does a cluster's projection. The rule itself is
+``update_ridge``'s, shared with the one-branch ride: ``cluster`` picks the eigenvectors,
+``projection`` projects on several.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import torch
 from torch import Tensor
 
 from ridgerider.core.aligned import aligned_rows
-from ridgerider.core.curvature import symmetric_eigh
 from ridgerider.core.settings import RRSettings
+from ridgerider.core.update_ridge import cluster, projection, update_exact
 
 Continued = tuple[Tensor, float, float, int]
 """``continuation``'s result: the direction, its eigenvalue, the overlap, the spectral rank."""
@@ -48,10 +49,10 @@ def continue_many(
     signs: list[float] = []
     for k in range(len(prevs)):
         try:
-            members, mass = _members(orders[k], ovs[k], vals[k], tops[k], settings)
+            members, mass = cluster(orders[k], ovs[k], vals[k], tops[k], settings)
             i = members[0]
             if len(members) > 1:
-                out[k] = _projection(values[k], own[k], overlaps[k], members, mass)
+                out[k] = projection(values[k], own[k], overlaps[k], members, mass)
                 continue
         except Exception as exc:  # this lane's alone
             out[k] = exc
@@ -70,46 +71,8 @@ def continue_many(
 def continue_alone(
     hessian: Callable[[Tensor], Tensor], theta: Tensor, e_prev: Tensor, settings: RRSettings
 ) -> Continued | Exception:
-    """One lane's UpdateRidge computed alone (``update_exact``'s Hessian, ``eigh``, choice)."""
+    """One lane's UpdateRidge computed alone (``update_exact``), or the exception it raises."""
     try:
-        values, vectors = symmetric_eigh(hessian(theta))
-        overlaps = vectors.T @ e_prev
-        order = torch.argsort(overlaps.abs(), descending=True).tolist()
-        ov, vals = overlaps.tolist(), values.tolist()
-        members, mass = _members(order, ov, vals, float(values.abs().max()), settings)
-        i = members[0]
-        if len(members) > 1:
-            return _projection(values, vectors, overlaps, members, mass)
-        return vectors[:, i] * (1.0 if ov[i] >= 0 else -1.0), vals[i], abs(ov[i]), i
+        return update_exact(hessian, theta, e_prev, settings)
     except Exception as exc:
         return exc
-
-
-def _members(
-    order: list[int], ov: list[float], vals: list[float], top: float, settings: RRSettings
-) -> tuple[list[int], float]:
-    """``continuation``'s cluster: the best match, then close eigenvalues until the mass."""
-    i = order[0]
-    tol = settings.cluster_tol * max(top, 1e-300)
-    members = [i]
-    mass = ov[i] ** 2
-    target = settings.overlap_threshold**2
-    for j in order[1:]:
-        if mass >= target or ov[j] ** 2 < 1e-12:
-            break
-        if abs(vals[j] - vals[i]) <= tol:
-            members.append(j)
-            mass += ov[j] ** 2
-    return members, mass
-
-
-def _projection(
-    values: Tensor, vectors: Tensor, overlaps: Tensor, members: list[int], mass: float
-) -> Continued:
-    """``continuation``'s projection of the previous ridge on a cluster's eigenvectors."""
-    idx = torch.tensor(members)
-    coef = overlaps[idx]
-    e = vectors[:, idx] @ coef
-    e = e / e.norm()
-    lam = float((coef**2 * values[idx]).sum() / (coef**2).sum())
-    return e, lam, mass**0.5, members[0]

@@ -16,7 +16,7 @@ from ridgerider.core.settings import RRSettings
 
 HessianFn = Callable[[Tensor], Tensor]
 
-__all__ = ["HessianFn", "continuation", "update_exact"]
+__all__ = ["HessianFn", "cluster", "continuation", "projection", "update_exact"]
 
 
 def update_exact(
@@ -48,23 +48,49 @@ def continuation(
     """
     overlaps = vectors.T @ e_prev
     order = torch.argsort(overlaps.abs(), descending=True).tolist()
+    ov, vals = overlaps.tolist(), values.tolist()
+    members, mass = cluster(order, ov, vals, float(values.abs().max()), settings)
+    i = members[0]
+    if len(members) > 1:
+        return projection(values, vectors, overlaps, members, mass)
+    return vectors[:, i] * (1.0 if ov[i] >= 0 else -1.0), vals[i], abs(ov[i]), i
+
+
+def cluster(
+    order: list[int], ov: list[float], vals: list[float], top: float, settings: RRSettings
+) -> tuple[list[int], float]:
+    """The eigenvectors the ridge continues on, best match first, and their overlap mass.
+
+    ``order`` ranks the eigenvectors by |overlap| (``ov``) with the previous ridge; ``vals``
+    are their eigenvalues and ``top`` the spectral radius. After the best match come those
+    whose eigenvalues lie within ``cluster_tol · top`` of it, until the mass reaches the
+    threshold. (Python floats: the same numbers as the tensors', one list per spectrum.)
+    """
     i = order[0]
-    tol = settings.cluster_tol * max(float(values.abs().max()), 1e-300)
+    tol = settings.cluster_tol * max(top, 1e-300)
     members = [i]
-    mass = float(overlaps[i]) ** 2
+    mass = ov[i] ** 2
     target = settings.overlap_threshold**2
     for j in order[1:]:
-        if mass >= target or float(overlaps[j]) ** 2 < 1e-12:
+        if mass >= target or ov[j] ** 2 < 1e-12:
             break
-        if abs(float(values[j] - values[i])) <= tol:
+        if abs(vals[j] - vals[i]) <= tol:
             members.append(j)
-            mass += float(overlaps[j]) ** 2
-    if len(members) == 1:
-        e = vectors[:, i] * (1.0 if float(overlaps[i]) >= 0 else -1.0)
-        return e, float(values[i]), abs(float(overlaps[i])), i
+            mass += ov[j] ** 2
+    return members, mass
+
+
+def projection(
+    values: Tensor, vectors: Tensor, overlaps: Tensor, members: list[int], mass: float
+) -> tuple[Tensor, float, float, int]:
+    """The previous ridge projected on a cluster's eigenvectors.
+
+    Returns the direction, its Rayleigh quotient, the overlap (the projection's norm) and the
+    best match's rank.
+    """
     idx = torch.tensor(members)
     coef = overlaps[idx]
     e = vectors[:, idx] @ coef
     e = e / e.norm()
     lam = float((coef**2 * values[idx]).sum() / (coef**2).sum())
-    return e, lam, mass**0.5, i
+    return e, lam, mass**0.5, members[0]
