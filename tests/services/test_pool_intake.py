@@ -212,6 +212,44 @@ def test_a_job_whose_pool_dies_goes_on_in_the_command(
     assert "own Ray workers asked for" in said and job.status == "failed"
 
 
+def test_a_job_stored_by_a_pool_that_dies_before_starting_it_goes_on_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool stores the job and dies before it starts it or answers: the command goes on.
+
+    The window the test above hits by chance, made certain: the intake's ``jobs.start`` closes
+    the pool's registration and ends its thread (no answer). The command finds the job by its
+    key, still ``queued``, and goes on with its own workers (made to fail, as above).
+    """
+    import ridgerider.services.jobs as jobs
+    import ridgerider.workers.ray as ray_workers
+
+    def no_ray(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("own Ray workers asked for")
+
+    url = f"sqlite:///{tmp_path / 'archive.db'}"
+    with Intake(url, None, {"cpu": 1}) as intake:
+        registration = registry.Registration(url, 1, intake=intake.path)
+
+        def dies(*args: object, **kwargs: object) -> None:
+            registration.close()
+            raise SystemExit  # the intake's thread ends without an answer
+
+        monkeypatch.setattr(jobs, "start", dies)
+        monkeypatch.setattr(ray_workers, "start_workers", no_ray)
+        result = CliRunner().invoke(main, [*RUN, "--workers", "1", "--database-url", url])
+    said = " ".join(result.output.split())
+    storage = open_storage(url)
+    try:
+        (job,) = storage.list_jobs().items
+    finally:
+        storage.close()
+    assert result.exit_code == 1, said
+    assert f"job {job.id} stored in" in said
+    assert f"the worker pools stopped: job {job.id} goes on here" in said
+    assert "own Ray workers asked for" in said and job.status == "failed"
+
+
 def _kill_when_stored(pool: PoolProcess, storage) -> object:
     import threading
 

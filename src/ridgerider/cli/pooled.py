@@ -174,7 +174,8 @@ def _follow(
     job = JobRef(int(taken["job_id"]))
     if workers > 0:
         pools = find_pools(url, str(taken["accelerator"]))
-        say_pool(pools, sum(p.workers(str(taken["accelerator"])) for p in pools), workers)
+        if pools:  # none: it stopped after it stored the job (``_wait`` says so)
+            say_pool(pools, sum(p.workers(str(taken["accelerator"])) for p in pools), workers)
         if not _wait(url, job, pools, description, total, quiet, urls):
             console.print(f"the worker pools stopped: job {job.id} goes on here")
             from ridgerider.workers import runner

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ridgerider.schemas.enums import JobStatus
 from ridgerider.workers.registry import BEAT_S, PoolEntry, find_pools
 
 if TYPE_CHECKING:
@@ -134,13 +133,17 @@ def wait_for_pools(
     """Wait while running pools ride the job, reporting progress; ``False`` if they all stop.
 
     Reads the job's status every 50 ms, the progress every 0.2 s, the pools (of ``url``'s
-    archive, serving the job's accelerator) every ``BEAT_S``.
+    archive, serving the job's accelerator) every ``BEAT_S``. A job still ``queued`` has not
+    ended either: a pool killed between storing a job and starting it leaves it so, and the
+    caller then goes on with it (``resume`` starts it).
     """
     job = storage.get_job(job_id)
     accelerator = job.accelerator if job else "cpu"
     cursor = job.nodes if job else 0
     reported = checked = time.monotonic()
-    while job is not None and job.status == JobStatus.RUNNING:
+    if job is not None and not job.finished and not find_pools(url, accelerator):
+        return False
+    while job is not None and not job.finished:
         time.sleep(0.05)
         now = time.monotonic()
         if now - reported >= 0.2:
