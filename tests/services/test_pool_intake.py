@@ -212,6 +212,7 @@ def test_a_job_whose_pool_dies_goes_on_in_the_command(
     assert "own Ray workers asked for" in said and job.status == "failed"
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # its end
 def test_a_job_stored_by_a_pool_that_dies_before_starting_it_goes_on_here(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
