@@ -168,6 +168,11 @@ class TreeRL(RegisteredProblem):
                 incidence[leaf, 2 * node + action] = 1.0
         self._incidence = incidence
         self._rewards = torch.tensor(self.tree.rewards, dtype=self.dtype)
+        # Where each entry of M·D comes from in D's blocks padded with a zero row (_path_rows).
+        taken = incidence.reshape(n_leaves, self.n_decisions, 2)
+        action = torch.where(taken.sum(dim=2) > 0, taken.argmax(dim=2), 2)  # 2: not passed
+        node = torch.arange(self.n_decisions)
+        self._path_index = ((node * 3 + action)[:, :, None] * 2 + torch.arange(2)).reshape(-1)
 
     @property
     def n_params(self) -> int:
@@ -209,45 +214,62 @@ class TreeRL(RegisteredProblem):
         logp = torch.log_softmax(x, dim=1).reshape(-1)
         w = self._rewards * torch.exp(self._incidence @ logp)
         cov = torch.diag_embed(pi) - pi[:, :, None] * pi[:, None, :]  # [S, 2, 2]
-        # d log π_{s,a} / d θ_{s,b} = δ_ab − π_{s,b}: a block-diagonal Jacobian.
-        eye = torch.eye(2, dtype=x.dtype)
-        jac_blocks = eye[None] - pi[:, None, :]  # [S, 2(a), 2(b)]
-        m = self._incidence.reshape(-1, self.n_decisions, 2)  # [L, S, 2(a)]
-        a = torch.einsum("lsa,sab->lsb", m, jac_blocks).reshape(m.shape[0], -1)
+        a = self._path_rows(pi[None])[0]
         c = (self._incidence.T @ w).reshape(-1, 2).sum(dim=1)  # [S]
-        h_j = a.T @ (w[:, None] * a) - torch.block_diag(*(c[:, None, None] * cov))
+        h_j = a.T @ (w[:, None] * a)
+        self._minus_blocks(h_j[None], (c[:, None, None] * cov)[None])
         return -0.5 * (h_j + h_j.T)
 
     def hessians(self, thetas: Sequence[Tensor]) -> Tensor:
         """:meth:`hessian` at every point, bit for bit, with the elementwise work batched.
 
-        Softmaxes, products and differences of entries run on the whole batch; the matrix
-        products and sums (``@``, ``einsum``, ``sum``: BLAS calls and reductions) run point by
-        point on rows laid out like :meth:`hessian`'s fresh tensors (``core.aligned``); the
-        ``block_diag`` is written into zeros and subtracted entry by entry (``x − 0`` is ``x``,
-        as in :meth:`hessian`).
+        Softmaxes, ``A = M·D`` (:meth:`_path_rows`), products and differences of entries run on
+        the whole batch; the matrix products and sums (``@``, ``sum``: BLAS calls and
+        reductions) run point by point on rows laid out like :meth:`hessian`'s fresh tensors
+        (``core.aligned``).
         """
-        x = torch.stack([t.detach() for t in thetas]).reshape(len(thetas), -1, 2)
+        n = len(thetas)
+        x = torch.stack([t.detach() for t in thetas]).reshape(n, -1, 2)
         pi = torch.softmax(x, dim=2)
-        logp = torch.log_softmax(x, dim=2).reshape(len(thetas), -1)
+        logp = torch.log_softmax(x, dim=2).reshape(n, -1)
         w = self._rewards * torch.exp(
             torch.stack([self._incidence @ v for v in aligned_rows(logp)])
         )
         cov = torch.diag_embed(pi) - pi[:, :, :, None] * pi[:, :, None, :]  # [B, S, 2, 2]
-        eye = torch.eye(2, dtype=x.dtype)
-        jac_blocks = eye[None, None] - pi[:, :, None, :]  # [B, S, 2(a), 2(b)]
-        m = self._incidence.reshape(-1, self.n_decisions, 2)
+        a = self._path_rows(pi)
         h_j, c = [], []
-        for jb, wb in zip(aligned_rows(jac_blocks), aligned_rows(w), strict=True):
-            a = torch.einsum("lsa,sab->lsb", m, jb).reshape(m.shape[0], -1)
-            h_j.append(a.T @ (wb[:, None] * a))
+        for ab, wab, wb in zip(
+            aligned_rows(a), aligned_rows(w[:, :, None] * a), aligned_rows(w), strict=True
+        ):
+            h_j.append(ab.T @ wab)
             c.append((self._incidence.T @ wb).reshape(-1, 2).sum(dim=1))
-        blocks = torch.stack(c)[:, :, None, None] * cov
-        diag = torch.zeros(len(thetas), self.n_decisions, 2, self.n_decisions, 2, dtype=x.dtype)
-        s = torch.arange(self.n_decisions)
-        diag[:, s, :, s, :] = blocks.transpose(0, 1)
-        h = torch.stack(h_j) - diag.reshape(len(thetas), self.n_params, self.n_params)
+        h = torch.stack(h_j)
+        self._minus_blocks(h, torch.stack(c)[:, :, None, None] * cov)
         return -0.5 * (h + h.mT)
+
+    def _path_rows(self, pi: Tensor) -> Tensor:
+        """``A = M·D`` at every point (``pi``: ``[B, S, 2]``): ``[B, leaves, 2S]``.
+
+        ``D``, the derivative of ``log π`` (``∂ log π_{s,a} / ∂θ_{s,b} = δ_ab − π_{s,b}``), is
+        block diagonal, and a leaf's path takes one action at a node it passes, so every entry
+        of ``A`` is one entry of ``D`` or zero: gathered, not multiplied. The same bits as the
+        product ``M·D``, a sum of that entry and zero products (``D``'s entries are differences
+        ``δ − π``, so none is ``-0.0``, and the sum's zeros are ``+0.0`` as the padding's).
+        """
+        n, nodes = pi.shape[0], self.n_decisions
+        jac = torch.eye(2, dtype=pi.dtype) - pi[:, :, None, :]  # [B, S, 2(a), 2(b)]
+        padded = torch.cat([jac, torch.zeros(n, nodes, 1, 2, dtype=pi.dtype)], dim=2)
+        rows = padded.reshape(n, -1).index_select(1, self._path_index)
+        return rows.reshape(n, -1, self.n_params)
+
+    def _minus_blocks(self, h: Tensor, blocks: Tensor) -> None:
+        """``h[b] −= block_diag(blocks[b])`` in place (``blocks``: ``[B, S, 2, 2]``).
+
+        Only the diagonal blocks change: the entries of ``h − block_diag(…)`` off them are
+        ``x − 0 = x``.
+        """
+        diagonal = h.view(h.shape[0], self.n_decisions, 2, self.n_decisions, 2)
+        diagonal.diagonal(dim1=1, dim2=3).sub_(blocks.permute(0, 2, 3, 1))
 
     def values_and_gradients(self, thetas: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
         """The loss and its autograd gradient at every point, bit for bit.
