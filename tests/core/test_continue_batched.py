@@ -11,7 +11,7 @@ import torch
 from ridgerider.core import RRSettings
 from ridgerider.core.aligned import ALIGN_BYTES
 from ridgerider.core.continue_batched import continue_alone, continue_many
-from ridgerider.core.expand_batched import signed_eigh
+from ridgerider.core.expand_batched import batched_eigh
 from ridgerider.core.polish_batched import batched_method
 from ridgerider.core.update_ridge import continuation, update_exact
 from ridgerider.problems import create
@@ -53,7 +53,7 @@ def _spectra(n: int, lanes: int, seed: int) -> tuple[torch.Tensor, list[torch.Te
 def test_continue_many_is_each_lanes_continuation(seed: int) -> None:
     settings = RRSettings()
     h, prevs = _spectra(12, 18, seed)
-    values, vectors = signed_eigh(h)
+    values, vectors = batched_eigh(h)
     got = continue_many(values, vectors, prevs, settings)
     clusters = 0
     for k, (found, prev) in enumerate(zip(got, prevs, strict=True)):
@@ -64,6 +64,25 @@ def test_continue_many_is_each_lanes_continuation(seed: int) -> None:
         assert e.is_contiguous() and e.data_ptr() % ALIGN_BYTES == 0  # as a fresh vector
         clusters += not torch.equal(e.abs(), vectors[k][:, found[3]].abs())
     assert clusters >= 3  # the projection path was taken, not only single eigenvectors
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_continuation_does_not_depend_on_the_eigenvectors_signs(seed: int) -> None:
+    """UpdateRidge skips the sign rule: signed, unsigned or flipped columns give the same bits."""
+    settings = RRSettings()
+    h, prevs = _spectra(12, 18, seed)
+    signed = batched_eigh(h)
+    unsigned = batched_eigh(h, signed=False)
+    flips = torch.where(torch.arange(12) % 3 == 0, -1.0, 1.0).to(torch.float64)
+    assert not torch.equal(signed[1], unsigned[1] * flips)  # the signs do differ
+    lanes = continue_many(*unsigned, prevs, settings)
+    for k, prev in enumerate(prevs):
+        want = continuation(signed[0][k].clone(), signed[1][k].clone(), prev, settings)
+        for vectors in (unsigned[1][k].clone(), (unsigned[1][k] * flips).clone()):
+            assert _bits(continuation(unsigned[0][k].clone(), vectors, prev, settings)) == _bits(
+                want
+            )
+        assert _bits(tuple(lanes[k])) == _bits(want), k  # type: ignore[arg-type]
 
 
 def test_continue_alone_is_update_exact() -> None:
@@ -82,7 +101,7 @@ def test_continue_alone_is_update_exact() -> None:
 
 def test_a_lane_whose_choice_raises_fails_alone() -> None:
     h, prevs = _spectra(8, 4, 4)
-    values, vectors = signed_eigh(h)
+    values, vectors = batched_eigh(h)
     bad = RRSettings()
     object.__setattr__(bad, "cluster_tol", None)  # the choice itself raises (a TypeError)
     got = continue_many(values, vectors, prevs, bad)

@@ -15,10 +15,10 @@ from ridgerider.core.curvature import symmetric_eigh, value_and_gradient
 from ridgerider.core.expand import Expansion, expand
 from ridgerider.core.expand_batched import (
     batchable,
+    batched_eigh,
     expand_each,
     expand_many,
     hessians_of,
-    signed_eigh,
 )
 from ridgerider.core.polish_batched import polish_many
 from ridgerider.core.problem import Problem
@@ -167,7 +167,7 @@ def test_batched_hessians_and_spectra_are_the_single_bits(
     g = torch.Generator().manual_seed(1)
     thetas = [torch.randn(problem.n_params, generator=g, dtype=torch.float64) for _ in range(7)]
     h = hessians_of(problem)(thetas)
-    values, vectors = signed_eigh(h)
+    values, vectors = batched_eigh(h)
     for k, theta in enumerate(thetas):
         one = problem.hessian(theta)
         assert _bits(h[k]) == _bits(one)

@@ -78,7 +78,12 @@ def canonical_sign(vectors: Tensor) -> Tensor:
     return vectors * signs
 
 
-def symmetric_eigh(h: Tensor) -> tuple[Tensor, Tensor]:
-    """Eigen-decompose a symmetric matrix: ascending values, canonically signed vectors."""
+def symmetric_eigh(h: Tensor, *, signed: bool = True) -> tuple[Tensor, Tensor]:
+    """Eigen-decompose a symmetric matrix: ascending values, canonically signed vectors.
+
+    ``signed=False`` leaves the vectors' signs as LAPACK gives them, for callers whose result
+    does not depend on them (UpdateRidge: ``update_ridge.continuation``); the sign rule costs
+    as much as a small Hessian.
+    """
     values, vectors = torch.linalg.eigh(0.5 * (h + h.T))
-    return values, canonical_sign(vectors)
+    return values, canonical_sign(vectors) if signed else vectors

@@ -45,7 +45,7 @@ BATCHED_LOSSES_FROM = 4
 """Fewest candidates whose losses one ``Problem.losses`` call computes (fewer: one by one,
 cheaper for two or three on ``tree-rl`` and ``lever-game``)."""
 
-__all__ = ["batchable", "expand_each", "expand_many", "hessians_of", "signed_eigh"]
+__all__ = ["batchable", "batched_eigh", "expand_each", "expand_many", "hessians_of"]
 
 
 def expand_many(
@@ -162,14 +162,16 @@ def hessians_of(problem: Problem) -> Callable[[Sequence[Tensor]], Tensor]:
     return lambda thetas: torch.stack([problem.hessian(t) for t in thetas])
 
 
-def signed_eigh(h: Tensor) -> tuple[Tensor, Tensor]:
+def batched_eigh(h: Tensor, *, signed: bool = True) -> tuple[Tensor, Tensor]:
     """:func:`~ridgerider.core.curvature.symmetric_eigh` of each matrix of ``h`` ``[B, n, n]``.
 
     Symmetrisation and the sign rule (``canonical_sign``: flip each column so that its entry of
-    largest rounded magnitude, the first on ties, is positive) are entrywise; ``eigh`` runs
-    LAPACK per matrix.
+    largest rounded magnitude, the first on ties, is positive; skipped with ``signed=False``, as
+    UpdateRidge skips it) are entrywise; ``eigh`` runs LAPACK per matrix.
     """
     values, vectors = torch.linalg.eigh(0.5 * (h + h.mT))
+    if not signed:
+        return values, vectors
     mags = vectors.abs()
     scale = mags.amax(dim=1, keepdim=True).clamp_min(torch.finfo(vectors.dtype).tiny)
     rounded = torch.round(mags / scale * 1e8)
@@ -300,7 +302,7 @@ def _update_ridges(
     cands = [x.cand for x in pending if x.cand is not None]
     prevs = [x.e for x in pending]
     try:
-        values, vectors = signed_eigh(hessians([c for c, _ in cands]))
+        values, vectors = batched_eigh(hessians([c for c, _ in cands]), signed=False)
         found = continue_many(values, vectors, prevs, settings)
     except Exception:  # find whose: each alone, as update_exact computes it
         found = [

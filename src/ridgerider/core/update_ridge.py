@@ -33,9 +33,10 @@ def update_exact(
     eigenvalue the Rayleigh quotient. Without a cluster this is the paper's rule exactly.
 
     Returns the new direction, its eigenvalue, the overlap and the spectral rank of the best
-    match.
+    match. The eigenvectors' signs do not matter here (see :func:`continuation`), so they are
+    not made canonical.
     """
-    values, vectors = symmetric_eigh(hessian_fn(theta))
+    values, vectors = symmetric_eigh(hessian_fn(theta), signed=False)
     return continuation(values, vectors, e_prev, settings)
 
 
@@ -44,7 +45,11 @@ def continuation(
 ) -> tuple[Tensor, float, float, int]:
     """Exact UpdateRidge from a spectrum (see :func:`update_exact`), shared with batched RR.
 
-    Returns the direction, eigenvalue, overlap and the spectral rank of the best match.
+    Returns the direction, eigenvalue, overlap and the spectral rank of the best match. The
+    result has the same bits whatever the signs of ``vectors``' columns: a flipped column flips
+    its overlap exactly (IEEE negation), the choice reads |overlap|, a single eigenvector is
+    signed by its overlap, and a cluster's projection sums ``v · (vᵀe)`` terms. (An overlap of
+    exactly 0 is never accepted: it is under every ``overlap_threshold``.)
     """
     overlaps = vectors.T @ e_prev
     order = torch.argsort(overlaps.abs(), descending=True).tolist()
