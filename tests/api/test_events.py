@@ -276,12 +276,9 @@ def test_metrics_parse_with_histograms_per_route_template(make_client) -> None:
         assert "sqlite" not in text and "postgresql" not in text and "Bearer" not in text
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-@pytest.mark.parametrize("finish_during", ["list_events", "get_job"])
-def test_a_poll_never_sends_the_final_status_before_a_node(db_url: str, finish_during: str) -> None:
-    """The job finishes between a poll's reads (at its first log read, or its job read): the
-    poll still has every node, and the final status after them."""
-    from ridgerider.api.eventlog import poll
+@contextmanager
+def finishing_during(db_url: str, read: str) -> Iterator[tuple[Any, int]]:
+    """A stored toy2d job (storage, id) whose whole search runs at the storage's first ``read``."""
     from ridgerider.services import jobs
     from ridgerider.services.archive import open_archive
     from ridgerider.workers.worker import Worker
@@ -290,7 +287,7 @@ def test_a_poll_never_sends_the_final_status_before_a_node(db_url: str, finish_d
     try:
         storage = archive.storage
         job = jobs.submit(storage, archive.frontier, "toy2d", {}, RRSettings())
-        real = getattr(storage, finish_during)
+        real = getattr(storage, read)
         fired = []
 
         def finish_then_read(*args: Any, **kwargs: Any) -> Any:
@@ -299,12 +296,52 @@ def test_a_poll_never_sends_the_final_status_before_a_node(db_url: str, finish_d
                 Worker(archive.frontier, job_id=job.id).run()  # the whole search, right now
             return real(*args, **kwargs)
 
-        setattr(storage, finish_during, finish_then_read)
-        got = poll(storage, job.id, Cursor())
-        assert got is not None and got.finished
-        kinds = [(i.kind, json.loads(i.data).get("status")) for i in got.items]
-        nodes = [k for k in kinds if k[0] == "node"]
-        assert len(nodes) == storage.get_job(job.id).nodes == 5
-        assert kinds[-1] == ("status", "succeeded")  # after every node
+        setattr(storage, read, finish_then_read)
+        yield storage, job.id
     finally:
         archive.close()
+
+
+def kinds_of(items: list[Any]) -> list[tuple[str, str | None]]:
+    return [(i.kind, json.loads(i.data).get("status")) for i in items]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("finish_during", ["list_events", "get_job"])
+def test_a_poll_never_sends_the_final_status_before_a_node(db_url: str, finish_during: str) -> None:
+    """The job finishes between a poll's reads (at its first log read, or its job read): the
+    poll still has every node, and the final status after them."""
+    from ridgerider.api.eventlog import poll
+
+    with finishing_during(db_url, finish_during) as (storage, job_id):
+        got = poll(storage, job_id, Cursor())
+        assert got is not None and got.finished
+        kinds = kinds_of(got.items)
+        nodes = [k for k in kinds if k[0] == "node"]
+        assert len(nodes) == storage.get_job(job_id).nodes == 5
+        assert kinds[-1] == ("status", "succeeded")  # after every node
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("finish_during", ["list_events", "get_job"])
+def test_a_feed_starting_as_the_job_ends_never_sends_the_final_status_before_a_node(
+    db_url: str, finish_during: str
+) -> None:
+    """The job ends between the reads of a new feed's head: a stream caught up to that head
+    gets every node, then the final status (the head once had the final status and not the
+    last nodes; seen as a stream that never ended, under load on PostgreSQL)."""
+    import asyncio
+
+    from ridgerider.api.eventlog import catch_up, head_of
+
+    async def caught_up(storage: Any, job_id: int, until: Cursor) -> list[Any]:
+        return [item async for item in catch_up(storage, job_id, Cursor(), until)]
+
+    with finishing_during(db_url, finish_during) as (storage, job_id):
+        start = head_of(storage, job_id)
+        assert start is not None
+        head, over = start
+        kinds = kinds_of(asyncio.run(caught_up(storage, job_id, head)))
+        assert over and head.nodes == storage.get_job(job_id).nodes == 5
+        assert [k[0] for k in kinds].count("node") == 5
+        assert kinds[-1] == ("status", "succeeded")  # after every node

@@ -195,11 +195,20 @@ class Poll:
 
 
 def head_of(storage: Storage, job_id: int) -> tuple[Cursor, bool] | None:
-    """Where a job's archive is now (the feed starts there), and whether the job is over."""
+    """Where a job's archive is now (the feed starts there), and whether the job is over.
+
+    The log is read before the job row, as :func:`poll` reads them: a final status in the log
+    was committed before the job row read next, whose node count then covers every node (read
+    the other way round, a job ending in between gave a head with the final status and not its
+    last nodes, and streams caught up to it sent that status first). A job seen finished whose
+    final status the log read missed has it logged by then: the log is read again.
+    """
+    events, last = read_events(storage, job_id, 0)
     job = storage.get_job(job_id)
     if job is None:
         return None
-    _, last = read_events(storage, job_id, 0)
+    if job.finished and not any(_is_final(e) for e in events):
+        _, last = read_events(storage, job_id, last)
     return Cursor(job.nodes, False, last), job.finished
 
 
