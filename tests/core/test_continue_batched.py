@@ -11,6 +11,7 @@ import torch
 from ridgerider.core import RRSettings
 from ridgerider.core.aligned import ALIGN_BYTES
 from ridgerider.core.continue_batched import continue_alone, continue_many
+from ridgerider.core.curvature import canonical_sign
 from ridgerider.core.expand_batched import batched_eigh
 from ridgerider.core.polish_batched import batched_method
 from ridgerider.core.update_ridge import continuation, update_exact
@@ -71,13 +72,13 @@ def test_the_continuation_does_not_depend_on_the_eigenvectors_signs(seed: int) -
     """UpdateRidge skips the sign rule: signed, unsigned or flipped columns give the same bits."""
     settings = RRSettings()
     h, prevs = _spectra(12, 18, seed)
-    signed = batched_eigh(h)
-    unsigned = batched_eigh(h, signed=False)
+    unsigned = batched_eigh(h)
+    signed = [canonical_sign(v.clone()) for v in unsigned[1]]  # each laid out as eigh's
     flips = torch.where(torch.arange(12) % 3 == 0, -1.0, 1.0).to(torch.float64)
-    assert not torch.equal(signed[1], unsigned[1] * flips)  # the signs do differ
+    assert not all(torch.equal(s, v * flips) for s, v in zip(signed, unsigned[1], strict=True))
     lanes = continue_many(*unsigned, prevs, settings)
     for k, prev in enumerate(prevs):
-        want = continuation(signed[0][k].clone(), signed[1][k].clone(), prev, settings)
+        want = continuation(unsigned[0][k].clone(), signed[k], prev, settings)
         for vectors in (unsigned[1][k].clone(), (unsigned[1][k] * flips).clone()):
             assert _bits(continuation(unsigned[0][k].clone(), vectors, prev, settings)) == _bits(
                 want

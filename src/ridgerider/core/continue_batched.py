@@ -37,8 +37,7 @@ def continue_many(
     """``continuation(values[k], vectors[k], prevs[k], settings)`` for every lane ``k``.
 
     ``values`` ``[B, n]`` and ``vectors`` ``[B, n, n]`` are ``batched_eigh``'s (ascending
-    values; columns signed or not, the choice does not depend on it). A lane whose choice raises
-    gets its exception.
+    values; the columns' signs do not matter). A lane whose choice raises gets its exception.
     """
     own = [m.mT for m in aligned_rows(vectors.mT)]  # laid out as symmetric_eigh's
     overlaps = torch.stack([v.T @ e for v, e in zip(own, prevs, strict=True)])

@@ -3,10 +3,10 @@
 Exact RR spends a ride step on a dense Hessian, an ``eigh`` and the Python around them. Here the
 rides of several branches advance in lockstep: every round tries one step size per unfinished
 ride (the candidates' losses in one ``Problem.losses`` call), and the candidates that lower the
-loss get their Hessians (``Problem.hessians``), their symmetrisation, ``eigh`` and canonical
-signs in one batched call each, and their continuations of the ridge together
-(``core.continue_batched``); each ride then accepts, halves its step size or ends exactly as
-:func:`~ridgerider.core.ridge.ride` does.
+loss get their Hessians (``Problem.hessians``), their symmetrisation and ``eigh`` in one
+batched call each (no canonical signs: the continuation does not depend on them), and their
+continuations of the ridge together (``core.continue_batched``); each ride then accepts,
+halves its step size or ends exactly as :func:`~ridgerider.core.ridge.ride` does.
 
 Bit for bit, not "up to rounding": batched work is limited to what is computed entry by entry
 (IEEE products, sums, differences, ``max``/``argmax``, whose results do not depend on the batch)
@@ -162,22 +162,15 @@ def hessians_of(problem: Problem) -> Callable[[Sequence[Tensor]], Tensor]:
     return lambda thetas: torch.stack([problem.hessian(t) for t in thetas])
 
 
-def batched_eigh(h: Tensor, *, signed: bool = True) -> tuple[Tensor, Tensor]:
-    """:func:`~ridgerider.core.curvature.symmetric_eigh` of each matrix of ``h`` ``[B, n, n]``.
+def batched_eigh(h: Tensor) -> tuple[Tensor, Tensor]:
+    """``symmetric_eigh(h[k], signed=False)`` of each matrix of ``h`` ``[B, n, n]``, the same bits.
 
-    Symmetrisation and the sign rule (``canonical_sign``: flip each column so that its entry of
-    largest rounded magnitude, the first on ties, is positive; skipped with ``signed=False``, as
-    UpdateRidge skips it) are entrywise; ``eigh`` runs LAPACK per matrix.
+    The symmetrisation is entrywise and ``eigh`` runs LAPACK per matrix on CPU. The vectors keep
+    LAPACK's signs: UpdateRidge, the only batched user, does not depend on them
+    (``update_ridge.continuation``).
     """
     values, vectors = torch.linalg.eigh(0.5 * (h + h.mT))
-    if not signed:
-        return values, vectors
-    mags = vectors.abs()
-    scale = mags.amax(dim=1, keepdim=True).clamp_min(torch.finfo(vectors.dtype).tiny)
-    rounded = torch.round(mags / scale * 1e8)
-    signs = torch.sign(vectors.gather(1, rounded.argmax(dim=1, keepdim=True)))
-    signs[signs == 0] = 1
-    return values, vectors * signs
+    return values, vectors
 
 
 @dataclass
@@ -302,7 +295,7 @@ def _update_ridges(
     cands = [x.cand for x in pending if x.cand is not None]
     prevs = [x.e for x in pending]
     try:
-        values, vectors = batched_eigh(hessians([c for c, _ in cands]), signed=False)
+        values, vectors = batched_eigh(hessians([c for c, _ in cands]))
         found = continue_many(values, vectors, prevs, settings)
     except Exception:  # find whose: each alone, as update_exact computes it
         found = [
